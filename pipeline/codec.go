@@ -1,0 +1,535 @@
+package pipeline
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// FormatVersion is the version of the wire format written by Encode. Decode
+// reads this version and rejects others with ErrDecode.
+const FormatVersion = 1
+
+// ContentType is the value of the content-type header of every record.
+const ContentType = "application/vnd.cutover.event.v1+json"
+
+// Encode appends the wire form of e (one JSON object, format version 1) to
+// dst. The format is documented in the README ("Wire format"); in short, a
+// Debezium-style envelope where every Redis byte string is base64:
+//
+//	{"v":1,"op":"r","key":"dXNlcjox","version":"…hex…","origin":"snapshot",
+//	 "after":{"type":"hash","expire_at_ms":1767225600000,"hash":[["bmFtZQ==","YWRh"]]},
+//	 "source":{"connector":"redis","name":"demo","db":0,"node":"127.0.0.1:6379","pos":"MTI=","ts_ms":1767225599000}}
+//
+// Encode validates e first and returns an ErrInvalidEvent error rather than
+// write something Decode would reject.
+func Encode(dst []byte, e *Event) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return dst, err
+	}
+	dst = append(dst, `{"v":1,"op":"`...)
+	dst = append(dst, opCode(e)...)
+	dst = append(dst, `","key":`...)
+	dst = appendBase64(dst, e.Key)
+	dst = append(dst, `,"version":"`...)
+	dst = appendHex(dst, e.Version)
+	dst = append(dst, `","origin":"`...)
+	dst = append(dst, e.Origin.String()...)
+	dst = append(dst, '"')
+	if e.Op == OpUpsert {
+		dst = append(dst, `,"after":`...)
+		dst = appendValue(dst, &e.Value, e.ExpireAt)
+	}
+	dst = append(dst, `,"source":`...)
+	dst = appendSource(dst, &e.Source)
+	return append(dst, '}'), nil
+}
+
+// opCode follows Debezium: r for a snapshot read, u for a change, d for a
+// delete. cutover does not know whether a Redis write created the key, so
+// it never writes c; Decode accepts c as an upsert for other producers.
+func opCode(e *Event) string {
+	switch {
+	case e.Op == OpDelete:
+		return "d"
+	case e.Origin == OriginSnapshot:
+		return "r"
+	default:
+		return "u"
+	}
+}
+
+func appendValue(dst []byte, v *Value, expireAt time.Time) []byte {
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, v.Type.String()...)
+	dst = append(dst, '"')
+	if !expireAt.IsZero() {
+		dst = append(dst, `,"expire_at_ms":`...)
+		dst = strconv.AppendInt(dst, expireAt.UnixMilli(), 10)
+	}
+	switch v.Type {
+	case TypeString:
+		dst = append(dst, `,"string":`...)
+		dst = appendBase64(dst, v.String)
+	case TypeHash:
+		dst = append(dst, `,"hash":[`...)
+		for i, f := range v.Hash {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '[')
+			dst = appendBase64(dst, f.Name)
+			dst = append(dst, ',')
+			dst = appendBase64(dst, f.Value)
+			dst = append(dst, ']')
+		}
+		dst = append(dst, ']')
+	case TypeList:
+		dst = append(dst, `,"list":`...)
+		dst = appendBase64List(dst, v.List)
+	case TypeSet:
+		dst = append(dst, `,"set":`...)
+		dst = appendBase64List(dst, v.Set)
+	case TypeZSet:
+		dst = append(dst, `,"zset":[`...)
+		for i, m := range v.ZSet {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '[')
+			dst = appendBase64(dst, m.Member)
+			dst = append(dst, `,"`...)
+			dst = AppendScore(dst, m.Score)
+			dst = append(dst, `"]`...)
+		}
+		dst = append(dst, ']')
+	case TypeItem:
+		dst = append(dst, `,"item":`...)
+		dst = appendAttrMap(dst, v.Item)
+	default: // TypeNone: Validate has rejected it already
+	}
+	return append(dst, '}')
+}
+
+func appendSource(dst []byte, s *SourceInfo) []byte {
+	dst = append(dst, `{"connector":`...)
+	dst = appendString(dst, s.Connector)
+	dst = append(dst, `,"name":`...)
+	dst = appendString(dst, s.Name)
+	if s.Connector == "redis" || s.DB != 0 {
+		dst = append(dst, `,"db":`...)
+		dst = strconv.AppendInt(dst, int64(s.DB), 10)
+	}
+	if s.Table != "" {
+		dst = append(dst, `,"table":`...)
+		dst = appendString(dst, s.Table)
+	}
+	if s.Node != "" {
+		dst = append(dst, `,"node":`...)
+		dst = appendString(dst, s.Node)
+	}
+	if len(s.Position) > 0 {
+		dst = append(dst, `,"pos":`...)
+		dst = appendBase64(dst, s.Position)
+	}
+	if !s.Time.IsZero() {
+		dst = append(dst, `,"ts_ms":`...)
+		dst = strconv.AppendInt(dst, s.Time.UnixMilli(), 10)
+	}
+	return append(dst, '}')
+}
+
+// AppendScore appends a sorted-set score in the shortest form that parses
+// back to the same float64; infinities are "inf" and "-inf" as in Redis.
+func AppendScore(dst []byte, f float64) []byte {
+	switch {
+	case math.IsInf(f, 1):
+		return append(dst, "inf"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-inf"...)
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+// ParseScore is the inverse of AppendScore; it also reads Redis' own
+// spellings ("+inf", "inf", "-inf").
+func ParseScore(s string) (float64, error) {
+	switch s {
+	case "inf", "+inf", "Inf", "+Inf":
+		return math.Inf(1), nil
+	case "-inf", "-Inf":
+		return math.Inf(-1), nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("score %q is not a number", s)
+	}
+	return f, nil
+}
+
+// appendAttrMap writes the attributes sorted by name, so one item always
+// encodes to the same bytes.
+func appendAttrMap(dst []byte, m map[string]Attr) []byte {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	dst = append(dst, '{')
+	for i, k := range names {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		a := m[k]
+		dst = appendAttr(dst, &a)
+	}
+	return append(dst, '}')
+}
+
+// appendAttr writes DynamoDB JSON: {"S":"…"}, {"N":"…"}, {"B":"base64"}, ….
+func appendAttr(dst []byte, a *Attr) []byte {
+	dst = append(dst, `{"`...)
+	dst = append(dst, a.Kind.String()...)
+	dst = append(dst, `":`...)
+	switch a.Kind {
+	case AttrS:
+		dst = appendString(dst, a.S)
+	case AttrN:
+		dst = appendString(dst, a.N)
+	case AttrB:
+		dst = appendBase64(dst, a.B)
+	case AttrBOOL:
+		dst = strconv.AppendBool(dst, a.BOOL)
+	case AttrNULL:
+		dst = append(dst, "true"...)
+	case AttrL:
+		dst = append(dst, '[')
+		for i := range a.L {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendAttr(dst, &a.L[i])
+		}
+		dst = append(dst, ']')
+	case AttrM:
+		dst = appendAttrMap(dst, a.M)
+	case AttrSS, AttrNS:
+		list := a.SS
+		if a.Kind == AttrNS {
+			list = a.NS
+		}
+		dst = append(dst, '[')
+		for i, s := range list {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, s)
+		}
+		dst = append(dst, ']')
+	case AttrBS:
+		dst = appendBase64List(dst, a.BS)
+	}
+	return append(dst, '}')
+}
+
+func appendBase64(dst, b []byte) []byte {
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, b)
+	return append(dst, '"')
+}
+
+func appendBase64List(dst []byte, list [][]byte) []byte {
+	dst = append(dst, '[')
+	for i, b := range list {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendBase64(dst, b)
+	}
+	return append(dst, ']')
+}
+
+func appendHex(dst, b []byte) []byte {
+	const digits = "0123456789abcdef"
+	for _, c := range b {
+		dst = append(dst, digits[c>>4], digits[c&0xf])
+	}
+	return dst
+}
+
+// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does; values that must survive byte for byte are base64 and
+// never go through here.
+func appendString(dst []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < 0x20:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
+
+// ---------------------------------------------------------------- decoding
+
+type wireEvent struct {
+	V       *int        `json:"v"`
+	Op      string      `json:"op"`
+	Key     []byte      `json:"key"`
+	Version string      `json:"version"`
+	Origin  string      `json:"origin"`
+	After   *wireValue  `json:"after"`
+	Source  *wireSource `json:"source"`
+}
+
+type wireValue struct {
+	Type       string              `json:"type"`
+	ExpireAtMs *int64              `json:"expire_at_ms"`
+	String     []byte              `json:"string"`
+	Hash       [][2][]byte         `json:"hash"`
+	List       [][]byte            `json:"list"`
+	Set        [][]byte            `json:"set"`
+	ZSet       [][2]string         `json:"zset"`
+	Item       map[string]wireAttr `json:"item"`
+}
+
+type wireSource struct {
+	Connector string `json:"connector"`
+	Name      string `json:"name"`
+	DB        int    `json:"db"`
+	Table     string `json:"table"`
+	Node      string `json:"node"`
+	Pos       []byte `json:"pos"`
+	TsMs      int64  `json:"ts_ms"`
+}
+
+type wireAttr struct{ Attr }
+
+// Decode parses one record value written by Encode. Any input that is not a
+// valid format-1 event — truncated, corrupted, from another producer —
+// returns an error wrapping ErrDecode; Decode never panics.
+func Decode(data []byte) (Event, error) {
+	var w wireEvent
+	if err := json.Unmarshal(data, &w); err != nil {
+		return Event{}, fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	if w.V == nil {
+		return Event{}, fmt.Errorf("%w: no format version field \"v\" (not a cutover event?)", ErrDecode)
+	}
+	if *w.V != FormatVersion {
+		return Event{}, fmt.Errorf("%w: format version %d, this cutover reads version %d (upgrade cutover)", ErrDecode, *w.V, FormatVersion)
+	}
+	var e Event
+	e.Key = w.Key
+	switch w.Op {
+	case "r", "c", "u":
+		e.Op = OpUpsert
+	case "d":
+		e.Op = OpDelete
+	default:
+		return Event{}, fmt.Errorf("%w: unknown op %q", ErrDecode, w.Op)
+	}
+	switch w.Origin {
+	case "snapshot":
+		e.Origin = OriginSnapshot
+	case "live":
+		e.Origin = OriginLive
+	case "repair":
+		e.Origin = OriginRepair
+	default:
+		return Event{}, fmt.Errorf("%w: unknown origin %q", ErrDecode, w.Origin)
+	}
+	v, err := ParseVersion(w.Version)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	e.Version = v
+	if e.Op == OpUpsert {
+		if w.After == nil {
+			return Event{}, fmt.Errorf("%w: upsert without \"after\"", ErrDecode)
+		}
+		if e.Value, e.ExpireAt, err = w.After.value(); err != nil {
+			return Event{}, fmt.Errorf("%w: %w", ErrDecode, err)
+		}
+	} else if w.After != nil {
+		return Event{}, fmt.Errorf("%w: delete with \"after\"", ErrDecode)
+	}
+	if s := w.Source; s != nil {
+		e.Source = SourceInfo{Connector: s.Connector, Name: s.Name, DB: s.DB, Table: s.Table, Node: s.Node}
+		if len(s.Pos) > 0 {
+			e.Source.Position = s.Pos
+		}
+		if s.TsMs != 0 {
+			e.Source.Time = time.UnixMilli(s.TsMs)
+		}
+	}
+	if err := e.Validate(); err != nil {
+		return Event{}, fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	return e, nil
+}
+
+func (w *wireValue) value() (Value, time.Time, error) {
+	var v Value
+	var expireAt time.Time
+	t, err := ParseType(w.Type)
+	if err != nil {
+		return v, expireAt, err
+	}
+	v.Type = t
+	if w.ExpireAtMs != nil {
+		expireAt = time.UnixMilli(*w.ExpireAtMs)
+	}
+	switch t {
+	case TypeString:
+		v.String = w.String
+		if v.String == nil {
+			return v, expireAt, fmt.Errorf("string value without \"string\"")
+		}
+	case TypeHash:
+		v.Hash = make([]Field, len(w.Hash))
+		for i, p := range w.Hash {
+			v.Hash[i] = Field{Name: nonNil(p[0]), Value: nonNil(p[1])}
+		}
+	case TypeList:
+		v.List = nonNilAll(w.List)
+	case TypeSet:
+		v.Set = nonNilAll(w.Set)
+	case TypeZSet:
+		v.ZSet = make([]ScoredMember, len(w.ZSet))
+		for i, p := range w.ZSet {
+			m, err := base64.StdEncoding.DecodeString(p[0])
+			if err != nil {
+				return v, expireAt, fmt.Errorf("zset member %d: %w", i, err)
+			}
+			s, err := ParseScore(p[1])
+			if err != nil {
+				return v, expireAt, fmt.Errorf("zset member %d: %w", i, err)
+			}
+			v.ZSet[i] = ScoredMember{Member: m, Score: s}
+		}
+	case TypeItem:
+		v.Item = make(map[string]Attr, len(w.Item))
+		for k, a := range w.Item {
+			v.Item[k] = a.Attr
+		}
+	case TypeNone:
+		return v, expireAt, fmt.Errorf("upsert of type none")
+	}
+	return v, expireAt, nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func nonNilAll(list [][]byte) [][]byte {
+	for i := range list {
+		list[i] = nonNil(list[i])
+	}
+	return list
+}
+
+// UnmarshalJSON reads DynamoDB JSON: an object with exactly one type key.
+func (w *wireAttr) UnmarshalJSON(data []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	if len(raw) != 1 {
+		return fmt.Errorf("attribute value must have exactly one type key, has %d", len(raw))
+	}
+	for k, msg := range raw {
+		a, err := decodeAttr(k, msg)
+		if err != nil {
+			return fmt.Errorf("attribute %s: %w", k, err)
+		}
+		w.Attr = a
+	}
+	return nil
+}
+
+func decodeAttr(kind string, msg json.RawMessage) (Attr, error) {
+	var a Attr
+	var err error
+	switch kind {
+	case "S":
+		a.Kind = AttrS
+		err = json.Unmarshal(msg, &a.S)
+	case "N":
+		a.Kind = AttrN
+		err = json.Unmarshal(msg, &a.N)
+	case "B":
+		a.Kind = AttrB
+		err = json.Unmarshal(msg, &a.B)
+		a.B = nonNil(a.B)
+	case "BOOL":
+		a.Kind = AttrBOOL
+		err = json.Unmarshal(msg, &a.BOOL)
+	case "NULL":
+		a.Kind = AttrNULL
+	case "L":
+		a.Kind = AttrL
+		var l []wireAttr
+		err = json.Unmarshal(msg, &l)
+		a.L = make([]Attr, len(l))
+		for i := range l {
+			a.L[i] = l[i].Attr
+		}
+	case "M":
+		a.Kind = AttrM
+		var m map[string]wireAttr
+		err = json.Unmarshal(msg, &m)
+		a.M = make(map[string]Attr, len(m))
+		for k, v := range m {
+			a.M[k] = v.Attr
+		}
+	case "SS":
+		a.Kind = AttrSS
+		err = json.Unmarshal(msg, &a.SS)
+	case "NS":
+		a.Kind = AttrNS
+		err = json.Unmarshal(msg, &a.NS)
+	case "BS":
+		a.Kind = AttrBS
+		err = json.Unmarshal(msg, &a.BS)
+		a.BS = nonNilAll(a.BS)
+	default:
+		return a, fmt.Errorf("unknown attribute type")
+	}
+	return a, err
+}

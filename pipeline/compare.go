@@ -1,0 +1,143 @@
+package pipeline
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Diff describes how two values of one key differ, in words, or returns
+// "" when they are equal. Hash fields and set members compare as sets;
+// list elements and sorted-set members (with their scores) in order; item
+// attributes by name, numbers as exact decimal text.
+func Diff(a, b *Value) string {
+	if a.Type != b.Type {
+		return fmt.Sprintf("type %s ≠ %s", a.Type, b.Type)
+	}
+	switch a.Type {
+	case TypeString:
+		if !bytes.Equal(a.String, b.String) {
+			return fmt.Sprintf("string of %d bytes ≠ %d bytes", len(a.String), len(b.String))
+		}
+	case TypeHash:
+		af, bf := sortedFields(a.Hash), sortedFields(b.Hash)
+		if len(af) != len(bf) {
+			return fmt.Sprintf("hash of %d fields ≠ %d fields", len(af), len(bf))
+		}
+		for i := range af {
+			if !bytes.Equal(af[i].Name, bf[i].Name) {
+				return fmt.Sprintf("hash field %q ≠ %q", af[i].Name, bf[i].Name)
+			}
+			if !bytes.Equal(af[i].Value, bf[i].Value) {
+				return fmt.Sprintf("hash field %q differs", af[i].Name)
+			}
+		}
+	case TypeList:
+		if d := diffElems("list", a.List, b.List); d != "" {
+			return d
+		}
+	case TypeSet:
+		if d := diffElems("set", sortedElems(a.Set), sortedElems(b.Set)); d != "" {
+			return d
+		}
+	case TypeZSet:
+		if len(a.ZSet) != len(b.ZSet) {
+			return fmt.Sprintf("zset of %d members ≠ %d members", len(a.ZSet), len(b.ZSet))
+		}
+		for i := range a.ZSet {
+			x, y := a.ZSet[i], b.ZSet[i]
+			if !bytes.Equal(x.Member, y.Member) {
+				return fmt.Sprintf("zset member %d: %q ≠ %q", i, x.Member, y.Member)
+			}
+			if x.Score != y.Score || math.Signbit(x.Score) != math.Signbit(y.Score) {
+				return fmt.Sprintf("zset member %q: score %v ≠ %v", x.Member, x.Score, y.Score)
+			}
+		}
+	case TypeItem:
+		if len(a.Item) != len(b.Item) {
+			return fmt.Sprintf("item of %d attributes ≠ %d attributes", len(a.Item), len(b.Item))
+		}
+		for name, x := range a.Item {
+			y, ok := b.Item[name]
+			if !ok {
+				return fmt.Sprintf("attribute %q missing", name)
+			}
+			if !attrEqual(&x, &y) {
+				return fmt.Sprintf("attribute %q differs", name)
+			}
+		}
+	default: // TypeNone: two deletes are equal
+	}
+	return ""
+}
+
+func diffElems(kind string, a, b [][]byte) string {
+	if len(a) != len(b) {
+		return fmt.Sprintf("%s of %d elements ≠ %d elements", kind, len(a), len(b))
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return fmt.Sprintf("%s element %d: %q ≠ %q", kind, i, a[i], b[i])
+		}
+	}
+	return ""
+}
+
+func sortedFields(f []Field) []Field {
+	out := slices.Clone(f)
+	slices.SortFunc(out, func(x, y Field) int { return bytes.Compare(x.Name, y.Name) })
+	return out
+}
+
+func sortedElems(e [][]byte) [][]byte {
+	out := slices.Clone(e)
+	slices.SortFunc(out, bytes.Compare)
+	return out
+}
+
+func attrEqual(a, b *Attr) bool {
+	if a.Kind != b.Kind {
+		return false
+	}
+	switch a.Kind {
+	case AttrS:
+		return a.S == b.S
+	case AttrN:
+		return a.N == b.N
+	case AttrB:
+		return bytes.Equal(a.B, b.B)
+	case AttrBOOL:
+		return a.BOOL == b.BOOL
+	case AttrNULL:
+		return true
+	case AttrL:
+		if len(a.L) != len(b.L) {
+			return false
+		}
+		for i := range a.L {
+			if !attrEqual(&a.L[i], &b.L[i]) {
+				return false
+			}
+		}
+		return true
+	case AttrM:
+		if len(a.M) != len(b.M) {
+			return false
+		}
+		for k, x := range a.M {
+			y, ok := b.M[k]
+			if !ok || !attrEqual(&x, &y) {
+				return false
+			}
+		}
+		return true
+	case AttrSS:
+		return slices.Equal(slices.Sorted(slices.Values(a.SS)), slices.Sorted(slices.Values(b.SS)))
+	case AttrNS:
+		return slices.Equal(slices.Sorted(slices.Values(a.NS)), slices.Sorted(slices.Values(b.NS)))
+	case AttrBS:
+		return diffElems("", sortedElems(a.BS), sortedElems(b.BS)) == ""
+	}
+	return false
+}
