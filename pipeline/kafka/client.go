@@ -1,0 +1,89 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Config says how to reach Kafka.
+type Config struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string
+	// ClientID names cutover's connections in broker logs and quotas.
+	ClientID string
+	// DialTimeout bounds connecting to a broker; default 10s.
+	DialTimeout time.Duration
+}
+
+func (c Config) opts() []kgo.Opt {
+	dial := c.DialTimeout
+	if dial <= 0 {
+		dial = 10 * time.Second
+	}
+	id := c.ClientID
+	if id == "" {
+		id = "cutover"
+	}
+	return []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(id),
+		kgo.DialTimeout(dial),
+	}
+}
+
+// Connect makes a client and checks that a broker answers before ctx's
+// deadline (or within 15s), so a wrong address fails at start with a
+// message that says what to check instead of hanging in retries.
+func Connect(ctx context.Context, c Config, extra ...kgo.Opt) (*kgo.Client, error) {
+	if len(c.Brokers) == 0 {
+		return nil, fmt.Errorf("kafka: no brokers configured (set --kafka-brokers or kafka.brokers)")
+	}
+	cl, err := kgo.NewClient(append(c.opts(), extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := cl.Ping(pingCtx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka: no broker of %s answered: %w (check --kafka-brokers and that Kafka is running and reachable)",
+			strings.Join(c.Brokers, ","), err)
+	}
+	return cl, nil
+}
+
+// waitProducerReady blocks until the cluster can hand out an idempotent
+// producer ID. On a fresh cluster the coordinator that does this is still
+// loading for a few seconds, and records produced meanwhile can fail; one
+// InitProducerID of our own, retried until it succeeds, makes the first
+// real produce safe. The ID it obtains is simply never used.
+func waitProducerReady(ctx context.Context, cl *kgo.Client) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxElapsedTime = 2 * time.Minute
+	return backoff.Retry(func() error {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.ProducerID = -1
+		req.ProducerEpoch = -1
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return backoff.Permanent(ctx.Err())
+		case kerr.IsRetriable(err):
+			return err
+		}
+		return backoff.Permanent(fmt.Errorf("kafka cannot give cutover an idempotent producer ID: %w (grant IDEMPOTENT_WRITE on the cluster)", err))
+	}, backoff.WithContext(bo, ctx))
+}

@@ -1,0 +1,298 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cutover/cutover/pipeline"
+)
+
+// These tests run the transport against kfake, franz-go's in-process
+// Kafka; the end-to-end tests in test/ run it against a real broker.
+
+func fakeCluster(t *testing.T, topics ...string) Config {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return Config{Brokers: c.ListenAddrs(), ClientID: t.Name()}
+}
+
+func stringEvent(key string, micros uint64, value string) pipeline.Event {
+	return pipeline.Event{
+		Key: []byte(key), Op: pipeline.OpUpsert, Origin: pipeline.OriginSnapshot,
+		Version: pipeline.ClockVersion(0, micros, false),
+		Value:   pipeline.Value{Type: pipeline.TypeString, String: []byte(value)},
+		Source:  pipeline.SourceInfo{Connector: "redis", Name: "t"},
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func consumeAll(t *testing.T, cfg Config, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := Connect(ctxT(t), cfg, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for len(out) < n {
+		f := cl.PollFetches(ctxT(t))
+		if err := f.Err0(); err != nil {
+			t.Fatalf("consume %s: %v (have %d of %d)", topic, err, len(out), n)
+		}
+		out = append(out, f.Records()...)
+	}
+	return out
+}
+
+func TestPublisherDurableInOrderAndDeadLettersOversize(t *testing.T) {
+	cfg := fakeCluster(t, "events", "events.dlq")
+	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq", MaxRecordBytes: 2000}
+	cl, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := NewPublisher(ctxT(t), cl, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var durable []int
+	const batches = 50
+	for b := range batches {
+		var evs []pipeline.Event
+		for i := range 20 {
+			v := "small"
+			if b == 7 && i == 3 {
+				v = string(bytes.Repeat([]byte("x"), 5000)) // over the limit
+			}
+			evs = append(evs, stringEvent(fmt.Sprintf("k%d-%d", b, i), uint64(b*100+i), v))
+		}
+		if err := p.Publish(ctxT(t), pipeline.Batch{Events: evs}, func() {
+			mu.Lock()
+			durable = append(durable, b)
+			mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(durable) != batches {
+		t.Fatalf("onDurable called %d times, want %d", len(durable), batches)
+	}
+	for i, b := range durable {
+		if i != b {
+			t.Fatalf("onDurable out of order: %v", durable)
+		}
+	}
+	st := p.Stats()
+	if st.Published != batches*20-1 || st.DeadLettered != 1 {
+		t.Fatalf("stats = %+v, want %d published and 1 dead-lettered", st, batches*20-1)
+	}
+
+	dlq := consumeAll(t, cfg, "events.dlq", 1)
+	if string(dlq[0].Key) != "k7-3" || len(dlq[0].Value) != 0 {
+		t.Fatalf("dead letter = key %q value %d bytes", dlq[0].Key, len(dlq[0].Value))
+	}
+	hdr := map[string]string{}
+	for _, h := range dlq[0].Headers {
+		hdr[h.Key] = string(h.Value)
+	}
+	if hdr[HeaderErrorClass] != pipeline.RejectOversize || hdr[HeaderStage] != "source" || hdr[HeaderError] == "" {
+		t.Fatalf("dead-letter headers = %v", hdr)
+	}
+}
+
+// memSink is a versioned in-memory target, the reference semantics every
+// real sink must match.
+type memSink struct {
+	mu      sync.Mutex
+	store   map[string]pipeline.Event
+	failOn  string // Apply returns an error when it sees this key
+	rejects string // this key is Rejected
+	calls   int
+}
+
+func (s *memSink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	out := make([]pipeline.Result, len(events))
+	for i, e := range events {
+		k := string(e.Key)
+		if k == s.failOn {
+			return nil, errors.New("target unavailable")
+		}
+		if k == s.rejects {
+			out[i] = pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf("%w: too big", pipeline.ErrUnmappable)}
+			continue
+		}
+		if cur, ok := s.store[k]; ok && !e.Version.Newer(cur.Version) {
+			out[i] = pipeline.Result{Outcome: pipeline.SkippedOlder}
+			continue
+		}
+		s.store[k] = e
+		out[i] = pipeline.Result{Outcome: pipeline.Applied}
+	}
+	return out, nil
+}
+
+func runWorker(t *testing.T, cfg Config, opts WorkerOptions, sink Sink) (*Worker, func() error) {
+	t.Helper()
+	cl, err := Connect(ctxT(t), cfg, WorkerOpts(opts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWorker(ctxT(t), cl, opts, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	return w, func() error {
+		cancel()
+		err := <-errc
+		cl.Close()
+		return err
+	}
+}
+
+func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
+	cfg := fakeCluster(t, "events", "events.dlq")
+	pcl, err := Connect(ctxT(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	var recs []*kgo.Record
+	for i := range 30 {
+		e := stringEvent(fmt.Sprintf("k%d", i), uint64(i+1), "v")
+		b, err := pipeline.Encode(nil, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: "events", Key: e.Key, Value: b})
+	}
+	recs = append(recs, &kgo.Record{Topic: "events", Key: []byte("garbage"), Value: []byte("not an event")})
+	if err := pcl.ProduceSync(ctxT(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}
+
+	// A sink that fails on k5 never lets its batch commit.
+	failing := &memSink{store: map[string]pipeline.Event{}, failOn: "k5"}
+	w1, stop1 := runWorker(t, cfg, opts, failing)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		failing.mu.Lock()
+		calls := failing.calls
+		failing.mu.Unlock()
+		if calls > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("worker never called the sink")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := stop1(); err == nil || !strings.Contains(err.Error(), "target unavailable") {
+		t.Fatalf("worker with a failing sink stopped with %v, want the sink's error", err)
+	}
+	if got := w1.Progress().Committed(); len(got) != 0 {
+		t.Fatalf("a failed batch was committed: %v", got)
+	}
+
+	// A healthy worker in the same group applies everything; the decode
+	// failure and the rejected event land in the dead-letter topic.
+	sink := &memSink{store: map[string]pipeline.Event{}, rejects: "k9"}
+	w2, stop2 := runWorker(t, cfg, opts, sink)
+	ends, err := EndOffsets(ctxT(t), pcl, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
+		t.Fatalf("worker did not commit to the end: %v (committed %v, end %v)", err, w2.Progress().Committed(), ends)
+	}
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.store) != 29 {
+		t.Fatalf("sink holds %d keys, want 29", len(sink.store))
+	}
+	st := w2.Stats()
+	if st.Applied != 29 || st.Rejected != 1 || st.DecodeErrors != 1 || st.DeadLettered != 2 {
+		t.Fatalf("stats = %+v", st)
+	}
+	committed, err := CommittedOffsets(ctxT(t), pcl, "g", "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, end := range ends {
+		if committed[p] != end {
+			t.Fatalf("group committed %v, want %v", committed, ends)
+		}
+	}
+	dlq := consumeAll(t, cfg, "events.dlq", 2)
+	classes := map[string]bool{}
+	for _, r := range dlq {
+		for _, h := range r.Headers {
+			if h.Key == HeaderErrorClass {
+				classes[string(h.Value)] = true
+			}
+		}
+	}
+	if !classes[ClassDecode] || !classes[ClassUnmappable] {
+		t.Fatalf("dead-letter classes = %v", classes)
+	}
+
+	// A third worker of the same group finds nothing left to do: a replay
+	// of nothing, not of everything.
+	sink3 := &memSink{store: map[string]pipeline.Event{}}
+	_, stop3 := runWorker(t, cfg, opts, sink3)
+	time.Sleep(500 * time.Millisecond)
+	if err := stop3(); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink3.store) != 0 {
+		t.Fatalf("a restarted worker re-applied %d committed events", len(sink3.store))
+	}
+}
+
+func TestConnectUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := Connect(ctx, Config{Brokers: []string{"127.0.0.1:1"}, DialTimeout: time.Second})
+	if err == nil {
+		t.Fatal("Connect to a closed port succeeded")
+	}
+	for _, want := range []string{"127.0.0.1:1", "check --kafka-brokers"} {
+		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
+			t.Fatalf("error %q does not mention %q", err, want)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TopicSpec describes a topic cutover creates when it is missing.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	// Configs are topic configs such as retention.ms; nil keeps the
+	// broker's defaults.
+	Configs map[string]*string
+}
+
+// TopicState is what EnsureTopic found or made.
+type TopicState struct {
+	Created    bool
+	Partitions int32
+}
+
+// EnsureTopic creates the topic if it does not exist. An existing topic is
+// left as it is (its partition count may differ from spec; the caller
+// decides whether that matters).
+func EnsureTopic(ctx context.Context, cl *kgo.Client, spec TopicSpec) (TopicState, error) {
+	adm := kadm.NewClient(cl)
+	details, err := adm.ListTopics(ctx, spec.Name)
+	if err != nil {
+		return TopicState{}, fmt.Errorf("describe topic %s: %w", spec.Name, err)
+	}
+	if d, ok := details[spec.Name]; ok && d.Err == nil {
+		return TopicState{Partitions: int32(len(d.Partitions))}, nil
+	}
+	resp, err := adm.CreateTopic(ctx, spec.Partitions, spec.ReplicationFactor, spec.Configs, spec.Name)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		// Another process created it between our look and our create.
+		return EnsureTopic(ctx, cl, TopicSpec{Name: spec.Name})
+	}
+	if errors.Is(err, kerr.InvalidReplicationFactor) {
+		return TopicState{}, fmt.Errorf("create topic %s with replication factor %d: %w (lower --kafka-replication-factor to at most the number of brokers)",
+			spec.Name, spec.ReplicationFactor, err)
+	}
+	if err != nil {
+		return TopicState{}, fmt.Errorf("create topic %s: %w (create it by hand, or grant cutover CREATE on the cluster)", spec.Name, err)
+	}
+	return TopicState{Created: true, Partitions: spec.Partitions}, nil
+}
+
+// EndOffsets returns the offset after the last record of every partition
+// of topic: once a consumer group has committed these, it has consumed
+// everything written so far.
+func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	var firstErr error
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("end offset of %s[%d]: %w", topic, o.Partition, o.Err)
+		}
+		out[o.Partition] = o.Offset
+	})
+	return out, firstErr
+}
+
+// CommittedOffsets returns the offsets group has committed on topic. A
+// broker that is still starting its group coordinator (a fresh cluster
+// creates __consumer_offsets on first use) is waited for, up to a minute.
+func CommittedOffsets(ctx context.Context, cl *kgo.Client, group, topic string) (map[int32]int64, error) {
+	var resp kadm.OffsetResponses
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxElapsedTime = time.Minute
+	err := backoff.Retry(func() error {
+		var err error
+		resp, err = kadm.NewClient(cl).FetchOffsets(ctx, group)
+		if err != nil && !kerr.IsRetriable(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(bo, ctx))
+	if err != nil {
+		return nil, fmt.Errorf("fetch committed offsets of group %s: %w", group, err)
+	}
+	out := map[int32]int64{}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			out[o.Partition] = o.At
+		}
+	})
+	return out, nil
+}

@@ -1,0 +1,242 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cutover/cutover/pipeline"
+)
+
+// Sink applies events to a target store. sinks/dynamodb and sinks/redis
+// implement it.
+type Sink interface {
+	// Apply applies a batch and returns one Result per event, in order.
+	// Events of one key are in partition order; a sink may apply different
+	// keys concurrently but must keep each key's events in order (or keep
+	// only the newest version of a key: versioned apply makes the end state
+	// the same).
+	//
+	// An error means the batch was not (entirely) applied and must not be
+	// committed: the context ended, or the sink gave up on a failure it
+	// cannot classify. Events a sink can never apply are Rejected results,
+	// not errors.
+	Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error)
+}
+
+// WorkerOptions configure a Worker.
+type WorkerOptions struct {
+	// Topic to consume.
+	Topic string
+	// Group is the consumer group; its committed offsets are the sink's
+	// position. A group that has committed nothing starts at the earliest
+	// offset, so nothing already published is missed.
+	Group string
+	// DeadLetterTopic receives records that cannot be decoded or applied.
+	DeadLetterTopic string
+	// MaxPollRecords bounds one batch; default 2000.
+	MaxPollRecords int
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// WorkerStats are counters since the Worker was made.
+type WorkerStats struct {
+	Applied      int64
+	SkippedOlder int64
+	// DeadLettered counts records written to the dead-letter topic, for
+	// either reason below.
+	DeadLettered int64
+	DecodeErrors int64
+	Rejected     int64
+	Batches      int64
+}
+
+// Worker consumes a topic in a consumer group and applies it to a Sink.
+type Worker struct {
+	cl       *kgo.Client
+	opts     WorkerOptions
+	sink     Sink
+	log      *slog.Logger
+	progress *Progress
+
+	applied, skipped, deadLettered, decodeErrors, rejected, batches atomic.Int64
+}
+
+// WorkerOpts are the franz-go options a Worker's client needs: a consumer
+// group that commits only what the worker says, and never rebalances
+// between applying a batch and committing it.
+func WorkerOpts(o WorkerOptions) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumerGroup(o.Group),
+		kgo.ConsumeTopics(o.Topic),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.FetchMaxBytes(32 << 20),
+		kgo.FetchMaxPartitionBytes(8 << 20),
+		// Dead letters are produced by the same client, acks=all.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(16 << 20),
+	}
+}
+
+// NewWorker runs sink on records consumed by cl, which must have been made
+// with WorkerOpts(opts). It waits until the cluster can accept the
+// idempotent writes of dead letters.
+func NewWorker(ctx context.Context, cl *kgo.Client, opts WorkerOptions, sink Sink) (*Worker, error) {
+	if opts.Topic == "" || opts.Group == "" || opts.DeadLetterTopic == "" {
+		return nil, fmt.Errorf("worker needs a topic, a consumer group and a dead-letter topic")
+	}
+	if err := waitProducerReady(ctx, cl); err != nil {
+		return nil, err
+	}
+	if opts.MaxPollRecords <= 0 {
+		opts.MaxPollRecords = 2000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Worker{cl: cl, opts: opts, sink: sink, log: opts.Logger, progress: newProgress()}, nil
+}
+
+// Progress reports what the worker has committed.
+func (w *Worker) Progress() *Progress { return w.progress }
+
+// Stats returns the counters so far.
+func (w *Worker) Stats() WorkerStats {
+	return WorkerStats{
+		Applied: w.applied.Load(), SkippedOlder: w.skipped.Load(), DeadLettered: w.deadLettered.Load(),
+		DecodeErrors: w.decodeErrors.Load(), Rejected: w.rejected.Load(), Batches: w.batches.Load(),
+	}
+}
+
+// Run consumes until ctx ends (then it returns nil) or a failure stops it.
+// Each batch is decoded, applied, its failures dead-lettered, and only then
+// committed. When Run returns an error, the batch in hand is not committed:
+// it will be applied again by whichever worker next owns its partitions.
+func (w *Worker) Run(ctx context.Context) error {
+	for {
+		fetches := w.cl.PollRecords(ctx, w.opts.MaxPollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			w.cl.AllowRebalance()
+			return nil
+		}
+		if err := w.fetchErr(fetches); err != nil {
+			w.cl.AllowRebalance()
+			return err
+		}
+		recs := fetches.Records()
+		if len(recs) == 0 {
+			w.cl.AllowRebalance()
+			continue
+		}
+		err := w.handle(ctx, recs)
+		w.cl.AllowRebalance()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// fetchErr logs fetch errors and returns the first one that retrying
+// cannot fix (authorization, a deleted topic).
+func (w *Worker) fetchErr(fetches kgo.Fetches) error {
+	var fatal error
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return
+		}
+		var dataLoss *kgo.ErrDataLoss
+		var ke *kerr.Error
+		if errors.As(err, &ke) && !kerr.IsRetriable(err) && !errors.As(err, &dataLoss) && fatal == nil {
+			fatal = fmt.Errorf("consume %s[%d]: %w", topic, partition, err)
+			return
+		}
+		w.log.Warn("fetch error, retrying", "topic", topic, "partition", partition, "err", err)
+	})
+	return fatal
+}
+
+func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
+	start := time.Now()
+	events := make([]pipeline.Event, 0, len(recs))
+	from := make([]*kgo.Record, 0, len(recs)) // from[i] is the record of events[i]
+	var dead []*kgo.Record
+	for _, r := range recs {
+		e, err := pipeline.Decode(r.Value)
+		if err != nil {
+			w.log.Warn("record cannot be decoded, sent to the dead-letter topic",
+				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+			dead = append(dead, sinkDeadLetter(w.opts.DeadLetterTopic, r, ClassDecode, err, start))
+			w.decodeErrors.Add(1)
+			continue
+		}
+		events = append(events, e)
+		from = append(from, r)
+	}
+
+	results, err := w.sink.Apply(ctx, events)
+	if err != nil {
+		return fmt.Errorf("apply batch of %d events: %w", len(events), err)
+	}
+	if len(results) != len(events) {
+		return fmt.Errorf("sink returned %d results for %d events (a bug in the sink)", len(results), len(events))
+	}
+	var applied, skipped, rejected int64
+	for i, res := range results {
+		switch res.Outcome {
+		case pipeline.Applied:
+			applied++
+		case pipeline.SkippedOlder:
+			skipped++
+		case pipeline.Rejected:
+			rejected++
+			class := ClassTargetRejected
+			if errors.Is(res.Err, pipeline.ErrUnmappable) {
+				class = ClassUnmappable
+			}
+			r := from[i]
+			w.log.Warn("event rejected by the target, sent to the dead-letter topic",
+				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", res.Err)
+			dead = append(dead, sinkDeadLetter(w.opts.DeadLetterTopic, r, class, res.Err, start))
+		default:
+			return fmt.Errorf("sink returned outcome %v for key %q (a bug in the sink)", res.Outcome, events[i].Key)
+		}
+	}
+
+	if len(dead) > 0 {
+		if err := w.cl.ProduceSync(ctx, dead...).FirstErr(); err != nil {
+			return fmt.Errorf("write %d records to dead-letter topic %s: %w (nothing of this batch was committed)",
+				len(dead), w.opts.DeadLetterTopic, err)
+		}
+	}
+	if err := w.cl.CommitRecords(ctx, recs...); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The next commit covers these offsets too; until then a restart
+		// re-applies them, which versioned apply makes harmless.
+		w.log.Warn("committing offsets failed, will be covered by the next commit", "err", err)
+	} else {
+		w.progress.advance(recs)
+	}
+	w.applied.Add(applied)
+	w.skipped.Add(skipped)
+	w.rejected.Add(rejected)
+	w.deadLettered.Add(int64(len(dead)))
+	w.batches.Add(1)
+	w.log.Debug("batch committed", "records", len(recs), "applied", applied, "skipped_older", skipped,
+		"dead_lettered", len(dead), "took", time.Since(start))
+	return nil
+}
