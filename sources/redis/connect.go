@@ -1,0 +1,92 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Conn says how to reach one Redis server.
+type Conn struct {
+	// Addr is host:port.
+	Addr string
+	// Username is the ACL user; empty means "default".
+	Username string
+	// Password of the user; never logged.
+	Password string
+	// DB is the logical database, 0 to 15 by default.
+	DB int
+	// PoolSize bounds connections; default 10.
+	PoolSize int
+}
+
+func (c Conn) options() *goredis.Options {
+	pool := c.PoolSize
+	if pool <= 0 {
+		pool = 10
+	}
+	return &goredis.Options{
+		Addr:                  c.Addr,
+		Username:              c.Username,
+		Password:              c.Password,
+		DB:                    c.DB,
+		PoolSize:              pool,
+		DialTimeout:           5 * time.Second,
+		ReadTimeout:           30 * time.Second, // a read script on a large key can take a while
+		WriteTimeout:          10 * time.Second,
+		ContextTimeoutEnabled: true,
+		DisableIdentity:       true, // CLIENT SETINFO is refused by some managed Redis
+		// One retry owner: the snapshot retries whole pages; go-redis
+		// retrying each command as well would multiply the attempts.
+		MaxRetries: -1,
+	}
+}
+
+// Connect opens a client and checks the server answers and accepts the
+// credentials, so that a wrong address or password fails at start with an
+// error that says what to check.
+func Connect(ctx context.Context, c Conn) (*goredis.Client, error) {
+	if c.Addr == "" {
+		return nil, fmt.Errorf("redis: no address configured (set --redis-addr or source.redis.addr)")
+	}
+	cl := goredis.NewClient(c.options())
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := cl.Ping(pingCtx).Err(); err != nil {
+		cl.Close() //nolint:gosec // the ping error is the one to report
+		return nil, Explain(c, err)
+	}
+	return cl, nil
+}
+
+// Explain turns a Redis error into one that names the server and says what
+// to do. Errors it does not recognise come back wrapped with the address.
+func Explain(c Conn, err error) error {
+	user := c.Username
+	if user == "" {
+		user = "default"
+	}
+	msg := err.Error()
+	var netErr net.Error
+	var opErr *net.OpError
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.Contains(msg, "invalid username-password"):
+		return fmt.Errorf("redis %s rejected the credentials of user %q: %w (check --redis-username and the password in --redis-password or REDIS_PASSWORD)", c.Addr, user, err)
+	case strings.HasPrefix(msg, "NOAUTH"):
+		return fmt.Errorf("redis %s requires a password: %w (set --redis-password or REDIS_PASSWORD)", c.Addr, err)
+	case strings.Contains(msg, "without any password configured"), strings.Contains(msg, "called without any password"):
+		return fmt.Errorf("redis %s has no password set but one was given: %w (remove --redis-password)", c.Addr, err)
+	case strings.HasPrefix(msg, "NOPERM"):
+		return fmt.Errorf("redis %s: user %q lacks a permission cutover needs: %w (grant it +@read +@scripting +@keyspace +info, or see the README's Redis permissions)", c.Addr, user, err)
+	case strings.HasPrefix(msg, "ERR DB index is out of range"), strings.HasPrefix(msg, "ERR invalid DB index"):
+		return fmt.Errorf("redis %s has no database %d: %w (check --redis-db)", c.Addr, c.DB, err)
+	case errors.As(err, &opErr), errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("redis %s unreachable: %w (check --redis-addr and that Redis is running and reachable)", c.Addr, err)
+	}
+	return fmt.Errorf("redis %s: %w", c.Addr, err)
+}

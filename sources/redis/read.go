@@ -1,0 +1,206 @@
+package redis
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cutover/cutover/pipeline"
+)
+
+// readScript reads one key atomically: the server's TIME (the version of
+// the read), the key's type, its PTTL and its whole value, or tells why it
+// was not read. Lua scripts run atomically, so no write can fall between
+// the time and the value. The script declares its key, so it runs on Redis
+// Cluster too.
+//
+// ARGV[1]: ",type,type," of the types to read, or "" for all.
+// ARGV[2]: the most elements of a collection to read in one piece.
+// ARGV[3]: the most bytes of a value to read in one piece.
+//
+// Returns {sec, usec, type, pttl, value} for a key it read, or
+// {sec, usec, "none"} for a key that is gone, {sec, usec, "skip", type}
+// for a type not asked for, {sec, usec, "big", type, size} for a value over
+// a limit, {sec, usec, "unsupported", type} for a type cutover cannot carry.
+var readScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local k = KEYS[1]
+local ty = redis.call('TYPE', k)['ok']
+if ty == 'none' then
+  return {t[1], t[2], 'none'}
+end
+if ARGV[1] ~= '' and not string.find(ARGV[1], ',' .. ty .. ',', 1, true) then
+  return {t[1], t[2], 'skip', ty}
+end
+local maxElems = tonumber(ARGV[2])
+local maxBytes = tonumber(ARGV[3])
+local n
+if ty == 'string' then
+  n = redis.call('STRLEN', k)
+  if n > maxBytes then return {t[1], t[2], 'big', ty, n} end
+  return {t[1], t[2], ty, redis.call('PTTL', k), redis.call('GET', k)}
+elseif ty == 'hash' then
+  n = redis.call('HLEN', k)
+elseif ty == 'list' then
+  n = redis.call('LLEN', k)
+elseif ty == 'set' then
+  n = redis.call('SCARD', k)
+elseif ty == 'zset' then
+  n = redis.call('ZCARD', k)
+else
+  return {t[1], t[2], 'unsupported', ty}
+end
+if n > maxElems then return {t[1], t[2], 'big', ty, n} end
+-- Many elements may still be many bytes: estimate before loading them.
+if n > 1000 then
+  local bytes = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', 16)
+  if bytes and bytes > maxBytes then return {t[1], t[2], 'big', ty, bytes} end
+end
+local v
+if ty == 'hash' then
+  v = redis.call('HGETALL', k)
+elseif ty == 'list' then
+  v = redis.call('LRANGE', k, 0, -1)
+elseif ty == 'set' then
+  v = redis.call('SMEMBERS', k)
+else
+  v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+end
+return {t[1], t[2], ty, redis.call('PTTL', k), v}
+`)
+
+// readResult is what the script said about one key.
+type readResult struct {
+	kind   string // a type name, or "none", "skip", "big", "unsupported"
+	typ    string // the key's type for skip, big and unsupported
+	size   int64  // for big
+	micros uint64 // server time of the read
+	pttl   int64
+	value  any
+}
+
+func parseRead(key string, res any) (readResult, error) {
+	arr, ok := res.([]any)
+	if !ok || len(arr) < 3 {
+		return readResult{}, fmt.Errorf("read script returned %T %v for key %q", res, res, key)
+	}
+	sec, err1 := strconv.ParseUint(asString(arr[0]), 10, 64)
+	usec, err2 := strconv.ParseUint(asString(arr[1]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return readResult{}, fmt.Errorf("read script returned a bad TIME %v %v for key %q", arr[0], arr[1], key)
+	}
+	r := readResult{kind: asString(arr[2]), micros: sec*1_000_000 + usec}
+	switch r.kind {
+	case "none":
+		return r, nil
+	case "skip", "unsupported":
+		if len(arr) >= 4 {
+			r.typ = asString(arr[3])
+		}
+		return r, nil
+	case "big":
+		if len(arr) >= 5 {
+			r.typ = asString(arr[3])
+			r.size, _ = arr[4].(int64)
+		}
+		return r, nil
+	}
+	if len(arr) != 5 {
+		return readResult{}, fmt.Errorf("read script returned %d fields for key %q", len(arr), key)
+	}
+	r.pttl, ok = arr[3].(int64)
+	if !ok {
+		return readResult{}, fmt.Errorf("read script returned PTTL %T for key %q", arr[3], key)
+	}
+	r.value = arr[4]
+	return r, nil
+}
+
+func asString(v any) string {
+	switch s := v.(type) {
+	case string:
+		return s
+	case []byte:
+		return string(s)
+	case int64:
+		return strconv.FormatInt(s, 10)
+	}
+	return fmt.Sprint(v)
+}
+
+// toValue converts a read's value into a pipeline.Value.
+func (r *readResult) toValue(key string) (pipeline.Value, error) {
+	if r.kind == "string" {
+		s, ok := r.value.(string)
+		if !ok {
+			return pipeline.Value{}, fmt.Errorf("key %q: string value arrived as %T", key, r.value)
+		}
+		return pipeline.Value{Type: pipeline.TypeString, String: []byte(s)}, nil
+	}
+	arr, ok := r.value.([]any)
+	if !ok {
+		return pipeline.Value{}, fmt.Errorf("key %q: %s value arrived as %T", key, r.kind, r.value)
+	}
+	elems := make([][]byte, len(arr))
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			return pipeline.Value{}, fmt.Errorf("key %q: %s element arrived as %T", key, r.kind, e)
+		}
+		elems[i] = []byte(s)
+	}
+	switch r.kind {
+	case "hash":
+		if len(elems)%2 != 0 {
+			return pipeline.Value{}, fmt.Errorf("key %q: hash has an odd number of field/value elements", key)
+		}
+		fields := make([]pipeline.Field, len(elems)/2)
+		for i := range fields {
+			fields[i] = pipeline.Field{Name: elems[2*i], Value: elems[2*i+1]}
+		}
+		return pipeline.Value{Type: pipeline.TypeHash, Hash: fields}, nil
+	case "list":
+		return pipeline.Value{Type: pipeline.TypeList, List: elems}, nil
+	case "set":
+		return pipeline.Value{Type: pipeline.TypeSet, Set: elems}, nil
+	case "zset":
+		if len(elems)%2 != 0 {
+			return pipeline.Value{}, fmt.Errorf("key %q: zset has an odd number of member/score elements", key)
+		}
+		members := make([]pipeline.ScoredMember, len(elems)/2)
+		for i := range members {
+			score, err := pipeline.ParseScore(string(elems[2*i+1]))
+			if err != nil {
+				return pipeline.Value{}, fmt.Errorf("key %q: %w", key, err)
+			}
+			members[i] = pipeline.ScoredMember{Member: elems[2*i], Score: score}
+		}
+		return pipeline.Value{Type: pipeline.TypeZSet, ZSet: members}, nil
+	}
+	return pipeline.Value{}, fmt.Errorf("key %q: unexpected type %q", key, r.kind)
+}
+
+// expireAt is the absolute expiry from the server's clock at the read.
+func (r *readResult) expireAt() time.Time {
+	if r.pttl < 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(int64(r.micros)).Add(time.Duration(r.pttl) * time.Millisecond).Truncate(time.Millisecond)
+}
+
+// typesArg is the ARGV[1] of readScript for a set of types.
+func typesArg(types []pipeline.Type) string {
+	if len(types) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte(',')
+	for _, t := range types {
+		b.WriteString(t.String())
+		b.WriteByte(',')
+	}
+	return b.String()
+}

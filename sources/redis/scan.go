@@ -1,0 +1,86 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cutover/cutover/pipeline"
+)
+
+// scanPage is one SCAN call: the keys that pass the filter, the next
+// cursor, and how many keys SCAN returned in all.
+func scanPage(ctx context.Context, cl *goredis.Client, conn Conn, log *slog.Logger, f Filter, types []pipeline.Type,
+	cursor uint64, count int) (kept []string, next uint64, returned int, err error) {
+	match := f.scanMatch()
+	var keys []string
+	err = retry(ctx, log, "scan", func() error {
+		var err error
+		if len(types) == 1 {
+			keys, next, err = cl.ScanType(ctx, cursor, match, int64(count), types[0].String()).Result()
+		} else {
+			keys, next, err = cl.Scan(ctx, cursor, match, int64(count)).Result()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("scan at cursor %d: %w", cursor, Explain(conn, err))
+	}
+	kept = keys[:0]
+	for _, k := range keys {
+		if f.Keep(k) {
+			kept = append(kept, k)
+		}
+	}
+	return kept, next, len(keys), nil
+}
+
+// Scanner walks a database page by page and reads each page, without
+// publishing or checkpointing anything: what reconcile uses to read the
+// source.
+type Scanner struct {
+	cl     *goredis.Client
+	conn   Conn
+	filter Filter
+	types  []pipeline.Type
+	count  int
+	reader *Reader
+	log    *slog.Logger
+
+	cursor  uint64
+	started bool
+}
+
+// NewScanner returns a scanner; opts selects types and bounds reads as for
+// a snapshot.
+func NewScanner(cl *goredis.Client, conn Conn, filter Filter, scanCount int, opts ReaderOptions) *Scanner {
+	if scanCount <= 0 {
+		scanCount = 1000
+	}
+	r := NewReader(cl, conn, opts)
+	return &Scanner{cl: cl, conn: conn, filter: filter, types: opts.Types, count: scanCount, reader: r, log: r.log}
+}
+
+// Prepare readies the scanner's reads.
+func (s *Scanner) Prepare(ctx context.Context) error { return s.reader.Prepare(ctx) }
+
+// Next reads the next page. done is true once the walk is complete (the
+// last page may still hold events).
+func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err error) {
+	if s.started && s.cursor == 0 {
+		return b, true, nil
+	}
+	s.started = true
+	keys, next, _, err := scanPage(ctx, s.cl, s.conn, s.log, s.filter, s.types, s.cursor, s.count)
+	if err != nil {
+		return b, false, err
+	}
+	b, _, err = s.reader.Read(ctx, keys, pipeline.OriginRepair, nil)
+	if err != nil {
+		return b, false, err
+	}
+	s.cursor = next
+	return b, next == 0, nil
+}

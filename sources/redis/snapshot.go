@@ -1,0 +1,412 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/pipeline"
+)
+
+// Publisher takes batches of events and reports when they are durable.
+// pipeline/kafka.Publisher implements it.
+type Publisher interface {
+	// Publish hands over a batch; onDurable runs once it and every
+	// earlier batch are acknowledged, in order.
+	Publish(ctx context.Context, b pipeline.Batch, onDurable func()) error
+	// Flush waits until everything handed over is acknowledged.
+	Flush(ctx context.Context) error
+}
+
+// SnapshotOptions configure a Snapshot.
+type SnapshotOptions struct {
+	// Name is the pipeline's name: it prefixes checkpoint names and is the
+	// events' source name.
+	Name string
+	// Filter selects keys by pattern.
+	Filter Filter
+	// Types selects keys by type; empty means every type cutover carries.
+	Types []pipeline.Type
+	// ScanCount is the COUNT hint of each SCAN; default 1000.
+	ScanCount int
+	// Readers is how many pages are read concurrently; default 4. Each
+	// reads its page in one pipelined round trip.
+	Readers int
+	// MaxElements is the largest collection read in one piece; larger keys
+	// are rejected to the dead-letter topic. Default 100,000.
+	MaxElements int
+	// MaxValueBytes is the largest value read in one piece; default 1 MB
+	// (about what one Kafka record can carry).
+	MaxValueBytes int
+	// Restart ignores an unfinished snapshot's saved cursor and starts over.
+	Restart bool
+	// CheckpointEvery is how often the durable cursor is saved; default 1s.
+	// The cursor is also saved when the snapshot ends.
+	CheckpointEvery time.Duration
+	// Epoch is the version epoch of the reads (see pipeline.Version).
+	Epoch uint64
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *SnapshotOptions) setDefaults() {
+	if o.ScanCount <= 0 {
+		o.ScanCount = 1000
+	}
+	if o.Readers <= 0 {
+		o.Readers = 4
+	}
+	if o.MaxElements <= 0 {
+		o.MaxElements = 100_000
+	}
+	if o.MaxValueBytes <= 0 {
+		o.MaxValueBytes = 1_000_000
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// SnapshotProgress counts what a snapshot has done so far.
+type SnapshotProgress struct {
+	// Total is DBSIZE when the snapshot started (keys come and go while it
+	// runs, so Scanned may end above or below it).
+	Total int64
+	// Scanned keys returned by SCAN, including those of an earlier run
+	// that this one resumed.
+	Scanned int64
+	// Events read and handed to the publisher.
+	Events int64
+	// Rejected keys (too big, unsupported type) sent to the dead-letter
+	// topic.
+	Rejected int64
+	// Filtered keys skipped by pattern or type.
+	Filtered int64
+	// Vanished keys deleted between SCAN and read.
+	Vanished int64
+	// Resumed is true when the snapshot continued a saved cursor.
+	Resumed bool
+}
+
+// snapshotPosition is the checkpoint of a snapshot.
+type snapshotPosition struct {
+	Cursor  uint64    `json:"cursor"`
+	Done    bool      `json:"done"`
+	Scanned int64     `json:"scanned"`
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+}
+
+// Snapshot copies one Redis logical database into the pipeline.
+type Snapshot struct {
+	cl   *goredis.Client
+	conn Conn
+	opts SnapshotOptions
+	pub  Publisher
+	ck   checkpoint.Store
+	log  *slog.Logger
+
+	total, scanned, events, rejected, filtered, vanished atomic.Int64
+	resumed                                              atomic.Bool
+
+	reader *Reader
+
+	mu      sync.Mutex
+	durable snapshotPosition // the latest position whose events are all acknowledged
+	dirty   bool
+}
+
+// NewSnapshot prepares a snapshot of the database cl is connected to;
+// conn describes that connection (for messages and checkpoint names).
+func NewSnapshot(cl *goredis.Client, conn Conn, opts SnapshotOptions, pub Publisher, ck checkpoint.Store) (*Snapshot, error) {
+	if opts.Name == "" {
+		return nil, fmt.Errorf("snapshot needs the pipeline's name")
+	}
+	opts.setDefaults()
+	s := &Snapshot{cl: cl, conn: conn, opts: opts, pub: pub, ck: ck, log: opts.Logger}
+	s.reader = NewReader(cl, conn, ReaderOptions{
+		Name: opts.Name, Types: opts.Types, MaxElements: opts.MaxElements, MaxValueBytes: opts.MaxValueBytes,
+		Epoch: opts.Epoch, Logger: opts.Logger,
+	})
+	return s, nil
+}
+
+// CheckpointName is where the snapshot saves its cursor.
+func (s *Snapshot) CheckpointName() string {
+	return fmt.Sprintf("%s/redis/%s/db%d/snapshot", s.opts.Name, s.conn.Addr, s.conn.DB)
+}
+
+// Progress returns the counters so far; safe to call while Run runs.
+func (s *Snapshot) Progress() SnapshotProgress {
+	return SnapshotProgress{
+		Total: s.total.Load(), Scanned: s.scanned.Load(), Events: s.events.Load(),
+		Rejected: s.rejected.Load(), Filtered: s.filtered.Load(), Vanished: s.vanished.Load(),
+		Resumed: s.resumed.Load(),
+	}
+}
+
+// page is one SCAN reply on its way through the readers to the publisher.
+type page struct {
+	keys    []string
+	cursor  uint64 // the cursor after this page
+	scanned int64  // keys scanned up to and including this page
+	batch   pipeline.Batch
+	counts  ReadCounts
+	err     error
+	ready   chan struct{}
+}
+
+// Run walks the database and returns once every key read is acknowledged
+// by Kafka and the final position is saved, or on the first failure. A
+// failure leaves the checkpoint at the last durable page: run again to
+// continue from there.
+func (s *Snapshot) Run(ctx context.Context) error {
+	start, err := s.startPosition(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.reader.Prepare(ctx); err != nil {
+		return err
+	}
+	if n, err := s.cl.DBSize(ctx).Result(); err == nil {
+		s.total.Store(n)
+	}
+	s.mu.Lock()
+	s.durable = start
+	s.mu.Unlock()
+	s.scanned.Store(start.Scanned)
+
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *page, s.opts.Readers)
+	ordered := make(chan *page, 2*s.opts.Readers) // bounds pages in flight
+	g.Go(func() error { return s.scan(gctx, start, work, ordered) })
+	for range s.opts.Readers {
+		g.Go(func() error {
+			for p := range work {
+				p.batch, p.counts, p.err = s.reader.Read(gctx, p.keys, pipeline.OriginSnapshot, []byte(strconv.FormatUint(p.cursor, 10)))
+				if p.err != nil {
+					p.err = fmt.Errorf("read %d keys at cursor %d: %w", len(p.keys), p.cursor, p.err)
+				}
+				close(p.ready)
+			}
+			return nil
+		})
+	}
+	ckDone := make(chan struct{})
+	stopCk := make(chan struct{})
+	go func() {
+		defer close(ckDone)
+		s.saveLoop(ctx, stopCk)
+	}()
+	g.Go(func() error { return s.publish(gctx, ctx, ordered) })
+	err = g.Wait()
+	if err == nil {
+		err = s.pub.Flush(ctx)
+	}
+	close(stopCk)
+	<-ckDone
+	if err != nil {
+		// Save what is durable so a rerun loses as little as possible.
+		s.saveDurable(context.WithoutCancel(ctx))
+		return err
+	}
+	s.mu.Lock()
+	final := s.durable
+	s.mu.Unlock()
+	final.Done = true
+	final.Cursor = 0
+	final.Updated = time.Now().UTC()
+	if err := s.save(ctx, final); err != nil {
+		// The snapshot itself is complete and durable; a rerun would
+		// only repeat work.
+		s.log.Warn("snapshot finished but its final checkpoint could not be saved", "err", err)
+	}
+	return nil
+}
+
+// startPosition decides where to start: a saved, unfinished cursor unless
+// Restart is set; otherwise a new snapshot.
+func (s *Snapshot) startPosition(ctx context.Context) (snapshotPosition, error) {
+	fresh := snapshotPosition{Started: time.Now().UTC()}
+	raw, err := s.ck.Load(ctx, s.CheckpointName())
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return fresh, nil
+	}
+	if err != nil {
+		return fresh, fmt.Errorf("load snapshot checkpoint: %w", err)
+	}
+	var pos snapshotPosition
+	if err := json.Unmarshal(raw, &pos); err != nil {
+		return fresh, fmt.Errorf("snapshot checkpoint %s is corrupt: %w (delete it, or run with --restart)", s.CheckpointName(), err)
+	}
+	switch {
+	case pos.Done:
+		s.log.Info("previous snapshot completed, starting a new one", "finished", pos.Updated, "keys", pos.Scanned)
+		return fresh, nil
+	case s.opts.Restart:
+		s.log.Info("discarding an unfinished snapshot (--restart)", "cursor", pos.Cursor, "keys_scanned", pos.Scanned)
+		return fresh, nil
+	case pos.Cursor == 0:
+		// Saved before the first page was durable.
+		return fresh, nil
+	}
+	s.resumed.Store(true)
+	s.log.Info("resuming snapshot", "cursor", pos.Cursor, "keys_scanned", pos.Scanned, "started", pos.Started)
+	return pos, nil
+}
+
+// scan issues SCAN calls and hands each page to the readers and, in order,
+// to the publisher.
+func (s *Snapshot) scan(ctx context.Context, start snapshotPosition, work, ordered chan<- *page) error {
+	cursor, scanned := start.Cursor, start.Scanned
+	defer close(work)
+	defer close(ordered)
+	for first := true; first || cursor != 0; first = false {
+		kept, next, returned, err := scanPage(ctx, s.cl, s.conn, s.log, s.opts.Filter, s.opts.Types, cursor, s.opts.ScanCount)
+		if err != nil {
+			return err
+		}
+		scanned += int64(returned)
+		s.scanned.Store(scanned)
+		s.filtered.Add(int64(returned - len(kept)))
+		p := &page{keys: kept, cursor: next, scanned: scanned, ready: make(chan struct{})}
+		select {
+		case work <- p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case ordered <- p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		cursor = next
+	}
+	return nil
+}
+
+// publish hands pages to the publisher in SCAN order. It waits for pages
+// under gctx, the group's context, but publishes under runCtx: the
+// producer fails buffered records whose context ends, and the group's
+// context ends as soon as the last page is handed over.
+func (s *Snapshot) publish(gctx, runCtx context.Context, ordered <-chan *page) error {
+	for p := range ordered {
+		select {
+		case <-p.ready:
+		case <-gctx.Done():
+			return gctx.Err()
+		}
+		if p.err != nil {
+			return p.err
+		}
+		s.events.Add(int64(len(p.batch.Events)))
+		s.vanished.Add(p.counts.Vanished)
+		s.filtered.Add(p.counts.Skipped)
+		s.rejected.Add(int64(len(p.batch.Rejects)))
+		cursor, scanned := p.cursor, p.scanned
+		if err := s.pub.Publish(runCtx, p.batch, func() { s.markDurable(cursor, scanned) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retry runs op until it succeeds, fails permanently, or two minutes of
+// backoff have passed. Connection and server-busy errors are transient;
+// authentication and permission errors are not.
+func retry(ctx context.Context, log *slog.Logger, what string, op func() error) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	bo.MaxElapsedTime = 2 * time.Minute
+	return backoff.RetryNotify(func() error {
+		err := op()
+		if err == nil || transient(err) {
+			return err
+		}
+		return backoff.Permanent(err)
+	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		log.Warn("redis call failed, retrying", "call", what, "err", err, "retry_in", wait)
+	})
+}
+
+// transient reports whether a Redis error may go away by itself.
+func transient(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	msg := err.Error()
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR unknown command", "ERR DB index", "WRONGTYPE"} {
+		if strings.HasPrefix(msg, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Snapshot) markDurable(cursor uint64, scanned int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.durable.Cursor = cursor
+	s.durable.Scanned = scanned
+	s.dirty = true
+}
+
+// saveLoop saves the durable position every CheckpointEvery until stop.
+func (s *Snapshot) saveLoop(ctx context.Context, stop <-chan struct{}) {
+	t := time.NewTicker(s.opts.CheckpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.saveDurable(ctx)
+		}
+	}
+}
+
+func (s *Snapshot) saveDurable(ctx context.Context) {
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return
+	}
+	pos := s.durable
+	s.dirty = false
+	s.mu.Unlock()
+	if pos.Cursor == 0 {
+		return // the last page: Run saves the final position itself
+	}
+	pos.Updated = time.Now().UTC()
+	if err := s.save(ctx, pos); err != nil {
+		// Not fatal: a rerun resumes from an older cursor and repeats
+		// some keys, which versioned apply makes harmless.
+		s.log.Warn("saving the snapshot checkpoint failed", "err", err)
+	}
+}
+
+func (s *Snapshot) save(ctx context.Context, pos snapshotPosition) error {
+	raw, err := json.Marshal(pos)
+	if err != nil {
+		return err
+	}
+	return s.ck.Save(ctx, s.CheckpointName(), raw)
+}
