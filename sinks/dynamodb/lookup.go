@@ -1,0 +1,88 @@
+package dynamodb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/cutover/cutover/pipeline/reconcile"
+)
+
+var _ reconcile.Target = (*Sink)(nil)
+
+// Lookup implements reconcile.Target: it reads the items of keys with
+// strongly consistent BatchGetItem calls of up to 100 keys and returns what
+// the table holds for each, by key. A tombstone reads as absent; an item
+// that is not in the mapping's shape has Found.Err set. Keys that cannot be
+// mapped to a DynamoDB key are absent from the result. The SDK's retryer retries throttled calls; unprocessed keys are
+// asked for again with backoff.
+func (s *Sink) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.Found, error) {
+	out := make(map[string]reconcile.Found, len(keys))
+	for start := 0; start < len(keys); start += 100 {
+		chunk := keys[start:min(start+100, len(keys))]
+		req := make([]map[string]types.AttributeValue, 0, len(chunk))
+		for _, k := range chunk {
+			av, err := s.m.Key(k)
+			if err != nil {
+				continue
+			}
+			req = append(req, map[string]types.AttributeValue{s.opts.KeyAttribute: av})
+			out[string(k)] = reconcile.Found{}
+		}
+		if err := s.batchGet(ctx, req, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeValue, out map[string]reconcile.Found) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 50 * time.Millisecond
+	bo.MaxElapsedTime = 2 * time.Minute
+	bctx := backoff.WithContext(bo, ctx)
+	for len(req) > 0 {
+		resp, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
+			RequestItems: map[string]types.KeysAndAttributes{s.opts.Table: {Keys: req, ConsistentRead: aws.Bool(true)}},
+		})
+		if err != nil {
+			return fmt.Errorf("read items from %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+		}
+		for _, item := range resp.Responses[s.opts.Table] {
+			key, err := s.keyOf(item)
+			if err != nil {
+				return err
+			}
+			st, err := s.m.ValueFromItem(item)
+			out[key] = reconcile.Found{Exists: err != nil || !st.Deleted, Value: st.Value, ExpireAt: st.ExpireAt, Err: err}
+		}
+		req = resp.UnprocessedKeys[s.opts.Table].Keys
+		if len(req) > 0 {
+			wait := bctx.NextBackOff()
+			if wait == backoff.Stop {
+				return fmt.Errorf("read items from %s: %d keys still unprocessed after retrying for 2m", s.opts.Table, len(req))
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Sink) keyOf(item map[string]types.AttributeValue) (string, error) {
+	switch k := item[s.opts.KeyAttribute].(type) {
+	case *types.AttributeValueMemberS:
+		return k.Value, nil
+	case *types.AttributeValueMemberB:
+		return string(k.Value), nil
+	}
+	return "", fmt.Errorf("item in %s has no %s key attribute of type S or B", s.opts.Table, s.opts.KeyAttribute)
+}

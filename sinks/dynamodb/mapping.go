@@ -1,0 +1,331 @@
+package dynamodb
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cutover/cutover/pipeline"
+)
+
+// Mapping turns events into DynamoDB items and back. The generic mapping
+// stores one Redis key per item:
+//
+//	attribute          type  holds
+//	<key>   (pk)       S|B   the Redis key (S needs valid UTF-8; B takes any bytes)
+//	cutover_type       S     string | hash | list | set | zset
+//	value              …     the value, by type (below)
+//	expire_at          N     expiry, epoch seconds rounded up; absent without TTL
+//	cutover_version    B     the event's version (conditional writes compare it)
+//	cutover_deleted    BOOL  true on a tombstone (the key was deleted)
+//
+//	Redis type  value attribute
+//	string      B   the bytes
+//	hash        M   field → B;  L of [B field, B value] pairs when a field
+//	                name is empty or not UTF-8 (DynamoDB map keys must be)
+//	list        L   of B, in order
+//	set         BS; L of B when a member is empty (sets may not hold one)
+//	zset        L   of [B member, N score], in score order; the score is S
+//	                ("inf", "-inf", "-0", "1e300") when N cannot hold it
+//
+// Every branch is lossless: ValueFromItem rebuilds the exact Redis value.
+// Attribute names are configurable; see Options.
+type Mapping struct {
+	KeyAttribute     string
+	KeyType          types.ScalarAttributeType
+	TypeAttribute    string
+	ValueAttribute   string
+	TTLAttribute     string
+	VersionAttribute string
+	DeletedAttribute string
+	// TombstoneRetention is how long a delete's tombstone is kept (through
+	// the table's TTL on TTLAttribute) to stop an older upsert from
+	// bringing the key back.
+	TombstoneRetention time.Duration
+}
+
+// Key returns the key attribute value of a source key.
+func (m *Mapping) Key(key []byte) (types.AttributeValue, error) {
+	if len(key) == 0 {
+		return nil, fmt.Errorf("%w: the empty key cannot be a DynamoDB key", pipeline.ErrUnmappable)
+	}
+	if m.KeyType == types.ScalarAttributeTypeB {
+		return &types.AttributeValueMemberB{Value: key}, nil
+	}
+	if !utf8.Valid(key) {
+		return nil, fmt.Errorf("%w: key %q is not valid UTF-8 and the key attribute %s is of type S (use key type B for binary keys)",
+			pipeline.ErrUnmappable, key, m.KeyAttribute)
+	}
+	return &types.AttributeValueMemberS{Value: string(key)}, nil
+}
+
+// Item builds the item an event writes: the value for an upsert, a
+// tombstone for a delete. now is used for the tombstone's expiry.
+func (m *Mapping) Item(e *pipeline.Event, now time.Time) (map[string]types.AttributeValue, error) {
+	key, err := m.Key(e.Key)
+	if err != nil {
+		return nil, err
+	}
+	if e.Op == pipeline.OpDelete {
+		return map[string]types.AttributeValue{
+			m.KeyAttribute:     key,
+			m.VersionAttribute: &types.AttributeValueMemberB{Value: e.Version},
+			m.DeletedAttribute: &types.AttributeValueMemberBOOL{Value: true},
+			m.TTLAttribute:     epochSeconds(now.Add(m.TombstoneRetention)),
+		}, nil
+	}
+	var item map[string]types.AttributeValue
+	if e.Value.Type == pipeline.TypeItem {
+		// An item from a DynamoDB source: its attributes, as they were.
+		item = make(map[string]types.AttributeValue, len(e.Value.Item)+3)
+		for name, a := range e.Value.Item {
+			item[name] = toAV(&a)
+		}
+	} else {
+		v, err := redisValue(&e.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %q: %w", pipeline.ErrUnmappable, e.Key, err)
+		}
+		item = map[string]types.AttributeValue{
+			m.TypeAttribute:  &types.AttributeValueMemberS{Value: e.Value.Type.String()},
+			m.ValueAttribute: v,
+		}
+	}
+	item[m.KeyAttribute] = key
+	item[m.VersionAttribute] = &types.AttributeValueMemberB{Value: e.Version}
+	if !e.ExpireAt.IsZero() {
+		item[m.TTLAttribute] = epochSeconds(e.ExpireAt)
+	}
+	return item, nil
+}
+
+// epochSeconds is the TTL number DynamoDB expects: whole seconds, rounded
+// up so the item never expires before the source key did.
+func epochSeconds(t time.Time) types.AttributeValue {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(s, 10)}
+}
+
+func redisValue(v *pipeline.Value) (types.AttributeValue, error) {
+	switch v.Type {
+	case pipeline.TypeString:
+		return &types.AttributeValueMemberB{Value: v.String}, nil
+	case pipeline.TypeHash:
+		if mapKeysOK(v.Hash) {
+			m := make(map[string]types.AttributeValue, len(v.Hash))
+			for _, f := range v.Hash {
+				m[string(f.Name)] = &types.AttributeValueMemberB{Value: f.Value}
+			}
+			return &types.AttributeValueMemberM{Value: m}, nil
+		}
+		pairs := make([]types.AttributeValue, len(v.Hash))
+		for i, f := range v.Hash {
+			pairs[i] = &types.AttributeValueMemberL{Value: []types.AttributeValue{
+				&types.AttributeValueMemberB{Value: f.Name}, &types.AttributeValueMemberB{Value: f.Value}}}
+		}
+		return &types.AttributeValueMemberL{Value: pairs}, nil
+	case pipeline.TypeList:
+		return binaryList(v.List), nil
+	case pipeline.TypeSet:
+		for _, m := range v.Set {
+			if len(m) == 0 {
+				return binaryList(v.Set), nil
+			}
+		}
+		return &types.AttributeValueMemberBS{Value: v.Set}, nil
+	case pipeline.TypeZSet:
+		l := make([]types.AttributeValue, len(v.ZSet))
+		for i, m := range v.ZSet {
+			l[i] = &types.AttributeValueMemberL{Value: []types.AttributeValue{
+				&types.AttributeValueMemberB{Value: m.Member}, scoreAV(m.Score)}}
+		}
+		return &types.AttributeValueMemberL{Value: l}, nil
+	default:
+		return nil, fmt.Errorf("type %s has no DynamoDB mapping", v.Type)
+	}
+}
+
+func mapKeysOK(fields []pipeline.Field) bool {
+	for _, f := range fields {
+		if len(f.Name) == 0 || !utf8.Valid(f.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+func binaryList(elems [][]byte) types.AttributeValue {
+	l := make([]types.AttributeValue, len(elems))
+	for i, e := range elems {
+		l[i] = &types.AttributeValueMemberB{Value: e}
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+// scoreAV stores a score as N when DynamoDB's number type holds it exactly
+// (magnitude 1e-130 to 1e126, not negative zero, not infinite) and as S
+// otherwise. Go's shortest formatting gives at most 17 significant digits,
+// well within N's 38, and parses back to the same float64.
+func scoreAV(f float64) types.AttributeValue {
+	s := string(pipeline.AppendScore(nil, f))
+	a := math.Abs(f)
+	if f == 0 && !math.Signbit(f) || a >= 1e-130 && a < 1e126 {
+		return &types.AttributeValueMemberN{Value: s}
+	}
+	return &types.AttributeValueMemberS{Value: s}
+}
+
+// ItemState is what an item written by Mapping says about its key.
+type ItemState struct {
+	Deleted  bool // a tombstone
+	Value    pipeline.Value
+	ExpireAt time.Time // whole seconds, as stored
+	Version  pipeline.Version
+}
+
+// ValueFromItem reads an item written by Item back into a Redis value. It
+// is the inverse of Item for every Redis type, and what reconcile and the
+// tests compare with.
+func (m *Mapping) ValueFromItem(item map[string]types.AttributeValue) (ItemState, error) {
+	var st ItemState
+	if v, ok := item[m.VersionAttribute].(*types.AttributeValueMemberB); ok {
+		st.Version = v.Value
+	}
+	if d, ok := item[m.DeletedAttribute].(*types.AttributeValueMemberBOOL); ok && d.Value {
+		st.Deleted = true
+		return st, nil
+	}
+	if n, ok := item[m.TTLAttribute].(*types.AttributeValueMemberN); ok {
+		secs, err := strconv.ParseInt(n.Value, 10, 64)
+		if err != nil {
+			return st, fmt.Errorf("%s %q is not whole epoch seconds", m.TTLAttribute, n.Value)
+		}
+		st.ExpireAt = time.Unix(secs, 0)
+	}
+	ts, ok := item[m.TypeAttribute].(*types.AttributeValueMemberS)
+	if !ok {
+		return st, fmt.Errorf("item has no %s attribute: not written by cutover's Redis mapping", m.TypeAttribute)
+	}
+	t, err := pipeline.ParseType(ts.Value)
+	if err != nil {
+		return st, err
+	}
+	st.Value.Type = t
+	raw := item[m.ValueAttribute]
+	bad := func() (ItemState, error) {
+		return st, fmt.Errorf("%s value is stored as %T, not as cutover's mapping writes it", t, raw)
+	}
+	switch t {
+	case pipeline.TypeString:
+		b, ok := raw.(*types.AttributeValueMemberB)
+		if !ok {
+			return bad()
+		}
+		st.Value.String = nonNil(b.Value)
+	case pipeline.TypeHash:
+		switch h := raw.(type) {
+		case *types.AttributeValueMemberM:
+			for name, av := range h.Value {
+				b, ok := av.(*types.AttributeValueMemberB)
+				if !ok {
+					return bad()
+				}
+				st.Value.Hash = append(st.Value.Hash, pipeline.Field{Name: []byte(name), Value: nonNil(b.Value)})
+			}
+		case *types.AttributeValueMemberL:
+			for _, p := range h.Value {
+				pair, ok := asPair(p)
+				if !ok {
+					return bad()
+				}
+				n, ok1 := pair[0].(*types.AttributeValueMemberB)
+				v, ok2 := pair[1].(*types.AttributeValueMemberB)
+				if !ok1 || !ok2 {
+					return bad()
+				}
+				st.Value.Hash = append(st.Value.Hash, pipeline.Field{Name: nonNil(n.Value), Value: nonNil(v.Value)})
+			}
+		default:
+			return bad()
+		}
+	case pipeline.TypeList, pipeline.TypeSet:
+		var elems [][]byte
+		switch l := raw.(type) {
+		case *types.AttributeValueMemberL:
+			for _, av := range l.Value {
+				b, ok := av.(*types.AttributeValueMemberB)
+				if !ok {
+					return bad()
+				}
+				elems = append(elems, nonNil(b.Value))
+			}
+		case *types.AttributeValueMemberBS:
+			if t != pipeline.TypeSet {
+				return bad()
+			}
+			elems = l.Value
+		default:
+			return bad()
+		}
+		if t == pipeline.TypeList {
+			st.Value.List = elems
+		} else {
+			st.Value.Set = elems
+		}
+	case pipeline.TypeZSet:
+		l, ok := raw.(*types.AttributeValueMemberL)
+		if !ok {
+			return bad()
+		}
+		for _, p := range l.Value {
+			pair, ok := asPair(p)
+			if !ok {
+				return bad()
+			}
+			member, ok := pair[0].(*types.AttributeValueMemberB)
+			if !ok {
+				return bad()
+			}
+			var s string
+			switch sc := pair[1].(type) {
+			case *types.AttributeValueMemberN:
+				s = sc.Value
+			case *types.AttributeValueMemberS:
+				s = sc.Value
+			default:
+				return bad()
+			}
+			score, err := pipeline.ParseScore(s)
+			if err != nil {
+				return st, err
+			}
+			st.Value.ZSet = append(st.Value.ZSet, pipeline.ScoredMember{Member: nonNil(member.Value), Score: score})
+		}
+	default:
+		return bad()
+	}
+	return st, nil
+}
+
+// asPair reads a two-element list: a hash field pair or a zset member.
+func asPair(av types.AttributeValue) ([]types.AttributeValue, bool) {
+	l, ok := av.(*types.AttributeValueMemberL)
+	if !ok || len(l.Value) != 2 {
+		return nil, false
+	}
+	return l.Value, true
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

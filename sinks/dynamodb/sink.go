@@ -1,0 +1,309 @@
+package dynamodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cutover/cutover/pipeline"
+)
+
+// Options configure the sink. Attribute names default to the names in the
+// Mapping documentation.
+type Options struct {
+	// Table is the target table.
+	Table string
+	// KeyAttribute is the table's partition key; default "pk".
+	KeyAttribute string
+	// KeyType is the partition key's type, "S" (default: keys must be
+	// valid UTF-8) or "B" (any bytes).
+	KeyType string
+	// TypeAttribute holds the Redis type; default "cutover_type".
+	TypeAttribute string
+	// ValueAttribute holds the value; default "value".
+	ValueAttribute string
+	// TTLAttribute holds the expiry in epoch seconds; default "expire_at".
+	// Enable the table's TTL on it to have DynamoDB delete expired items
+	// and old tombstones.
+	TTLAttribute string
+	// VersionAttribute holds the event version; default "cutover_version".
+	VersionAttribute string
+	// DeletedAttribute marks a tombstone; default "cutover_deleted".
+	DeletedAttribute string
+	// TombstoneRetention is how long a tombstone outlives its delete;
+	// default 7 days, Kafka's default retention. Keep it at least as long
+	// as the topic's retention, or a replay of older events could bring
+	// deleted keys back once their tombstones are gone.
+	TombstoneRetention time.Duration
+	// CreateTable creates a missing table (on-demand capacity, TTL on
+	// TTLAttribute). Without it a missing table is an error.
+	CreateTable bool
+	// Concurrency is the number of writes in flight; default 16.
+	Concurrency int
+	// Endpoint is only used in messages (the client carries the real one).
+	Endpoint string
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&o.KeyAttribute, "pk")
+	def(&o.KeyType, "S")
+	def(&o.TypeAttribute, "cutover_type")
+	def(&o.ValueAttribute, "value")
+	def(&o.TTLAttribute, "expire_at")
+	def(&o.VersionAttribute, "cutover_version")
+	def(&o.DeletedAttribute, "cutover_deleted")
+	if o.TombstoneRetention <= 0 {
+		o.TombstoneRetention = 7 * 24 * time.Hour
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Stats are counters since the sink was made.
+type Stats struct {
+	// Writes that succeeded.
+	Writes int64
+	// Throttles answered by DynamoDB (each was retried).
+	Throttles int64
+	// Retries of any transient failure, throttles included.
+	Retries int64
+}
+
+// Sink writes events to one DynamoDB table.
+type Sink struct {
+	db   *dynamodb.Client
+	opts Options
+	m    Mapping
+	log  *slog.Logger
+
+	cond  string
+	names map[string]string
+
+	writes, throttles, retries atomic.Int64
+}
+
+// New returns a sink writing through db. Call Prepare before Apply.
+func New(db *dynamodb.Client, opts Options) (*Sink, error) {
+	if opts.Table == "" {
+		return nil, fmt.Errorf("dynamodb sink: no table configured (set --dynamodb-table or sink.dynamodb.table)")
+	}
+	opts.setDefaults()
+	if opts.KeyType != "S" && opts.KeyType != "B" {
+		return nil, fmt.Errorf("dynamodb sink: key type %q: must be S or B", opts.KeyType)
+	}
+	attrs := []string{opts.KeyAttribute, opts.TypeAttribute, opts.ValueAttribute, opts.TTLAttribute, opts.VersionAttribute, opts.DeletedAttribute}
+	seen := map[string]bool{}
+	for _, a := range attrs {
+		if seen[a] {
+			return nil, fmt.Errorf("dynamodb sink: attribute name %q is used for two purposes; give each attribute its own name", a)
+		}
+		seen[a] = true
+	}
+	return &Sink{
+		db:   db,
+		opts: opts,
+		log:  opts.Logger,
+		m: Mapping{
+			KeyAttribute: opts.KeyAttribute, KeyType: types.ScalarAttributeType(opts.KeyType),
+			TypeAttribute: opts.TypeAttribute, ValueAttribute: opts.ValueAttribute, TTLAttribute: opts.TTLAttribute,
+			VersionAttribute: opts.VersionAttribute, DeletedAttribute: opts.DeletedAttribute,
+			TombstoneRetention: opts.TombstoneRetention,
+		},
+		cond:  "attribute_not_exists(#v) OR #v < :v",
+		names: map[string]string{"#v": opts.VersionAttribute},
+	}, nil
+}
+
+// Mapping is how the sink maps events to items.
+func (s *Sink) Mapping() *Mapping { return &s.m }
+
+// Stats returns the counters so far.
+func (s *Sink) Stats() Stats {
+	return Stats{Writes: s.writes.Load(), Throttles: s.throttles.Load(), Retries: s.retries.Load()}
+}
+
+// Prepare checks that the table exists with the expected key, creating it
+// when CreateTable is set.
+func (s *Sink) Prepare(ctx context.Context) error {
+	out, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.opts.Table)})
+	var nf *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		if !s.opts.CreateTable {
+			return fmt.Errorf("dynamodb table %s does not exist (create it with partition key %s of type %s, or pass --create-table)",
+				s.opts.Table, s.opts.KeyAttribute, s.opts.KeyType)
+		}
+		return s.createTable(ctx)
+	case err != nil:
+		return fmt.Errorf("describe table %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+	}
+	return s.checkSchema(out.Table)
+}
+
+func (s *Sink) checkSchema(t *types.TableDescription) error {
+	var hash, rng string
+	for _, k := range t.KeySchema {
+		switch k.KeyType {
+		case types.KeyTypeHash:
+			hash = aws.ToString(k.AttributeName)
+		case types.KeyTypeRange:
+			rng = aws.ToString(k.AttributeName)
+		}
+	}
+	var hashType types.ScalarAttributeType
+	for _, d := range t.AttributeDefinitions {
+		if aws.ToString(d.AttributeName) == hash {
+			hashType = d.AttributeType
+		}
+	}
+	if hash != s.opts.KeyAttribute || rng != "" || string(hashType) != s.opts.KeyType {
+		desc := fmt.Sprintf("partition key %s (%s)", hash, hashType)
+		if rng != "" {
+			desc += ", sort key " + rng
+		}
+		return fmt.Errorf("dynamodb table %s has %s, but the sink is set to write partition key %s of type %s and no sort key (set --key-attribute/--key-type to match, or use another table)",
+			s.opts.Table, desc, s.opts.KeyAttribute, s.opts.KeyType)
+	}
+	return nil
+}
+
+func (s *Sink) createTable(ctx context.Context) error {
+	_, err := s.db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:   aws.String(s.opts.Table),
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{
+			AttributeName: aws.String(s.opts.KeyAttribute), AttributeType: types.ScalarAttributeType(s.opts.KeyType),
+		}},
+		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(s.opts.KeyAttribute), KeyType: types.KeyTypeHash}},
+	})
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create table %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+	}
+	if err := dynamodb.NewTableExistsWaiter(s.db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.opts.Table)}, 5*time.Minute); err != nil {
+		return fmt.Errorf("wait for table %s to become active: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+	}
+	_, err = s.db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(s.opts.Table),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(s.opts.TTLAttribute), Enabled: aws.Bool(true)},
+	})
+	if err != nil {
+		// Items still carry their expiry; only DynamoDB's own purge of
+		// expired items and old tombstones is missing.
+		s.log.Warn("could not enable TTL on the new table; expired items and tombstones will not be purged by DynamoDB",
+			"table", s.opts.Table, "attribute", s.opts.TTLAttribute, "err", err)
+	}
+	s.log.Info("created table", "table", s.opts.Table, "key", s.opts.KeyAttribute, "key_type", s.opts.KeyType, "ttl_attribute", s.opts.TTLAttribute)
+	return nil
+}
+
+// Apply implements pipeline/kafka.Sink: it writes the newest event of each
+// key of the batch with a conditional PutItem, concurrently.
+func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
+	results := make([]pipeline.Result, len(events))
+	newest := make(map[string]int, len(events))
+	order := make([]int, 0, len(events))
+	for i := range events {
+		k := string(events[i].Key)
+		j, ok := newest[k]
+		switch {
+		case !ok:
+			newest[k] = i
+			order = append(order, i)
+		case events[i].Version.Compare(events[j].Version) >= 0:
+			// A later record of the same version is the same read
+			// published twice; the later one stands for both.
+			results[j] = pipeline.Result{Outcome: pipeline.SkippedOlder}
+			newest[k] = i
+			order = append(order, i)
+		default:
+			results[i] = pipeline.Result{Outcome: pipeline.SkippedOlder}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.Concurrency)
+	now := time.Now()
+	for _, i := range order {
+		if newest[string(events[i].Key)] != i {
+			continue // superseded within the batch
+		}
+		g.Go(func() error {
+			res, err := s.write(gctx, &events[i], now)
+			results[i] = res
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// write puts one event's item, retrying transient failures until they
+// pass or ctx ends.
+func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pipeline.Result, error) {
+	item, err := s.m.Item(e, now)
+	if err != nil {
+		return pipeline.Result{Outcome: pipeline.Rejected, Err: err}, nil
+	}
+	in := &dynamodb.PutItemInput{
+		TableName:                 aws.String(s.opts.Table),
+		Item:                      item,
+		ConditionExpression:       aws.String(s.cond),
+		ExpressionAttributeNames:  s.names,
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberB{Value: e.Version}},
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 50 * time.Millisecond
+	bo.MaxInterval = 10 * time.Second
+	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
+	var res pipeline.Result
+	err = backoff.RetryNotify(func() error {
+		_, err := s.db.PutItem(ctx, in, func(o *dynamodb.Options) { o.Retryer = aws.NopRetryer{} })
+		if err == nil {
+			s.writes.Add(1)
+			res = pipeline.Result{Outcome: pipeline.Applied}
+			return nil
+		}
+		c, throttled := classify(err)
+		if throttled {
+			s.throttles.Add(1)
+		}
+		switch c {
+		case classSkip:
+			res = pipeline.Result{Outcome: pipeline.SkippedOlder}
+			return nil
+		case classReject:
+			res = pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf("table %s rejected the item of key %q: %w", s.opts.Table, e.Key, err)}
+			return nil
+		case classFatal:
+			return backoff.Permanent(fmt.Errorf("write key %q: %w", e.Key, Explain(s.opts.Endpoint, err)))
+		default: // classRetry
+			s.retries.Add(1)
+			return err
+		}
+	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		s.log.Debug("dynamodb write failed, retrying", "key", string(e.Key), "err", err, "retry_in", wait)
+	})
+	return res, err
+}
