@@ -1,0 +1,239 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cutover/cutover/pipeline"
+)
+
+// Config is one pipeline, as read from a YAML file (--config) and flags.
+// Flags override the file; ${VAR} in the file is replaced by the
+// environment variable VAR. See deploy/examples for complete files.
+type Config struct {
+	// Name identifies the pipeline: checkpoints, consumer group and topic
+	// names derive from it.
+	Name       string           `yaml:"name"`
+	Source     SourceConfig     `yaml:"source"`
+	Kafka      KafkaConfig      `yaml:"kafka"`
+	Sink       SinkConfig       `yaml:"sink"`
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+	Log        LogConfig        `yaml:"log"`
+	// ProgressInterval is how often long-running work logs its progress.
+	ProgressInterval time.Duration `yaml:"progress_interval"`
+}
+
+// SourceConfig selects and configures the source.
+type SourceConfig struct {
+	Redis RedisSourceConfig `yaml:"redis"`
+}
+
+// RedisSourceConfig is a Redis source.
+type RedisSourceConfig struct {
+	Addr     string `yaml:"addr"`
+	Username string `yaml:"username"`
+	// Password; prefer ${REDIS_PASSWORD} in the file or the REDIS_PASSWORD
+	// environment variable over a flag.
+	Password      string   `yaml:"password"`
+	DB            int      `yaml:"db"`
+	Include       []string `yaml:"include"`
+	Exclude       []string `yaml:"exclude"`
+	Types         []string `yaml:"types"`
+	ScanCount     int      `yaml:"scan_count"`
+	Readers       int      `yaml:"readers"`
+	MaxElements   int      `yaml:"max_elements"`
+	MaxValueBytes int      `yaml:"max_value_bytes"`
+}
+
+// KafkaConfig is the transport.
+type KafkaConfig struct {
+	Brokers           []string `yaml:"brokers"`
+	Topic             string   `yaml:"topic"`
+	DeadLetterTopic   string   `yaml:"dead_letter_topic"`
+	Group             string   `yaml:"group"`
+	Partitions        int32    `yaml:"partitions"`
+	ReplicationFactor int16    `yaml:"replication_factor"`
+	MaxRecordBytes    int      `yaml:"max_record_bytes"`
+}
+
+// SinkConfig selects and configures the sink.
+type SinkConfig struct {
+	DynamoDB DynamoDBSinkConfig `yaml:"dynamodb"`
+}
+
+// DynamoDBSinkConfig is a DynamoDB sink.
+type DynamoDBSinkConfig struct {
+	Table              string        `yaml:"table"`
+	Region             string        `yaml:"region"`
+	Endpoint           string        `yaml:"endpoint"`
+	KeyAttribute       string        `yaml:"key_attribute"`
+	KeyType            string        `yaml:"key_type"`
+	CreateTable        bool          `yaml:"create_table"`
+	Concurrency        int           `yaml:"concurrency"`
+	TombstoneRetention time.Duration `yaml:"tombstone_retention"`
+}
+
+// CheckpointConfig is where source positions are kept.
+type CheckpointConfig struct {
+	Dir string `yaml:"dir"`
+}
+
+// LogConfig is how cutover logs.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// defaultConfig holds every default; flags show them in --help.
+func defaultConfig() Config {
+	return Config{
+		Name: "cutover",
+		Source: SourceConfig{Redis: RedisSourceConfig{
+			Addr: "127.0.0.1:6379", ScanCount: 1000, Readers: 4, MaxElements: 100_000, MaxValueBytes: 1_000_000,
+		}},
+		Kafka: KafkaConfig{
+			Brokers: []string{"127.0.0.1:9092"}, Partitions: 12, ReplicationFactor: 1, MaxRecordBytes: 1_000_000,
+		},
+		Sink: SinkConfig{DynamoDB: DynamoDBSinkConfig{
+			Region: "us-east-1", KeyAttribute: "pk", KeyType: "S", Concurrency: 16, TombstoneRetention: 7 * 24 * time.Hour,
+		}},
+		Checkpoint:       CheckpointConfig{Dir: ".cutover/checkpoints"},
+		Log:              LogConfig{Level: "info", Format: "text"},
+		ProgressInterval: 5 * time.Second,
+	}
+}
+
+// finish fills what derives from other settings.
+func (c *Config) finish() {
+	if c.Kafka.Topic == "" {
+		c.Kafka.Topic = "cutover." + c.Name
+	}
+	if c.Kafka.DeadLetterTopic == "" {
+		c.Kafka.DeadLetterTopic = c.Kafka.Topic + ".dlq"
+	}
+	if c.Kafka.Group == "" {
+		c.Kafka.Group = "cutover-" + c.Name + "-sink"
+	}
+	if c.Source.Redis.Password == "" {
+		c.Source.Redis.Password = os.Getenv("REDIS_PASSWORD")
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// validate reports every problem, each with its path in the file.
+func (c *Config) validate() error {
+	var problems []string
+	bad := func(path, format string, args ...any) {
+		problems = append(problems, path+": "+fmt.Sprintf(format, args...))
+	}
+	if !nameRE.MatchString(c.Name) {
+		bad("name", "%q must be letters, digits, '.', '_' or '-'", c.Name)
+	}
+	r := c.Source.Redis
+	if r.Addr == "" {
+		bad("source.redis.addr", "required")
+	}
+	if r.DB < 0 {
+		bad("source.redis.db", "must be 0 or more")
+	}
+	for _, t := range r.Types {
+		if pt, err := pipeline.ParseType(t); err != nil || pt == pipeline.TypeItem || pt == pipeline.TypeNone {
+			bad("source.redis.types", "%q is not a Redis type (string, hash, list, set, zset)", t)
+		}
+	}
+	for path, v := range map[string]int{"source.redis.scan_count": r.ScanCount, "source.redis.readers": r.Readers,
+		"source.redis.max_elements": r.MaxElements, "source.redis.max_value_bytes": r.MaxValueBytes} {
+		if v <= 0 {
+			bad(path, "must be positive")
+		}
+	}
+	k := c.Kafka
+	if len(k.Brokers) == 0 {
+		bad("kafka.brokers", "required")
+	}
+	if k.Partitions <= 0 {
+		bad("kafka.partitions", "must be positive")
+	}
+	if k.ReplicationFactor <= 0 {
+		bad("kafka.replication_factor", "must be positive")
+	}
+	if k.MaxRecordBytes < 1024 {
+		bad("kafka.max_record_bytes", "must be at least 1024")
+	}
+	if k.Topic == k.DeadLetterTopic {
+		bad("kafka.dead_letter_topic", "must differ from kafka.topic")
+	}
+	d := c.Sink.DynamoDB
+	if d.Table == "" {
+		bad("sink.dynamodb.table", "required")
+	}
+	if d.Region == "" {
+		bad("sink.dynamodb.region", "required")
+	}
+	if d.KeyType != "S" && d.KeyType != "B" {
+		bad("sink.dynamodb.key_type", "%q must be S or B", d.KeyType)
+	}
+	if d.Concurrency <= 0 {
+		bad("sink.dynamodb.concurrency", "must be positive")
+	}
+	if c.Checkpoint.Dir == "" {
+		bad("checkpoint.dir", "required")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q must be debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q must be text or json", c.Log.Format)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &configError{problems: problems}
+}
+
+// configError lists every problem of a configuration.
+type configError struct{ problems []string }
+
+func (e *configError) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.problems, "\n  ")
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// loadFile reads a YAML file onto c, expanding ${VAR} references first.
+// Unknown keys are errors, so a typo does not silently fall back to a
+// default.
+func loadFile(path string, c *Config) error {
+	raw, err := os.ReadFile(path) //nolint:gosec // the user names the file to read
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var missing []string
+	expanded := envRef.ReplaceAllStringFunc(string(raw), func(ref string) string {
+		name := envRef.FindStringSubmatch(ref)[1]
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return fmt.Errorf("config %s refers to environment variables that are not set: %s", path, strings.Join(missing, ", "))
+	}
+	dec := yaml.NewDecoder(strings.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}

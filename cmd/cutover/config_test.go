@@ -1,0 +1,101 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every example configuration under deploy/examples must load and
+// validate, with its ${VARS} set.
+func TestExampleConfigsAreValid(t *testing.T) {
+	files, err := filepath.Glob("../../deploy/examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example configurations found: %v", err)
+	}
+	for _, v := range []string{"REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "KAFKA_BOOTSTRAP"} {
+		t.Setenv(v, "value-of-"+v)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg := defaultConfig()
+			cmd := newBackfillCmdWith(&cfg)
+			if err := cmd.ParseFlags([]string{"--config", f}); err != nil {
+				t.Fatal(err)
+			}
+			if err := applyConfig(cmd, &cfg); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+		})
+	}
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFlagsOverrideFileAndFileOverridesDefaults(t *testing.T) {
+	t.Setenv("TEST_TABLE", "from-env")
+	p := writeConfig(t, `
+name: fromfile
+source: {redis: {addr: "file:6379", include: ["a:*", "b:*"]}}
+kafka: {brokers: ["file:9092"], partitions: 3}
+sink: {dynamodb: {table: "${TEST_TABLE}", tombstone_retention: 48h}}
+`)
+	cfg := defaultConfig()
+	cmd := newBackfillCmdWith(&cfg)
+	if err := cmd.ParseFlags([]string{"--config", p, "--redis-addr", "flag:6379", "--include", "c:*", "--partitions", "9"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfig(cmd, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string][2]any{
+		"name from file":       {cfg.Name, "fromfile"},
+		"addr from flag":       {cfg.Source.Redis.Addr, "flag:6379"},
+		"include from flag":    {strings.Join(cfg.Source.Redis.Include, ","), "c:*"},
+		"partitions from flag": {cfg.Kafka.Partitions, int32(9)},
+		"brokers from file":    {strings.Join(cfg.Kafka.Brokers, ","), "file:9092"},
+		"table from env":       {cfg.Sink.DynamoDB.Table, "from-env"},
+		"retention from file":  {cfg.Sink.DynamoDB.TombstoneRetention, 48 * time.Hour},
+		"default readers":      {cfg.Source.Redis.Readers, 4},
+		"derived topic":        {cfg.Kafka.Topic, "cutover.fromfile"},
+		"derived dlq":          {cfg.Kafka.DeadLetterTopic, "cutover.fromfile.dlq"},
+		"derived group":        {cfg.Kafka.Group, "cutover-fromfile-sink"},
+	}
+	for name, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s: got %v, want %v", name, c[0], c[1])
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]struct{ body, want string }{
+		"unknown key":       {"sink: {dynamodb: {tabel: x}}", "field tabel not found"},
+		"unset variable":    {"sink: {dynamodb: {table: ${CUTOVER_SURELY_UNSET_VAR}}}", "CUTOVER_SURELY_UNSET_VAR"},
+		"every problem":     {"name: 'bad name'\nsource: {redis: {readers: 0}}\nsink: {dynamodb: {key_type: N}}", "name: \"bad name\""},
+		"paths in messages": {"source: {redis: {readers: 0}}", "source.redis.readers: must be positive"},
+		"missing table":     {"name: x", "sink.dynamodb.table: required"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := defaultConfig()
+			cmd := newBackfillCmdWith(&cfg)
+			if err := cmd.ParseFlags([]string{"--config", writeConfig(t, c.body)}); err != nil {
+				t.Fatal(err)
+			}
+			err := applyConfig(cmd, &cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}

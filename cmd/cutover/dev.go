@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	redissrc "github.com/cutover/cutover/sources/redis"
+	"github.com/cutover/cutover/test/datagen"
+)
+
+// newDevCmd holds helpers for the demo, the tests and the benchmarks. It
+// is hidden from --help: none of it belongs in a production runbook.
+func newDevCmd() *cobra.Command {
+	dev := &cobra.Command{Use: "dev", Short: "Helpers for the demo and tests", Hidden: true}
+	dev.AddCommand(newSeedCmd())
+	return dev
+}
+
+func newSeedCmd() *cobra.Command {
+	var addr string
+	var db int
+	var spec datagen.Spec
+	var flush bool
+	cmd := &cobra.Command{
+		Use:   "seed-redis",
+		Short: "Write a seeded sample dataset of every Redis type into a database",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn := redissrc.Conn{Addr: addr, DB: db}
+			cl, err := redissrc.Connect(cmd.Context(), conn)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			if flush {
+				if err := cl.FlushDB(cmd.Context()).Err(); err != nil {
+					return redissrc.Explain(conn, err)
+				}
+			}
+			sum, err := datagen.Seed(cmd.Context(), cl, spec)
+			if err != nil {
+				return err
+			}
+			types := make([]string, 0, len(sum.ByType))
+			for t := range sum.ByType {
+				types = append(types, t)
+			}
+			sort.Strings(types)
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "wrote %d keys to redis %s db %d:", spec.Keys, addr, db)
+			for _, t := range types {
+				fmt.Fprintf(out, " %d %s,", sum.ByType[t], t)
+			}
+			fmt.Fprintf(out, " %d with a TTL, %d with binary keys\n", sum.WithTTL, sum.Binary)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&addr, "redis-addr", "127.0.0.1:6379", "Redis host:port")
+	fs.IntVar(&db, "redis-db", 0, "logical database")
+	fs.IntVar(&spec.Keys, "keys", 10_000, "number of keys")
+	fs.Uint64Var(&spec.Seed, "seed", 1, "random seed; the same seed writes the same data")
+	fs.StringVar(&spec.Prefix, "prefix", "", "prefix of every key")
+	fs.Float64Var(&spec.TTLFraction, "ttl-fraction", 0.1, "fraction of keys given a TTL of one to two hours")
+	fs.Float64Var(&spec.BinaryFraction, "binary-fraction", 0.05, "fraction of keys with binary (non-UTF-8) keys and values")
+	fs.BoolVar(&flush, "flush", false, "FLUSHDB the database first")
+	return cmd
+}

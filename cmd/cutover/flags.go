@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Each flag writes straight into the Config field its YAML key fills; its
+// help names that key. applyConfig re-applies the flags given on the
+// command line after the file is read, so flags win.
+
+// bindPipeline binds every setting of a pipeline: each command that works
+// on a pipeline takes the same configuration, so one file or one set of
+// flags drives backfill, reconcile and the rest.
+func bindPipeline(fs *pflag.FlagSet, c *Config) {
+	bindCommon(fs, c)
+	bindRedisSource(fs, c)
+	bindKafka(fs, c)
+	bindDynamoDBSink(fs, c)
+	bindCheckpoint(fs, c)
+	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "how often long-running work logs its progress (progress_interval)")
+}
+
+func bindCommon(fs *pflag.FlagSet, c *Config) {
+	fs.String("config", "", "YAML file describing the pipeline (see deploy/examples); flags override it")
+	fs.StringVar(&c.Name, "name", c.Name, "pipeline name; checkpoints, consumer group and topic names derive from it (name)")
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error (log.level)")
+	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json (log.format)")
+}
+
+func bindRedisSource(fs *pflag.FlagSet, c *Config) {
+	r := &c.Source.Redis
+	fs.StringVar(&r.Addr, "redis-addr", r.Addr, "source Redis host:port (source.redis.addr)")
+	fs.StringVar(&r.Username, "redis-username", r.Username, "source Redis ACL user (source.redis.username)")
+	fs.StringVar(&r.Password, "redis-password", r.Password, "source Redis password; prefer the REDIS_PASSWORD environment variable (source.redis.password)")
+	fs.IntVar(&r.DB, "redis-db", r.DB, "source Redis logical database (source.redis.db)")
+	fs.StringSliceVar(&r.Include, "include", r.Include, "copy only keys matching one of these Redis glob patterns; repeatable (source.redis.include)")
+	fs.StringSliceVar(&r.Exclude, "exclude", r.Exclude, "skip keys matching one of these Redis glob patterns; repeatable (source.redis.exclude)")
+	fs.StringSliceVar(&r.Types, "type", r.Types, "copy only keys of these types: string, hash, list, set, zset; repeatable (source.redis.types)")
+	fs.IntVar(&r.ScanCount, "scan-count", r.ScanCount, "COUNT hint of each SCAN: keys per page (source.redis.scan_count)")
+	fs.IntVar(&r.Readers, "readers", r.Readers, "pages read from Redis concurrently, one pipelined round trip each (source.redis.readers)")
+	fs.IntVar(&r.MaxElements, "max-elements", r.MaxElements, "largest hash/list/set/zset copied; larger keys go to the dead-letter topic (source.redis.max_elements)")
+	fs.IntVar(&r.MaxValueBytes, "max-value-bytes", r.MaxValueBytes, "largest value copied, in bytes; larger keys go to the dead-letter topic (source.redis.max_value_bytes)")
+}
+
+func bindKafka(fs *pflag.FlagSet, c *Config) {
+	k := &c.Kafka
+	fs.StringSliceVar(&k.Brokers, "kafka-brokers", k.Brokers, "Kafka seed brokers host:port, comma-separated (kafka.brokers)")
+	fs.StringVar(&k.Topic, "topic", k.Topic, "topic of the change events (kafka.topic; default cutover.<name>)")
+	fs.StringVar(&k.DeadLetterTopic, "dead-letter-topic", k.DeadLetterTopic, "topic of records that could not be copied (kafka.dead_letter_topic; default <topic>.dlq)")
+	fs.StringVar(&k.Group, "group", k.Group, "consumer group of the sink workers (kafka.group; default cutover-<name>-sink)")
+	fs.Int32Var(&k.Partitions, "partitions", k.Partitions, "partitions of the topic when cutover creates it (kafka.partitions)")
+	fs.Int16Var(&k.ReplicationFactor, "replication-factor", k.ReplicationFactor, "replication factor of topics cutover creates (kafka.replication_factor)")
+	fs.IntVar(&k.MaxRecordBytes, "max-record-bytes", k.MaxRecordBytes, "largest event published; keep it under the topic's max.message.bytes (kafka.max_record_bytes)")
+}
+
+func bindDynamoDBSink(fs *pflag.FlagSet, c *Config) {
+	d := &c.Sink.DynamoDB
+	fs.StringVar(&d.Table, "dynamodb-table", d.Table, "target DynamoDB table (sink.dynamodb.table)")
+	fs.StringVar(&d.Region, "aws-region", d.Region, "AWS region of the table (sink.dynamodb.region)")
+	fs.StringVar(&d.Endpoint, "dynamodb-endpoint", d.Endpoint, "DynamoDB endpoint URL, e.g. http://127.0.0.1:8000 for DynamoDB Local (sink.dynamodb.endpoint)")
+	fs.StringVar(&d.KeyAttribute, "key-attribute", d.KeyAttribute, "partition key attribute that holds the Redis key (sink.dynamodb.key_attribute)")
+	fs.StringVar(&d.KeyType, "key-type", d.KeyType, "S (keys must be UTF-8 text) or B (any bytes) (sink.dynamodb.key_type)")
+	fs.BoolVar(&d.CreateTable, "create-table", d.CreateTable, "create the table if it is missing, on-demand, with TTL on expire_at (sink.dynamodb.create_table)")
+	fs.IntVar(&d.Concurrency, "sink-concurrency", d.Concurrency, "DynamoDB writes in flight (sink.dynamodb.concurrency)")
+	fs.DurationVar(&d.TombstoneRetention, "tombstone-retention", d.TombstoneRetention, "how long a deleted key's tombstone is kept; at least the topic's retention (sink.dynamodb.tombstone_retention)")
+}
+
+func bindCheckpoint(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.Checkpoint.Dir, "checkpoint-dir", c.Checkpoint.Dir, "directory of the source's checkpoints (checkpoint.dir)")
+}
+
+// applyConfig builds the final Config of cmd: defaults, then the --config
+// file, then the flags the user gave. It validates the result.
+func applyConfig(cmd *cobra.Command, c *Config) error {
+	fs := cmd.Flags()
+	type given struct {
+		f    *pflag.Flag
+		vals []string
+	}
+	var flags []given
+	fs.Visit(func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			flags = append(flags, given{f, sv.GetSlice()})
+		} else {
+			flags = append(flags, given{f, []string{f.Value.String()}})
+		}
+	})
+	if path, _ := fs.GetString("config"); path != "" {
+		if err := loadFile(path, c); err != nil {
+			return err
+		}
+		for _, g := range flags {
+			var err error
+			if sv, ok := g.f.Value.(pflag.SliceValue); ok {
+				err = sv.Replace(g.vals)
+			} else {
+				err = g.f.Value.Set(g.vals[0])
+			}
+			if err != nil {
+				return fmt.Errorf("flag --%s: %w", g.f.Name, err)
+			}
+		}
+	}
+	c.finish()
+	return c.validate()
+}

@@ -1,0 +1,128 @@
+// Command cutover copies and replicates key-value data between stores
+// through Kafka: a source reads Redis or DynamoDB and publishes versioned
+// change events, sink workers apply them idempotently to the target.
+//
+// This package only wires the pieces together and is the only place that
+// exits. Exit codes:
+//
+//	0  done, everything copied (or, for reconcile, the target matches)
+//	1  failed; the message says why and what to do
+//	2  bad usage or configuration
+//	3  done, but some keys were dead-lettered instead of copied
+//	4  reconcile found differences
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes; see the package documentation.
+const (
+	exitOK           = 0
+	exitFailed       = 1
+	exitUsage        = 2
+	exitDeadLettered = 3
+	exitDifferences  = 4
+)
+
+// exitError carries an exit code other than exitFailed up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitFailed
+	var ee *exitError
+	var ce *configError
+	var ue *usageError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.code
+		if ee.err == nil {
+			return code
+		}
+	case errors.As(err, &ce), errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
+		code = exitUsage
+	}
+	fmt.Fprintf(os.Stderr, "cutover: %v\n", err)
+	return code
+}
+
+// usageError is a mistake on the command line: a bad flag or argument.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() + " (see --help)" }
+func (e *usageError) Unwrap() error { return e.err }
+
+// noArgs is cobra.NoArgs with a usageError.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	}
+	return nil
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cutover",
+		Short: "Copy and replicate key-value data between Redis and DynamoDB through Kafka",
+		Long: `cutover moves a live service's data from one key-value store to another.
+
+A source reads Redis (a SCAN snapshot) and publishes one versioned change
+event per key to a Kafka topic; sink workers apply the events to DynamoDB
+with conditional writes, so an older read can never overwrite a newer one
+and replays are harmless. Positions are checkpointed on both sides: a
+restarted run continues where it stopped.
+
+Configuration comes from a YAML file (--config; see deploy/examples), with
+flags overriding it and ${VAR} in the file read from the environment.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(newBackfillCmd(), newReconcileCmd(), newDevCmd())
+	return root
+}
+
+// newLogger makes the slog logger the configuration asks for. Logs go to
+// stderr; summaries and reports go to stdout.
+func newLogger(c *Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Log.Level)) // validated already
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if c.Log.Format == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	return slog.New(h).With("pipeline", c.Name)
+}
