@@ -34,16 +34,24 @@ func Encode(dst []byte, e *Event) ([]byte, error) {
 	}
 	dst = append(dst, `{"v":1,"op":"`...)
 	dst = append(dst, opCode(e)...)
-	dst = append(dst, `","key":`...)
-	dst = appendBase64(dst, e.Key)
+	dst = append(dst, '"')
+	if e.Op != OpTruncate {
+		dst = append(dst, `,"key":`...)
+		dst = appendBase64(dst, e.Key)
+	}
 	dst = append(dst, `,"version":"`...)
 	dst = appendHex(dst, e.Version)
 	dst = append(dst, `","origin":"`...)
 	dst = append(dst, e.Origin.String()...)
 	dst = append(dst, '"')
-	if e.Op == OpUpsert {
+	switch e.Op {
+	case OpUpsert:
 		dst = append(dst, `,"after":`...)
-		dst = appendValue(dst, &e.Value, e.ExpireAt)
+		dst = appendValue(dst, &e.Value, e.ExpireAt, e.Chunk)
+	case OpTruncate:
+		dst = append(dst, `,"scope":`...)
+		dst = appendScope(dst, e.Scope)
+	default:
 	}
 	dst = append(dst, `,"source":`...)
 	dst = appendSource(dst, &e.Source)
@@ -51,12 +59,15 @@ func Encode(dst []byte, e *Event) ([]byte, error) {
 }
 
 // opCode follows Debezium: r for a snapshot read, u for a change, d for a
-// delete. cutover does not know whether a Redis write created the key, so
-// it never writes c; Decode accepts c as an upsert for other producers.
+// delete, t for a truncate. cutover does not know whether a Redis write
+// created the key, so it never writes c; Decode accepts c as an upsert for
+// other producers.
 func opCode(e *Event) string {
 	switch {
 	case e.Op == OpDelete:
 		return "d"
+	case e.Op == OpTruncate:
+		return "t"
 	case e.Origin == OriginSnapshot:
 		return "r"
 	default:
@@ -64,13 +75,22 @@ func opCode(e *Event) string {
 	}
 }
 
-func appendValue(dst []byte, v *Value, expireAt time.Time) []byte {
+func appendValue(dst []byte, v *Value, expireAt time.Time, c *Chunk) []byte {
 	dst = append(dst, `{"type":"`...)
 	dst = append(dst, v.Type.String()...)
 	dst = append(dst, '"')
 	if !expireAt.IsZero() {
 		dst = append(dst, `,"expire_at_ms":`...)
 		dst = strconv.AppendInt(dst, expireAt.UnixMilli(), 10)
+	}
+	if c != nil {
+		dst = append(dst, `,"chunk":{"index":`...)
+		dst = strconv.AppendInt(dst, int64(c.Index), 10)
+		dst = append(dst, `,"offset":`...)
+		dst = strconv.AppendInt(dst, c.Offset, 10)
+		dst = append(dst, `,"last":`...)
+		dst = strconv.AppendBool(dst, c.Last)
+		dst = append(dst, '}')
 	}
 	switch v.Type {
 	case TypeString:
@@ -112,6 +132,46 @@ func appendValue(dst []byte, v *Value, expireAt time.Time) []byte {
 		dst = append(dst, `,"item":`...)
 		dst = appendAttrMap(dst, v.Item)
 	default: // TypeNone: Validate has rejected it already
+	}
+	return append(dst, '}')
+}
+
+func appendScope(dst []byte, s *Scope) []byte {
+	dst = append(dst, `{"partition":`...)
+	dst = strconv.AppendInt(dst, int64(s.Partition), 10)
+	dst = append(dst, `,"partitions":`...)
+	dst = strconv.AppendInt(dst, int64(s.Partitions), 10)
+	for _, f := range []struct {
+		name string
+		pats []string
+	}{{"include", s.Filter.Include}, {"exclude", s.Filter.Exclude}} {
+		if len(f.pats) == 0 {
+			continue
+		}
+		dst = append(dst, `,"`...)
+		dst = append(dst, f.name...)
+		dst = append(dst, `":[`...)
+		for i, p := range f.pats {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, p)
+		}
+		dst = append(dst, ']')
+	}
+	if len(s.Slots) > 0 {
+		dst = append(dst, `,"slots":[`...)
+		for i, r := range s.Slots {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '[')
+			dst = strconv.AppendInt(dst, int64(r[0]), 10)
+			dst = append(dst, ',')
+			dst = strconv.AppendInt(dst, int64(r[1]), 10)
+			dst = append(dst, ']')
+		}
+		dst = append(dst, ']')
 	}
 	return append(dst, '}')
 }
@@ -310,12 +370,28 @@ type wireEvent struct {
 	Version string      `json:"version"`
 	Origin  string      `json:"origin"`
 	After   *wireValue  `json:"after"`
+	Scope   *wireScope  `json:"scope"`
 	Source  *wireSource `json:"source"`
+}
+
+type wireScope struct {
+	Partition  int32    `json:"partition"`
+	Partitions int32    `json:"partitions"`
+	Include    []string `json:"include"`
+	Exclude    []string `json:"exclude"`
+	Slots      [][2]int `json:"slots"`
+}
+
+type wireChunk struct {
+	Index  int   `json:"index"`
+	Offset int64 `json:"offset"`
+	Last   bool  `json:"last"`
 }
 
 type wireValue struct {
 	Type       string              `json:"type"`
 	ExpireAtMs *int64              `json:"expire_at_ms"`
+	Chunk      *wireChunk          `json:"chunk"`
 	String     []byte              `json:"string"`
 	Hash       [][2][]byte         `json:"hash"`
 	List       [][]byte            `json:"list"`
@@ -357,6 +433,8 @@ func Decode(data []byte) (Event, error) {
 		e.Op = OpUpsert
 	case "d":
 		e.Op = OpDelete
+	case "t":
+		e.Op = OpTruncate
 	default:
 		return Event{}, fmt.Errorf("%w: unknown op %q", ErrDecode, w.Op)
 	}
@@ -382,8 +460,15 @@ func Decode(data []byte) (Event, error) {
 		if e.Value, e.ExpireAt, err = w.After.value(); err != nil {
 			return Event{}, fmt.Errorf("%w: %w", ErrDecode, err)
 		}
+		if c := w.After.Chunk; c != nil {
+			e.Chunk = &Chunk{Index: c.Index, Offset: c.Offset, Last: c.Last}
+		}
 	} else if w.After != nil {
-		return Event{}, fmt.Errorf("%w: delete with \"after\"", ErrDecode)
+		return Event{}, fmt.Errorf("%w: %s with \"after\"", ErrDecode, e.Op)
+	}
+	if sc := w.Scope; sc != nil {
+		e.Scope = &Scope{Partition: sc.Partition, Partitions: sc.Partitions, Slots: nilIfEmpty(sc.Slots),
+			Filter: KeyFilter{Include: nilIfEmpty(sc.Include), Exclude: nilIfEmpty(sc.Exclude)}}
 	}
 	if s := w.Source; s != nil {
 		e.Source = SourceInfo{Connector: s.Connector, Name: s.Name, DB: s.DB, Table: s.Table, Node: s.Node}
@@ -448,6 +533,14 @@ func (w *wireValue) value() (Value, time.Time, error) {
 		return v, expireAt, fmt.Errorf("upsert of type none")
 	}
 	return v, expireAt, nil
+}
+
+// nilIfEmpty makes an empty JSON array and an absent one decode alike.
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 func nonNil(b []byte) []byte {

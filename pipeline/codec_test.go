@@ -41,6 +41,10 @@ func sampleEvents() map[string]Event {
 				"bs": {Kind: AttrBS, BS: [][]byte{{1}, {2, 3}}},
 			}}, Source: SourceInfo{Connector: "dynamodb", Name: "d", Table: "users"}},
 		"delete": {Key: []byte("k:gone"), Op: OpDelete, Origin: OriginLive, Version: ClockVersion(1, 5, true), Source: src},
+		"chunk": {Key: []byte("k:big"), Op: OpUpsert, Origin: OriginSnapshot, Version: ver,
+			Value: Value{Type: TypeList, List: [][]byte{[]byte("x")}}, Chunk: &Chunk{Index: 3, Offset: 3000, Last: true}, Source: src},
+		"truncate": {Op: OpTruncate, Origin: OriginLive, Version: ver, Source: src,
+			Scope: &Scope{Partition: 2, Partitions: 12, Slots: [][2]int{{0, 5460}}, Filter: KeyFilter{Include: []string{"user:*"}, Exclude: []string{"*:tmp"}}}},
 	}
 }
 

@@ -15,6 +15,13 @@ const (
 	// OpDelete removes the key. Sinks keep a tombstone with the version so
 	// that an older upsert arriving later cannot bring the key back.
 	OpDelete
+	// OpTruncate removes every key of Scope whose version is older than
+	// the event's and that maps to the event's partition. A source sends
+	// one to every partition after re-reading a whole keyspace (after a
+	// gap in live capture, or a FLUSHDB): every key that still exists was
+	// re-published first with a newer version, so what the sweep removes
+	// are exactly the keys deleted while changes could not be seen.
+	OpTruncate
 )
 
 func (o Op) String() string {
@@ -23,6 +30,8 @@ func (o Op) String() string {
 		return "upsert"
 	case OpDelete:
 		return "delete"
+	case OpTruncate:
+		return "truncate"
 	default:
 		return fmt.Sprintf("op(%d)", uint8(o))
 	}
@@ -75,6 +84,61 @@ type Event struct {
 	ExpireAt time.Time
 	// Source describes where and when the event was read.
 	Source SourceInfo
+	// Chunk is set when a key too large for one event travels in pieces;
+	// nil for a whole value.
+	Chunk *Chunk
+	// Scope is what an OpTruncate event covers; nil otherwise.
+	Scope *Scope
+}
+
+// Chunk places one piece of a key that a source read in several pieces,
+// all with the same version. Piece 0 replaces the key's value (if its
+// version is newer); each later piece adds its elements only while the key
+// still holds that version, so a newer version that arrives in between
+// wins. Between the first and the last piece the target holds part of the
+// value.
+type Chunk struct {
+	// Index is 0 for the first piece.
+	Index int
+	// Offset is the position of the piece's first element in the whole
+	// value, so that re-applying a list piece is idempotent.
+	Offset int64
+	// Last is true on the final piece.
+	Last bool
+}
+
+// Scope says which keys a truncate event covers.
+type Scope struct {
+	// Filter selects keys by pattern, as the source did.
+	Filter KeyFilter
+	// Slots are inclusive Redis Cluster slot ranges; nil means every slot.
+	Slots [][2]int
+	// Partition is the Kafka partition the event was sent to, of
+	// Partitions: only keys that map to it (PartitionOf) are covered, so
+	// that each partition's sweep runs after that partition's re-reads.
+	Partition  int32
+	Partitions int32
+}
+
+// Covers reports whether key is in the scope.
+func (s *Scope) Covers(key []byte) bool {
+	if s.Partitions > 0 && PartitionOf(key, s.Partitions) != s.Partition {
+		return false
+	}
+	if len(s.Slots) > 0 {
+		slot := RedisSlot(key)
+		in := false
+		for _, r := range s.Slots {
+			if slot >= r[0] && slot <= r[1] {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	return s.Filter.Keep(string(key))
 }
 
 // SourceInfo is the Debezium-style "source" block of an event.
@@ -101,6 +165,25 @@ type SourceInfo struct {
 // Validate reports whether e is well formed: what every sink may assume
 // about an event it is given.
 func (e *Event) Validate() error {
+	if e.Op == OpTruncate {
+		switch {
+		case len(e.Key) != 0 || e.Value.Type != TypeNone || e.Chunk != nil:
+			return fmt.Errorf("%w: a truncate event has no key, value or chunk", ErrInvalidEvent)
+		case e.Scope == nil || e.Scope.Partitions <= 0 || e.Scope.Partition < 0 || e.Scope.Partition >= e.Scope.Partitions:
+			return fmt.Errorf("%w: a truncate event needs a scope with a partition", ErrInvalidEvent)
+		case len(e.Version) == 0:
+			return fmt.Errorf("%w: a truncate event has no version", ErrInvalidEvent)
+		}
+		for _, r := range e.Scope.Slots {
+			if r[0] < 0 || r[1] >= SlotCount || r[0] > r[1] {
+				return fmt.Errorf("%w: slot range %v", ErrInvalidEvent, r)
+			}
+		}
+		return nil
+	}
+	if e.Scope != nil {
+		return fmt.Errorf("%w: key %q: only a truncate event has a scope", ErrInvalidEvent, e.Key)
+	}
 	if len(e.Key) == 0 {
 		return fmt.Errorf("%w: empty key", ErrInvalidEvent)
 	}
@@ -113,11 +196,19 @@ func (e *Event) Validate() error {
 			return fmt.Errorf("%w: key %q: %w", ErrInvalidEvent, e.Key, err)
 		}
 	case OpDelete:
-		if e.Value.Type != TypeNone {
+		if e.Value.Type != TypeNone || e.Chunk != nil {
 			return fmt.Errorf("%w: key %q: a delete carries no value", ErrInvalidEvent, e.Key)
 		}
 	default:
 		return fmt.Errorf("%w: key %q: unknown op %d", ErrInvalidEvent, e.Key, e.Op)
+	}
+	if c := e.Chunk; c != nil {
+		switch {
+		case c.Index < 0 || c.Offset < 0:
+			return fmt.Errorf("%w: key %q: negative chunk index or offset", ErrInvalidEvent, e.Key)
+		case e.Value.Type == TypeString || e.Value.Type == TypeItem:
+			return fmt.Errorf("%w: key %q: a %s is never sent in chunks", ErrInvalidEvent, e.Key, e.Value.Type)
+		}
 	}
 	switch e.Origin {
 	case OriginSnapshot, OriginLive, OriginRepair:

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	redissrc "github.com/cutover/cutover/sources/redis"
+	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/test/stack"
 )
 
@@ -40,7 +40,7 @@ func TestGlobMatchesRedis(t *testing.T) {
 		}
 		var got []string
 		for _, k := range keys {
-			if k != "" && redissrc.Match(p, k) {
+			if k != "" && pipeline.Match(p, k) {
 				got = append(got, k)
 			}
 		}

@@ -100,9 +100,11 @@ func runBackfill(ctx context.Context, cfg *Config, run backfillRun) error {
 		return err
 	}
 	defer pcl.Close()
-	if err := ensureTopics(ctx, pcl, cfg, log); err != nil {
+	partitions, err := ensureTopics(ctx, pcl, cfg, log)
+	if err != nil {
 		return err
 	}
+	popts.Partitions = partitions
 
 	sink, err := newDynamoDBSink(ctx, cfg, log)
 	if err != nil {
@@ -133,7 +135,7 @@ func runBackfill(ctx context.Context, cfg *Config, run backfillRun) error {
 		return err
 	}
 	snap, err := redissrc.NewSnapshot(rcl, conn, redissrc.SnapshotOptions{
-		Name: cfg.Name, Filter: redissrc.Filter{Include: r.Include, Exclude: r.Exclude}, Types: types,
+		Name: cfg.Name, Filter: pipeline.KeyFilter{Include: r.Include, Exclude: r.Exclude}, Types: types,
 		ScanCount: r.ScanCount, Readers: r.Readers, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
 		Restart: run.restart, Logger: log,
 	}, pub, store)
@@ -199,17 +201,23 @@ func runBackfill(ctx context.Context, cfg *Config, run backfillRun) error {
 	return b.summary(run.out, time.Since(start))
 }
 
-func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *Config, log *slog.Logger) error {
+// ensureTopics creates the event and dead-letter topics if missing and
+// returns the event topic's partition count.
+func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *Config, log *slog.Logger) (int32, error) {
+	var partitions int32
 	for _, name := range []string{cfg.Kafka.Topic, cfg.Kafka.DeadLetterTopic} {
 		st, err := kafka.EnsureTopic(ctx, cl, kafka.TopicSpec{Name: name, Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if st.Created {
 			log.Info("created topic", "topic", name, "partitions", st.Partitions, "replication_factor", cfg.Kafka.ReplicationFactor)
 		}
+		if name == cfg.Kafka.Topic {
+			partitions = st.Partitions
+		}
 	}
-	return nil
+	return partitions, nil
 }
 
 func parseTypes(names []string) ([]pipeline.Type, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
@@ -68,7 +69,7 @@ func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcil
 	if err != nil {
 		return err
 	}
-	src := redissrc.NewScanner(rcl, conn, redissrc.Filter{Include: r.Include, Exclude: r.Exclude}, r.ScanCount,
+	src := redissrc.NewScanner(rcl, conn, pipeline.KeyFilter{Include: r.Include, Exclude: r.Exclude}, r.ScanCount,
 		redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes, Logger: log})
 	if err := src.Prepare(ctx); err != nil {
 		return err

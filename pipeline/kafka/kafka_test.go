@@ -296,3 +296,18 @@ func TestConnectUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// PartitionOf must send a key where Kafka's default partitioner does, and
+// where the publisher does: a truncate event's sweep relies on it.
+func TestPartitionOfMatchesKafka(t *testing.T) {
+	kafkaDefault := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	for i := range 5000 {
+		key := []byte(fmt.Sprintf("k%d-%s", i, strings.Repeat("x", i%13)))
+		for _, n := range []int{1, 3, 12, 64} {
+			want := kafkaDefault.Partition(&kgo.Record{Key: key}, n)
+			if got := int(pipeline.PartitionOf(key, int32(n))); got != want {
+				t.Fatalf("PartitionOf(%q, %d) = %d, Kafka's partitioner says %d", key, n, got, want)
+			}
+		}
+	}
+}

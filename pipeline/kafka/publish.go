@@ -35,6 +35,9 @@ type PublisherOptions struct {
 	// MaxBufferedBytes bounds the memory of records waiting for Kafka's
 	// acknowledgement; Publish blocks when it is reached. Default 64 MiB.
 	MaxBufferedBytes int
+	// Partitions is the topic's partition count, which Broadcast sends one
+	// copy to each of. EnsureTopic reports it.
+	Partitions int32
 	// Logger receives one warning per dead-lettered event; default
 	// slog.Default().
 	Logger *slog.Logger
@@ -74,13 +77,13 @@ type ticket struct {
 
 // ProducerOpts are the franz-go options a Publisher's client needs.
 // Records are keyed by the source key and partitioned by its murmur2 hash
-// (Kafka's default partitioner), so every event of a key lands on one
-// partition, in publish order.
+// (pipeline.PartitionOf, the same as Kafka's default partitioner), so every
+// event of a key lands on one partition, in publish order.
 func ProducerOpts(o PublisherOptions) []kgo.Opt {
 	o = o.withDefaults()
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.RecordPartitioner(partitioner{}),
 		kgo.ProducerBatchMaxBytes(int32(o.MaxRecordBytes + 48*1024)),
 		kgo.MaxBufferedBytes(o.MaxBufferedBytes),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
@@ -187,6 +190,42 @@ func (p *Publisher) Publish(ctx context.Context, b pipeline.Batch, onDurable fun
 	return p.err
 }
 
+// Broadcast publishes one copy of e — a truncate event — to every
+// partition, each copy's scope naming its partition, after everything
+// published before it on that partition. onDurable runs once every copy
+// (and everything published earlier) is acknowledged.
+func (p *Publisher) Broadcast(ctx context.Context, e pipeline.Event, onDurable func()) error {
+	if e.Op != pipeline.OpTruncate || e.Scope == nil {
+		return fmt.Errorf("broadcast: only truncate events with a scope are sent to every partition")
+	}
+	if p.opts.Partitions <= 0 {
+		return fmt.Errorf("broadcast: the publisher does not know the topic's partition count")
+	}
+	copies := make([]pipeline.Event, p.opts.Partitions)
+	for i := range copies {
+		scope := *e.Scope
+		scope.Partition, scope.Partitions = int32(i), p.opts.Partitions
+		copies[i] = e
+		copies[i].Scope = &scope
+	}
+	return p.Publish(ctx, pipeline.Batch{Events: copies}, onDurable)
+}
+
+// partitioner sends a keyed record to pipeline.PartitionOf its key, and a
+// record without a key (a truncate event) to the partition set on it.
+type partitioner struct{}
+
+func (partitioner) ForTopic(string) kgo.TopicPartitioner { return partitioner{} }
+
+func (partitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (partitioner) Partition(r *kgo.Record, n int) int {
+	if r.Key == nil {
+		return int(r.Partition)
+	}
+	return int(pipeline.PartitionOf(r.Key, int32(n)))
+}
+
 // record encodes an event, or makes its dead-letter record if it is too
 // large to publish.
 func (p *Publisher) record(e *pipeline.Event, now time.Time) (*kgo.Record, error) {
@@ -201,12 +240,16 @@ func (p *Publisher) record(e *pipeline.Event, now time.Time) (*kgo.Record, error
 			"key", string(e.Key), "class", pipeline.RejectOversize, "err", oversize, "dead_letter_topic", p.opts.DeadLetterTopic)
 		return sourceDeadLetter(p.opts.DeadLetterTopic, e.Key, int64(size), pipeline.RejectOversize, oversize, now), nil
 	}
-	return &kgo.Record{
+	r := &kgo.Record{
 		Topic:   p.opts.Topic,
 		Key:     e.Key,
 		Value:   value,
 		Headers: []kgo.RecordHeader{header(HeaderContentType, pipeline.ContentType)},
-	}, nil
+	}
+	if e.Op == pipeline.OpTruncate {
+		r.Key, r.Partition = nil, e.Scope.Partition
+	}
+	return r, nil
 }
 
 func explainProduceErr(err error, limit int) error {

@@ -21,7 +21,8 @@ type Sink interface {
 	// Events of one key are in partition order; a sink may apply different
 	// keys concurrently but must keep each key's events in order (or keep
 	// only the newest version of a key: versioned apply makes the end state
-	// the same).
+	// the same). A truncate event always comes alone: the sink removes
+	// every key its scope covers whose version is older than the event's.
 	//
 	// An error means the batch was not (entirely) applied and must not be
 	// committed: the context ended, or the sink gave up on a failure it
@@ -149,6 +150,34 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// apply hands events to the sink. A truncate event is a barrier: it is
+// applied on its own, after the events before it and before the events
+// after it, so its sweep sees exactly what its partition wrote before it.
+func (w *Worker) apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
+	results := make([]pipeline.Result, 0, len(events))
+	for start := 0; start < len(events); {
+		end := start
+		if events[start].Op == pipeline.OpTruncate {
+			end++
+		} else {
+			for end < len(events) && events[end].Op != pipeline.OpTruncate {
+				end++
+			}
+		}
+		part := events[start:end]
+		res, err := w.sink.Apply(ctx, part)
+		if err != nil {
+			return nil, fmt.Errorf("apply batch of %d events: %w", len(part), err)
+		}
+		if len(res) != len(part) {
+			return nil, fmt.Errorf("sink returned %d results for %d events (a bug in the sink)", len(res), len(part))
+		}
+		results = append(results, res...)
+		start = end
+	}
+	return results, nil
+}
+
 // fetchErr logs fetch errors and returns the first one that retrying
 // cannot fix (authorization, a deleted topic).
 func (w *Worker) fetchErr(fetches kgo.Fetches) error {
@@ -186,12 +215,9 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 		from = append(from, r)
 	}
 
-	results, err := w.sink.Apply(ctx, events)
+	results, err := w.apply(ctx, events)
 	if err != nil {
-		return fmt.Errorf("apply batch of %d events: %w", len(events), err)
-	}
-	if len(results) != len(events) {
-		return fmt.Errorf("sink returned %d results for %d events (a bug in the sink)", len(results), len(events))
+		return err
 	}
 	var applied, skipped, rejected int64
 	for i, res := range results {

@@ -30,7 +30,9 @@ func (t target) Lookup(_ context.Context, keys [][]byte) (map[string]Found, erro
 	return out, nil
 }
 
-func str(s string) pipeline.Value { return pipeline.Value{Type: pipeline.TypeString, String: []byte(s)} }
+func str(s string) pipeline.Value {
+	return pipeline.Value{Type: pipeline.TypeString, String: []byte(s)}
+}
 
 func ev(key string, v pipeline.Value, exp time.Time) pipeline.Event {
 	return pipeline.Event{Key: []byte(key), Op: pipeline.OpUpsert, Origin: pipeline.OriginRepair, Value: v, ExpireAt: exp}

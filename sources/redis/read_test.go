@@ -66,30 +66,3 @@ func TestParseRead(t *testing.T) {
 		}
 	}
 }
-
-func TestMatchAndFilter(t *testing.T) {
-	cases := []struct {
-		pattern, key string
-		want         bool
-	}{
-		{"*", "", true}, {"user:*", "user:1", true}, {"user:*", "usr:1", false},
-		{"a?c", "abc", true}, {"a?c", "ac", false}, {"h[ae]llo", "hallo", true}, {"h[^e]llo", "hello", false},
-		{"h[a-c]llo", "hbllo", true}, {"h[c-a]llo", "hbllo", true}, {"\\*", "*", true}, {"\\*", "a", false},
-		{"*:*:x", "a:b:c:x", true}, {"a*b*c", "aXbYbZc", true}, {"a*b*c", "aXbYbZ", false},
-		{"\xff*", "\xff\x00", true},
-	}
-	for _, c := range cases {
-		if got := Match(c.pattern, c.key); got != c.want {
-			t.Errorf("Match(%q, %q) = %v", c.pattern, c.key, got)
-		}
-	}
-	f := Filter{Include: []string{"user:*", "order:*"}, Exclude: []string{"*:tmp"}}
-	for key, want := range map[string]bool{"user:1": true, "order:2": true, "user:tmp": false, "session:1": false} {
-		if f.Keep(key) != want {
-			t.Errorf("Keep(%q) = %v", key, !want)
-		}
-	}
-	if (Filter{Include: []string{"a*"}}).scanMatch() != "a*" || f.scanMatch() != "" {
-		t.Error("scanMatch should push a single include pattern to the server, and only then")
-	}
-}

@@ -12,9 +12,9 @@ import (
 
 // scanPage is one SCAN call: the keys that pass the filter, the next
 // cursor, and how many keys SCAN returned in all.
-func scanPage(ctx context.Context, cl *goredis.Client, conn Conn, log *slog.Logger, f Filter, types []pipeline.Type,
+func scanPage(ctx context.Context, cl *goredis.Client, conn Conn, log *slog.Logger, f pipeline.KeyFilter, types []pipeline.Type,
 	cursor uint64, count int) (kept []string, next uint64, returned int, err error) {
-	match := f.scanMatch()
+	match := f.ScanMatch()
 	var keys []string
 	err = retry(ctx, log, "scan", func() error {
 		var err error
@@ -43,7 +43,7 @@ func scanPage(ctx context.Context, cl *goredis.Client, conn Conn, log *slog.Logg
 type Scanner struct {
 	cl     *goredis.Client
 	conn   Conn
-	filter Filter
+	filter pipeline.KeyFilter
 	types  []pipeline.Type
 	count  int
 	reader *Reader
@@ -55,7 +55,7 @@ type Scanner struct {
 
 // NewScanner returns a scanner; opts selects types and bounds reads as for
 // a snapshot.
-func NewScanner(cl *goredis.Client, conn Conn, filter Filter, scanCount int, opts ReaderOptions) *Scanner {
+func NewScanner(cl *goredis.Client, conn Conn, filter pipeline.KeyFilter, scanCount int, opts ReaderOptions) *Scanner {
 	if scanCount <= 0 {
 		scanCount = 1000
 	}

@@ -36,7 +36,7 @@ type SnapshotOptions struct {
 	// events' source name.
 	Name string
 	// Filter selects keys by pattern.
-	Filter Filter
+	Filter pipeline.KeyFilter
 	// Types selects keys by type; empty means every type cutover carries.
 	Types []pipeline.Type
 	// ScanCount is the COUNT hint of each SCAN; default 1000.

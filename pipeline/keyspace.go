@@ -1,4 +1,8 @@
-package redis
+package pipeline
+
+// How keys are selected and distributed: Redis glob patterns, Redis
+// Cluster hash slots, and Kafka partitions. Sources use them to choose
+// keys; sinks use them to find the keys a truncate event covers.
 
 // Match reports whether key matches the Redis glob pattern, with the same
 // rules as Redis' KEYS and SCAN MATCH: * any run of bytes, ? one byte,
@@ -104,8 +108,8 @@ func matchClass(pattern string, start int, c byte) (int, bool) {
 	return p, matched != not
 }
 
-// Filter selects keys by glob patterns.
-type Filter struct {
+// KeyFilter selects keys by glob patterns.
+type KeyFilter struct {
 	// Include: a key must match one of these (all keys when empty).
 	Include []string
 	// Exclude: a key matching one of these is skipped.
@@ -113,7 +117,7 @@ type Filter struct {
 }
 
 // Keep reports whether key passes the filter.
-func (f Filter) Keep(key string) bool {
+func (f KeyFilter) Keep(key string) bool {
 	if len(f.Include) > 0 {
 		ok := false
 		for _, p := range f.Include {
@@ -134,11 +138,91 @@ func (f Filter) Keep(key string) bool {
 	return true
 }
 
-// scanMatch is the pattern to hand to SCAN MATCH so the server does the
+// ScanMatch is the pattern to hand to SCAN MATCH so the server does the
 // filtering: possible only with exactly one include pattern.
-func (f Filter) scanMatch() string {
+func (f KeyFilter) ScanMatch() string {
 	if len(f.Include) == 1 {
 		return f.Include[0]
 	}
 	return ""
+}
+
+// Murmur2 is the 32-bit murmur2 hash Kafka's default partitioner uses.
+func Murmur2(b []byte) uint32 {
+	const (
+		seed uint32 = 0x9747b28c
+		m    uint32 = 0x5bd1e995
+		r           = 24
+	)
+	h := seed ^ uint32(len(b))
+	for len(b) >= 4 {
+		k := uint32(b[3])<<24 | uint32(b[2])<<16 | uint32(b[1])<<8 | uint32(b[0])
+		b = b[4:]
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
+	}
+	switch len(b) {
+	case 3:
+		h ^= uint32(b[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(b[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(b[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
+}
+
+// PartitionOf is the partition of n that Kafka's default partitioner (and
+// cutover's publisher) sends key to.
+func PartitionOf(key []byte, n int32) int32 {
+	return int32(Murmur2(key)&0x7fffffff) % n
+}
+
+// SlotCount is the number of Redis Cluster hash slots.
+const SlotCount = 16384
+
+// RedisSlot is the Redis Cluster hash slot of key: CRC16 of the key, or of
+// its hash tag (the part between the first '{' and the next '}', if
+// non-empty), modulo 16384.
+func RedisSlot(key []byte) int {
+	if s := indexByte(key, '{'); s >= 0 {
+		if e := indexByte(key[s+1:], '}'); e > 0 {
+			key = key[s+1 : s+1+e]
+		}
+	}
+	return int(crc16(key) % SlotCount)
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// crc16 is CRC-16/XMODEM (polynomial 0x1021), as Redis Cluster uses.
+func crc16(b []byte) uint16 {
+	var crc uint16
+	for _, c := range b {
+		crc ^= uint16(c) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
 }
