@@ -87,6 +87,8 @@ type Stats struct {
 	Throttles int64
 	// Retries of any transient failure, throttles included.
 	Retries int64
+	// Swept items removed by truncate events.
+	Swept int64
 }
 
 // Sink writes events to one DynamoDB table.
@@ -99,7 +101,7 @@ type Sink struct {
 	cond  string
 	names map[string]string
 
-	writes, throttles, retries atomic.Int64
+	writes, throttles, retries, swept atomic.Int64
 }
 
 // New returns a sink writing through db. Call Prepare before Apply.
@@ -139,7 +141,7 @@ func (s *Sink) Mapping() *Mapping { return &s.m }
 
 // Stats returns the counters so far.
 func (s *Sink) Stats() Stats {
-	return Stats{Writes: s.writes.Load(), Throttles: s.throttles.Load(), Retries: s.retries.Load()}
+	return Stats{Writes: s.writes.Load(), Throttles: s.throttles.Load(), Retries: s.retries.Load(), Swept: s.swept.Load()}
 }
 
 // Prepare checks that the table exists with the expected key, creating it
@@ -221,9 +223,24 @@ func (s *Sink) createTable(ctx context.Context) error {
 // key of the batch with a conditional PutItem, concurrently.
 func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
 	results := make([]pipeline.Result, len(events))
+	if len(events) == 1 && events[0].Op == pipeline.OpTruncate {
+		n, err := s.sweep(ctx, &events[0])
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("truncate applied", "partition", events[0].Scope.Partition, "swept", n)
+		results[0] = pipeline.Result{Outcome: pipeline.Applied}
+		return results, nil
+	}
 	newest := make(map[string]int, len(events))
 	order := make([]int, 0, len(events))
 	for i := range events {
+		if events[i].Chunk != nil {
+			results[i] = pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf(
+				"%w: key %q is so large the source read it in pieces; a DynamoDB item holds at most 400 KB (exclude the key)",
+				pipeline.ErrUnmappable, events[i].Key)}
+			continue
+		}
 		k := string(events[i].Key)
 		j, ok := newest[k]
 		switch {

@@ -1,0 +1,24 @@
+// Package redis is cutover's Redis sink.
+//
+//	Kafka ──▶ pipeline/kafka.Worker ──Apply(batch)──▶ Sink ──pipelined EVALSHA──▶ Redis (or Redis Cluster)
+//
+// Every event is applied by one Lua script that compares the event's
+// version with the key's stored version and writes only if the event is
+// newer, atomically. The version lives in a companion key,
+// "cutover:v:{tag}<key>", whose hash tag puts it in the data key's slot so
+// the script works on Redis Cluster. A whole value replaces the key (DEL,
+// then the typed writes, then PEXPIREAT for the absolute expiry), so
+// applying an event twice changes nothing. A delete removes the data key
+// and keeps the version key: the tombstone that stops an older upsert from
+// bringing the key back. Version keys expire after TombstoneRetention.
+//
+// A big key arrives in chunks of one version: the first replaces the
+// value, each later one adds its elements only while the key still holds
+// that version (list pieces also check their offset, so a replayed piece
+// is not added twice).
+//
+// Writes are pipelined; keys are spread over Concurrency pipelines by hash
+// so a key's events stay in order. The sink owns retries: OOM, LOADING,
+// BUSY, failovers and lost connections are retried with backoff until they
+// pass or the worker stops; a value the server refuses is Rejected.
+package redis

@@ -1,0 +1,70 @@
+package redis
+
+import (
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// applyScript applies one event to one key, atomically with the version
+// check, so no other write can fall between the check and the write.
+//
+// KEYS[1] the data key; KEYS[2] its version key (same hash slot).
+// ARGV[1] the event's version (bytes)
+// ARGV[2] op: 'u' whole value or first chunk, 'c' a later chunk, 'd' delete
+// ARGV[3] type: string | hash | list | set | zset
+// ARGV[4] absolute expiry in ms, or ''
+// ARGV[5] how long the version key lives, in ms (the tombstone retention)
+// ARGV[6] the chunk's element offset (lists), or ''
+// ARGV[7..] the value: the string; hash field, value, …; list or set
+// elements; zset score, member, …
+//
+// Returns 1 when it wrote, 0 when the target already held this version or
+// a newer one (or, for a later chunk, another version).
+//
+// Versions compare byte by byte: Lua's own string comparison follows the
+// server's locale (Redis calls setlocale), which is not byte order.
+var applyScript = goredis.NewScript(`
+local function newer(a, b)
+  if not b then return true end
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return #a > #b
+end
+local key, vkey, ver, op, ty = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]
+local cur = redis.call('GET', vkey)
+if op == 'c' then
+  if cur ~= ver then return 0 end
+  if ty == 'list' and redis.call('LLEN', key) ~= tonumber(ARGV[6]) then
+    return 0 -- this piece is already there (a replay)
+  end
+else
+  if not newer(ver, cur) then return 0 end
+  redis.call('DEL', key)
+end
+if op ~= 'd' then
+  local n = #ARGV
+  local cmd = nil
+  if ty == 'string' then
+    redis.call('SET', key, ARGV[7])
+  elseif ty == 'hash' then cmd = 'HSET'
+  elseif ty == 'list' then cmd = 'RPUSH'
+  elseif ty == 'set' then cmd = 'SADD'
+  elseif ty == 'zset' then cmd = 'ZADD'
+  else
+    return redis.error_reply('cutover: cannot write type ' .. ty)
+  end
+  if cmd then
+    -- 1000 arguments at a time: unpack has a limit, and pairs stay whole.
+    for i = 7, n, 1000 do
+      redis.call(cmd, key, unpack(ARGV, i, math.min(i + 999, n)))
+    end
+  end
+  if ARGV[4] ~= '' then
+    redis.call('PEXPIREAT', key, ARGV[4])
+  end
+end
+redis.call('SET', vkey, ver, 'PX', ARGV[5])
+return 1
+`)

@@ -1,0 +1,338 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cutover/cutover/pipeline"
+)
+
+// Options configure the sink.
+type Options struct {
+	// VersionPrefix starts the name of every version key; default
+	// "cutover:v:". Keys with this prefix are the sink's own and are never
+	// treated as data.
+	VersionPrefix string
+	// TombstoneRetention is how long a version key lives after its last
+	// write, and so how long a deleted key's tombstone protects it; default
+	// 8 days: the topic's default retention of 7 days, plus a day. Keep it
+	// longer than the topic's retention.
+	TombstoneRetention time.Duration
+	// Concurrency is the number of pipelines in flight; default 8. Keys
+	// are spread over them by hash, so each key's events stay in order.
+	Concurrency int
+	// PipelineSize is the most commands sent in one round trip; default 256.
+	PipelineSize int
+	// Addr is only used in messages.
+	Addr string
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.VersionPrefix == "" {
+		o.VersionPrefix = "cutover:v:"
+	}
+	if o.TombstoneRetention <= 0 {
+		o.TombstoneRetention = 8 * 24 * time.Hour
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.PipelineSize <= 0 {
+		o.PipelineSize = 256
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Stats are counters since the sink was made.
+type Stats struct {
+	// Writes that changed the target.
+	Writes int64
+	// Retries of transient failures (OOM, LOADING, a lost connection…).
+	Retries int64
+	// Swept keys removed by truncate events.
+	Swept int64
+}
+
+// Sink writes events to a Redis database or cluster.
+type Sink struct {
+	cl   goredis.UniversalClient
+	opts Options
+	log  *slog.Logger
+	ret  string // TombstoneRetention in ms, as the script wants it
+
+	writes, retries, swept atomic.Int64
+}
+
+// New returns a sink writing through cl (a *redis.Client or a
+// *redis.ClusterClient). Call Prepare before Apply.
+func New(cl goredis.UniversalClient, opts Options) *Sink {
+	opts.setDefaults()
+	return &Sink{cl: cl, opts: opts, log: opts.Logger, ret: strconv.FormatInt(opts.TombstoneRetention.Milliseconds(), 10)}
+}
+
+// Stats returns the counters so far.
+func (s *Sink) Stats() Stats {
+	return Stats{Writes: s.writes.Load(), Retries: s.retries.Load(), Swept: s.swept.Load()}
+}
+
+// Prepare loads the apply script into the server (every master of a
+// cluster).
+func (s *Sink) Prepare(ctx context.Context) error {
+	if err := applyScript.Load(ctx, s.cl).Err(); err != nil {
+		return fmt.Errorf("redis sink %s: load apply script: %w", s.opts.Addr, err)
+	}
+	return nil
+}
+
+// VersionKey is the key that holds key's version: in the same hash slot,
+// so the apply script can touch both on Redis Cluster.
+func (s *Sink) VersionKey(key []byte) string {
+	return versionKey(s.opts.VersionPrefix, key)
+}
+
+// IsVersionKey reports whether a key is one of the sink's version keys.
+func (s *Sink) IsVersionKey(key string) bool { return strings.HasPrefix(key, s.opts.VersionPrefix) }
+
+// Apply implements pipeline/kafka.Sink.
+func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
+	results := make([]pipeline.Result, len(events))
+	if len(events) == 1 && events[0].Op == pipeline.OpTruncate {
+		n, err := s.sweep(ctx, &events[0])
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("truncate applied", "partition", events[0].Scope.Partition, "swept", n)
+		results[0] = pipeline.Result{Outcome: pipeline.Applied}
+		return results, nil
+	}
+	lanes := make([][]int, s.opts.Concurrency)
+	for _, idx := range s.plan(events, results) {
+		lane := pipeline.Murmur2(events[idx].Key) % uint32(len(lanes))
+		lanes[lane] = append(lanes[lane], idx)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, lane := range lanes {
+		if len(lane) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			for start := 0; start < len(lane); start += s.opts.PipelineSize {
+				part := lane[start:min(start+s.opts.PipelineSize, len(lane))]
+				if err := s.applyPipeline(gctx, events, part, results); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// plan picks the events to write, in order: for a key written only with
+// whole values, the newest (the others could only lose the comparison);
+// for a key with chunks, all of them, in order. The rest are marked
+// SkippedOlder in results.
+func (s *Sink) plan(events []pipeline.Event, results []pipeline.Result) []int {
+	newest := make(map[string]int, len(events))
+	chunked := map[string]bool{}
+	for i := range events {
+		k := string(events[i].Key)
+		if events[i].Chunk != nil {
+			chunked[k] = true
+		}
+		if j, ok := newest[k]; !ok || events[i].Version.Compare(events[j].Version) >= 0 {
+			newest[k] = i
+		}
+	}
+	order := make([]int, 0, len(events))
+	for i := range events {
+		if chunked[string(events[i].Key)] || newest[string(events[i].Key)] == i {
+			order = append(order, i)
+		} else {
+			results[i] = pipeline.Result{Outcome: pipeline.SkippedOlder}
+		}
+	}
+	return order
+}
+
+// applyPipeline writes the events idx in one round trip, retrying the
+// whole round trip on transient failures (re-applying is harmless: every
+// write is versioned). It fills results.
+func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx []int, results []pipeline.Result) error {
+	args := make([][]any, len(idx))
+	for j, i := range idx {
+		a, err := s.args(&events[i])
+		if err != nil {
+			results[i] = pipeline.Result{Outcome: pipeline.Rejected, Err: err}
+			continue
+		}
+		args[j] = a
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 50 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
+	return backoff.RetryNotify(func() error {
+		pipe := s.cl.Pipeline()
+		cmds := make([]*goredis.Cmd, len(idx))
+		for j, i := range idx {
+			if args[j] == nil {
+				continue
+			}
+			key := string(events[i].Key)
+			cmds[j] = applyScript.EvalSha(ctx, pipe, []string{key, s.VersionKey(events[i].Key)}, args[j]...)
+		}
+		_, _ = pipe.Exec(ctx) // each command's error is looked at below
+		var transient error
+		for j, i := range idx {
+			if cmds[j] == nil {
+				continue
+			}
+			n, err := cmds[j].Int64()
+			switch {
+			case err == nil && n == 1:
+				results[i] = pipeline.Result{Outcome: pipeline.Applied}
+			case err == nil:
+				results[i] = pipeline.Result{Outcome: pipeline.SkippedOlder}
+			case isNoScript(err):
+				if lerr := applyScript.Load(ctx, s.cl).Err(); lerr != nil {
+					transient = lerr
+				} else {
+					transient = err
+				}
+			case isTransient(err):
+				transient = err
+			default:
+				results[i] = pipeline.Result{Outcome: pipeline.Rejected,
+					Err: fmt.Errorf("redis %s refused key %q: %w", s.opts.Addr, events[i].Key, err)}
+			}
+		}
+		if transient != nil {
+			if ctx.Err() != nil {
+				return backoff.Permanent(ctx.Err())
+			}
+			s.retries.Add(1)
+			return transient
+		}
+		for _, i := range idx {
+			if results[i].Outcome == pipeline.Applied {
+				s.writes.Add(1)
+			}
+		}
+		return nil
+	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		s.log.Warn("redis sink write failed, retrying", "addr", s.opts.Addr, "err", err, "retry_in", wait)
+	})
+}
+
+// args builds the apply script's ARGV for an event.
+func (s *Sink) args(e *pipeline.Event) ([]any, error) {
+	exp := ""
+	if !e.ExpireAt.IsZero() {
+		exp = strconv.FormatInt(e.ExpireAt.UnixMilli(), 10)
+	}
+	op, offset := "u", ""
+	switch {
+	case e.Op == pipeline.OpDelete:
+		op = "d"
+	case e.Chunk != nil && e.Chunk.Index > 0:
+		op = "c"
+		offset = strconv.FormatInt(e.Chunk.Offset, 10)
+	}
+	v := &e.Value
+	a := make([]any, 0, 6+2*v.Len())
+	a = append(a, []byte(e.Version), op, v.Type.String(), exp, s.ret, offset)
+	switch v.Type {
+	case pipeline.TypeNone:
+		a[2] = "none"
+	case pipeline.TypeString:
+		a = append(a, v.String)
+	case pipeline.TypeHash:
+		for _, f := range v.Hash {
+			a = append(a, f.Name, f.Value)
+		}
+	case pipeline.TypeList:
+		for _, x := range v.List {
+			a = append(a, x)
+		}
+	case pipeline.TypeSet:
+		for _, x := range v.Set {
+			a = append(a, x)
+		}
+	case pipeline.TypeZSet:
+		for _, m := range v.ZSet {
+			a = append(a, pipeline.AppendScore(nil, m.Score), m.Member)
+		}
+	default:
+		return nil, fmt.Errorf("%w: key %q: a DynamoDB item has no Redis form in this sink yet", pipeline.ErrUnmappable, e.Key)
+	}
+	return a, nil
+}
+
+func isNoScript(err error) bool { return strings.HasPrefix(err.Error(), "NOSCRIPT") }
+
+// isTransient reports whether a Redis error may pass by itself: the server
+// is out of memory, loading, busy, failing over, or the connection broke.
+func isTransient(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"OOM", "LOADING", "BUSY", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "MOVED", "ASK", "NOREPLICAS"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, " "+p+" ") {
+			return true
+		}
+	}
+	var redisErr goredis.Error
+	// Anything that is not a reply from the server is the connection.
+	return !errors.As(err, &redisErr)
+}
+
+var (
+	slotTagsOnce sync.Once
+	slotTags     [pipeline.SlotCount]string
+)
+
+// versionKey is prefix + "{tag}" + key, where tag is a short string that
+// hashes to key's slot: the hash tag puts the version key in the data
+// key's slot whatever braces the data key itself contains.
+func versionKey(prefix string, key []byte) string {
+	slotTagsOnce.Do(func() {
+		found := 0
+		for i := uint64(0); found < pipeline.SlotCount; i++ {
+			tag := strconv.FormatUint(i, 36)
+			slot := pipeline.RedisSlot([]byte(tag))
+			if slotTags[slot] == "" {
+				slotTags[slot] = tag
+				found++
+			}
+		}
+	})
+	var b strings.Builder
+	tag := slotTags[pipeline.RedisSlot(key)]
+	b.Grow(len(prefix) + len(tag) + 2 + len(key))
+	b.WriteString(prefix)
+	b.WriteByte('{')
+	b.WriteString(tag)
+	b.WriteByte('}')
+	b.Write(key)
+	return b.String()
+}

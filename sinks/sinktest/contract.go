@@ -1,0 +1,266 @@
+// Package sinktest is the contract every cutover sink must pass, run
+// against the sink's real store: idempotent apply, no regression to an
+// older version, no resurrection of a deleted key, truncate sweeps, and
+// (where supported) chunked values.
+package sinktest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/pipeline/reconcile"
+)
+
+// Target is a sink under test, with a way to read back what it wrote.
+type Target interface {
+	Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error)
+	// Read returns what the store holds for key; Exists is false for an
+	// absent or deleted key.
+	Read(ctx context.Context, key []byte) (reconcile.Found, error)
+}
+
+// Caps says what a sink supports beyond the common contract.
+type Caps struct {
+	// Chunks: values in pieces are assembled (otherwise they must be
+	// Rejected).
+	Chunks bool
+	// TTLPrecision is how precisely an expiry is kept.
+	TTLPrecision time.Duration
+}
+
+func v(n uint64) pipeline.Version { return pipeline.ClockVersion(0, n, false) }
+
+func upsert(key string, ver uint64, val pipeline.Value) pipeline.Event {
+	return pipeline.Event{Key: []byte(key), Op: pipeline.OpUpsert, Origin: pipeline.OriginLive, Version: v(ver), Value: val}
+}
+
+func del(key string, ver uint64) pipeline.Event {
+	return pipeline.Event{Key: []byte(key), Op: pipeline.OpDelete, Origin: pipeline.OriginLive, Version: v(ver)}
+}
+
+// Str is a string value.
+func Str(s string) pipeline.Value { return pipeline.Value{Type: pipeline.TypeString, String: []byte(s)} }
+
+// Run runs the contract. newTarget returns a sink writing to an empty
+// store of its own.
+func Run(t *testing.T, caps Caps, newTarget func(t *testing.T) Target) {
+	ctx := context.Background()
+	apply := func(t *testing.T, tg Target, events ...pipeline.Event) []pipeline.Outcome {
+		t.Helper()
+		res, err := tg.Apply(ctx, events)
+		if err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		out := make([]pipeline.Outcome, len(res))
+		for i, r := range res {
+			out[i] = r.Outcome
+			if r.Outcome == pipeline.Rejected {
+				t.Logf("rejected %q: %v", events[i].Key, r.Err)
+			}
+		}
+		return out
+	}
+	read := func(t *testing.T, tg Target, key string) reconcile.Found {
+		t.Helper()
+		f, err := tg.Read(ctx, []byte(key))
+		if err != nil {
+			t.Fatalf("Read(%q): %v", key, err)
+		}
+		if f.Err != nil {
+			t.Fatalf("Read(%q): %v", key, f.Err)
+		}
+		return f
+	}
+	expect := func(t *testing.T, tg Target, key string, want pipeline.Value) {
+		t.Helper()
+		f := read(t, tg, key)
+		if !f.Exists {
+			t.Fatalf("%q is absent, want %v", key, want)
+		}
+		if d := pipeline.Diff(&want, &f.Value); d != "" {
+			t.Fatalf("%q: %s", key, d)
+		}
+	}
+	absent := func(t *testing.T, tg Target, key string) {
+		t.Helper()
+		if f := read(t, tg, key); f.Exists {
+			t.Fatalf("%q exists (%v), want it absent", key, f.Value)
+		}
+	}
+
+	t.Run("apply twice changes nothing", func(t *testing.T) {
+		tg := newTarget(t)
+		e := upsert("k", 10, Str("one"))
+		if got := apply(t, tg, e); got[0] != pipeline.Applied {
+			t.Fatalf("first apply: %v", got)
+		}
+		if got := apply(t, tg, e); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("second apply of the same event: %v, want skipped-older", got)
+		}
+		expect(t, tg, "k", Str("one"))
+	})
+
+	t.Run("older after newer is skipped", func(t *testing.T) {
+		tg := newTarget(t)
+		apply(t, tg, upsert("k", 20, Str("new")))
+		if got := apply(t, tg, upsert("k", 10, Str("old"))); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("older event: %v, want skipped-older", got)
+		}
+		expect(t, tg, "k", Str("new"))
+	})
+
+	t.Run("a deleted key stays deleted", func(t *testing.T) {
+		tg := newTarget(t)
+		apply(t, tg, upsert("k", 10, Str("v")))
+		if got := apply(t, tg, del("k", 20)); got[0] != pipeline.Applied {
+			t.Fatalf("delete: %v", got)
+		}
+		absent(t, tg, "k")
+		if got := apply(t, tg, upsert("k", 15, Str("stale"))); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("stale upsert after delete: %v, want skipped-older", got)
+		}
+		absent(t, tg, "k")
+		// A delete for a key the target never had still leaves a tombstone.
+		apply(t, tg, del("never", 30))
+		apply(t, tg, upsert("never", 25, Str("stale")))
+		absent(t, tg, "never")
+		// A newer write brings a deleted key back, as the source did.
+		apply(t, tg, upsert("k", 30, Str("reborn")))
+		expect(t, tg, "k", Str("reborn"))
+	})
+
+	t.Run("in one batch the newest version wins whatever the order", func(t *testing.T) {
+		tg := newTarget(t)
+		got := apply(t, tg, upsert("k", 30, Str("c")), upsert("k", 10, Str("a")), upsert("k", 20, Str("b")), del("d", 5), upsert("d", 6, Str("x")))
+		applied := 0
+		for _, o := range got {
+			if o == pipeline.Applied {
+				applied++
+			}
+		}
+		if applied != 2 {
+			t.Fatalf("outcomes %v: want exactly the newest of each key applied", got)
+		}
+		expect(t, tg, "k", Str("c"))
+		expect(t, tg, "d", Str("x"))
+	})
+
+	t.Run("every type and its expiry", func(t *testing.T) {
+		tg := newTarget(t)
+		exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+		vals := map[string]pipeline.Value{
+			"s": Str("\x00\xff bytes"),
+			"h": {Type: pipeline.TypeHash, Hash: []pipeline.Field{{Name: []byte("f"), Value: []byte("1")}, {Name: []byte("g"), Value: []byte{}}}},
+			"l": {Type: pipeline.TypeList, List: [][]byte{[]byte("b"), []byte("a"), []byte("b")}},
+			"t": {Type: pipeline.TypeSet, Set: [][]byte{[]byte("x"), []byte("y")}},
+			"z": {Type: pipeline.TypeZSet, ZSet: []pipeline.ScoredMember{{Member: []byte("lo"), Score: math.Inf(-1)}, {Member: []byte("mid"), Score: 0.5}, {Member: []byte("hi"), Score: 1e300}}},
+		}
+		var evs []pipeline.Event
+		for k, val := range vals {
+			e := upsert(k, 10, val)
+			e.ExpireAt = exp
+			evs = append(evs, e)
+		}
+		apply(t, tg, evs...)
+		for k, val := range vals {
+			expect(t, tg, k, val)
+			f := read(t, tg, k)
+			if d := f.ExpireAt.Sub(exp); d < -caps.TTLPrecision || d > caps.TTLPrecision {
+				t.Fatalf("%q expires at %v, want %v ± %v", k, f.ExpireAt, exp, caps.TTLPrecision)
+			}
+		}
+		// A newer value without an expiry removes the expiry.
+		apply(t, tg, upsert("s", 11, Str("forever")))
+		if f := read(t, tg, "s"); !f.ExpireAt.IsZero() {
+			t.Fatalf("expiry %v kept after a write without one", f.ExpireAt)
+		}
+	})
+
+	t.Run("truncate sweeps older keys of its partition and scope only", func(t *testing.T) {
+		tg := newTarget(t)
+		const partitions = 3
+		var evs []pipeline.Event
+		for i := range 30 {
+			evs = append(evs, upsert(fmt.Sprintf("old:%d", i), 10, Str("x")), upsert(fmt.Sprintf("new:%d", i), 30, Str("x")))
+		}
+		evs = append(evs, upsert("keep:1", 10, Str("x")))
+		apply(t, tg, evs...)
+		for p := range int32(partitions) {
+			tr := pipeline.Event{Op: pipeline.OpTruncate, Origin: pipeline.OriginLive, Version: v(20),
+				Scope: &pipeline.Scope{Partition: p, Partitions: partitions, Filter: pipeline.KeyFilter{Exclude: []string{"keep:*"}}}}
+			if p == 1 {
+				continue // partition 1's truncate has not arrived yet
+			}
+			if got := apply(t, tg, tr); got[0] != pipeline.Applied {
+				t.Fatalf("truncate: %v", got)
+			}
+		}
+		for i := range 30 {
+			key := fmt.Sprintf("old:%d", i)
+			f := read(t, tg, key)
+			inSwept := pipeline.PartitionOf([]byte(key), partitions) != 1
+			if f.Exists == inSwept {
+				t.Fatalf("%q (partition %d) exists=%v after truncating partitions 0 and 2", key, pipeline.PartitionOf([]byte(key), partitions), f.Exists)
+			}
+			expect(t, tg, fmt.Sprintf("new:%d", i), Str("x"))
+		}
+		expect(t, tg, "keep:1", Str("x"))
+		// A swept key is tombstoned: an older read cannot bring it back.
+		for i := range 30 {
+			key := fmt.Sprintf("old:%d", i)
+			if pipeline.PartitionOf([]byte(key), partitions) != 1 {
+				apply(t, tg, upsert(key, 15, Str("late")))
+				absent(t, tg, key)
+				break
+			}
+		}
+	})
+
+	t.Run("chunks", func(t *testing.T) {
+		tg := newTarget(t)
+		piece := func(key string, ver uint64, idx int, offset int64, last bool, elems ...string) pipeline.Event {
+			l := make([][]byte, len(elems))
+			for i, e := range elems {
+				l[i] = []byte(e)
+			}
+			e := upsert(key, ver, pipeline.Value{Type: pipeline.TypeList, List: l})
+			e.Chunk = &pipeline.Chunk{Index: idx, Offset: offset, Last: last}
+			return e
+		}
+		p0, p1, p2 := piece("big", 10, 0, 0, false, "a", "b"), piece("big", 10, 1, 2, false, "c"), piece("big", 10, 2, 3, true, "d", "e")
+		got := apply(t, tg, p0, p1)
+		if !caps.Chunks {
+			for _, o := range got {
+				if o != pipeline.Rejected {
+					t.Fatalf("a sink without chunk support must reject pieces, got %v", got)
+				}
+			}
+			return
+		}
+		apply(t, tg, p1) // a replayed piece is not added twice
+		apply(t, tg, p2)
+		list := func(elems ...string) pipeline.Value {
+			l := make([][]byte, len(elems))
+			for i, e := range elems {
+				l[i] = []byte(e)
+			}
+			return pipeline.Value{Type: pipeline.TypeList, List: l}
+		}
+		expect(t, tg, "big", list("a", "b", "c", "d", "e"))
+		// Replaying every piece changes nothing.
+		apply(t, tg, p0, p1, p2)
+		expect(t, tg, "big", list("a", "b", "c", "d", "e"))
+		// A newer whole value between pieces wins; the old version's
+		// remaining pieces are ignored.
+		apply(t, tg, piece("big2", 10, 0, 0, false, "a"))
+		apply(t, tg, upsert("big2", 20, list("new")))
+		if got := apply(t, tg, piece("big2", 10, 1, 1, true, "b")); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("a piece of an older version: %v, want skipped-older", got)
+		}
+		expect(t, tg, "big2", list("new"))
+	})
+}
