@@ -84,3 +84,12 @@ func (v Version) Epoch() uint64 {
 	}
 	return binary.BigEndian.Uint64(v[:8])
 }
+
+// ClockMicros returns the server time of a ClockVersion, in microseconds
+// (0 for another kind of version).
+func (v Version) ClockMicros() uint64 {
+	if len(v) != 16 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v[8:]) >> 1
+}

@@ -23,6 +23,25 @@ type Conn struct {
 	DB int
 	// PoolSize bounds connections; default 10.
 	PoolSize int
+	// AddrFlag and PasswordFlag are the flags that set Addr and Password,
+	// named in error messages; default --redis-addr and --redis-password.
+	AddrFlag, PasswordFlag string
+}
+
+func (c Conn) flags() (addr, user, pass, env string) {
+	addr, pass = c.AddrFlag, c.PasswordFlag
+	if addr == "" {
+		addr = "--redis-addr"
+	}
+	if pass == "" {
+		pass = "--redis-password"
+	}
+	user = strings.TrimSuffix(pass, "-password") + "-username"
+	env = "REDIS_PASSWORD"
+	if strings.HasPrefix(pass, "--target-") {
+		env = "TARGET_REDIS_PASSWORD"
+	}
+	return addr, user, pass, env
 }
 
 func (c Conn) options() *goredis.Options {
@@ -71,22 +90,23 @@ func Explain(c Conn, err error) error {
 	if user == "" {
 		user = "default"
 	}
+	addrFlag, userFlag, passFlag, env := c.flags()
 	msg := err.Error()
 	var netErr net.Error
 	var opErr *net.OpError
 	switch {
 	case strings.HasPrefix(msg, "WRONGPASS"), strings.Contains(msg, "invalid username-password"):
-		return fmt.Errorf("redis %s rejected the credentials of user %q: %w (check --redis-username and the password in --redis-password or REDIS_PASSWORD)", c.Addr, user, err)
+		return fmt.Errorf("redis %s rejected the credentials of user %q: %w (check %s and the password in %s or %s)", c.Addr, user, err, userFlag, passFlag, env)
 	case strings.HasPrefix(msg, "NOAUTH"):
-		return fmt.Errorf("redis %s requires a password: %w (set --redis-password or REDIS_PASSWORD)", c.Addr, err)
+		return fmt.Errorf("redis %s requires a password: %w (set %s or %s)", c.Addr, err, passFlag, env)
 	case strings.Contains(msg, "without any password configured"), strings.Contains(msg, "called without any password"):
-		return fmt.Errorf("redis %s has no password set but one was given: %w (remove --redis-password)", c.Addr, err)
+		return fmt.Errorf("redis %s has no password set but one was given: %w (remove %s)", c.Addr, err, passFlag)
 	case strings.HasPrefix(msg, "NOPERM"):
 		return fmt.Errorf("redis %s: user %q lacks a permission cutover needs: %w (grant it +@read +@scripting +@keyspace +info, or see the README's Redis permissions)", c.Addr, user, err)
 	case strings.HasPrefix(msg, "ERR DB index is out of range"), strings.HasPrefix(msg, "ERR invalid DB index"):
-		return fmt.Errorf("redis %s has no database %d: %w (check --redis-db)", c.Addr, c.DB, err)
+		return fmt.Errorf("redis %s has no database %d: %w (check %s)", c.Addr, c.DB, err, strings.TrimSuffix(addrFlag, "-addr")+"-db")
 	case errors.As(err, &opErr), errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("redis %s unreachable: %w (check --redis-addr and that Redis is running and reachable)", c.Addr, err)
+		return fmt.Errorf("redis %s unreachable: %w (check %s and that Redis is running and reachable)", c.Addr, err, addrFlag)
 	}
 	return fmt.Errorf("redis %s: %w", c.Addr, err)
 }

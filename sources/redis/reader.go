@@ -22,7 +22,8 @@ type ReaderOptions struct {
 	// SnapshotOptions.
 	MaxElements   int
 	MaxValueBytes int
-	// Epoch is the version epoch of the reads.
+	// Epoch is the version epoch of the reads. Live capture raises it when
+	// the server's clock goes backwards; see SetEpoch.
 	Epoch uint64
 	// Logger; default slog.Default().
 	Logger *slog.Logger
@@ -71,6 +72,9 @@ func (r *Reader) Prepare(ctx context.Context) error {
 
 // Read reads keys and returns their events (with origin and, in each
 // event's source block, position pos) and the keys that cannot be events.
+// For a live or repair read, a key that no longer exists is a delete event;
+// a snapshot only counts it (it was deleted after SCAN returned it, and
+// live capture reports the delete).
 // A transient failure is retried for the whole page for up to two minutes.
 func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin, pos []byte) (pipeline.Batch, ReadCounts, error) {
 	var b pipeline.Batch
@@ -106,6 +110,16 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 		switch res.kind {
 		case "none":
 			counts.Vanished++
+			if live {
+				// Live capture reads a key because something changed it;
+				// gone means deleted (DEL, expiry, eviction, RENAME's old
+				// name, MOVE to another database).
+				b.Events = append(b.Events, pipeline.Event{
+					Key: []byte(k), Op: pipeline.OpDelete, Origin: origin,
+					Version: pipeline.ClockVersion(r.opts.Epoch, res.micros, true),
+					Source:  r.source(pos, res.micros),
+				})
+			}
 			continue
 		case "skip":
 			counts.Skipped++
@@ -131,11 +145,15 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 			Version:  pipeline.ClockVersion(r.opts.Epoch, res.micros, live),
 			Value:    v,
 			ExpireAt: res.expireAt(),
-			Source: pipeline.SourceInfo{
-				Connector: "redis", Name: r.opts.Name, DB: r.conn.DB, Node: r.conn.Addr,
-				Position: pos, Time: time.UnixMicro(int64(res.micros)),
-			},
+			Source:   r.source(pos, res.micros),
 		})
 	}
 	return b, counts, nil
+}
+
+func (r *Reader) source(pos []byte, micros uint64) pipeline.SourceInfo {
+	return pipeline.SourceInfo{
+		Connector: "redis", Name: r.opts.Name, DB: r.conn.DB, Node: r.conn.Addr,
+		Position: pos, Time: time.UnixMicro(int64(micros)),
+	}
 }

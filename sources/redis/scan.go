@@ -84,3 +84,31 @@ func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err er
 	s.cursor = next
 	return b, next == 0, nil
 }
+
+// Exists implements reconcile.Checker: which keys the source has and the
+// pipeline would copy (filters and types apply).
+func (s *Scanner) Exists(ctx context.Context, keys [][]byte) (map[string]bool, error) {
+	out := make(map[string]bool, len(keys))
+	var cmds []*goredis.StatusCmd
+	err := retry(ctx, s.log, "type", func() error {
+		pipe := s.cl.Pipeline()
+		cmds = make([]*goredis.StatusCmd, len(keys))
+		for i, k := range keys {
+			cmds[i] = pipe.Type(ctx, string(k))
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, Explain(s.conn, err)
+	}
+	want := map[string]bool{}
+	for _, t := range s.types {
+		want[t.String()] = true
+	}
+	for i, k := range keys {
+		t := cmds[i].Val()
+		out[string(k)] = t != "none" && s.filter.Keep(string(k)) && (len(want) == 0 || want[t])
+	}
+	return out, nil
+}

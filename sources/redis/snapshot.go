@@ -15,6 +15,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
@@ -50,6 +51,8 @@ type SnapshotOptions struct {
 	// MaxValueBytes is the largest value read in one piece; default 1 MB
 	// (about what one Kafka record can carry).
 	MaxValueBytes int
+	// KeysPerSecond paces the walk to protect production; 0 means no limit.
+	KeysPerSecond int
 	// Restart ignores an unfinished snapshot's saved cursor and starts over.
 	Restart bool
 	// CheckpointEvery is how often the durable cursor is saved; default 1s.
@@ -101,6 +104,8 @@ type SnapshotProgress struct {
 	Vanished int64
 	// Resumed is true when the snapshot continued a saved cursor.
 	Resumed bool
+	// Done is true once the snapshot is published and its end saved.
+	Done bool
 }
 
 // snapshotPosition is the checkpoint of a snapshot.
@@ -122,7 +127,7 @@ type Snapshot struct {
 	log  *slog.Logger
 
 	total, scanned, events, rejected, filtered, vanished atomic.Int64
-	resumed                                              atomic.Bool
+	resumed, done                                        atomic.Bool
 
 	reader *Reader
 
@@ -156,7 +161,7 @@ func (s *Snapshot) Progress() SnapshotProgress {
 	return SnapshotProgress{
 		Total: s.total.Load(), Scanned: s.scanned.Load(), Events: s.events.Load(),
 		Rejected: s.rejected.Load(), Filtered: s.filtered.Load(), Vanished: s.vanished.Load(),
-		Resumed: s.resumed.Load(),
+		Resumed: s.resumed.Load(), Done: s.done.Load(),
 	}
 }
 
@@ -228,6 +233,7 @@ func (s *Snapshot) Run(ctx context.Context) error {
 	s.mu.Lock()
 	final := s.durable
 	s.mu.Unlock()
+	s.done.Store(true)
 	final.Done = true
 	final.Cursor = 0
 	final.Updated = time.Now().UTC()
@@ -237,6 +243,35 @@ func (s *Snapshot) Run(ctx context.Context) error {
 		s.log.Warn("snapshot finished but its final checkpoint could not be saved", "err", err)
 	}
 	return nil
+}
+
+// SnapshotStatus is what a previous run left in the checkpoint store.
+type SnapshotStatus int
+
+// The states a snapshot can be found in.
+const (
+	SnapshotNone       SnapshotStatus = iota // never run (or restarted)
+	SnapshotInProgress                       // stopped before it finished
+	SnapshotDone                             // finished
+)
+
+// Status reports what the checkpoint store holds for this snapshot.
+func (s *Snapshot) Status(ctx context.Context) (SnapshotStatus, error) {
+	raw, err := s.ck.Load(ctx, s.CheckpointName())
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return SnapshotNone, nil
+	}
+	if err != nil {
+		return SnapshotNone, fmt.Errorf("load snapshot checkpoint: %w", err)
+	}
+	var pos snapshotPosition
+	if err := json.Unmarshal(raw, &pos); err != nil {
+		return SnapshotNone, fmt.Errorf("snapshot checkpoint %s is corrupt: %w (delete it, or run with --restart)", s.CheckpointName(), err)
+	}
+	if pos.Done {
+		return SnapshotDone, nil
+	}
+	return SnapshotInProgress, nil
 }
 
 // startPosition decides where to start: a saved, unfinished cursor unless
@@ -276,10 +311,19 @@ func (s *Snapshot) scan(ctx context.Context, start snapshotPosition, work, order
 	cursor, scanned := start.Cursor, start.Scanned
 	defer close(work)
 	defer close(ordered)
+	var limiter *rate.Limiter
+	if s.opts.KeysPerSecond > 0 {
+		limiter = rate.NewLimiter(rate.Limit(s.opts.KeysPerSecond), max(s.opts.KeysPerSecond, s.opts.ScanCount))
+	}
 	for first := true; first || cursor != 0; first = false {
 		kept, next, returned, err := scanPage(ctx, s.cl, s.conn, s.log, s.opts.Filter, s.opts.Types, cursor, s.opts.ScanCount)
 		if err != nil {
 			return err
+		}
+		if limiter != nil && len(kept) > 0 {
+			if err := limiter.WaitN(ctx, min(len(kept), limiter.Burst())); err != nil {
+				return err
+			}
 		}
 		scanned += int64(returned)
 		s.scanned.Store(scanned)
