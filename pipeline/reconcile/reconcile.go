@@ -23,6 +23,20 @@ type Source interface {
 	Next(ctx context.Context) (b pipeline.Batch, done bool, err error)
 }
 
+// KeyLister is a target that can list its keys, for the pass that finds
+// keys present only in the target.
+type KeyLister interface {
+	// ListKeys calls fn with the target's live keys, a page at a time.
+	ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
+}
+
+// Checker is a source that can say which keys exist.
+type Checker interface {
+	// Exists reports, for each key, whether the source has it (and whether
+	// the pipeline would copy it: filters apply).
+	Exists(ctx context.Context, keys [][]byte) (map[string]bool, error)
+}
+
 // Target looks keys up in the target.
 type Target interface {
 	// Lookup returns what the target holds for each key it can address;
@@ -58,6 +72,7 @@ type Kind string
 // The kinds of difference.
 const (
 	Missing       Kind = "missing"        // in the source, not in the target
+	Extra         Kind = "extra"          // in the target, not in the source
 	Different     Kind = "different"      // value or type differs
 	TTLDifferent  Kind = "ttl"            // expiry differs beyond the tolerance
 	Unreadable    Kind = "unreadable"     // the target item is not in the pipeline's mapping
@@ -78,7 +93,10 @@ type Report struct {
 	// Counts holds the number of keys of each kind of difference.
 	Counts  map[Kind]int64    `json:"counts"`
 	Samples map[Kind][]Sample `json:"samples"`
-	Elapsed time.Duration     `json:"elapsed_ns"`
+	// ExtraChecked is true when the target was also walked for keys the
+	// source does not have.
+	ExtraChecked bool          `json:"extra_checked"`
+	Elapsed      time.Duration `json:"elapsed_ns"`
 }
 
 // Differences is the number of keys that do not match.
@@ -152,9 +170,29 @@ func Run(ctx context.Context, src Source, tgt Target, opts Options) (Report, err
 			opts.Progress(r)
 		}
 		if done {
-			return r, nil
+			break
 		}
 	}
+	lister, ok1 := tgt.(KeyLister)
+	checker, ok2 := src.(Checker)
+	if !ok1 || !ok2 {
+		return r, nil
+	}
+	r.ExtraChecked = true
+	err := lister.ListKeys(ctx, func(keys [][]byte) error {
+		has, err := checker.Exists(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("read source: %w", err)
+		}
+		for _, k := range keys {
+			if !has[string(k)] {
+				note(Extra, k, "in the target, not in the source")
+			}
+		}
+		r.Elapsed = time.Since(start)
+		return nil
+	})
+	return r, err
 }
 
 func ttlDiff(src, tgt time.Time, tolerance time.Duration) string {

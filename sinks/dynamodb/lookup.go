@@ -86,3 +86,34 @@ func (s *Sink) keyOf(item map[string]types.AttributeValue) (string, error) {
 	}
 	return "", fmt.Errorf("item in %s has no %s key attribute of type S or B", s.opts.Table, s.opts.KeyAttribute)
 }
+
+// ListKeys implements reconcile.KeyLister: every live item's key (not
+// tombstones), a Scan page at a time.
+func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error {
+	p := dynamodb.NewScanPaginator(s.db, &dynamodb.ScanInput{
+		TableName:                aws.String(s.opts.Table),
+		ProjectionExpression:     aws.String("#k"),
+		FilterExpression:         aws.String("attribute_not_exists(#d)"),
+		ExpressionAttributeNames: map[string]string{"#k": s.opts.KeyAttribute, "#d": s.opts.DeletedAttribute},
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("scan %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+		}
+		keys := make([][]byte, 0, len(page.Items))
+		for _, item := range page.Items {
+			k, err := s.keyOf(item)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, []byte(k))
+		}
+		if len(keys) > 0 {
+			if err := fn(keys); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -11,9 +11,9 @@ import (
 // ARGV[1] the event's version (bytes)
 // ARGV[2] op: 'u' whole value or first chunk, 'c' a later chunk, 'd' delete
 // ARGV[3] type: string | hash | list | set | zset
-// ARGV[4] absolute expiry in ms, or ''
+// ARGV[4] absolute expiry in ms, or ”
 // ARGV[5] how long the version key lives, in ms (the tombstone retention)
-// ARGV[6] the chunk's element offset (lists), or ''
+// ARGV[6] the chunk's element offset (lists), or ”
 // ARGV[7..] the value: the string; hash field, value, …; list or set
 // elements; zset score, member, …
 //

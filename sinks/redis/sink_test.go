@@ -20,7 +20,7 @@ type target struct {
 
 func (t *target) Read(ctx context.Context, key []byte) (reconcile.Found, error) {
 	b, _, err := t.reader.Read(ctx, []string{string(key)}, pipeline.OriginRepair, nil)
-	if err != nil || len(b.Events) == 0 {
+	if err != nil || len(b.Events) == 0 || b.Events[0].Op != pipeline.OpUpsert {
 		return reconcile.Found{}, err
 	}
 	return reconcile.Found{Exists: true, Value: b.Events[0].Value, ExpireAt: b.Events[0].ExpireAt}, nil

@@ -10,6 +10,48 @@ import (
 	"github.com/cutover/cutover/pipeline"
 )
 
+// ListKeys calls fn with every data key of the target (not the sink's
+// version keys), a page at a time: reconcile uses it to find keys the
+// source no longer has.
+func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error {
+	return s.eachNode(ctx, func(ctx context.Context, node *goredis.Client) error {
+		var cursor uint64
+		for {
+			keys, next, err := node.Scan(ctx, cursor, "", 1000).Result()
+			if err != nil {
+				return fmt.Errorf("scan %s: %w", node.Options().Addr, err)
+			}
+			page := make([][]byte, 0, len(keys))
+			for _, k := range keys {
+				if !s.IsVersionKey(k) {
+					page = append(page, []byte(k))
+				}
+			}
+			if len(page) > 0 {
+				if err := fn(page); err != nil {
+					return err
+				}
+			}
+			if next == 0 {
+				return nil
+			}
+			cursor = next
+		}
+	})
+}
+
+// eachNode runs f on the single server, or on every master of a cluster.
+func (s *Sink) eachNode(ctx context.Context, f func(context.Context, *goredis.Client) error) error {
+	switch c := s.cl.(type) {
+	case *goredis.ClusterClient:
+		return c.ForEachMaster(ctx, f)
+	case *goredis.Client:
+		return f(ctx, c)
+	default:
+		return fmt.Errorf("unsupported client %T", s.cl)
+	}
+}
+
 // sweep applies a truncate event: every data key the event's scope covers
 // and whose version is older than the event's is deleted (and gets a
 // tombstone with the event's version). The version check happens in the
@@ -48,15 +90,7 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 			cursor = next
 		}
 	}
-	var err error
-	switch c := s.cl.(type) {
-	case *goredis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *goredis.Client:
-		err = scan(ctx, c)
-	default:
-		err = fmt.Errorf("sweep: unsupported client %T", s.cl)
-	}
+	err := s.eachNode(ctx, scan)
 	s.swept.Add(swept.Load())
 	return swept.Load(), err
 }

@@ -43,7 +43,9 @@ func del(key string, ver uint64) pipeline.Event {
 }
 
 // Str is a string value.
-func Str(s string) pipeline.Value { return pipeline.Value{Type: pipeline.TypeString, String: []byte(s)} }
+func Str(s string) pipeline.Value {
+	return pipeline.Value{Type: pipeline.TypeString, String: []byte(s)}
+}
 
 // Run runs the contract. newTarget returns a sink writing to an empty
 // store of its own.
