@@ -35,24 +35,38 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 // topic, named after the test.
 type pipelineArgs struct {
 	name, table string
+	ckDir       string
 	args        []string
 }
 
+// newPipeline is a pipeline from r to a new DynamoDB table.
 func newPipeline(t *testing.T, r *stack.Redis, extra ...string) pipelineArgs {
 	t.Helper()
+	p := basePipeline(t, r)
+	p.table = p.name
+	p.args = append(append(p.args, "--dynamodb-endpoint", stack.DynamoDBEndpoint(t), "--dynamodb-table", p.table), extra...)
+	return p
+}
+
+// newRedisPipeline is a pipeline from r to the Redis target dst.
+func newRedisPipeline(t *testing.T, r, dst *stack.Redis, extra ...string) pipelineArgs {
+	t.Helper()
+	p := basePipeline(t, r)
+	p.args = append(append(p.args, "--target-redis-addr", dst.Addr), extra...)
+	return p
+}
+
+func basePipeline(t *testing.T, r *stack.Redis) pipelineArgs {
 	name := stack.Unique(strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
-	p := pipelineArgs{name: name, table: name}
-	p.args = append([]string{
+	ck := t.TempDir()
+	return pipelineArgs{name: name, ckDir: ck, args: []string{
 		"--name", name,
 		"--redis-addr", r.Addr,
 		"--kafka-brokers", strings.Join(stack.KafkaBrokers(t), ","),
 		"--partitions", "4",
-		"--dynamodb-endpoint", stack.DynamoDBEndpoint(t),
-		"--dynamodb-table", p.table,
-		"--checkpoint-dir", t.TempDir(),
+		"--checkpoint-dir", ck,
 		"--progress-interval", "2s",
-	}, extra...)
-	return p
+	}}
 }
 
 func dynamoClient(t *testing.T) *dynamodb.Client {
@@ -137,7 +151,7 @@ func TestBackfillRedisToDynamoDB(t *testing.T) {
 	if res.Code != 0 {
 		t.Fatalf("backfill exited %d\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
 	}
-	for _, want := range []string{"backfill of pipeline", "items written", "12,009", "dead-lettered                 0"} {
+	for _, want := range []string{"backfill of pipeline", "events applied", "12,009", "dead-lettered                 0"} {
 		if !strings.Contains(res.Stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, res.Stdout)
 		}

@@ -50,6 +50,10 @@ type RedisSourceConfig struct {
 	Readers       int      `yaml:"readers"`
 	MaxElements   int      `yaml:"max_elements"`
 	MaxValueBytes int      `yaml:"max_value_bytes"`
+	// KeysPerSecond paces the snapshot (0: as fast as Redis answers).
+	KeysPerSecond int `yaml:"keys_per_second"`
+	// HealKeysPerSecond paces the re-scan that heals a gap in live capture.
+	HealKeysPerSecond int `yaml:"heal_keys_per_second"`
 }
 
 // KafkaConfig is the transport.
@@ -61,11 +65,34 @@ type KafkaConfig struct {
 	Partitions        int32    `yaml:"partitions"`
 	ReplicationFactor int16    `yaml:"replication_factor"`
 	MaxRecordBytes    int      `yaml:"max_record_bytes"`
+	// SessionTimeout is how long the group waits for a silent sink worker.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 }
 
-// SinkConfig selects and configures the sink.
+// SinkConfig selects and configures the sink: set exactly one of
+// dynamodb.table and redis.addr.
 type SinkConfig struct {
 	DynamoDB DynamoDBSinkConfig `yaml:"dynamodb"`
+	Redis    RedisSinkConfig    `yaml:"redis"`
+}
+
+// RedisSinkConfig is a Redis sink (the target Redis).
+type RedisSinkConfig struct {
+	Addr     string `yaml:"addr"`
+	Username string `yaml:"username"`
+	// Password; prefer ${TARGET_REDIS_PASSWORD} or that environment variable.
+	Password           string        `yaml:"password"`
+	DB                 int           `yaml:"db"`
+	Concurrency        int           `yaml:"concurrency"`
+	TombstoneRetention time.Duration `yaml:"tombstone_retention"`
+}
+
+// sinkKind is "dynamodb" or "redis", whichever is configured.
+func (c *Config) sinkKind() string {
+	if c.Sink.Redis.Addr != "" {
+		return "redis"
+	}
+	return "dynamodb"
 }
 
 // DynamoDBSinkConfig is a DynamoDB sink.
@@ -97,13 +124,18 @@ func defaultConfig() Config {
 		Name: "cutover",
 		Source: SourceConfig{Redis: RedisSourceConfig{
 			Addr: "127.0.0.1:6379", ScanCount: 1000, Readers: 4, MaxElements: 100_000, MaxValueBytes: 1_000_000,
+			HealKeysPerSecond: 20_000,
 		}},
 		Kafka: KafkaConfig{
 			Brokers: []string{"127.0.0.1:9092"}, Partitions: 12, ReplicationFactor: 1, MaxRecordBytes: 1_000_000,
+			SessionTimeout: 10 * time.Second,
 		},
-		Sink: SinkConfig{DynamoDB: DynamoDBSinkConfig{
-			Region: "us-east-1", KeyAttribute: "pk", KeyType: "S", Concurrency: 16, TombstoneRetention: 7 * 24 * time.Hour,
-		}},
+		Sink: SinkConfig{
+			DynamoDB: DynamoDBSinkConfig{
+				Region: "us-east-1", KeyAttribute: "pk", KeyType: "S", Concurrency: 16, TombstoneRetention: 7 * 24 * time.Hour,
+			},
+			Redis: RedisSinkConfig{Concurrency: 8, TombstoneRetention: 8 * 24 * time.Hour},
+		},
 		Checkpoint:       CheckpointConfig{Dir: ".cutover/checkpoints"},
 		Log:              LogConfig{Level: "info", Format: "text"},
 		ProgressInterval: 5 * time.Second,
@@ -123,6 +155,9 @@ func (c *Config) finish() {
 	}
 	if c.Source.Redis.Password == "" {
 		c.Source.Redis.Password = os.Getenv("REDIS_PASSWORD")
+	}
+	if c.Sink.Redis.Password == "" {
+		c.Sink.Redis.Password = os.Getenv("TARGET_REDIS_PASSWORD")
 	}
 }
 
@@ -144,13 +179,17 @@ func (c *Config) validate() error {
 	if r.DB < 0 {
 		bad("source.redis.db", "must be 0 or more")
 	}
+	if r.KeysPerSecond < 0 {
+		bad("source.redis.keys_per_second", "must be 0 (no limit) or more")
+	}
 	for _, t := range r.Types {
 		if pt, err := pipeline.ParseType(t); err != nil || pt == pipeline.TypeItem || pt == pipeline.TypeNone {
 			bad("source.redis.types", "%q is not a Redis type (string, hash, list, set, zset)", t)
 		}
 	}
 	for path, v := range map[string]int{"source.redis.scan_count": r.ScanCount, "source.redis.readers": r.Readers,
-		"source.redis.max_elements": r.MaxElements, "source.redis.max_value_bytes": r.MaxValueBytes} {
+		"source.redis.max_elements": r.MaxElements, "source.redis.max_value_bytes": r.MaxValueBytes,
+		"source.redis.heal_keys_per_second": r.HealKeysPerSecond} {
 		if v <= 0 {
 			bad(path, "must be positive")
 		}
@@ -165,24 +204,41 @@ func (c *Config) validate() error {
 	if k.ReplicationFactor <= 0 {
 		bad("kafka.replication_factor", "must be positive")
 	}
+	if k.SessionTimeout < 6*time.Second || k.SessionTimeout > 5*time.Minute {
+		bad("kafka.session_timeout", "must be between 6s and 5m (the broker's group.min/max.session.timeout.ms)")
+	}
 	if k.MaxRecordBytes < 1024 {
 		bad("kafka.max_record_bytes", "must be at least 1024")
 	}
 	if k.Topic == k.DeadLetterTopic {
 		bad("kafka.dead_letter_topic", "must differ from kafka.topic")
 	}
-	d := c.Sink.DynamoDB
-	if d.Table == "" {
-		bad("sink.dynamodb.table", "required")
-	}
-	if d.Region == "" {
-		bad("sink.dynamodb.region", "required")
-	}
-	if d.KeyType != "S" && d.KeyType != "B" {
-		bad("sink.dynamodb.key_type", "%q must be S or B", d.KeyType)
-	}
-	if d.Concurrency <= 0 {
-		bad("sink.dynamodb.concurrency", "must be positive")
+	d, rs := c.Sink.DynamoDB, c.Sink.Redis
+	switch {
+	case d.Table != "" && rs.Addr != "":
+		bad("sink", "both sink.dynamodb.table and sink.redis.addr are set; a pipeline writes to one target")
+	case d.Table == "" && rs.Addr == "":
+		bad("sink", "required: set sink.dynamodb.table (--dynamodb-table) or sink.redis.addr (--target-redis-addr)")
+	case d.Table != "":
+		if d.Region == "" {
+			bad("sink.dynamodb.region", "required")
+		}
+		if d.KeyType != "S" && d.KeyType != "B" {
+			bad("sink.dynamodb.key_type", "%q must be S or B", d.KeyType)
+		}
+		if d.Concurrency <= 0 {
+			bad("sink.dynamodb.concurrency", "must be positive")
+		}
+	default:
+		if rs.DB < 0 {
+			bad("sink.redis.db", "must be 0 or more")
+		}
+		if rs.Concurrency <= 0 {
+			bad("sink.redis.concurrency", "must be positive")
+		}
+		if rs.Addr == r.Addr && rs.DB == r.DB {
+			bad("sink.redis", "the target is the source database (%s db %d)", rs.Addr, rs.DB)
+		}
 	}
 	if c.Checkpoint.Dir == "" {
 		bad("checkpoint.dir", "required")

@@ -83,7 +83,8 @@ func TestConfigErrors(t *testing.T) {
 		"unset variable":    {"sink: {dynamodb: {table: ${CUTOVER_SURELY_UNSET_VAR}}}", "CUTOVER_SURELY_UNSET_VAR"},
 		"every problem":     {"name: 'bad name'\nsource: {redis: {readers: 0}}\nsink: {dynamodb: {key_type: N}}", "name: \"bad name\""},
 		"paths in messages": {"source: {redis: {readers: 0}}", "source.redis.readers: must be positive"},
-		"missing table":     {"name: x", "sink.dynamodb.table: required"},
+		"missing sink":      {"name: x", "sink: required: set sink.dynamodb.table"},
+		"two sinks":         {"sink: {dynamodb: {table: t}, redis: {addr: \"h:1\"}}", "a pipeline writes to one target"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -19,6 +19,7 @@ func bindPipeline(fs *pflag.FlagSet, c *Config) {
 	bindRedisSource(fs, c)
 	bindKafka(fs, c)
 	bindDynamoDBSink(fs, c)
+	bindRedisSink(fs, c)
 	bindCheckpoint(fs, c)
 	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "how often long-running work logs its progress (progress_interval)")
 }
@@ -43,6 +44,8 @@ func bindRedisSource(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.Readers, "readers", r.Readers, "pages read from Redis concurrently, one pipelined round trip each (source.redis.readers)")
 	fs.IntVar(&r.MaxElements, "max-elements", r.MaxElements, "largest hash/list/set/zset copied; larger keys go to the dead-letter topic (source.redis.max_elements)")
 	fs.IntVar(&r.MaxValueBytes, "max-value-bytes", r.MaxValueBytes, "largest value copied, in bytes; larger keys go to the dead-letter topic (source.redis.max_value_bytes)")
+	fs.IntVar(&r.KeysPerSecond, "keys-per-second", r.KeysPerSecond, "pace the snapshot to protect production; 0 means as fast as Redis answers (source.redis.keys_per_second)")
+	fs.IntVar(&r.HealKeysPerSecond, "heal-keys-per-second", r.HealKeysPerSecond, "pace of the re-scan that heals a gap in live capture (source.redis.heal_keys_per_second)")
 }
 
 func bindKafka(fs *pflag.FlagSet, c *Config) {
@@ -54,6 +57,7 @@ func bindKafka(fs *pflag.FlagSet, c *Config) {
 	fs.Int32Var(&k.Partitions, "partitions", k.Partitions, "partitions of the topic when cutover creates it (kafka.partitions)")
 	fs.Int16Var(&k.ReplicationFactor, "replication-factor", k.ReplicationFactor, "replication factor of topics cutover creates (kafka.replication_factor)")
 	fs.IntVar(&k.MaxRecordBytes, "max-record-bytes", k.MaxRecordBytes, "largest event published; keep it under the topic's max.message.bytes (kafka.max_record_bytes)")
+	fs.DurationVar(&k.SessionTimeout, "session-timeout", k.SessionTimeout, "how long the group waits for a silent sink worker before moving its partitions (kafka.session_timeout)")
 }
 
 func bindDynamoDBSink(fs *pflag.FlagSet, c *Config) {
@@ -66,6 +70,16 @@ func bindDynamoDBSink(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&d.CreateTable, "create-table", d.CreateTable, "create the table if it is missing, on-demand, with TTL on expire_at (sink.dynamodb.create_table)")
 	fs.IntVar(&d.Concurrency, "sink-concurrency", d.Concurrency, "DynamoDB writes in flight (sink.dynamodb.concurrency)")
 	fs.DurationVar(&d.TombstoneRetention, "tombstone-retention", d.TombstoneRetention, "how long a deleted key's tombstone is kept; at least the topic's retention (sink.dynamodb.tombstone_retention)")
+}
+
+func bindRedisSink(fs *pflag.FlagSet, c *Config) {
+	r := &c.Sink.Redis
+	fs.StringVar(&r.Addr, "target-redis-addr", r.Addr, "target Redis host:port, when the target is Redis (sink.redis.addr)")
+	fs.StringVar(&r.Username, "target-redis-username", r.Username, "target Redis ACL user (sink.redis.username)")
+	fs.StringVar(&r.Password, "target-redis-password", r.Password, "target Redis password; prefer the TARGET_REDIS_PASSWORD environment variable (sink.redis.password)")
+	fs.IntVar(&r.DB, "target-redis-db", r.DB, "target Redis logical database (sink.redis.db)")
+	fs.IntVar(&r.Concurrency, "target-redis-concurrency", r.Concurrency, "pipelines of writes in flight to the target Redis (sink.redis.concurrency)")
+	fs.DurationVar(&r.TombstoneRetention, "target-redis-tombstone-retention", r.TombstoneRetention, "how long version keys and tombstones are kept in the target Redis; longer than the topic's retention (sink.redis.tombstone_retention)")
 }
 
 func bindCheckpoint(fs *pflag.FlagSet, c *Config) {

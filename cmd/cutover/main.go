@@ -94,14 +94,14 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cutover",
-		Short: "Copy and replicate key-value data between Redis and DynamoDB through Kafka",
+		Short: "Copy and replicate key-value data from Redis to DynamoDB or Redis through Kafka",
 		Long: `cutover moves a live service's data from one key-value store to another.
 
-A source reads Redis (a SCAN snapshot) and publishes one versioned change
-event per key to a Kafka topic; sink workers apply the events to DynamoDB
-with conditional writes, so an older read can never overwrite a newer one
-and replays are harmless. Positions are checkpointed on both sides: a
-restarted run continues where it stopped.
+A source reads Redis (a SCAN snapshot, then keyspace notifications) and
+publishes one versioned change event per key to a Kafka topic; sink workers
+apply the events to DynamoDB or Redis with conditional writes, so an older
+read can never overwrite a newer one and replays are harmless. Positions
+are checkpointed on both sides: a restarted run continues where it stopped.
 
 Configuration comes from a YAML file (--config; see deploy/examples), with
 flags overriding it and ${VAR} in the file read from the environment.`,
@@ -110,7 +110,7 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(newBackfillCmd(), newReconcileCmd(), newDevCmd())
+	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReconcileCmd(), newDevCmd())
 	return root
 }
 

@@ -10,9 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/reconcile"
-	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
@@ -23,18 +21,18 @@ func newReconcileCmd() *cobra.Command {
 	var samples int
 	cmd := &cobra.Command{
 		Use:   "reconcile",
-		Short: "Compare the Redis source with the DynamoDB target key by key",
+		Short: "Compare the Redis source with the target key by key",
 		Long: `reconcile walks the source with SCAN, reads each key as the pipeline would,
-looks the key up in the target (strongly consistent BatchGetItem) through
-the sink's mapping, and reports keys missing in the target and keys whose
+looks the key up in the target (DynamoDB: strongly consistent BatchGetItem
+through the sink's mapping; Redis: the same atomic read as the source), and reports keys missing in the target and keys whose
 type, value or expiry differ, with examples of each.
 
 Use the same configuration as the pipeline (--config and flags). Exit
 status: 0 when the target matches, 4 when differences were found, 1 on
 errors.
 
-This version checks every source key against the target; keys present only
-in the target are not looked for yet.`,
+A second pass walks the target and reports keys the source does not have
+(or would not copy): deletes that were never applied.`,
 		Example: `  cutover reconcile --config deploy/examples/redis-to-dynamodb.yaml
   cutover reconcile --config pipeline.yaml --output json > report.json`,
 		Args: noArgs,
@@ -58,28 +56,19 @@ in the target are not looked for yet.`,
 
 func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcile.Options, w io.Writer) error {
 	log := newLogger(cfg)
-	r := cfg.Source.Redis
-	conn := redissrc.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB}
-	rcl, err := redissrc.Connect(ctx, conn)
+	wr, err := connect(ctx, cfg, log, parts{source: true, sink: true})
 	if err != nil {
 		return err
 	}
-	defer rcl.Close()
+	defer wr.close()
+	r := cfg.Source.Redis
 	types, err := parseTypes(r.Types)
 	if err != nil {
 		return err
 	}
-	src := redissrc.NewScanner(rcl, conn, pipeline.KeyFilter{Include: r.Include, Exclude: r.Exclude}, r.ScanCount,
+	src := redissrc.NewScanner(wr.rcl, wr.rconn, filterOf(r), r.ScanCount,
 		redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes, Logger: log})
 	if err := src.Prepare(ctx); err != nil {
-		return err
-	}
-	client, err := newDynamoDBClient(ctx, cfg.Sink.DynamoDB, log)
-	if err != nil {
-		return err
-	}
-	sink, err := ddbsink.New(client, ddbOptions(cfg.Sink.DynamoDB, log))
-	if err != nil {
 		return err
 	}
 	last := time.Now()
@@ -89,7 +78,7 @@ func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcil
 			log.Info("reconcile progress", "compared", rep.Compared, "equal", rep.Equal, "differences", rep.Differences())
 		}
 	}
-	rep, err := reconcile.Run(ctx, src, sink, opts)
+	rep, err := reconcile.Run(ctx, src, wr.sink, opts)
 	if err != nil {
 		return err
 	}
@@ -100,7 +89,7 @@ func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcil
 			return err
 		}
 	} else {
-		printReport(w, cfg, &rep)
+		printReport(w, cfg, wr.sink.describe(), &rep)
 	}
 	if rep.Differences() > 0 {
 		return &exitError{code: exitDifferences}
@@ -108,9 +97,9 @@ func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcil
 	return nil
 }
 
-func printReport(w io.Writer, cfg *Config, rep *reconcile.Report) {
-	fmt.Fprintf(w, "\nreconcile redis %s db %d → dynamodb table %s (%s)\n", cfg.Source.Redis.Addr, cfg.Source.Redis.DB,
-		cfg.Sink.DynamoDB.Table, rep.Elapsed.Round(time.Millisecond))
+func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report) {
+	fmt.Fprintf(w, "\nreconcile redis %s db %d → %s (%s)\n", cfg.Source.Redis.Addr, cfg.Source.Redis.DB,
+		target, rep.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "  %-26s %12s\n", "keys compared", group(rep.Compared))
 	fmt.Fprintf(w, "  %-26s %12s\n", "equal", group(rep.Equal))
 	kinds := []struct {
@@ -118,6 +107,7 @@ func printReport(w io.Writer, cfg *Config, rep *reconcile.Report) {
 		label string
 	}{
 		{reconcile.Missing, "missing in target"},
+		{reconcile.Extra, "only in target"},
 		{reconcile.Different, "different value or type"},
 		{reconcile.TTLDifferent, "different expiry"},
 		{reconcile.Unreadable, "unreadable in target"},

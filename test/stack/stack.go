@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,4 +217,84 @@ func RunEnv(ctx context.Context, t testing.TB, env []string, args ...string) Res
 // Unique returns a name no other test run uses: a Kafka topic, a table.
 func Unique(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), time.Now().UnixNano()%1_000_000_000)
+}
+
+// Proc is the binary running in the background.
+type Proc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stdout strings.Builder
+	stderr strings.Builder
+	done   chan struct{}
+	code   int
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// Start runs the binary in the background. The test's cleanup kills it if
+// it still runs.
+func Start(t testing.TB, env []string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{done: make(chan struct{})}
+	p.cmd = exec.Command(Binary(t), args...)
+	p.cmd.Env = append(append(append(os.Environ(), LocalAWSEnv...), env...), "NO_COLOR=1")
+	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
+	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start cutover %v: %v", args, err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); ok { //nolint:errorlint // exec returns it unwrapped
+			p.code = ee.ExitCode()
+		}
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// Stop sends SIGTERM and waits up to a minute for the process to exit; it
+// returns the exit code (-1 if it had to be killed).
+func (p *Proc) Stop() int {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(time.Minute):
+		p.Kill()
+		return -1
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Output returns what the process printed so far.
+func (p *Proc) Output() (stdout, stderr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String(), p.stderr.String()
 }

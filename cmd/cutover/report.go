@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/cutover/cutover/pipeline"
+	redissrc "github.com/cutover/cutover/sources/redis"
+)
+
+// reporter logs progress while a pipeline runs and prints its summary.
+type reporter struct {
+	w     *wiring
+	snap  *redissrc.Snapshot // nil when no snapshot runs
+	live  *redissrc.Live     // nil when live capture does not run
+	start time.Time
+	end   atomic.Pointer[map[int32]int64] // end offsets to measure sink lag against
+}
+
+func newReporter(w *wiring, snap *redissrc.Snapshot, live *redissrc.Live, start time.Time) *reporter {
+	return &reporter{w: w, snap: snap, live: live, start: start}
+}
+
+func (r *reporter) setEnd(end map[int32]int64) { r.end.Store(&end) }
+
+// log writes one progress line.
+func (r *reporter) log() {
+	var attrs []any
+	elapsed := time.Since(r.start)
+	if r.snap != nil {
+		p := r.snap.Progress()
+		rate := float64(p.Scanned) / elapsed.Seconds()
+		attrs = append(attrs, "scanned", p.Scanned, "of", p.Total, "keys_per_s", int(rate))
+		if p.Total > 0 && p.Scanned < p.Total && rate > 0 && !p.Done {
+			attrs = append(attrs, "pct", fmt.Sprintf("%.1f", 100*float64(p.Scanned)/float64(p.Total)),
+				"eta", time.Duration(float64(p.Total-p.Scanned)/rate*float64(time.Second)).Round(time.Second))
+		}
+	}
+	if r.live != nil {
+		l := r.live.Stats()
+		attrs = append(attrs, "notifications", l.Notifications, "live_events", l.Events, "dirty", l.Dirty, "gaps", l.Gaps, "heals", l.Heals)
+		if l.Healing {
+			attrs = append(attrs, "healing", true)
+		}
+	}
+	if r.w.pub != nil {
+		attrs = append(attrs, "published", r.w.pub.Stats().Published)
+	}
+	if r.w.worker != nil {
+		ws := r.w.worker.Stats()
+		c := r.w.sink.counters()
+		attrs = append(attrs, "applied", ws.Applied, "skipped_older", ws.SkippedOlder, "dead_lettered", r.deadLettered(), "throttles", c.throttles)
+		if e := r.end.Load(); e != nil {
+			attrs = append(attrs, "sink_lag", r.w.worker.Progress().Lag(*e, r.w.base))
+		}
+	}
+	r.w.log.Info("progress", attrs...)
+}
+
+func (r *reporter) deadLettered() int64 {
+	var n int64
+	if r.w.pub != nil {
+		n += r.w.pub.Stats().DeadLettered
+	}
+	if r.w.worker != nil {
+		n += r.w.worker.Stats().DeadLettered
+	}
+	return n
+}
+
+// summary prints what the run did and returns exitDeadLettered if any key
+// was not copied.
+func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) error {
+	cfg := r.w.cfg
+	row := func(label string, n int64, note string) {
+		fmt.Fprintf(w, "  %-18s %12s  %s\n", label, group(n), note)
+	}
+	fmt.Fprintf(w, "\n%s of pipeline %q done in %s\n", what, cfg.Name, elapsed.Round(time.Millisecond))
+	target := "(sink not run here)"
+	if r.w.sink != nil {
+		target = r.w.sink.describe()
+	}
+	fmt.Fprintf(w, "  redis %s db %d → kafka topic %s → %s\n", cfg.Source.Redis.Addr, cfg.Source.Redis.DB, cfg.Kafka.Topic, target)
+	var read int64
+	if r.snap != nil {
+		p := r.snap.Progress()
+		resumed := ""
+		if p.Resumed {
+			resumed = "(resumed an interrupted snapshot; count includes the earlier run)"
+		}
+		row("keys scanned", p.Scanned, fmt.Sprintf("DBSIZE at start %s %s", group(p.Total), resumed))
+		row("keys read", p.Events, "")
+		row("filtered", p.Filtered, "by pattern or type")
+		row("vanished", p.Vanished, "deleted between SCAN and read")
+		read += p.Events
+	}
+	if r.live != nil {
+		l := r.live.Stats()
+		row("notifications", l.Notifications, "keyspace events received")
+		row("live events", l.Events, fmt.Sprintf("%s of them deletes", group(l.Deletes)))
+		row("gaps healed", l.Heals, fmt.Sprintf("%s gaps detected, %s keys re-read", group(l.Gaps), group(l.HealedKeys)))
+		read += l.Events
+	}
+	if r.w.pub != nil {
+		ps := r.w.pub.Stats()
+		row("events published", ps.Published, fmt.Sprintf("%.1f MB", float64(ps.Bytes)/1e6))
+	}
+	if r.w.worker != nil {
+		ws := r.w.worker.Stats()
+		c := r.w.sink.counters()
+		row("events applied", ws.Applied, fmt.Sprintf("%s writes, %s throttled and retried, %s swept by truncates", group(c.writes), group(c.throttles), group(c.swept)))
+		row("skipped as older", ws.SkippedOlder, "target already held this version or a newer one")
+	}
+	dead := r.deadLettered()
+	row("dead-lettered", dead, "topic "+cfg.Kafka.DeadLetterTopic)
+	fmt.Fprintf(w, "  %-18s %12s  keys/s\n", "rate", group(int64(float64(read)/elapsed.Seconds())))
+	if dead > 0 {
+		fmt.Fprintf(w, "\n%d keys were not copied; each is logged above with its reason and is in topic %s.\n", dead, cfg.Kafka.DeadLetterTopic)
+		return &exitError{code: exitDeadLettered}
+	}
+	return nil
+}
+
+// group formats n with thousands separators.
+func group(n int64) string {
+	if n < 0 {
+		return "-" + group(-n)
+	}
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func filterOf(r RedisSourceConfig) pipeline.KeyFilter {
+	return pipeline.KeyFilter{Include: r.Include, Exclude: r.Exclude}
+}

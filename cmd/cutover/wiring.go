@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/pipeline/kafka"
+	"github.com/cutover/cutover/pipeline/reconcile"
+	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
+	redissink "github.com/cutover/cutover/sinks/redis"
+	redissrc "github.com/cutover/cutover/sources/redis"
+)
+
+// parts says which pieces of a pipeline a command needs.
+type parts struct {
+	source    bool // the source Redis
+	publisher bool // topics and a producer
+	sink      bool // the target store
+	worker    bool // a consumer-group worker applying to the sink
+	// instanceID makes the worker a static group member (see
+	// kafka.WorkerOptions.InstanceID).
+	instanceID string
+}
+
+// wiring holds the connected pieces of a pipeline.
+type wiring struct {
+	cfg *Config
+	log *slog.Logger
+
+	store checkpoint.Store
+	rconn redissrc.Conn
+	rcl   *goredis.Client
+
+	partitions int32
+	pcl        *kgo.Client
+	pub        *kafka.Publisher
+
+	sink   targetSink
+	wcl    *kgo.Client
+	worker *kafka.Worker
+	base   map[int32]int64 // offsets the group had committed when we started
+
+	closers []func()
+}
+
+// targetSink is a sink with what commands report about it.
+type targetSink interface {
+	kafka.Sink
+	reconcile.Target
+	describe() string
+	counters() sinkCounters
+}
+
+type sinkCounters struct{ writes, throttles, retries, swept int64 }
+
+// connect opens what p asks for, checking each connection so a wrong
+// address or credential fails now with a message that says what to fix.
+func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiring, error) {
+	w := &wiring{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			w.close()
+		}
+	}()
+	store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
+	if err != nil {
+		return nil, err
+	}
+	w.store = store
+	if p.source {
+		r := cfg.Source.Redis
+		w.rconn = redissrc.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
+		if w.rcl, err = redissrc.Connect(ctx, w.rconn); err != nil {
+			return nil, err
+		}
+		w.closers = append(w.closers, func() { w.rcl.Close() }) //nolint:gosec // shutting down
+	}
+	kcfg := kafka.Config{Brokers: cfg.Kafka.Brokers, ClientID: "cutover-" + cfg.Name}
+	if p.publisher {
+		popts := w.publisherOptions()
+		if w.pcl, err = kafka.Connect(ctx, kcfg, kafka.ProducerOpts(popts)...); err != nil {
+			return nil, err
+		}
+		w.closers = append(w.closers, w.pcl.Close)
+		if w.partitions, err = ensureTopics(ctx, w.pcl, cfg, log); err != nil {
+			return nil, err
+		}
+		popts.Partitions = w.partitions
+		if w.pub, err = kafka.NewPublisher(ctx, w.pcl, popts); err != nil {
+			return nil, err
+		}
+	}
+	if p.sink || p.worker {
+		if w.sink, err = newSink(ctx, cfg, log, &w.closers); err != nil {
+			return nil, err
+		}
+	}
+	if p.worker {
+		wopts := kafka.WorkerOptions{Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+			InstanceID: p.instanceID, SessionTimeout: cfg.Kafka.SessionTimeout, Logger: log}
+		if w.wcl, err = kafka.Connect(ctx, kcfg, kafka.WorkerOpts(wopts)...); err != nil {
+			return nil, err
+		}
+		w.closers = append(w.closers, w.wcl.Close)
+		if w.worker, err = kafka.NewWorker(ctx, w.wcl, wopts, w.sink); err != nil {
+			return nil, err
+		}
+		if w.base, err = kafka.CommittedOffsets(ctx, w.wcl, cfg.Kafka.Group, cfg.Kafka.Topic); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return w, nil
+}
+
+func (w *wiring) publisherOptions() kafka.PublisherOptions {
+	return kafka.PublisherOptions{Topic: w.cfg.Kafka.Topic, DeadLetterTopic: w.cfg.Kafka.DeadLetterTopic,
+		MaxRecordBytes: w.cfg.Kafka.MaxRecordBytes, Partitions: w.partitions, Logger: w.log}
+}
+
+// close closes in reverse order of opening.
+func (w *wiring) close() {
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		w.closers[i]()
+	}
+	w.closers = nil
+}
+
+// runWorker starts the sink worker; the returned channel gets its result.
+func (w *wiring) runWorker(ctx context.Context) <-chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- w.worker.Run(ctx) }()
+	return errc
+}
+
+// waitApplied blocks until the worker has committed everything published
+// so far, or it fails, or ctx ends.
+func (w *wiring) waitApplied(ctx context.Context, workerErr <-chan error) (map[int32]int64, error) {
+	end, err := kafka.EndOffsets(ctx, w.pcl, w.cfg.Kafka.Topic)
+	if err != nil {
+		return nil, err
+	}
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	applied := make(chan error, 1)
+	go func() { applied <- w.worker.Progress().WaitFor(waitCtx, end, w.base) }()
+	select {
+	case err := <-applied:
+		if err != nil {
+			return end, fmt.Errorf("interrupted while the sink was applying: %w (run the same command again to finish)", err)
+		}
+		return end, nil
+	case err := <-workerErr:
+		if err == nil {
+			err = ctx.Err()
+		}
+		return end, fmt.Errorf("sink stopped before applying everything: %w (run the same command again: the sink resumes from its committed offsets)", err)
+	}
+}
+
+// ensureTopics creates the event and dead-letter topics if missing and
+// returns the event topic's partition count.
+func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *Config, log *slog.Logger) (int32, error) {
+	var partitions int32
+	for _, name := range []string{cfg.Kafka.Topic, cfg.Kafka.DeadLetterTopic} {
+		st, err := kafka.EnsureTopic(ctx, cl, kafka.TopicSpec{Name: name, Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
+		if err != nil {
+			return 0, err
+		}
+		if st.Created {
+			log.Info("created topic", "topic", name, "partitions", st.Partitions, "replication_factor", cfg.Kafka.ReplicationFactor)
+		}
+		if name == cfg.Kafka.Topic {
+			partitions = st.Partitions
+		}
+	}
+	return partitions, nil
+}
+
+func parseTypes(names []string) ([]pipeline.Type, error) {
+	var types []pipeline.Type
+	for _, n := range names {
+		t, err := pipeline.ParseType(n)
+		if err != nil {
+			return nil, err
+		}
+		types = append(types, t)
+	}
+	return types, nil
+}
+
+// newSink connects the configured target.
+func newSink(ctx context.Context, cfg *Config, log *slog.Logger, closers *[]func()) (targetSink, error) {
+	if cfg.sinkKind() == "redis" {
+		rs := cfg.Sink.Redis
+		conn := redissrc.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
+			PoolSize: rs.Concurrency + 4, AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}
+		cl, err := redissrc.Connect(ctx, conn)
+		if err != nil {
+			return nil, err
+		}
+		*closers = append(*closers, func() { cl.Close() }) //nolint:gosec // shutting down
+		s := redissink.New(cl, redissink.Options{Addr: rs.Addr, Concurrency: rs.Concurrency, TombstoneRetention: rs.TombstoneRetention, Logger: log})
+		if err := s.Prepare(ctx); err != nil {
+			return nil, err
+		}
+		reader := redissrc.NewReader(cl, conn, redissrc.ReaderOptions{Name: cfg.Name, MaxElements: 1 << 30, MaxValueBytes: 1 << 30, Logger: log})
+		if err := reader.Prepare(ctx); err != nil {
+			return nil, err
+		}
+		return &redisTarget{Sink: s, reader: reader, conn: conn}, nil
+	}
+	s, err := newDynamoDBSink(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &dynamoTarget{Sink: s, table: cfg.Sink.DynamoDB.Table}, nil
+}
+
+type dynamoTarget struct {
+	*ddbsink.Sink
+	table string
+}
+
+func (d *dynamoTarget) describe() string { return "dynamodb table " + d.table }
+func (d *dynamoTarget) counters() sinkCounters {
+	s := d.Stats()
+	return sinkCounters{writes: s.Writes, throttles: s.Throttles, retries: s.Retries, swept: s.Swept}
+}
+
+// redisTarget is the Redis sink, read back through the Redis reader (a
+// tombstone is an absent data key).
+type redisTarget struct {
+	*redissink.Sink
+	reader *redissrc.Reader
+	conn   redissrc.Conn
+}
+
+func (r *redisTarget) describe() string {
+	return fmt.Sprintf("redis %s db %d", r.conn.Addr, r.conn.DB)
+}
+
+func (r *redisTarget) counters() sinkCounters {
+	s := r.Stats()
+	return sinkCounters{writes: s.Writes, retries: s.Retries, swept: s.Swept}
+}
+
+// Lookup implements reconcile.Target.
+func (r *redisTarget) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.Found, error) {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = string(k)
+	}
+	b, _, err := r.reader.Read(ctx, names, pipeline.OriginRepair, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]reconcile.Found, len(keys))
+	for _, k := range keys {
+		out[string(k)] = reconcile.Found{}
+	}
+	for _, e := range b.Events {
+		if e.Op == pipeline.OpUpsert {
+			out[string(e.Key)] = reconcile.Found{Exists: true, Value: e.Value, ExpireAt: e.ExpireAt}
+		}
+	}
+	for _, rej := range b.Rejects {
+		out[string(rej.Key)] = reconcile.Found{Exists: true, Err: rej.Err}
+	}
+	return out, nil
+}
+
+// progressTicker calls f every interval until ctx ends.
+func progressTicker(ctx context.Context, every time.Duration, f func()) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
