@@ -117,6 +117,7 @@ func (w *wiring) newSnapshot(restart bool, epoch uint64) (*redissrc.Snapshot, er
 	return redissrc.NewSnapshot(w.rcl, w.rconn, redissrc.SnapshotOptions{
 		Name: w.cfg.Name, Filter: filterOf(r), Types: types,
 		ScanCount: r.ScanCount, Readers: r.Readers, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
+		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes,
 		KeysPerSecond: r.KeysPerSecond, Restart: restart, Epoch: epoch, Logger: w.log,
 	}, w.pub, w.store)
 }

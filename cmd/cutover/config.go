@@ -50,6 +50,8 @@ type RedisSourceConfig struct {
 	Readers       int      `yaml:"readers"`
 	MaxElements   int      `yaml:"max_elements"`
 	MaxValueBytes int      `yaml:"max_value_bytes"`
+	ChunkElements int      `yaml:"chunk_elements"`
+	ChunkBytes    int      `yaml:"chunk_bytes"`
 	// KeysPerSecond paces the snapshot (0: as fast as Redis answers).
 	KeysPerSecond int `yaml:"keys_per_second"`
 	// HealKeysPerSecond paces the re-scan that heals a gap in live capture.
@@ -123,7 +125,8 @@ func defaultConfig() Config {
 	return Config{
 		Name: "cutover",
 		Source: SourceConfig{Redis: RedisSourceConfig{
-			Addr: "127.0.0.1:6379", ScanCount: 1000, Readers: 4, MaxElements: 100_000, MaxValueBytes: 1_000_000,
+			Addr: "127.0.0.1:6379", ScanCount: 1000, Readers: 4, MaxElements: 10_000_000, MaxValueBytes: 1_000_000,
+			ChunkElements: 10_000, ChunkBytes: 256 << 10,
 			HealKeysPerSecond: 20_000,
 		}},
 		Kafka: KafkaConfig{
@@ -189,7 +192,8 @@ func (c *Config) validate() error {
 	}
 	for path, v := range map[string]int{"source.redis.scan_count": r.ScanCount, "source.redis.readers": r.Readers,
 		"source.redis.max_elements": r.MaxElements, "source.redis.max_value_bytes": r.MaxValueBytes,
-		"source.redis.heal_keys_per_second": r.HealKeysPerSecond} {
+		"source.redis.heal_keys_per_second": r.HealKeysPerSecond, "source.redis.chunk_elements": r.ChunkElements,
+		"source.redis.chunk_bytes": r.ChunkBytes} {
 		if v <= 0 {
 			bad(path, "must be positive")
 		}
@@ -209,6 +213,9 @@ func (c *Config) validate() error {
 	}
 	if k.MaxRecordBytes < 1024 {
 		bad("kafka.max_record_bytes", "must be at least 1024")
+	}
+	if r.ChunkBytes*3 > k.MaxRecordBytes*2 {
+		bad("source.redis.chunk_bytes", "%d is too close to kafka.max_record_bytes (%d): a piece must fit in a record after base64 (keep it under two thirds)", r.ChunkBytes, k.MaxRecordBytes)
 	}
 	if k.Topic == k.DeadLetterTopic {
 		bad("kafka.dead_letter_topic", "must differ from kafka.topic")

@@ -112,7 +112,8 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, out io.W
 		}
 		live = redissrc.NewLive(w.rcl, w.rconn, redissrc.LiveOptions{
 			Name: cfg.Name, Filter: filterOf(r), Types: types, ScanCount: r.ScanCount, MaxElements: r.MaxElements,
-			MaxValueBytes: r.MaxValueBytes, HealKeysPerSecond: r.HealKeysPerSecond, Epoch: state.Epoch, Logger: log,
+			MaxValueBytes: r.MaxValueBytes, ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes,
+			HealKeysPerSecond: r.HealKeysPerSecond, Epoch: state.Epoch, Logger: log,
 		}, w.pub)
 		if err := live.Subscribe(ctx); err != nil {
 			return err

@@ -94,6 +94,9 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 		row("keys read", p.Events, "")
 		row("filtered", p.Filtered, "by pattern or type")
 		row("vanished", p.Vanished, "deleted between SCAN and read")
+		if p.BigKeys > 0 {
+			row("big keys", p.BigKeys, "read and sent in pieces")
+		}
 		read += p.Events
 	}
 	if r.live != nil {

@@ -45,10 +45,13 @@ type LiveOptions struct {
 	// production; default 20,000. 0 keeps the default; negative means no
 	// limit.
 	HealKeysPerSecond int
-	// ScanCount, MaxElements, MaxValueBytes: as for the snapshot.
+	// ScanCount, MaxElements, MaxValueBytes, ChunkElements, ChunkBytes:
+	// as for the snapshot.
 	ScanCount     int
 	MaxElements   int
 	MaxValueBytes int
+	ChunkElements int
+	ChunkBytes    int
 	// Epoch is the version epoch of the reads.
 	Epoch uint64
 	// CheckEvery is how often the pub/sub connection is pinged and FLUSHDB,
@@ -152,7 +155,8 @@ func NewLive(cl *goredis.Client, conn Conn, opts LiveOptions, pub LivePublisher)
 		snapshotDone: make(chan struct{}),
 	}
 	l.reader = NewReader(cl, conn, ReaderOptions{Name: opts.Name, Types: opts.Types, MaxElements: opts.MaxElements,
-		MaxValueBytes: opts.MaxValueBytes, Epoch: opts.Epoch, Logger: opts.Logger})
+		MaxValueBytes: opts.MaxValueBytes, ChunkElements: opts.ChunkElements, ChunkBytes: opts.ChunkBytes,
+		Epoch: opts.Epoch, Logger: opts.Logger})
 	return l
 }
 
@@ -313,7 +317,7 @@ func (l *Live) readLoop(ctx context.Context) error {
 }
 
 func (l *Live) readAndPublish(ctx context.Context, keys []string, origin pipeline.Origin) error {
-	b, _, err := l.reader.Read(ctx, keys, origin, nil)
+	b, info, err := l.reader.Read(ctx, keys, origin, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -335,6 +339,18 @@ func (l *Live) readAndPublish(ctx context.Context, keys []string, origin pipelin
 	l.rejected.Add(int64(len(b.Rejects)))
 	if err := l.pub.Publish(ctx, b, nil); err != nil {
 		return fmt.Errorf("live capture: %w", err)
+	}
+	for _, big := range info.Big {
+		err := l.reader.Stream(ctx, big, origin, nil, func(e pipeline.Event) error {
+			l.events.Add(1)
+			return l.pub.Publish(ctx, pipeline.Batch{Events: []pipeline.Event{e}}, nil)
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			l.RequestHeal("reading a big key failed: " + err.Error())
+		}
 	}
 	return nil
 }

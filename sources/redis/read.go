@@ -13,18 +13,22 @@ import (
 
 // readScript reads one key atomically: the server's TIME (the version of
 // the read), the key's type, its PTTL and its whole value, or tells why it
-// was not read. Lua scripts run atomically, so no write can fall between
-// the time and the value. The script declares its key, so it runs on Redis
-// Cluster too.
+// was not read whole. Lua scripts run atomically, so no write can fall
+// between the time and the value. The script declares its key, so it runs
+// on Redis Cluster too.
 //
 // ARGV[1]: ",type,type," of the types to read, or "" for all.
-// ARGV[2]: the most elements of a collection to read in one piece.
-// ARGV[3]: the most bytes of a value to read in one piece.
+// ARGV[2]: the most elements of a collection copied at all.
+// ARGV[3]: the most bytes of a string copied.
+// ARGV[4]: the most elements of a collection read in one piece.
+// ARGV[5]: the most bytes (in memory) of a collection read in one piece.
 //
 // Returns {sec, usec, type, pttl, value} for a key it read, or
 // {sec, usec, "none"} for a key that is gone, {sec, usec, "skip", type}
-// for a type not asked for, {sec, usec, "big", type, size} for a value over
-// a limit, {sec, usec, "unsupported", type} for a type cutover cannot carry.
+// for a type not asked for, {sec, usec, "big", type, size} for a value
+// over the limits, {sec, usec, "unsupported", type} for a type cutover
+// cannot carry, and {sec, usec, "chunk", type, size, pttl} for a
+// collection to read in pieces (at this version).
 var readScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local k = KEYS[1]
@@ -35,8 +39,8 @@ end
 if ARGV[1] ~= '' and not string.find(ARGV[1], ',' .. ty .. ',', 1, true) then
   return {t[1], t[2], 'skip', ty}
 end
-local maxElems = tonumber(ARGV[2])
-local maxBytes = tonumber(ARGV[3])
+local maxElems, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+local chunkElems, chunkBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local n
 if ty == 'string' then
   n = redis.call('STRLEN', k)
@@ -54,10 +58,14 @@ else
   return {t[1], t[2], 'unsupported', ty}
 end
 if n > maxElems then return {t[1], t[2], 'big', ty, n} end
+local pieces = n > chunkElems
 -- Many elements may still be many bytes: estimate before loading them.
-if n > 1000 then
+if not pieces and n > 128 then
   local bytes = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', 16)
-  if bytes and bytes > maxBytes then return {t[1], t[2], 'big', ty, bytes} end
+  if bytes and bytes > chunkBytes then pieces = true end
+end
+if pieces then
+  return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)}
 end
 local v
 if ty == 'hash' then
@@ -106,6 +114,14 @@ func parseRead(key string, res any) (readResult, error) {
 			r.typ = asString(arr[3])
 			r.size, _ = arr[4].(int64)
 		}
+		return r, nil
+	case "chunk":
+		if len(arr) != 6 {
+			return readResult{}, fmt.Errorf("read script returned %d fields for big key %q", len(arr), key)
+		}
+		r.typ = asString(arr[3])
+		r.size, _ = arr[4].(int64)
+		r.pttl, _ = arr[5].(int64)
 		return r, nil
 	}
 	if len(arr) != 5 {

@@ -18,10 +18,16 @@ type ReaderOptions struct {
 	Name string
 	// Types selects keys by type; empty means every carried type.
 	Types []pipeline.Type
-	// MaxElements and MaxValueBytes bound what is read in one piece; see
-	// SnapshotOptions.
+	// MaxElements is the largest collection copied, MaxValueBytes the
+	// largest string; larger keys are rejected.
 	MaxElements   int
 	MaxValueBytes int
+	// ChunkElements and ChunkBytes bound what is read in one piece: a
+	// collection with more elements, or more bytes in memory, is streamed
+	// in pieces of at most ChunkElements elements and about ChunkBytes of
+	// encoded event (see Stream). Defaults 10,000 and 256 KiB.
+	ChunkElements int
+	ChunkBytes    int
 	// Epoch is the version epoch of the reads. Live capture raises it when
 	// the server's clock goes backwards; see SetEpoch.
 	Epoch uint64
@@ -29,12 +35,25 @@ type ReaderOptions struct {
 	Logger *slog.Logger
 }
 
-// ReadCounts are the keys of a read that became neither events nor rejects.
+// ReadCounts are the keys of a read that did not become events or rejects
+// at once.
 type ReadCounts struct {
 	// Vanished keys no longer existed when read.
 	Vanished int64
 	// Skipped keys were of a type not selected.
 	Skipped int64
+	// Big keys must be read in pieces, with Stream.
+	Big []BigKey
+}
+
+// BigKey is a collection too large to read in one piece. Its version and
+// expiry were read atomically with its size; Stream reads its elements.
+type BigKey struct {
+	Key    string
+	Type   pipeline.Type
+	Size   int64
+	micros uint64
+	pttl   int64
 }
 
 // Reader reads keys into versioned events, a page at a time, with one
@@ -55,6 +74,12 @@ func NewReader(cl *goredis.Client, conn Conn, opts ReaderOptions) *Reader {
 	}
 	if opts.MaxValueBytes <= 0 {
 		opts.MaxValueBytes = 1_000_000
+	}
+	if opts.ChunkElements <= 0 {
+		opts.ChunkElements = 10_000
+	}
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = 256 << 10
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -87,7 +112,8 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 		pipe := r.cl.Pipeline()
 		cmds = make([]*goredis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = readScript.EvalSha(ctx, pipe, []string{k}, r.types, r.opts.MaxElements, r.opts.MaxValueBytes)
+			cmds[i] = readScript.EvalSha(ctx, pipe, []string{k}, r.types, r.opts.MaxElements, r.opts.MaxValueBytes,
+				r.opts.ChunkElements, r.opts.ChunkBytes)
 		}
 		_, err := pipe.Exec(ctx)
 		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
@@ -126,8 +152,15 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 			continue
 		case "big":
 			b.Rejects = append(b.Rejects, pipeline.Reject{Key: []byte(k), Class: pipeline.RejectBigKey, Size: res.size,
-				Err: fmt.Errorf("%s of size %d is over the limit (%d elements, %d bytes) read in one piece (raise --max-elements/--max-value-bytes or exclude the key)",
+				Err: fmt.Errorf("%s of size %d is over the limit (%d elements for a collection, %d bytes for a string) (raise --max-elements/--max-value-bytes or exclude the key)",
 					res.typ, res.size, r.opts.MaxElements, r.opts.MaxValueBytes)})
+			continue
+		case "chunk":
+			t, err := pipeline.ParseType(res.typ)
+			if err != nil {
+				return b, counts, err
+			}
+			counts.Big = append(counts.Big, BigKey{Key: k, Type: t, Size: res.size, micros: res.micros, pttl: res.pttl})
 			continue
 		case "unsupported":
 			b.Rejects = append(b.Rejects, pipeline.Reject{Key: []byte(k), Class: pipeline.RejectUnsupportedType,

@@ -77,9 +77,13 @@ func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err er
 	if err != nil {
 		return b, false, err
 	}
-	b, _, err = s.reader.Read(ctx, keys, pipeline.OriginRepair, nil)
+	b, info, err := s.reader.Read(ctx, keys, pipeline.OriginRepair, nil)
 	if err != nil {
 		return b, false, err
+	}
+	for _, big := range info.Big {
+		b.Rejects = append(b.Rejects, pipeline.Reject{Key: []byte(big.Key), Class: pipeline.RejectBigKey, Size: big.Size,
+			Err: fmt.Errorf("a %s of %d elements is copied in pieces; reconcile does not compare it yet", big.Type, big.Size)})
 	}
 	s.cursor = next
 	return b, next == 0, nil

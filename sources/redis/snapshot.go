@@ -45,12 +45,16 @@ type SnapshotOptions struct {
 	// Readers is how many pages are read concurrently; default 4. Each
 	// reads its page in one pipelined round trip.
 	Readers int
-	// MaxElements is the largest collection read in one piece; larger keys
-	// are rejected to the dead-letter topic. Default 100,000.
+	// MaxElements is the largest collection copied; larger keys are
+	// rejected to the dead-letter topic. Default 100,000.
 	MaxElements int
-	// MaxValueBytes is the largest value read in one piece; default 1 MB
-	// (about what one Kafka record can carry).
+	// MaxValueBytes is the largest string copied; default 1 MB (about what
+	// one Kafka record can carry).
 	MaxValueBytes int
+	// ChunkElements and ChunkBytes: collections larger than this are read
+	// and sent in pieces (see Reader.Stream).
+	ChunkElements int
+	ChunkBytes    int
 	// KeysPerSecond paces the walk to protect production; 0 means no limit.
 	KeysPerSecond int
 	// Restart ignores an unfinished snapshot's saved cursor and starts over.
@@ -102,6 +106,8 @@ type SnapshotProgress struct {
 	Filtered int64
 	// Vanished keys deleted between SCAN and read.
 	Vanished int64
+	// BigKeys read in pieces (their pieces count in Events).
+	BigKeys int64
 	// Resumed is true when the snapshot continued a saved cursor.
 	Resumed bool
 	// Done is true once the snapshot is published and its end saved.
@@ -126,8 +132,8 @@ type Snapshot struct {
 	ck   checkpoint.Store
 	log  *slog.Logger
 
-	total, scanned, events, rejected, filtered, vanished atomic.Int64
-	resumed, done                                        atomic.Bool
+	total, scanned, events, rejected, filtered, vanished, bigKeys atomic.Int64
+	resumed, done                                                 atomic.Bool
 
 	reader *Reader
 
@@ -146,7 +152,7 @@ func NewSnapshot(cl *goredis.Client, conn Conn, opts SnapshotOptions, pub Publis
 	s := &Snapshot{cl: cl, conn: conn, opts: opts, pub: pub, ck: ck, log: opts.Logger}
 	s.reader = NewReader(cl, conn, ReaderOptions{
 		Name: opts.Name, Types: opts.Types, MaxElements: opts.MaxElements, MaxValueBytes: opts.MaxValueBytes,
-		Epoch: opts.Epoch, Logger: opts.Logger,
+		ChunkElements: opts.ChunkElements, ChunkBytes: opts.ChunkBytes, Epoch: opts.Epoch, Logger: opts.Logger,
 	})
 	return s, nil
 }
@@ -160,7 +166,7 @@ func (s *Snapshot) CheckpointName() string {
 func (s *Snapshot) Progress() SnapshotProgress {
 	return SnapshotProgress{
 		Total: s.total.Load(), Scanned: s.scanned.Load(), Events: s.events.Load(),
-		Rejected: s.rejected.Load(), Filtered: s.filtered.Load(), Vanished: s.vanished.Load(),
+		Rejected: s.rejected.Load(), Filtered: s.filtered.Load(), Vanished: s.vanished.Load(), BigKeys: s.bigKeys.Load(),
 		Resumed: s.resumed.Load(), Done: s.done.Load(),
 	}
 }
@@ -363,7 +369,31 @@ func (s *Snapshot) publish(gctx, runCtx context.Context, ordered <-chan *page) e
 		s.filtered.Add(p.counts.Skipped)
 		s.rejected.Add(int64(len(p.batch.Rejects)))
 		cursor, scanned := p.cursor, p.scanned
-		if err := s.pub.Publish(runCtx, p.batch, func() { s.markDurable(cursor, scanned) }); err != nil {
+		durable := func() { s.markDurable(cursor, scanned) }
+		if len(p.counts.Big) == 0 {
+			if err := s.pub.Publish(runCtx, p.batch, durable); err != nil {
+				return err
+			}
+			continue
+		}
+		// Big keys follow the page's other keys, a piece at a time; the
+		// cursor moves past the page only once every piece is durable.
+		if err := s.pub.Publish(runCtx, p.batch, nil); err != nil {
+			return err
+		}
+		pos := []byte(strconv.FormatUint(cursor, 10))
+		for _, big := range p.counts.Big {
+			s.log.Info("reading a big key in pieces", "key", big.Key, "type", big.Type, "size", big.Size)
+			err := s.reader.Stream(gctx, big, pipeline.OriginSnapshot, pos, func(e pipeline.Event) error {
+				s.events.Add(1)
+				return s.pub.Publish(runCtx, pipeline.Batch{Events: []pipeline.Event{e}}, nil)
+			})
+			if err != nil {
+				return err
+			}
+			s.bigKeys.Add(1)
+		}
+		if err := s.pub.Publish(runCtx, pipeline.Batch{}, durable); err != nil {
 			return err
 		}
 	}

@@ -282,6 +282,26 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
+// PeakRSS samples the process' resident memory every 50ms until it exits
+// and returns the largest sample, in bytes.
+func (p *Proc) PeakRSS() int64 {
+	var peak int64
+	for !p.Exited() {
+		raw, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+		if err == nil {
+			for _, line := range strings.Split(string(raw), "\n") {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+					if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil && kb*1024 > peak {
+						peak = kb * 1024
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return peak
+}
+
 // Exited reports whether the process has ended.
 func (p *Proc) Exited() bool {
 	select {
