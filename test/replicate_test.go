@@ -213,3 +213,33 @@ func TestReplicateHealsPubSubGaps(t *testing.T) {
 		t.Errorf("no gap was healed:\n%s", out)
 	}
 }
+
+// TestSnapshotStartsOverAfterSourceRestart: a SCAN cursor is a position in
+// one server process' hash table. When the source restarts between two
+// runs, the saved cursor means nothing to the new process (resuming from
+// it could skip keys), so the snapshot starts over — and still converges.
+func TestSnapshotStartsOverAfterSourceRestart(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	if _, err := datagen.Seed(testCtx(t, time.Minute), src.Client, datagen.Spec{Keys: 30_000, Seed: 15}); err != nil {
+		t.Fatal(err)
+	}
+	p := newRedisPipeline(t, src, dst, "--keys-per-second", "5000")
+	proc := stack.Start(t, nil, append([]string{"backfill"}, p.args...)...)
+	for !snapshotCursorSaved(t, p.ckDir) {
+		if proc.Exited() {
+			t.Fatal("backfill finished before a cursor was saved")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	proc.Kill()
+	src.Restart(t)
+	res := stack.Run(testCtx(t, 2*time.Minute), t, append([]string{"backfill"}, p.args...)...)
+	if res.Code != 0 {
+		t.Fatalf("backfill after the restart exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if !strings.Contains(res.Stderr, "starting over") {
+		t.Errorf("the snapshot did not notice the new server process:\n%s", res.Stderr)
+	}
+	waitConverged(t, p, time.Minute)
+}

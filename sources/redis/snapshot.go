@@ -116,7 +116,11 @@ type SnapshotProgress struct {
 
 // snapshotPosition is the checkpoint of a snapshot.
 type snapshotPosition struct {
-	Cursor  uint64    `json:"cursor"`
+	Cursor uint64 `json:"cursor"`
+	// RunID is the server process the cursor belongs to: a cursor is a
+	// position in one process' hash table (seeded at random on start), so
+	// it means nothing to a restarted or failed-over server.
+	RunID   string    `json:"run_id"`
 	Done    bool      `json:"done"`
 	Scanned int64     `json:"scanned"`
 	Started time.Time `json:"started"`
@@ -187,7 +191,11 @@ type page struct {
 // failure leaves the checkpoint at the last durable page: run again to
 // continue from there.
 func (s *Snapshot) Run(ctx context.Context) error {
-	start, err := s.startPosition(ctx)
+	runID, err := serverRunID(ctx, s.cl)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", Explain(s.conn, err))
+	}
+	start, err := s.startPosition(ctx, runID)
 	if err != nil {
 		return err
 	}
@@ -282,8 +290,8 @@ func (s *Snapshot) Status(ctx context.Context) (SnapshotStatus, error) {
 
 // startPosition decides where to start: a saved, unfinished cursor unless
 // Restart is set; otherwise a new snapshot.
-func (s *Snapshot) startPosition(ctx context.Context) (snapshotPosition, error) {
-	fresh := snapshotPosition{Started: time.Now().UTC()}
+func (s *Snapshot) startPosition(ctx context.Context, runID string) (snapshotPosition, error) {
+	fresh := snapshotPosition{Started: time.Now().UTC(), RunID: runID}
 	raw, err := s.ck.Load(ctx, s.CheckpointName())
 	if errors.Is(err, checkpoint.ErrNotFound) {
 		return fresh, nil
@@ -304,6 +312,10 @@ func (s *Snapshot) startPosition(ctx context.Context) (snapshotPosition, error) 
 		return fresh, nil
 	case pos.Cursor == 0:
 		// Saved before the first page was durable.
+		return fresh, nil
+	case pos.RunID != runID:
+		s.log.Warn("the source Redis restarted or failed over since the snapshot stopped; its saved cursor means nothing to the new server, starting over",
+			"saved_run_id", pos.RunID, "run_id", runID, "keys_scanned", pos.Scanned)
 		return fresh, nil
 	}
 	s.resumed.Store(true)
@@ -483,4 +495,18 @@ func (s *Snapshot) save(ctx context.Context, pos snapshotPosition) error {
 		return err
 	}
 	return s.ck.Save(ctx, s.CheckpointName(), raw)
+}
+
+// serverRunID is the server process' run_id (INFO server).
+func serverRunID(ctx context.Context, cl *goredis.Client) (string, error) {
+	info, err := cl.Info(ctx, "server").Result()
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
 }

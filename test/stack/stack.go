@@ -80,6 +80,30 @@ type Redis struct {
 	Client *goredis.Client
 	cmd    *exec.Cmd
 	args   []string
+	bin    string
+}
+
+// Restart saves the dataset, stops the server and starts it again on the
+// same port and data directory: the data survives, the process (its
+// run_id, its hash seed, its clients) does not.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.Client.Save(ctx).Err(); err != nil {
+		t.Fatalf("redis SAVE before restart: %v", err)
+	}
+	r.cmd.Process.Kill() //nolint:errcheck // the dataset is saved
+	r.cmd.Wait()         //nolint:errcheck // reaped
+	r.cmd = exec.Command(r.bin, r.args...)
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("restart redis-server: %v", err)
+	}
+	if !waitPort(r.Addr, 10*time.Second) {
+		t.Fatalf("redis-server did not come back on %s", r.Addr)
+	}
+	for r.Client.Ping(ctx).Err() != nil { // LOADING until the dataset is read
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // NewRedis starts redis-server on a free loopback port with a data
@@ -91,7 +115,7 @@ func NewRedis(t testing.TB, extra ...string) *Redis {
 	if err != nil {
 		t.Fatalf("redis-server is not installed: %v\ninstall it with `deploy/local/stack up redis` (make test does this)", err)
 	}
-	r := &Redis{Dir: t.TempDir()}
+	r := &Redis{Dir: t.TempDir(), bin: bin}
 	for attempt := 0; ; attempt++ {
 		port := freePort(t)
 		r.Addr = "127.0.0.1:" + strconv.Itoa(port)
