@@ -11,19 +11,28 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/cutover/cutover/test/datagen"
 	"github.com/cutover/cutover/test/stack"
 )
 
-// writeWhile runs a writer on r until the returned stop function is
-// called, and returns how many operations it made.
-func writeWhile(t *testing.T, r *stack.Redis, w *datagen.Writer) (stop func() int64) {
+// writeWhile runs a writer on r (or on the client given instead) until
+// the returned stop function is called, and returns how many operations it
+// made.
+func writeWhile(t *testing.T, r *stack.Redis, w *datagen.Writer, client ...goredis.UniversalClient) (stop func() int64) {
 	t.Helper()
+	var cl goredis.UniversalClient
+	if len(client) > 0 {
+		cl = client[0]
+	} else {
+		cl = r.Client
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.Run(ctx, r.Client)
+		w.Run(ctx, cl)
 	}()
 	return func() int64 {
 		cancel()
@@ -110,19 +119,9 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 	p := newRedisPipeline(t, src, dst, "--keys-per-second", "4000")
 	stop := writeWhile(t, src, &datagen.Writer{Keys: 2000, Seed: 3, Prefix: "w:", Rate: 2000})
 	args := append([]string{"replicate"}, p.args...)
-	until := func(proc *stack.Proc, what string, cond func(stderr string) bool) {
+	until := func(proc *stack.Proc, _ string, cond func(stderr string) bool) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for {
-			if _, errOut := proc.Output(); cond(errOut) {
-				return
-			}
-			if time.Now().After(deadline) || proc.Exited() {
-				_, errOut := proc.Output()
-				t.Fatalf("waiting for %s: not seen\n%s", what, errOut)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitLog(t, proc, time.Minute, cond)
 	}
 	cursorSaved := func(string) bool { return snapshotCursorSaved(t, p.ckDir) }
 	logged := func(msg string) func(string) bool { return func(s string) bool { return strings.Contains(s, msg) } }
@@ -242,4 +241,20 @@ func TestSnapshotStartsOverAfterSourceRestart(t *testing.T) {
 		t.Errorf("the snapshot did not notice the new server process:\n%s", res.Stderr)
 	}
 	waitConverged(t, p, time.Minute)
+}
+
+// waitLog waits until cond holds for what the process logged.
+func waitLog(t *testing.T, proc *stack.Proc, within time.Duration, cond func(stderr string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if _, errOut := proc.Output(); cond(errOut) {
+			return
+		}
+		if time.Now().After(deadline) || proc.Exited() {
+			_, errOut := proc.Output()
+			t.Fatalf("the process did not log what was waited for within %v:\n%s", within, errOut)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
-
-	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
 func newBackfillCmd() *cobra.Command {
@@ -58,66 +54,5 @@ For a copy that then keeps following changes, use replicate.`,
 }
 
 func runBackfill(ctx context.Context, cfg *Config, restart bool, out io.Writer) error {
-	log := newLogger(cfg)
-	start := time.Now()
-	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: true, worker: true, instanceID: "cutover-" + cfg.Name + "-inprocess"})
-	if err != nil {
-		return err
-	}
-	defer w.close()
-	snap, err := w.newSnapshot(restart, 0)
-	if err != nil {
-		return err
-	}
-	log.Info("backfill starting", "redis", cfg.Source.Redis.Addr, "db", cfg.Source.Redis.DB, "topic", cfg.Kafka.Topic,
-		"target", w.sink.describe(), "group", cfg.Kafka.Group, "checkpoint", snap.CheckpointName())
-
-	// The sink worker runs alongside the snapshot; it stops once the
-	// snapshot's last event is committed, or when ctx ends.
-	workerCtx, stopWorker := context.WithCancel(ctx)
-	defer stopWorker()
-	workerErr := w.runWorker(workerCtx)
-	progressCtx, stopProgress := context.WithCancel(ctx)
-	defer stopProgress()
-	r := newReporter(w, snap, nil, start)
-	go progressTicker(progressCtx, cfg.ProgressInterval, r.log)
-
-	if err := snap.Run(ctx); err != nil {
-		stopWorker()
-		if werr := <-workerErr; werr != nil {
-			log.Warn("the sink worker stopped too", "err", werr)
-		}
-		return fmt.Errorf("snapshot stopped: %w (run the same command again to resume from the last checkpoint)", err)
-	}
-	log.Info("snapshot published, waiting for the sink to apply it", "events", snap.Progress().Events)
-	end, err := w.waitApplied(ctx, workerErr)
-	r.setEnd(end)
-	if err != nil {
-		stopWorker()
-		if werr := <-workerErr; werr != nil {
-			log.Warn("the sink worker stopped too", "err", werr)
-		}
-		return err
-	}
-	stopProgress()
-	stopWorker()
-	if err := <-workerErr; err != nil {
-		return fmt.Errorf("sink worker: %w", err)
-	}
-	return r.summary(out, "backfill", time.Since(start))
-}
-
-// newSnapshot makes the snapshot of the source database.
-func (w *wiring) newSnapshot(restart bool, epoch uint64) (*redissrc.Snapshot, error) {
-	r := w.cfg.Source.Redis
-	types, err := parseTypes(r.Types)
-	if err != nil {
-		return nil, err
-	}
-	return redissrc.NewSnapshot(w.rcl, w.rconn, redissrc.SnapshotOptions{
-		Name: w.cfg.Name, Filter: filterOf(r), Types: types,
-		ScanCount: r.ScanCount, Readers: r.Readers, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
-		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes,
-		KeysPerSecond: r.KeysPerSecond, Restart: restart, Epoch: epoch, Logger: w.log,
-	}, w.pub, w.store)
+	return runReplicate(ctx, cfg, replicateMode{snapshotOnly: true, restart: restart}, "backfill", out)
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -41,17 +43,18 @@ type RedisSourceConfig struct {
 	Username string `yaml:"username"`
 	// Password; prefer ${REDIS_PASSWORD} in the file or the REDIS_PASSWORD
 	// environment variable over a flag.
-	Password      string   `yaml:"password"`
-	DB            int      `yaml:"db"`
-	Include       []string `yaml:"include"`
-	Exclude       []string `yaml:"exclude"`
-	Types         []string `yaml:"types"`
-	ScanCount     int      `yaml:"scan_count"`
-	Readers       int      `yaml:"readers"`
-	MaxElements   int      `yaml:"max_elements"`
-	MaxValueBytes int      `yaml:"max_value_bytes"`
-	ChunkElements int      `yaml:"chunk_elements"`
-	ChunkBytes    int      `yaml:"chunk_bytes"`
+	Password      string    `yaml:"password"`
+	DB            int       `yaml:"db"`
+	Include       []string  `yaml:"include"`
+	Exclude       []string  `yaml:"exclude"`
+	Types         []string  `yaml:"types"`
+	ScanCount     int       `yaml:"scan_count"`
+	Readers       int       `yaml:"readers"`
+	MaxElements   int       `yaml:"max_elements"`
+	MaxValueBytes int       `yaml:"max_value_bytes"`
+	ChunkElements int       `yaml:"chunk_elements"`
+	ChunkBytes    int       `yaml:"chunk_bytes"`
+	TLS           TLSConfig `yaml:"tls"`
 	// KeysPerSecond paces the snapshot (0: as fast as Redis answers).
 	KeysPerSecond int `yaml:"keys_per_second"`
 	// HealKeysPerSecond paces the re-scan that heals a gap in live capture.
@@ -87,6 +90,49 @@ type RedisSinkConfig struct {
 	DB                 int           `yaml:"db"`
 	Concurrency        int           `yaml:"concurrency"`
 	TombstoneRetention time.Duration `yaml:"tombstone_retention"`
+	TLS                TLSConfig     `yaml:"tls"`
+}
+
+// TLSConfig turns on TLS for a connection.
+type TLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile verifies the server; empty uses the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate, for servers that
+	// require one.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any server certificate: for tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// build returns the tls.Config, nil when TLS is off.
+func (t TLSConfig) build(path string) (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil //nolint:nilnil // no TLS is not an error
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // the user asks for it
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.ca_file: %w", path, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s.ca_file %s: no PEM certificate in it", path, t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.cert_file/key_file: %w", path, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // sinkKind is "dynamodb" or "redis", whichever is configured.
@@ -257,6 +303,12 @@ func (c *Config) validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q must be text or json", c.Log.Format)
+	}
+	if _, err := r.TLS.build("source.redis.tls"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if _, err := rs.TLS.build("sink.redis.tls"); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if len(problems) == 0 {
 		return nil

@@ -46,6 +46,7 @@ func bindRedisSource(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.MaxValueBytes, "max-value-bytes", r.MaxValueBytes, "largest string copied, in bytes; larger keys go to the dead-letter topic (source.redis.max_value_bytes)")
 	fs.IntVar(&r.ChunkElements, "chunk-elements", r.ChunkElements, "collections with more elements are read and sent in pieces of at most this many (source.redis.chunk_elements)")
 	fs.IntVar(&r.ChunkBytes, "chunk-bytes", r.ChunkBytes, "collections larger than this in memory are read in pieces of about this many encoded bytes (source.redis.chunk_bytes)")
+	bindTLS(fs, &r.TLS, "redis-tls", "source.redis.tls")
 	fs.IntVar(&r.KeysPerSecond, "keys-per-second", r.KeysPerSecond, "pace the snapshot to protect production; 0 means as fast as Redis answers (source.redis.keys_per_second)")
 	fs.IntVar(&r.HealKeysPerSecond, "heal-keys-per-second", r.HealKeysPerSecond, "pace of the re-scan that heals a gap in live capture (source.redis.heal_keys_per_second)")
 }
@@ -81,7 +82,17 @@ func bindRedisSink(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&r.Password, "target-redis-password", r.Password, "target Redis password; prefer the TARGET_REDIS_PASSWORD environment variable (sink.redis.password)")
 	fs.IntVar(&r.DB, "target-redis-db", r.DB, "target Redis logical database (sink.redis.db)")
 	fs.IntVar(&r.Concurrency, "target-redis-concurrency", r.Concurrency, "pipelines of writes in flight to the target Redis (sink.redis.concurrency)")
+	bindTLS(fs, &r.TLS, "target-redis-tls", "sink.redis.tls")
 	fs.DurationVar(&r.TombstoneRetention, "target-redis-tombstone-retention", r.TombstoneRetention, "how long version keys and tombstones are kept in the target Redis; longer than the topic's retention (sink.redis.tombstone_retention)")
+}
+
+func bindTLS(fs *pflag.FlagSet, t *TLSConfig, flag, path string) {
+	fs.BoolVar(&t.Enabled, flag, t.Enabled, "connect with TLS ("+path+".enabled)")
+	fs.StringVar(&t.CAFile, flag+"-ca-file", t.CAFile, "CA certificates (PEM) that sign the server's certificate; default the system's ("+path+".ca_file)")
+	fs.StringVar(&t.CertFile, flag+"-cert-file", t.CertFile, "client certificate (PEM), for servers that require one ("+path+".cert_file)")
+	fs.StringVar(&t.KeyFile, flag+"-key-file", t.KeyFile, "client certificate's key (PEM) ("+path+".key_file)")
+	fs.StringVar(&t.ServerName, flag+"-server-name", t.ServerName, "name to verify in the server's certificate, when it is not the address's ("+path+".server_name)")
+	fs.BoolVar(&t.InsecureSkipVerify, flag+"-insecure-skip-verify", t.InsecureSkipVerify, "accept any server certificate: for tests only ("+path+".insecure_skip_verify)")
 }
 
 func bindCheckpoint(fs *pflag.FlagSet, c *Config) {

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
 
@@ -124,5 +125,15 @@ func newLogger(c *Config) *slog.Logger {
 	if c.Log.Format == "json" {
 		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(h).With("pipeline", c.Name)
+	log := slog.New(h).With("pipeline", c.Name)
+	goredis.SetLogger(redisLogger{log.With("component", "go-redis")})
+	return log
+}
+
+// redisLogger sends go-redis' own messages (failed dials and the like) to
+// cutover's log instead of stderr in another format.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...))
 }

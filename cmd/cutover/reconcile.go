@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/pipeline/reconcile"
@@ -66,8 +67,26 @@ func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcil
 	if err != nil {
 		return err
 	}
-	src := redissrc.NewScanner(wr.rcl, wr.rconn, filterOf(r), r.ScanCount,
-		redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes, Logger: log})
+	ropts := redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
+		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, Logger: log}
+	shards, err := wr.sourceShards(ctx)
+	if err != nil {
+		return err
+	}
+	var scanners []*redissrc.Scanner
+	for _, sh := range shards {
+		node, err := wr.openNode(ctx, sh)
+		if err != nil {
+			return err
+		}
+		defer node.close()
+		scanners = append(scanners, redissrc.NewScanner(node.cl, node.conn, filterOf(r), r.ScanCount, ropts))
+	}
+	var exists goredis.Cmdable = wr.rcl
+	if wr.rccl != nil {
+		exists = wr.rccl
+	}
+	src := redissrc.NewScanners(scanners, exists)
 	if err := src.Prepare(ctx); err != nil {
 		return err
 	}

@@ -38,6 +38,10 @@ re-reads every key (paced by --heal-keys-per-second) and then has the sink
 remove, from the target, the keys older than the heal's start, which are
 the ones deleted during the gap. A restart heals the time it was down.
 
+On Redis Cluster every master is snapshotted and followed (notifications
+are local to a node); a failover or resharding starts a new version epoch
+and heals the slots that changed hands.
+
 It turns notify-keyspace-events on if it may (CONFIG SET); on managed
 Redis set it to include KEA yourself.
 
@@ -53,7 +57,11 @@ source, for sink workers started with "cutover sink".`,
 			if mode.snapshotOnly && mode.liveOnly {
 				return &usageError{errors.New("--snapshot-only and --live-only exclude each other")}
 			}
-			return runReplicate(cmd.Context(), &cfg, mode, cmd.OutOrStdout())
+			what := "replicate"
+			if mode.snapshotOnly {
+				what = "replicate --snapshot-only"
+			}
+			return runReplicate(cmd.Context(), &cfg, mode, what, cmd.OutOrStdout())
 		},
 	}
 	fs := cmd.Flags()
@@ -65,170 +73,170 @@ source, for sink workers started with "cutover sink".`,
 	return cmd
 }
 
-// liveState is the live capture's checkpoint: that it ran, its version
-// epoch, and the newest server time it published.
+// liveState is the source's pipeline-wide checkpoint: that live capture
+// ran, the version epoch, and the newest server time published.
 type liveState struct {
 	Epoch     uint64    `json:"epoch"`
 	MaxMicros uint64    `json:"max_micros"`
 	Updated   time.Time `json:"updated"`
 }
 
-func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, out io.Writer) error {
+// runReplicate runs the source (and, unless mode.noSink, a sink worker)
+// for every node: a snapshot, live capture, or both. backfill is this with
+// snapshotOnly.
+func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what string, out io.Writer) error {
 	log := newLogger(cfg)
 	start := time.Now()
 	withSink := !mode.noSink
-	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: withSink, worker: withSink, instanceID: "cutover-" + cfg.Name + "-inprocess"})
+	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: withSink, worker: withSink,
+		instanceID: "cutover-" + cfg.Name + "-inprocess"})
 	if err != nil {
 		return err
 	}
 	defer w.close()
 
-	liveName := fmt.Sprintf("%s/redis/%s/db%d/live", cfg.Name, w.rconn.Addr, w.rconn.DB)
-	prev, ranBefore, err := w.loadLiveState(ctx, liveName)
+	stateName := cfg.Name + "/redis/live"
+	prev, ranBefore, err := w.loadLiveState(ctx, stateName)
 	if err != nil {
 		return err
 	}
+	shards, err := w.sourceShards(ctx)
+	if err != nil {
+		return err
+	}
+	epoch := redissrc.NewEpoch(prev.Epoch)
 	state := liveState{Epoch: prev.Epoch, MaxMicros: prev.MaxMicros}
-	if now, err := w.rcl.Time(ctx).Result(); err == nil && uint64(now.UnixMicro()) < prev.MaxMicros {
-		state.Epoch++
-		log.Warn("the source's clock is behind versions already published; starting a new version epoch so new reads win",
-			"behind", time.Duration(prev.MaxMicros-uint64(now.UnixMicro()))*time.Microsecond, "epoch", state.Epoch)
-	}
-	snap, err := w.newSnapshot(mode.restart, state.Epoch)
-	if err != nil {
-		return err
-	}
-	snapStatus, err := snap.Status(ctx)
-	if err != nil {
-		return err
+	saveState := func(ctx context.Context) {
+		state.Epoch = epoch.Load()
+		state.Updated = time.Now().UTC()
+		if err := w.saveLiveState(ctx, stateName, state); err != nil && ctx.Err() == nil {
+			log.Warn("saving the source's checkpoint failed", "err", err)
+		}
 	}
 
-	var live *redissrc.Live
-	if !mode.snapshotOnly {
-		r := cfg.Source.Redis
-		types, err := parseTypes(r.Types)
+	set := newNodeSet()
+	defer func() {
+		for _, nr := range set.all() {
+			nr.node.close()
+		}
+	}()
+	for _, sh := range shards {
+		node, err := w.openNode(ctx, sh)
 		if err != nil {
 			return err
 		}
-		live = redissrc.NewLive(w.rcl, w.rconn, redissrc.LiveOptions{
-			Name: cfg.Name, Filter: filterOf(r), Types: types, ScanCount: r.ScanCount, MaxElements: r.MaxElements,
-			MaxValueBytes: r.MaxValueBytes, ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes,
-			HealKeysPerSecond: r.HealKeysPerSecond, Epoch: state.Epoch, Logger: log,
-		}, w.pub)
-		if err := live.Subscribe(ctx); err != nil {
+		if now, err := node.cl.Time(ctx).Result(); err == nil && uint64(now.UnixMicro()) < prev.MaxMicros && epoch.Load() == prev.Epoch {
+			e := epoch.Bump()
+			log.Warn("the source's clock is behind versions already published; starting a new version epoch so new reads win",
+				"node", node.conn.Addr, "behind", time.Duration(prev.MaxMicros-uint64(now.UnixMicro()))*time.Microsecond, "epoch", e)
+		}
+		nr, err := w.startNode(ctx, node, epoch, ranBefore, nodeStart{mode: mode})
+		if err != nil {
+			node.close()
 			return err
 		}
-		state.Updated = time.Now().UTC()
-		if err := w.saveLiveState(ctx, liveName, state); err != nil {
-			return err
-		}
+		set.add(nr)
 	}
-
-	// What the previous run left behind decides what this one does.
-	runSnapshot := !mode.liveOnly && (mode.snapshotOnly || mode.restart || snapStatus != redissrc.SnapshotDone)
-	heal := ""
-	switch {
-	case live == nil:
-	case mode.restart:
-	case snapStatus == redissrc.SnapshotInProgress && runSnapshot:
-		heal = "resuming after cutover stopped during the snapshot: keys copied before the stop may have changed since"
-	case snapStatus == redissrc.SnapshotDone || (mode.liveOnly && ranBefore):
-		heal = "cutover was not running: changes made meanwhile were not captured"
+	if !mode.snapshotOnly {
+		saveState(ctx)
 	}
-	log.Info("replicate starting", "redis", cfg.Source.Redis.Addr, "db", cfg.Source.Redis.DB, "topic", cfg.Kafka.Topic,
-		"snapshot", runSnapshot, "live", live != nil, "sink", withSink, "epoch", state.Epoch)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	failed := make(chan error, 1)
+	for _, nr := range set.running() {
+		go reportFailure(ctx, nr, failed)
+	}
 	var workerErr <-chan error
 	if withSink {
 		workerErr = w.runWorker(ctx)
 	}
-	liveErr := make(chan error, 1)
-	if live != nil {
-		go func() { liveErr <- live.Run(ctx) }()
-		go progressTicker(ctx, 5*time.Second, func() {
-			state.MaxMicros = max(state.MaxMicros, live.Stats().MaxMicros)
-			state.Updated = time.Now().UTC()
-			if err := w.saveLiveState(ctx, liveName, state); err != nil && ctx.Err() == nil {
-				log.Warn("saving the live checkpoint failed", "err", err)
+	rep := newReporter(w, set, start)
+	go tick(ctx, cfg.ProgressInterval, rep.log)
+	if !mode.snapshotOnly {
+		go tick(ctx, 5*time.Second, func() {
+			for _, nr := range set.all() {
+				if nr.live != nil {
+					state.MaxMicros = max(state.MaxMicros, nr.live.Stats().MaxMicros)
+				}
 			}
+			saveState(ctx)
 		})
+		if w.rccl != nil {
+			go w.watchCluster(ctx, set, epoch, mode, func(uint64) { saveState(ctx) }, failed)
+		}
 	}
-	var snapRef *redissrc.Snapshot
-	if runSnapshot {
-		snapRef = snap
-	}
-	rep := newReporter(w, snapRef, live, start)
-	go progressTicker(ctx, cfg.ProgressInterval, rep.log)
 
-	if runSnapshot {
-		if err := snap.Run(ctx); err != nil {
-			cancel(err)
-			return stopAll(w, live, liveErr, workerErr, fmt.Errorf("snapshot stopped: %w (run the same command again to resume)", err))
-		}
-		log.Info("snapshot published", "events", snap.Progress().Events)
-	}
-	if live != nil {
-		live.SnapshotDone()
-		if heal != "" {
-			live.RequestHeal(heal)
-		}
-	}
 	if mode.snapshotOnly {
+		// Every node's snapshot, then (with the sink) everything applied.
+		for _, nr := range set.running() {
+			select {
+			case <-nr.done:
+				if nr.err != nil {
+					cancel(nr.err)
+					return stopNodes(w, set, workerErr, nr.err)
+				}
+			case err := <-workerErr:
+				cancel(err)
+				return fmt.Errorf("sink worker stopped: %w", err)
+			case <-ctx.Done():
+				return stopNodes(w, set, workerErr, fmt.Errorf("interrupted: %w (run the same command again to resume)", context.Cause(ctx)))
+			}
+		}
 		if withSink {
 			end, err := w.waitApplied(ctx, workerErr)
 			rep.setEnd(end)
 			if err != nil {
-				return stopAll(w, live, liveErr, workerErr, err)
+				cancel(err)
+				return stopNodes(w, set, workerErr, err)
 			}
 		}
 		cancel(nil)
-		if err := stopAll(w, live, liveErr, workerErr, nil); err != nil {
+		if err := stopNodes(w, set, workerErr, nil); err != nil {
 			return err
 		}
-		return rep.summary(out, "replicate --snapshot-only", time.Since(start))
+		return rep.summary(out, what, time.Since(start))
 	}
 
 	// Follow changes until stopped.
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case err := <-liveErr:
-		liveErr = nil
-		runErr = fmt.Errorf("live capture stopped: %w", err)
+	case err := <-failed:
+		runErr = err
 	case err := <-workerErr:
 		workerErr = nil
 		runErr = fmt.Errorf("sink worker stopped: %w", err)
 	}
 	cancel(runErr)
-	if live != nil {
-		state.MaxMicros = max(state.MaxMicros, live.Stats().MaxMicros)
-		state.Updated = time.Now().UTC()
-		if err := w.saveLiveState(context.WithoutCancel(ctx), liveName, state); err != nil {
-			log.Warn("saving the live checkpoint failed", "err", err)
+	for _, nr := range set.all() {
+		if nr.live != nil {
+			state.MaxMicros = max(state.MaxMicros, nr.live.Stats().MaxMicros)
 		}
 	}
-	if err := stopAll(w, live, liveErr, workerErr, runErr); err != nil {
+	saveState(context.WithoutCancel(ctx))
+	if err := stopNodes(w, set, workerErr, runErr); err != nil {
 		return err
 	}
 	log.Info("replicate stopped")
-	return rep.summary(out, "replicate", time.Since(start))
+	return rep.summary(out, what, time.Since(start))
 }
 
-// stopAll waits for live capture and the worker to return (their context
+// stopNodes waits for every node and the worker to return (their context
 // is already canceled), gives the producer a moment to deliver what it
 // holds, and returns first.
-func stopAll(w *wiring, live *redissrc.Live, liveErr, workerErr <-chan error, first error) error {
-	if live != nil && liveErr != nil {
-		if err := <-liveErr; err != nil && first == nil {
-			first = err
+func stopNodes(w *wiring, set *nodeSet, workerErr <-chan error, first error) error {
+	for _, nr := range set.all() {
+		nr.stop()
+		<-nr.done
+		if nr.err != nil && first == nil {
+			first = nr.err
 		}
 	}
 	if w.pub != nil {
 		flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := w.pub.Flush(flushCtx); err != nil && first == nil && !errors.Is(err, context.Canceled) {
+		if err := w.pub.Flush(flushCtx); err != nil && !errors.Is(err, context.Canceled) {
 			w.log.Warn("some events were not delivered before stopping; a restart heals them", "err", err)
 		}
 	}
@@ -250,7 +258,7 @@ func (w *wiring) loadLiveState(ctx context.Context, name string) (liveState, boo
 		return st, false, err
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, false, fmt.Errorf("live checkpoint %s is corrupt: %w (delete it; the next run heals)", name, err)
+		return st, false, fmt.Errorf("source checkpoint %s is corrupt: %w (delete it; the next run heals)", name, err)
 	}
 	return st, true, nil
 }

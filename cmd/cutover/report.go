@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -13,14 +14,68 @@ import (
 // reporter logs progress while a pipeline runs and prints its summary.
 type reporter struct {
 	w     *wiring
-	snap  *redissrc.Snapshot // nil when no snapshot runs
-	live  *redissrc.Live     // nil when live capture does not run
+	nodes *nodeSet // nil when no source runs here
 	start time.Time
 	end   atomic.Pointer[map[int32]int64] // end offsets to measure sink lag against
 }
 
-func newReporter(w *wiring, snap *redissrc.Snapshot, live *redissrc.Live, start time.Time) *reporter {
-	return &reporter{w: w, snap: snap, live: live, start: start}
+func newReporter(w *wiring, nodes *nodeSet, start time.Time) *reporter {
+	return &reporter{w: w, nodes: nodes, start: start}
+}
+
+// snapshotProgress sums every node's snapshot; ok is false when none ran.
+func (r *reporter) snapshotProgress() (p redissrc.SnapshotProgress) {
+	if r.nodes == nil {
+		return p
+	}
+	p.Done = true
+	for _, nr := range r.nodes.all() {
+		if nr.snap == nil {
+			continue
+		}
+		n := nr.snap.Progress()
+		p.Total += n.Total
+		p.Scanned += n.Scanned
+		p.Events += n.Events
+		p.Rejected += n.Rejected
+		p.Filtered += n.Filtered
+		p.Vanished += n.Vanished
+		p.BigKeys += n.BigKeys
+		p.Resumed = p.Resumed || n.Resumed
+		p.Done = p.Done && n.Done
+	}
+	return p
+}
+
+func (r *reporter) hasSnapshot() bool {
+	return r.nodes != nil && slices.ContainsFunc(r.nodes.all(), func(nr *nodeRun) bool { return nr.snap != nil })
+}
+
+func (r *reporter) hasLive() bool {
+	return r.nodes != nil && slices.ContainsFunc(r.nodes.all(), func(nr *nodeRun) bool { return nr.live != nil })
+}
+
+// liveStats sums every node's live capture.
+func (r *reporter) liveStats() (l redissrc.LiveStats) {
+	if r.nodes == nil {
+		return l
+	}
+	for _, nr := range r.nodes.all() {
+		if nr.live == nil {
+			continue
+		}
+		n := nr.live.Stats()
+		l.Notifications += n.Notifications
+		l.Events += n.Events
+		l.Deletes += n.Deletes
+		l.Rejected += n.Rejected
+		l.Dirty += n.Dirty
+		l.Gaps += n.Gaps
+		l.Heals += n.Heals
+		l.HealedKeys += n.HealedKeys
+		l.Healing = l.Healing || n.Healing
+	}
+	return l
 }
 
 func (r *reporter) setEnd(end map[int32]int64) { r.end.Store(&end) }
@@ -29,8 +84,8 @@ func (r *reporter) setEnd(end map[int32]int64) { r.end.Store(&end) }
 func (r *reporter) log() {
 	var attrs []any
 	elapsed := time.Since(r.start)
-	if r.snap != nil {
-		p := r.snap.Progress()
+	if r.hasSnapshot() {
+		p := r.snapshotProgress()
 		rate := float64(p.Scanned) / elapsed.Seconds()
 		attrs = append(attrs, "scanned", p.Scanned, "of", p.Total, "keys_per_s", int(rate))
 		if p.Total > 0 && p.Scanned < p.Total && rate > 0 && !p.Done {
@@ -38,8 +93,8 @@ func (r *reporter) log() {
 				"eta", time.Duration(float64(p.Total-p.Scanned)/rate*float64(time.Second)).Round(time.Second))
 		}
 	}
-	if r.live != nil {
-		l := r.live.Stats()
+	if r.hasLive() {
+		l := r.liveStats()
 		attrs = append(attrs, "notifications", l.Notifications, "live_events", l.Events, "dirty", l.Dirty, "gaps", l.Gaps, "heals", l.Heals)
 		if l.Healing {
 			attrs = append(attrs, "healing", true)
@@ -84,8 +139,8 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 	}
 	fmt.Fprintf(w, "  redis %s db %d → kafka topic %s → %s\n", cfg.Source.Redis.Addr, cfg.Source.Redis.DB, cfg.Kafka.Topic, target)
 	var read int64
-	if r.snap != nil {
-		p := r.snap.Progress()
+	if r.hasSnapshot() {
+		p := r.snapshotProgress()
 		resumed := ""
 		if p.Resumed {
 			resumed = "(resumed an interrupted snapshot; count includes the earlier run)"
@@ -99,8 +154,8 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 		}
 		read += p.Events
 	}
-	if r.live != nil {
-		l := r.live.Stats()
+	if r.hasLive() {
+		l := r.liveStats()
 		row("notifications", l.Notifications, "keyspace events received")
 		row("live events", l.Events, fmt.Sprintf("%s of them deletes", group(l.Deletes)))
 		row("gaps healed", l.Heals, fmt.Sprintf("%s gaps detected, %s keys re-read", group(l.Gaps), group(l.HealedKeys)))

@@ -44,8 +44,8 @@ func runSink(ctx context.Context, cfg *Config, workerID string, out io.Writer) e
 	}
 	defer w.close()
 	log.Info("sink worker starting", "topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group, "target", w.sink.describe())
-	rep := newReporter(w, nil, nil, start)
-	go progressTicker(ctx, cfg.ProgressInterval, rep.log)
+	rep := newReporter(w, nil, start)
+	go tick(ctx, cfg.ProgressInterval, rep.log)
 	if err := w.worker.Run(ctx); err != nil {
 		return err
 	}

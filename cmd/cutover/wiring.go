@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -37,6 +38,7 @@ type wiring struct {
 	store checkpoint.Store
 	rconn redissrc.Conn
 	rcl   *goredis.Client
+	rccl  *goredis.ClusterClient // set when the source is a Redis Cluster
 
 	partitions int32
 	pcl        *kgo.Client
@@ -78,10 +80,26 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 	if p.source {
 		r := cfg.Source.Redis
 		w.rconn = redissrc.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
+		if w.rconn.TLS, err = r.TLS.build("source.redis.tls"); err != nil {
+			return nil, err
+		}
 		if w.rcl, err = redissrc.Connect(ctx, w.rconn); err != nil {
 			return nil, err
 		}
-		w.closers = append(w.closers, func() { w.rcl.Close() }) //nolint:gosec // shutting down
+		w.closers = append(w.closers, quietly(w.rcl))
+		cluster, err := redissrc.IsCluster(ctx, w.rcl)
+		if err != nil {
+			return nil, redissrc.Explain(w.rconn, err)
+		}
+		if cluster {
+			if r.DB != 0 {
+				return nil, fmt.Errorf("redis %s is a cluster node: a cluster has only database 0 (drop --redis-db)", r.Addr)
+			}
+			if w.rccl, err = redissrc.ConnectCluster(ctx, w.rconn); err != nil {
+				return nil, err
+			}
+			w.closers = append(w.closers, quietly(w.rccl))
+		}
 	}
 	kcfg := kafka.Config{Brokers: cfg.Kafka.Brokers, ClientID: "cutover-" + cfg.Name}
 	if p.publisher {
@@ -124,6 +142,11 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 func (w *wiring) publisherOptions() kafka.PublisherOptions {
 	return kafka.PublisherOptions{Topic: w.cfg.Kafka.Topic, DeadLetterTopic: w.cfg.Kafka.DeadLetterTopic,
 		MaxRecordBytes: w.cfg.Kafka.MaxRecordBytes, Partitions: w.partitions, Logger: w.log}
+}
+
+// quietly closes c, ignoring the error: for shutdown.
+func quietly(c io.Closer) func() {
+	return func() { _ = c.Close() }
 }
 
 // close closes in reverse order of opening.
@@ -203,11 +226,32 @@ func newSink(ctx context.Context, cfg *Config, log *slog.Logger, closers *[]func
 		rs := cfg.Sink.Redis
 		conn := redissrc.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
 			PoolSize: rs.Concurrency + 4, AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}
-		cl, err := redissrc.Connect(ctx, conn)
+		tlsConf, err := rs.TLS.build("sink.redis.tls")
 		if err != nil {
 			return nil, err
 		}
-		*closers = append(*closers, func() { cl.Close() }) //nolint:gosec // shutting down
+		conn.TLS = tlsConf
+		seed, err := redissrc.Connect(ctx, conn)
+		if err != nil {
+			return nil, err
+		}
+		*closers = append(*closers, quietly(seed))
+		var cl goredis.UniversalClient = seed
+		cluster, err := redissrc.IsCluster(ctx, seed)
+		if err != nil {
+			return nil, redissrc.Explain(conn, err)
+		}
+		if cluster {
+			if rs.DB != 0 {
+				return nil, fmt.Errorf("target redis %s is a cluster node: a cluster has only database 0 (drop --target-redis-db)", rs.Addr)
+			}
+			ccl, err := redissrc.ConnectCluster(ctx, conn)
+			if err != nil {
+				return nil, err
+			}
+			*closers = append(*closers, quietly(ccl))
+			cl = ccl
+		}
 		s := redissink.New(cl, redissink.Options{Addr: rs.Addr, Concurrency: rs.Concurrency, TombstoneRetention: rs.TombstoneRetention, Logger: log})
 		if err := s.Prepare(ctx); err != nil {
 			return nil, err
@@ -278,8 +322,8 @@ func (r *redisTarget) Lookup(ctx context.Context, keys [][]byte) (map[string]rec
 	return out, nil
 }
 
-// progressTicker calls f every interval until ctx ends.
-func progressTicker(ctx context.Context, every time.Duration, f func()) {
+// tick calls f every interval until ctx ends.
+func tick(ctx context.Context, every time.Duration, f func()) {
 	if every <= 0 {
 		return
 	}

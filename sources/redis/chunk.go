@@ -20,7 +20,7 @@ import (
 // pieces; without live capture (a backfill alone) a big key changed while
 // it is streamed may arrive in a mixed state.
 func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin, pos []byte, emit func(pipeline.Event) error) error {
-	version := pipeline.ClockVersion(r.opts.Epoch, big.micros, origin != pipeline.OriginSnapshot)
+	version := pipeline.ClockVersion(r.opts.Epoch.Load(), big.micros, origin != pipeline.OriginSnapshot)
 	res := readResult{micros: big.micros, pttl: big.pttl}
 	base := pipeline.Event{
 		Key: []byte(big.Key), Op: pipeline.OpUpsert, Origin: origin, Version: version,

@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -23,6 +25,8 @@ type Conn struct {
 	DB int
 	// PoolSize bounds connections; default 10.
 	PoolSize int
+	// TLS, when set, makes every connection use TLS with this config.
+	TLS *tls.Config
 	// AddrFlag and PasswordFlag are the flags that set Addr and Password,
 	// named in error messages; default --redis-addr and --redis-password.
 	AddrFlag, PasswordFlag string
@@ -54,6 +58,7 @@ func (c Conn) options() *goredis.Options {
 		Username:              c.Username,
 		Password:              c.Password,
 		DB:                    c.DB,
+		TLSConfig:             c.TLS,
 		PoolSize:              pool,
 		DialTimeout:           5 * time.Second,
 		ReadTimeout:           30 * time.Second, // a read script on a large key can take a while
@@ -102,9 +107,14 @@ func Explain(c Conn, err error) error {
 	case strings.Contains(msg, "without any password configured"), strings.Contains(msg, "called without any password"):
 		return fmt.Errorf("redis %s has no password set but one was given: %w (remove %s)", c.Addr, err, passFlag)
 	case strings.HasPrefix(msg, "NOPERM"):
-		return fmt.Errorf("redis %s: user %q lacks a permission cutover needs: %w (grant it +@read +@scripting +@keyspace +info, or see the README's Redis permissions)", c.Addr, user, err)
+		return fmt.Errorf("redis %s: user %q lacks a permission cutover needs: %w (grant it: +@read +@keyspace +@scripting +@pubsub +ping +info +time +memory +config|get +config|set +cluster|slots ~* &__keyevent@<db>__:* — see the README)", c.Addr, user, err)
 	case strings.HasPrefix(msg, "ERR DB index is out of range"), strings.HasPrefix(msg, "ERR invalid DB index"):
 		return fmt.Errorf("redis %s has no database %d: %w (check %s)", c.Addr, c.DB, err, strings.TrimSuffix(addrFlag, "-addr")+"-db")
+	case strings.Contains(msg, "certificate") || strings.Contains(msg, "tls:") || strings.Contains(msg, "x509"):
+		return fmt.Errorf("redis %s: TLS handshake failed: %w (check the CA file, the client certificate and the server name)", c.Addr, err)
+	case c.TLS == nil && (errors.Is(err, io.EOF) || strings.Contains(msg, "connection reset")):
+		return fmt.Errorf("redis %s closed the connection at once: %w (does it expect TLS? then set %s)", c.Addr, err,
+			strings.TrimSuffix(addrFlag, "-addr")+"-tls")
 	case errors.As(err, &opErr), errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("redis %s unreachable: %w (check %s and that Redis is running and reachable)", c.Addr, err, addrFlag)
 	}

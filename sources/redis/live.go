@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
@@ -52,8 +53,11 @@ type LiveOptions struct {
 	MaxValueBytes int
 	ChunkElements int
 	ChunkBytes    int
-	// Epoch is the version epoch of the reads.
-	Epoch uint64
+	// Epoch is the pipeline's version epoch (see pipeline.Version).
+	Epoch *Epoch
+	// Slots are the cluster slots this node serves; a heal's truncate
+	// covers only them. Nil for a standalone server.
+	Slots [][2]int
 	// CheckEvery is how often the pub/sub connection is pinged and FLUSHDB,
 	// FLUSHALL and SWAPDB are looked for; default 1s.
 	CheckEvery time.Duration
@@ -240,6 +244,10 @@ func (l *Live) Run(ctx context.Context) error {
 func (l *Live) receive(ctx context.Context) error {
 	subscribed := true // Subscribe saw the first confirmation
 	quiet := 0
+	reconnect := backoff.NewExponentialBackOff()
+	reconnect.InitialInterval = 100 * time.Millisecond
+	reconnect.MaxInterval = 5 * time.Second
+	reconnect.MaxElapsedTime = 0
 	for {
 		msg, err := l.ps.ReceiveTimeout(ctx, l.opts.CheckEvery)
 		if ctx.Err() != nil {
@@ -253,19 +261,24 @@ func (l *Live) receive(ctx context.Context) error {
 				if quiet++; quiet >= 3 {
 					l.RequestHeal("pub/sub connection silent, reconnecting")
 					l.resubscribe(ctx)
+					subscribed = false // the new subscription's confirmation is expected
 					quiet = 0
 					continue
 				}
 				_ = l.ps.Ping(ctx) // the PONG arrives through Receive
 				continue
 			}
-			l.RequestHeal("pub/sub connection lost: " + err.Error())
+			if subscribed {
+				// One gap per outage, however many reconnects it takes.
+				l.RequestHeal("pub/sub connection lost: " + err.Error())
+			}
 			subscribed = false
-			if !waitOrDone(ctx, 100*time.Millisecond) { // go-redis reconnects on the next receive
+			if !waitOrDone(ctx, reconnect.NextBackOff()) { // go-redis reconnects on the next receive
 				return nil
 			}
 			continue
 		}
+		reconnect.Reset()
 		quiet = 0
 		switch m := msg.(type) {
 		case *goredis.Subscription:
@@ -338,22 +351,34 @@ func (l *Live) readAndPublish(ctx context.Context, keys []string, origin pipelin
 	l.events.Add(int64(len(b.Events)))
 	l.rejected.Add(int64(len(b.Rejects)))
 	if err := l.pub.Publish(ctx, b, nil); err != nil {
-		return fmt.Errorf("live capture: %w", err)
+		return &publishError{err}
 	}
 	for _, big := range info.Big {
 		err := l.reader.Stream(ctx, big, origin, nil, func(e pipeline.Event) error {
 			l.events.Add(1)
-			return l.pub.Publish(ctx, pipeline.Batch{Events: []pipeline.Event{e}}, nil)
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if err := l.pub.Publish(ctx, pipeline.Batch{Events: []pipeline.Event{e}}, nil); err != nil {
+				return &publishError{err}
 			}
+			return nil
+		})
+		var pe *publishError
+		switch {
+		case err == nil, ctx.Err() != nil:
+		case errors.As(err, &pe):
+			return err
+		default:
 			l.RequestHeal("reading a big key failed: " + err.Error())
 		}
 	}
 	return nil
 }
+
+// publishError is a failure to hand events to Kafka: unlike a Redis error,
+// waiting does not fix it, so it stops live capture.
+type publishError struct{ err error }
+
+func (e *publishError) Error() string { return "live capture: publish: " + e.err.Error() }
+func (e *publishError) Unwrap() error { return e.err }
 
 // watchFlushes notices FLUSHDB, FLUSHALL and SWAPDB, which send no
 // notification: their call counters in INFO commandstats move.
@@ -407,6 +432,10 @@ func flushCounts(info string) map[string]int64 {
 // healLoop runs a heal for each gap, once the snapshot is done. Gaps that
 // happen during a heal cause one more heal after it.
 func (l *Live) healLoop(ctx context.Context) error {
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval = time.Second
+	retry.MaxInterval = 30 * time.Second
+	retry.MaxElapsedTime = 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -421,11 +450,27 @@ func (l *Live) healLoop(ctx context.Context) error {
 		}
 		err := l.heal(ctx)
 		l.healing.Store(false)
-		if err != nil {
-			if ctx.Err() != nil {
+		var pe *publishError
+		switch {
+		case err == nil:
+			retry.Reset()
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &pe):
+			return err
+		default:
+			// Redis is down, restarting or failing over: try again
+			// later. Notifications resume when it is back; the heal covers
+			// what happened meanwhile.
+			wait := retry.NextBackOff()
+			l.log.Warn("heal failed, will retry", "err", err, "retry_in", wait)
+			if !waitOrDone(ctx, wait) {
 				return nil
 			}
-			return err
+			select {
+			case l.gap <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -438,7 +483,7 @@ func (l *Live) heal(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("heal: read server time: %w", Explain(l.conn, err))
 	}
-	since := pipeline.ClockVersion(l.opts.Epoch, uint64(now.UnixMicro()), false)
+	since := pipeline.ClockVersion(l.opts.Epoch.Load(), uint64(now.UnixMicro()), false)
 	l.log.Info("heal started: re-reading every key", "keys_per_second", l.opts.HealKeysPerSecond)
 	var limiter *rate.Limiter
 	if l.opts.HealKeysPerSecond > 0 {
@@ -463,11 +508,11 @@ func (l *Live) heal(ctx context.Context) error {
 	}
 	truncate := pipeline.Event{
 		Op: pipeline.OpTruncate, Origin: pipeline.OriginLive, Version: since,
-		Scope:  &pipeline.Scope{Filter: l.opts.Filter},
+		Scope:  &pipeline.Scope{Filter: l.opts.Filter, Slots: l.opts.Slots},
 		Source: pipeline.SourceInfo{Connector: "redis", Name: l.opts.Name, DB: l.conn.DB, Node: l.conn.Addr, Time: now},
 	}
 	if err := l.pub.Broadcast(ctx, truncate, nil); err != nil {
-		return fmt.Errorf("heal: %w", err)
+		return &publishError{err}
 	}
 	l.heals.Add(1)
 	l.healed.Add(int64(read))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -28,12 +29,36 @@ type ReaderOptions struct {
 	// encoded event (see Stream). Defaults 10,000 and 256 KiB.
 	ChunkElements int
 	ChunkBytes    int
-	// Epoch is the version epoch of the reads. Live capture raises it when
-	// the server's clock goes backwards; see SetEpoch.
-	Epoch uint64
+	// Epoch is the version epoch of the reads, shared by every reader of a
+	// pipeline: it moves on when the clock domain changes (a cluster
+	// failover), and reads after that must win over reads before. Nil means
+	// epoch 0.
+	Epoch *Epoch
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
+
+// Epoch is a pipeline's version epoch (see pipeline.Version), shared by
+// its readers. The zero value (and nil) is epoch 0.
+type Epoch struct{ v atomic.Uint64 }
+
+// NewEpoch returns an epoch starting at n.
+func NewEpoch(n uint64) *Epoch {
+	e := &Epoch{}
+	e.v.Store(n)
+	return e
+}
+
+// Load returns the current epoch.
+func (e *Epoch) Load() uint64 {
+	if e == nil {
+		return 0
+	}
+	return e.v.Load()
+}
+
+// Bump starts a new epoch and returns it.
+func (e *Epoch) Bump() uint64 { return e.v.Add(1) }
 
 // ReadCounts are the keys of a read that did not become events or rejects
 // at once.
@@ -60,15 +85,16 @@ type BigKey struct {
 // pipelined round trip per page. The snapshot, live capture and reconcile
 // all read keys through it, so they agree on what a key's event is.
 type Reader struct {
-	cl    *goredis.Client
+	cl    goredis.UniversalClient
 	conn  Conn
 	opts  ReaderOptions
 	types string
 	log   *slog.Logger
 }
 
-// NewReader returns a reader on cl; conn describes the connection.
-func NewReader(cl *goredis.Client, conn Conn, opts ReaderOptions) *Reader {
+// NewReader returns a reader on cl — a server, or a cluster client, since
+// every command it sends names its key; conn describes the connection.
+func NewReader(cl goredis.UniversalClient, conn Conn, opts ReaderOptions) *Reader {
 	if opts.MaxElements <= 0 {
 		opts.MaxElements = 100_000
 	}
@@ -142,7 +168,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 				// name, MOVE to another database).
 				b.Events = append(b.Events, pipeline.Event{
 					Key: []byte(k), Op: pipeline.OpDelete, Origin: origin,
-					Version: pipeline.ClockVersion(r.opts.Epoch, res.micros, true),
+					Version: pipeline.ClockVersion(r.opts.Epoch.Load(), res.micros, true),
 					Source:  r.source(pos, res.micros),
 				})
 			}
@@ -175,7 +201,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 			Key:      []byte(k),
 			Op:       pipeline.OpUpsert,
 			Origin:   origin,
-			Version:  pipeline.ClockVersion(r.opts.Epoch, res.micros, live),
+			Version:  pipeline.ClockVersion(r.opts.Epoch.Load(), res.micros, live),
 			Value:    v,
 			ExpireAt: res.expireAt(),
 			Source:   r.source(pos, res.micros),

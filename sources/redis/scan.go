@@ -51,6 +51,59 @@ type Scanner struct {
 
 	cursor  uint64
 	started bool
+
+	exists goredis.Cmdable // answers Exists; the node itself unless set
+}
+
+// Scanners walks several nodes one after the other — every master of a
+// cluster — and answers Exists through a client that reaches every slot.
+type Scanners struct {
+	nodes  []*Scanner // still to walk
+	all    []*Scanner
+	exists goredis.Cmdable
+}
+
+// NewScanners chains scanners; exists (a cluster client) answers Exists.
+func NewScanners(nodes []*Scanner, exists goredis.Cmdable) *Scanners {
+	for _, n := range nodes {
+		n.exists = exists
+	}
+	return &Scanners{nodes: nodes, all: nodes, exists: exists}
+}
+
+// Prepare readies every node.
+func (m *Scanners) Prepare(ctx context.Context) error {
+	for _, n := range m.all {
+		if err := n.Prepare(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Next implements reconcile.Source.
+func (m *Scanners) Next(ctx context.Context) (pipeline.Batch, bool, error) {
+	for len(m.nodes) > 0 {
+		b, done, err := m.nodes[0].Next(ctx)
+		if err != nil {
+			return b, false, err
+		}
+		if done {
+			m.nodes = m.nodes[1:]
+		}
+		if len(b.Events) > 0 || len(b.Rejects) > 0 || len(m.nodes) == 0 {
+			return b, len(m.nodes) == 0, nil
+		}
+	}
+	return pipeline.Batch{}, true, nil
+}
+
+// Exists implements reconcile.Checker.
+func (m *Scanners) Exists(ctx context.Context, keys [][]byte) (map[string]bool, error) {
+	if len(m.all) == 0 {
+		return nil, fmt.Errorf("no nodes")
+	}
+	return m.all[0].Exists(ctx, keys)
 }
 
 // NewScanner returns a scanner; opts selects types and bounds reads as for
@@ -94,8 +147,12 @@ func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err er
 func (s *Scanner) Exists(ctx context.Context, keys [][]byte) (map[string]bool, error) {
 	out := make(map[string]bool, len(keys))
 	var cmds []*goredis.StatusCmd
+	client := s.exists
+	if client == nil {
+		client = s.cl
+	}
 	err := retry(ctx, s.log, "type", func() error {
-		pipe := s.cl.Pipeline()
+		pipe := client.Pipeline()
 		cmds = make([]*goredis.StatusCmd, len(keys))
 		for i, k := range keys {
 			cmds[i] = pipe.Type(ctx, string(k))

@@ -62,8 +62,8 @@ type SnapshotOptions struct {
 	// CheckpointEvery is how often the durable cursor is saved; default 1s.
 	// The cursor is also saved when the snapshot ends.
 	CheckpointEvery time.Duration
-	// Epoch is the version epoch of the reads (see pipeline.Version).
-	Epoch uint64
+	// Epoch is the pipeline's version epoch (see pipeline.Version).
+	Epoch *Epoch
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }

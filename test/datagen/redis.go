@@ -39,7 +39,7 @@ type Summary struct {
 }
 
 // Seed writes the dataset with pipelined commands, 500 keys at a time.
-func Seed(ctx context.Context, cl *goredis.Client, spec Spec) (Summary, error) {
+func Seed(ctx context.Context, cl goredis.UniversalClient, spec Spec) (Summary, error) {
 	if spec.MaxElements <= 0 {
 		spec.MaxElements = 20
 	}

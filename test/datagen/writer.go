@@ -37,7 +37,7 @@ func (w *Writer) Ops() int64 { return w.ops.Load() }
 // Run writes until ctx ends, then returns. Errors from individual commands
 // (a RENAME of a key that just expired, say) are part of a live service's
 // life and only counted.
-func (w *Writer) Run(ctx context.Context, cl *goredis.Client) {
+func (w *Writer) Run(ctx context.Context, cl goredis.UniversalClient) {
 	rng := rand.New(rand.NewPCG(w.Seed, w.Seed+1))
 	if w.MoveDB == 0 {
 		w.MoveDB = 15

@@ -9,7 +9,15 @@ package stack
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -81,6 +89,7 @@ type Redis struct {
 	cmd    *exec.Cmd
 	args   []string
 	bin    string
+	killed bool
 }
 
 // Restart saves the dataset, stops the server and starts it again on the
@@ -341,4 +350,174 @@ func (p *Proc) Output() (stdout, stderr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stdout.String(), p.stderr.String()
+}
+
+// RedisCluster is a private Redis Cluster started for one test.
+type RedisCluster struct {
+	Nodes  []*Redis // masters first, then replicas
+	Client *goredis.ClusterClient
+}
+
+// NewRedisCluster starts masters*(1+replicas) cluster-enabled servers on
+// loopback, joins them into one cluster (redis-cli --cluster create) and
+// waits until every node reports the cluster healthy. A master that dies
+// is replaced by its replica after two seconds (cluster-node-timeout).
+func NewRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
+	t.Helper()
+	c := &RedisCluster{}
+	var addrs []string
+	for range masters * (1 + replicas) {
+		n := NewRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+			"--appendonly", "no", "--repl-diskless-sync-delay", "0")
+		c.Nodes = append(c.Nodes, n)
+		addrs = append(addrs, n.Addr)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli is not installed: %v", err)
+	}
+	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range c.Nodes {
+		for {
+			info, err := n.Client.ClusterInfo(ctx).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s did not become ok: %v %s", n.Addr, err, info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// A replica that has not finished its first sync may not take over
+	// from its master: wait for every one.
+	for _, n := range c.Nodes {
+		for {
+			info, err := n.Client.Info(ctx, "replication").Result()
+			if err == nil && (strings.Contains(info, "role:master") || strings.Contains(info, "master_link_status:up")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster replica %s did not sync: %v %s", n.Addr, err, info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	c.Client = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { c.Client.Close() })
+	return c
+}
+
+// Masters returns the nodes that are masters now.
+func (c *RedisCluster) Masters(t testing.TB) []*Redis {
+	t.Helper()
+	var out []*Redis
+	for _, n := range c.Nodes {
+		if n.Exited() {
+			continue
+		}
+		info, err := n.Client.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "role:master") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Kill stops the server at once, as a crash would.
+func (r *Redis) Kill() {
+	r.cmd.Process.Kill() //nolint:errcheck // a crash on purpose
+	r.cmd.Wait()         //nolint:errcheck // reaped
+	r.killed = true
+}
+
+// Exited reports whether Kill was called.
+func (r *Redis) Exited() bool { return r.killed }
+
+// TLSFiles are a test CA and a server certificate it signed for 127.0.0.1.
+type TLSFiles struct {
+	CA, Cert, Key string
+}
+
+// NewTLSFiles writes a fresh CA and server certificate to a temp dir.
+func NewTLSFiles(t testing.TB) TLSFiles {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cutover test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	caCert, _ := x509.ParseCertificate(caDER)
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
+	for path, block := range map[string]*pem.Block{f.CA: {Type: "CERTIFICATE", Bytes: caDER}, f.Cert: {Type: "CERTIFICATE", Bytes: srvDER},
+		f.Key: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// NewRedisTLS starts a redis-server that only speaks TLS, with the
+// certificates of f.
+func NewRedisTLS(t testing.TB, f TLSFiles, extra ...string) *Redis {
+	t.Helper()
+	r := NewRedis(t, append([]string{"--tls-port", "0", "--tls-cert-file", f.Cert, "--tls-key-file", f.Key,
+		"--tls-ca-cert-file", f.CA, "--tls-auth-clients", "no"}, extra...)...)
+	// Swap the plain port for a TLS one: stop, restart with --port 0.
+	r.cmd.Process.Kill() //nolint:errcheck // restarted below
+	r.cmd.Wait()         //nolint:errcheck // reaped
+	port := r.Addr[strings.LastIndexByte(r.Addr, ':')+1:]
+	for i, a := range r.args {
+		if a == "--port" {
+			r.args[i+1] = "0"
+		}
+		if a == "--tls-port" {
+			r.args[i+1] = port
+		}
+	}
+	r.cmd = exec.Command(r.bin, r.args...)
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitPort(r.Addr, 5*time.Second) {
+		t.Fatalf("TLS redis-server did not start on %s", r.Addr)
+	}
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(ca)
+	r.Client = goredis.NewClient(&goredis.Options{Addr: r.Addr, TLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
+	t.Cleanup(func() { r.Client.Close() })
+	return r
 }
