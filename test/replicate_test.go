@@ -179,8 +179,9 @@ func snapshotCursorSaved(t *testing.T, dir string) bool {
 }
 
 // TestReplicateHealsPubSubGaps kills cutover's pub/sub connection on the
-// server (as Redis does to a subscriber that falls behind): each gap is
-// detected, counted and healed, and nothing written meanwhile is lost.
+// server (as Redis does to a subscriber that falls behind) and then
+// flushes the database: each gap is detected, counted and healed, nothing
+// written meanwhile is lost, and nothing the flush deleted survives.
 func TestReplicateHealsPubSubGaps(t *testing.T) {
 	t.Parallel()
 	src, dst := stack.NewRedis(t), stack.NewRedis(t)
@@ -198,6 +199,11 @@ func TestReplicateHealsPubSubGaps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// FLUSHDB sends no notification at all: it must be noticed and its
+	// deletes swept from the target.
+	if err := src.Client.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(time.Second)
 	stop()
 	waitConverged(t, p, 90*time.Second)
@@ -205,6 +211,9 @@ func TestReplicateHealsPubSubGaps(t *testing.T) {
 		t.Fatalf("replicate exited %d", code)
 	}
 	out, errOut := proc.Output()
+	if !strings.Contains(errOut, "FLUSHDB ran on the server") {
+		t.Errorf("the FLUSHDB was not noticed:\n%s", errOut)
+	}
 	if !strings.Contains(errOut, "pub/sub") {
 		t.Errorf("no gap was logged:\n%s", errOut)
 	}
@@ -256,5 +265,24 @@ func waitLog(t *testing.T, proc *stack.Proc, within time.Duration, cond func(std
 			t.Fatalf("the process did not log what was waited for within %v:\n%s", within, errOut)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestNotificationsOffOnManagedRedis: where CONFIG SET is not allowed (as
+// on managed Redis) and notifications are off, replicate stops at once and
+// says exactly what to set.
+func TestNotificationsOffOnManagedRedis(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	ctx := testCtx(t, time.Minute)
+	if err := src.Client.Do(ctx, "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-config|set").Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := newRedisPipeline(t, src, dst, "--redis-username", "app")
+	res := stack.RunEnv(ctx, t, []string{"REDIS_PASSWORD=pw"}, append([]string{"replicate"}, p.args...)...)
+	for _, want := range []string{"keyspace notifications are off", "notify-keyspace-events", "KEA"} {
+		if res.Code != 1 || !strings.Contains(res.Stderr, want) {
+			t.Fatalf("exit %d, want 1 with %q in:\n%s", res.Code, want, res.Stderr)
+		}
 	}
 }
