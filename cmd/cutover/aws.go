@@ -52,7 +52,10 @@ func newDynamoDBSink(ctx context.Context, cfg *Config, log *slog.Logger) (*ddbsi
 func ddbOptions(d DynamoDBSinkConfig, log *slog.Logger) ddbsink.Options {
 	return ddbsink.Options{
 		Table: d.Table, KeyAttribute: d.KeyAttribute, KeyType: d.KeyType, CreateTable: d.CreateTable,
-		Concurrency: d.Concurrency, TombstoneRetention: d.TombstoneRetention, Endpoint: d.Endpoint, Logger: log,
+		TypeAttribute: d.Attributes.Type, ValueAttribute: d.Attributes.Value, TTLAttribute: d.Attributes.TTL,
+		VersionAttribute: d.Attributes.Version, DeletedAttribute: d.Attributes.Deleted,
+		Concurrency: d.Concurrency, MaxWritesPerSecond: d.MaxWritesPerSecond,
+		TombstoneRetention: d.TombstoneRetention, Endpoint: d.Endpoint, Logger: log,
 	}
 }
 

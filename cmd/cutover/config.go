@@ -153,6 +153,19 @@ type DynamoDBSinkConfig struct {
 	CreateTable        bool          `yaml:"create_table"`
 	Concurrency        int           `yaml:"concurrency"`
 	TombstoneRetention time.Duration `yaml:"tombstone_retention"`
+	// MaxWritesPerSecond caps the write rate (0: none); throttling lowers
+	// it further while the table needs.
+	MaxWritesPerSecond int                `yaml:"max_writes_per_second"`
+	Attributes         DynamoDBAttributes `yaml:"attributes"`
+}
+
+// DynamoDBAttributes name the attributes cutover writes besides the key.
+type DynamoDBAttributes struct {
+	Type    string `yaml:"type"`
+	Value   string `yaml:"value"`
+	TTL     string `yaml:"ttl"`
+	Version string `yaml:"version"`
+	Deleted string `yaml:"deleted"`
 }
 
 // CheckpointConfig is where source positions are kept.
@@ -182,6 +195,7 @@ func defaultConfig() Config {
 		Sink: SinkConfig{
 			DynamoDB: DynamoDBSinkConfig{
 				Region: "us-east-1", KeyAttribute: "pk", KeyType: "S", Concurrency: 16, TombstoneRetention: 7 * 24 * time.Hour,
+				Attributes: DynamoDBAttributes{Type: "cutover_type", Value: "value", TTL: "expire_at", Version: "cutover_version", Deleted: "cutover_deleted"},
 			},
 			Redis: RedisSinkConfig{Concurrency: 8, TombstoneRetention: 8 * 24 * time.Hour},
 		},
@@ -281,6 +295,20 @@ func (c *Config) validate() error {
 		}
 		if d.Concurrency <= 0 {
 			bad("sink.dynamodb.concurrency", "must be positive")
+		}
+		if d.MaxWritesPerSecond < 0 {
+			bad("sink.dynamodb.max_writes_per_second", "must be 0 (no cap) or more")
+		}
+		seen := map[string]string{}
+		for path, name := range map[string]string{"key_attribute": d.KeyAttribute, "attributes.type": d.Attributes.Type,
+			"attributes.value": d.Attributes.Value, "attributes.ttl": d.Attributes.TTL, "attributes.version": d.Attributes.Version,
+			"attributes.deleted": d.Attributes.Deleted} {
+			if name == "" {
+				bad("sink.dynamodb."+path, "required")
+			} else if other, dup := seen[name]; dup {
+				bad("sink.dynamodb."+path, "%q is also sink.dynamodb.%s; each attribute needs its own name", name, other)
+			}
+			seen[name] = path
 		}
 	default:
 		if rs.DB < 0 {

@@ -8,14 +8,45 @@ import (
 
 	redissrc "github.com/cutover/cutover/sources/redis"
 	"github.com/cutover/cutover/test/datagen"
+	"github.com/cutover/cutover/test/faultproxy"
 )
 
 // newDevCmd holds helpers for the demo, the tests and the benchmarks. It
 // is hidden from --help: none of it belongs in a production runbook.
 func newDevCmd() *cobra.Command {
 	dev := &cobra.Command{Use: "dev", Short: "Helpers for the demo and tests", Hidden: true}
-	dev.AddCommand(newSeedCmd())
+	dev.AddCommand(newSeedCmd(), newFaultProxyCmd())
 	return dev
+}
+
+func newFaultProxyCmd() *cobra.Command {
+	var listen, target string
+	var f faultproxy.Faults
+	cmd := &cobra.Command{
+		Use:   "dynamodb-fault-proxy",
+		Short: "Proxy DynamoDB (Local) and inject throttling and lost responses into writes",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := faultproxy.Start(listen, target)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			p.Set(f)
+			fmt.Fprintf(cmd.OutOrStdout(), "proxying %s on %s: %.0f%% of writes throttled, %.0f%% of responses dropped\n",
+				target, p.URL, 100*f.Throttle, 100*f.DropResponse)
+			<-cmd.Context().Done()
+			st := p.Stats()
+			fmt.Fprintf(cmd.OutOrStdout(), "%d requests, %d throttled, %d responses dropped\n", st.Requests, st.Throttled, st.Dropped)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&listen, "listen", "127.0.0.1:18001", "address to listen on")
+	fs.StringVar(&target, "target", "http://127.0.0.1:18000", "DynamoDB endpoint to forward to")
+	fs.Float64Var(&f.Throttle, "throttle", 0.3, "fraction of writes answered with ProvisionedThroughputExceededException")
+	fs.Float64Var(&f.DropResponse, "drop-response", 0, "fraction of writes that reach the table but lose their response")
+	return cmd
 }
 
 func newSeedCmd() *cobra.Command {

@@ -73,6 +73,13 @@ func bindDynamoDBSink(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&d.CreateTable, "create-table", d.CreateTable, "create the table if it is missing, on-demand, with TTL on expire_at (sink.dynamodb.create_table)")
 	fs.IntVar(&d.Concurrency, "sink-concurrency", d.Concurrency, "DynamoDB writes in flight (sink.dynamodb.concurrency)")
 	fs.DurationVar(&d.TombstoneRetention, "tombstone-retention", d.TombstoneRetention, "how long a deleted key's tombstone is kept; at least the topic's retention (sink.dynamodb.tombstone_retention)")
+	fs.IntVar(&d.MaxWritesPerSecond, "max-writes-per-second", d.MaxWritesPerSecond, "cap on DynamoDB writes per second, 0 for none; throttling lowers the pace further while needed (sink.dynamodb.max_writes_per_second)")
+	a := &d.Attributes
+	fs.StringVar(&a.Version, "version-attribute", a.Version, "attribute holding each item's version; writes are conditional on it (sink.dynamodb.attributes.version)")
+	fs.StringVar(&a.TTL, "ttl-attribute", a.TTL, "attribute holding the expiry in epoch seconds; enable the table's TTL on it (sink.dynamodb.attributes.ttl)")
+	fs.StringVar(&a.Type, "type-attribute", a.Type, "attribute holding the Redis type (sink.dynamodb.attributes.type)")
+	fs.StringVar(&a.Value, "value-attribute", a.Value, "attribute holding the value (sink.dynamodb.attributes.value)")
+	fs.StringVar(&a.Deleted, "deleted-attribute", a.Deleted, "attribute that marks a tombstone (sink.dynamodb.attributes.deleted)")
 }
 
 func bindRedisSink(fs *pflag.FlagSet, c *Config) {

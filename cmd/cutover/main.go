@@ -111,7 +111,7 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReconcileCmd(), newDevCmd())
+	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReplayCmd(), newReconcileCmd(), newDevCmd())
 	return root
 }
 

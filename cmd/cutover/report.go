@@ -106,7 +106,14 @@ func (r *reporter) log() {
 	if r.w.worker != nil {
 		ws := r.w.worker.Stats()
 		c := r.w.sink.counters()
-		attrs = append(attrs, "applied", ws.Applied, "skipped_older", ws.SkippedOlder, "dead_lettered", r.deadLettered(), "throttles", c.throttles)
+		attrs = append(attrs, "writes", c.writes, "applied", ws.Applied, "skipped_older", ws.SkippedOlder,
+			"dead_lettered", r.deadLettered(), "throttles", c.throttles)
+		if c.pace > 0 {
+			attrs = append(attrs, "writes_per_s_limit", int(c.pace))
+		}
+		if ws.Paused {
+			attrs = append(attrs, "fetch_paused", true)
+		}
 		if e := r.end.Load(); e != nil {
 			attrs = append(attrs, "sink_lag", r.w.worker.Progress().Lag(*e, r.w.base))
 		}
@@ -170,6 +177,9 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 		c := r.w.sink.counters()
 		row("events applied", ws.Applied, fmt.Sprintf("%s writes, %s throttled and retried, %s swept by truncates", group(c.writes), group(c.throttles), group(c.swept)))
 		row("skipped as older", ws.SkippedOlder, "target already held this version or a newer one")
+		if ws.FetchPauses > 0 {
+			row("fetch pauses", ws.FetchPauses, "fetching stopped while the target throttled")
+		}
 	}
 	dead := r.deadLettered()
 	row("dead-lettered", dead, "topic "+cfg.Kafka.DeadLetterTopic)

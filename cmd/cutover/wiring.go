@@ -60,7 +60,10 @@ type targetSink interface {
 	counters() sinkCounters
 }
 
-type sinkCounters struct{ writes, throttles, retries, swept int64 }
+type sinkCounters struct {
+	writes, throttles, retries, swept int64
+	pace                              float64 // current writes/s limit, 0 for none
+}
 
 // connect opens what p asks for, checking each connection so a wrong
 // address or credential fails now with a message that says what to fix.
@@ -277,7 +280,7 @@ type dynamoTarget struct {
 func (d *dynamoTarget) describe() string { return "dynamodb table " + d.table }
 func (d *dynamoTarget) counters() sinkCounters {
 	s := d.Stats()
-	return sinkCounters{writes: s.Writes, throttles: s.Throttles, retries: s.Retries, swept: s.Swept}
+	return sinkCounters{writes: s.Writes, throttles: s.Throttles, retries: s.Retries, swept: s.Swept, pace: s.RateLimit}
 }
 
 // redisTarget is the Redis sink, read back through the Redis reader (a

@@ -105,3 +105,75 @@ func CommittedOffsets(ctx context.Context, cl *kgo.Client, group, topic string) 
 	})
 	return out, nil
 }
+
+// GroupMembers lists the members of a consumer group: the running sink
+// workers (their client IDs and hosts).
+func GroupMembers(ctx context.Context, cl *kgo.Client, group string) ([]string, error) {
+	described, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	var out []string
+	for _, g := range described {
+		if g.Err != nil && !errors.Is(g.Err, kerr.GroupIDNotFound) {
+			return nil, fmt.Errorf("describe group %s: %w", group, g.Err)
+		}
+		for _, m := range g.Members {
+			id := m.ClientID + "@" + m.ClientHost
+			if m.InstanceID != nil {
+				id = *m.InstanceID + " (" + id + ")"
+			}
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// StartOffsets returns the first offset still held of every partition.
+func StartOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	listed, err := kadm.NewClient(cl).ListStartOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
+	}
+	return offsetsOf(topic, listed)
+}
+
+// OffsetsAt returns, for every partition, the offset of the first record
+// at or after t (Kafka's ListOffsets by timestamp); partitions with no
+// such record give their end offset.
+func OffsetsAt(ctx context.Context, cl *kgo.Client, topic string, t time.Time) (map[int32]int64, error) {
+	listed, err := kadm.NewClient(cl).ListOffsetsAfterMilli(ctx, t.UnixMilli(), topic)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s at %s: %w", topic, t.Format(time.RFC3339), err)
+	}
+	return offsetsOf(topic, listed)
+}
+
+func offsetsOf(topic string, listed kadm.ListedOffsets) (map[int32]int64, error) {
+	out := map[int32]int64{}
+	var firstErr error
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("offset of %s[%d]: %w", topic, o.Partition, o.Err)
+		}
+		out[o.Partition] = o.Offset
+	})
+	return out, firstErr
+}
+
+// CommitGroupOffsets sets a group's committed offsets on topic. The group
+// must have no running members.
+func CommitGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string, offsets map[int32]int64) error {
+	var os kadm.Offsets
+	for p, o := range offsets {
+		os.Add(kadm.Offset{Topic: topic, Partition: p, At: o, LeaderEpoch: -1})
+	}
+	resp, err := kadm.NewClient(cl).CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("commit offsets of group %s: %w", group, err)
+	}
+	return nil
+}

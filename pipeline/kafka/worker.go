@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cutover/cutover/pipeline"
 )
@@ -29,6 +30,13 @@ type Sink interface {
 	// cannot classify. Events a sink can never apply are Rejected results,
 	// not errors.
 	Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error)
+}
+
+// throttledSink is a sink that can say its target is throttling it: the
+// worker then stops fetching from Kafka until it recovers, rather than
+// fetch what it cannot write.
+type throttledSink interface {
+	Throttled() bool
 }
 
 // WorkerOptions configure a Worker.
@@ -66,6 +74,11 @@ type WorkerStats struct {
 	DecodeErrors int64
 	Rejected     int64
 	Batches      int64
+	// FetchPauses counts the times fetching was paused for a throttled
+	// target.
+	FetchPauses int64
+	// Paused is true while fetching is paused.
+	Paused bool
 }
 
 // Worker consumes a topic in a consumer group and applies it to a Sink.
@@ -76,7 +89,8 @@ type Worker struct {
 	log      *slog.Logger
 	progress *Progress
 
-	applied, skipped, deadLettered, decodeErrors, rejected, batches atomic.Int64
+	applied, skipped, deadLettered, decodeErrors, rejected, batches, pauses atomic.Int64
+	paused                                                                  atomic.Bool
 }
 
 // WorkerOpts are the franz-go options a Worker's client needs: a consumer
@@ -135,6 +149,7 @@ func (w *Worker) Stats() WorkerStats {
 	return WorkerStats{
 		Applied: w.applied.Load(), SkippedOlder: w.skipped.Load(), DeadLettered: w.deadLettered.Load(),
 		DecodeErrors: w.decodeErrors.Load(), Rejected: w.rejected.Load(), Batches: w.batches.Load(),
+		FetchPauses: w.pauses.Load(), Paused: w.paused.Load(),
 	}
 }
 
@@ -144,9 +159,17 @@ func (w *Worker) Stats() WorkerStats {
 // it will be applied again by whichever worker next owns its partitions.
 func (w *Worker) Run(ctx context.Context) error {
 	for {
-		fetches := w.cl.PollRecords(ctx, w.opts.MaxPollRecords)
+		w.pauseIfThrottled()
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if w.paused.Load() {
+			// Paused partitions fetch nothing: wake up to look again.
+			pollCtx, cancel = context.WithTimeout(ctx, time.Second)
+		}
+		fetches := w.cl.PollRecords(pollCtx, w.opts.MaxPollRecords)
+		cancel()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			w.cl.AllowRebalance()
+			w.leave(ctx)
 			return nil
 		}
 		if err := w.fetchErr(fetches); err != nil {
@@ -166,6 +189,59 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			return err
 		}
+	}
+}
+
+// leave takes a static member out of the group when it stops on purpose,
+// so its partitions move to other workers now rather than after the
+// session timeout. (A dynamic member leaves by itself when its client
+// closes; a static one does not, which is what lets a crashed worker
+// come back to its partitions.)
+func (w *Worker) leave(ctx context.Context) {
+	if w.opts.InstanceID == "" {
+		return
+	}
+	// ctx is done (we are stopping); the leave still deserves a moment.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	member, _ := w.cl.GroupMetadata()
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = w.opts.Group
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID = member
+	m.InstanceID = &w.opts.InstanceID
+	req.Members = append(req.Members, m)
+	resp, err := req.RequestWith(ctx, w.cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+		for _, r := range resp.Members {
+			if err == nil {
+				err = kerr.ErrorForCode(r.ErrorCode)
+			}
+		}
+	}
+	if err != nil {
+		w.log.Warn("leaving the consumer group failed; its partitions move once the session times out", "err", err)
+	}
+}
+
+// pauseIfThrottled pauses fetching while the sink's target throttles it,
+// and resumes once it recovers. Records already fetched are still applied.
+func (w *Worker) pauseIfThrottled() {
+	ts, ok := w.sink.(throttledSink)
+	if !ok {
+		return
+	}
+	switch throttled := ts.Throttled(); {
+	case throttled && !w.paused.Load():
+		w.cl.PauseFetchTopics(w.opts.Topic)
+		w.paused.Store(true)
+		w.pauses.Add(1)
+		w.log.Info("the target is throttling writes: fetching from Kafka paused until it recovers")
+	case !throttled && w.paused.Load():
+		w.cl.ResumeFetchTopics(w.opts.Topic)
+		w.paused.Store(false)
+		w.log.Info("the target recovered: fetching from Kafka resumed")
 	}
 }
 

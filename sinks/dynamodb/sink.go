@@ -49,6 +49,9 @@ type Options struct {
 	CreateTable bool
 	// Concurrency is the number of writes in flight; default 16.
 	Concurrency int
+	// MaxWritesPerSecond caps the write rate; 0 means no cap. Throttling
+	// lowers the rate below it for as long as the table needs (see aimd).
+	MaxWritesPerSecond int
 	// Endpoint is only used in messages (the client carries the real one).
 	Endpoint string
 	// Logger; default slog.Default().
@@ -89,6 +92,8 @@ type Stats struct {
 	Retries int64
 	// Swept items removed by truncate events.
 	Swept int64
+	// RateLimit is the current pace, in writes per second; 0 means none.
+	RateLimit float64
 }
 
 // Sink writes events to one DynamoDB table.
@@ -102,6 +107,7 @@ type Sink struct {
 	names map[string]string
 
 	writes, throttles, retries, swept atomic.Int64
+	pace                              *aimd
 }
 
 // New returns a sink writing through db. Call Prepare before Apply.
@@ -131,6 +137,7 @@ func New(db *dynamodb.Client, opts Options) (*Sink, error) {
 			VersionAttribute: opts.VersionAttribute, DeletedAttribute: opts.DeletedAttribute,
 			TombstoneRetention: opts.TombstoneRetention,
 		},
+		pace:  newAIMD(opts.MaxWritesPerSecond),
 		cond:  "attribute_not_exists(#v) OR #v < :v",
 		names: map[string]string{"#v": opts.VersionAttribute},
 	}, nil
@@ -141,7 +148,14 @@ func (s *Sink) Mapping() *Mapping { return &s.m }
 
 // Stats returns the counters so far.
 func (s *Sink) Stats() Stats {
-	return Stats{Writes: s.writes.Load(), Throttles: s.throttles.Load(), Retries: s.retries.Load(), Swept: s.swept.Load()}
+	return Stats{Writes: s.writes.Load(), Throttles: s.throttles.Load(), Retries: s.retries.Load(), Swept: s.swept.Load(),
+		RateLimit: s.pace.limit()}
+}
+
+// Throttled reports whether DynamoDB throttled a write in the last two
+// seconds; the worker pauses fetching from Kafka meanwhile.
+func (s *Sink) Throttled() bool {
+	return s.pace.throttled(time.Now())
 }
 
 // Prepare checks that the table exists with the expected key, creating it
@@ -296,8 +310,12 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
 	var res pipeline.Result
 	err = backoff.RetryNotify(func() error {
+		if err := s.pace.wait(ctx); err != nil {
+			return backoff.Permanent(err)
+		}
 		_, err := s.db.PutItem(ctx, in, func(o *dynamodb.Options) { o.Retryer = aws.NopRetryer{} })
 		if err == nil {
+			s.pace.success(time.Now())
 			s.writes.Add(1)
 			res = pipeline.Result{Outcome: pipeline.Applied}
 			return nil
@@ -305,6 +323,7 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 		c, throttled := classify(err)
 		if throttled {
 			s.throttles.Add(1)
+			s.pace.throttle(time.Now())
 		}
 		switch c {
 		case classSkip:

@@ -1,0 +1,148 @@
+// Package faultproxy puts a proxy in front of DynamoDB (Local) that
+// injects DynamoDB's own failures on demand: throttling errors, exactly as
+// the service sends them, and ambiguous successes (the request reaches
+// the table, the response never reaches the client). Tests use it in
+// process; "cutover dev dynamodb-fault-proxy" runs it on its own.
+package faultproxy
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
+)
+
+// Faults says which requests fail and how. Fractions are in [0, 1].
+type Faults struct {
+	// Throttle is the fraction of write calls (PutItem, UpdateItem,
+	// DeleteItem, BatchWriteItem, TransactWriteItems) answered with
+	// ProvisionedThroughputExceededException, without reaching the table.
+	Throttle float64
+	// DropResponse is the fraction of write calls that reach the table but
+	// whose response is dropped: the client sees the connection close.
+	DropResponse float64
+	// Capacity, when positive, is how many write calls per second the
+	// table takes; the rest are throttled, as a provisioned table does.
+	Capacity int
+}
+
+// Stats count what the proxy did.
+type Stats struct {
+	Requests, Throttled, Dropped int64
+}
+
+// Proxy is a running fault proxy.
+type Proxy struct {
+	URL string
+
+	mu       sync.Mutex
+	faults   Faults
+	rng      *rand.Rand
+	capacity *rate.Limiter
+
+	srv                          *http.Server
+	requests, throttled, dropped atomic.Int64
+}
+
+var writeOps = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true, "TransactWriteItems": true}
+
+const throttleBody = `{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",` +
+	`"message":"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."}`
+
+// Start listens on addr (e.g. "127.0.0.1:0") and forwards to target (the
+// DynamoDB endpoint URL).
+func Start(addr, target string) (*Proxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("fault proxy target %q: %w", target, err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{URL: "http://" + l.Addr().String(), rng: rand.New(rand.NewPCG(1, 2))}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	p.srv = &http.Server{Handler: p.handler(rp), ReadHeaderTimeout: 10e9}
+	go p.srv.Serve(l) //nolint:errcheck // ends with Close
+	return p, nil
+}
+
+// Set changes the faults from now on.
+func (p *Proxy) Set(f Faults) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults = f
+	p.capacity = nil
+	if f.Capacity > 0 {
+		p.capacity = rate.NewLimiter(rate.Limit(f.Capacity), max(1, f.Capacity/10))
+	}
+}
+
+// Stats returns the counters so far.
+func (p *Proxy) Stats() Stats {
+	return Stats{Requests: p.requests.Load(), Throttled: p.throttled.Load(), Dropped: p.dropped.Load()}
+}
+
+// Close stops the proxy.
+func (p *Proxy) Close() error { return p.srv.Close() }
+
+func (p *Proxy) roll() (throttle, drop bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.capacity != nil && !p.capacity.Allow() {
+		return true, false
+	}
+	r := p.rng.Float64()
+	return r < p.faults.Throttle, r >= p.faults.Throttle && r < p.faults.Throttle+p.faults.DropResponse
+}
+
+func (p *Proxy) handler(rp *httputil.ReverseProxy) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p.requests.Add(1)
+		op := r.Header.Get("X-Amz-Target")
+		op = op[strings.LastIndexByte(op, '.')+1:]
+		if !writeOps[op] {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		throttle, drop := p.roll()
+		switch {
+		case throttle:
+			p.throttled.Add(1)
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			w.Header().Set("X-Amzn-Errortype", "ProvisionedThroughputExceededException")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, throttleBody)
+		case drop:
+			// Let the write happen, then lose the answer.
+			p.dropped.Add(1)
+			rec := &discard{header: http.Header{}}
+			rp.ServeHTTP(rec, r)
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	}
+}
+
+// discard is a ResponseWriter that throws the response away.
+type discard struct{ header http.Header }
+
+func (d *discard) Header() http.Header         { return d.header }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
