@@ -232,6 +232,24 @@ func ParseScore(s string) (float64, error) {
 	return f, nil
 }
 
+// AppendItemJSON appends an item as DynamoDB JSON, attributes sorted by
+// name.
+func AppendItemJSON(dst []byte, m map[string]Attr) []byte { return appendAttrMap(dst, m) }
+
+// ParseItemJSON reads an item written by AppendItemJSON (or any item in
+// DynamoDB JSON).
+func ParseItemJSON(data []byte) (map[string]Attr, error) {
+	var w map[string]wireAttr
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, fmt.Errorf("item JSON: %w", err)
+	}
+	out := make(map[string]Attr, len(w))
+	for k, v := range w {
+		out[k] = v.Attr
+	}
+	return out, nil
+}
+
 // appendAttrMap writes the attributes sorted by name, so one item always
 // encodes to the same bytes.
 func appendAttrMap(dst []byte, m map[string]Attr) []byte {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"sync/atomic"
 )
 
 // Version orders the events of one key. Versions compare as byte strings
@@ -93,3 +94,27 @@ func (v Version) ClockMicros() uint64 {
 	}
 	return binary.BigEndian.Uint64(v[8:]) >> 1
 }
+
+// Epoch is a pipeline's current version epoch, shared by its readers: a
+// source bumps it when versions already published may no longer be
+// comparable with new ones (a failover, a gap healed by a re-read). The
+// zero value (and nil) is epoch 0.
+type Epoch struct{ v atomic.Uint64 }
+
+// NewEpoch returns an epoch starting at n.
+func NewEpoch(n uint64) *Epoch {
+	e := &Epoch{}
+	e.v.Store(n)
+	return e
+}
+
+// Load returns the current epoch.
+func (e *Epoch) Load() uint64 {
+	if e == nil {
+		return 0
+	}
+	return e.v.Load()
+}
+
+// Bump starts a new epoch and returns it.
+func (e *Epoch) Bump() uint64 { return e.v.Add(1) }

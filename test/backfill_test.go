@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	goredis "github.com/redis/go-redis/v9"
@@ -44,6 +42,7 @@ func newPipeline(t *testing.T, r *stack.Redis, extra ...string) pipelineArgs {
 	t.Helper()
 	p := basePipeline(t, r)
 	p.table = p.name
+	stack.DropTables(t, dynamoClient(t), p.table)
 	p.args = append(append(p.args, "--dynamodb-endpoint", stack.DynamoDBEndpoint(t), "--dynamodb-table", p.table), extra...)
 	return p
 }
@@ -69,16 +68,7 @@ func basePipeline(t *testing.T, r *stack.Redis) pipelineArgs {
 	}}
 }
 
-func dynamoClient(t *testing.T) *dynamodb.Client {
-	t.Helper()
-	ep := stack.DynamoDBEndpoint(t)
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ep) })
-}
+func dynamoClient(t *testing.T) *dynamodb.Client { return stack.DynamoDB(t) }
 
 // scanTable reads every item of a table, keyed by the raw partition key.
 func scanTable(t *testing.T, db *dynamodb.Client, table string) map[string]map[string]types.AttributeValue {

@@ -10,34 +10,70 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/smithy-go/logging"
 
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
+	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 )
 
-// newDynamoDBClient builds a DynamoDB client from the default AWS
-// credential chain (environment, shared config and profile, web identity,
-// container and instance roles), with the configured region and endpoint.
-func newDynamoDBClient(ctx context.Context, d DynamoDBSinkConfig, log *slog.Logger) (*dynamodb.Client, error) {
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(d.Region), config.WithLogger(sdkLogger(log)))
+// awsConfig loads the default AWS credential chain (environment, shared
+// config and profile, web identity, container and instance roles) for a
+// region.
+func awsConfig(ctx context.Context, region string, log *slog.Logger) (aws.Config, error) {
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithLogger(sdkLogger(log)))
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w (check AWS_PROFILE and ~/.aws/config)", err)
+		return awsCfg, fmt.Errorf("load AWS configuration: %w (check AWS_PROFILE and ~/.aws/config)", err)
+	}
+	return awsCfg, nil
+}
+
+// newDynamoDBClient builds a DynamoDB client for a region and, if set, an
+// endpoint (DynamoDB Local).
+func newDynamoDBClient(ctx context.Context, region, endpoint string, log *slog.Logger) (*dynamodb.Client, error) {
+	awsCfg, err := awsConfig(ctx, region, log)
+	if err != nil {
+		return nil, err
 	}
 	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
-		if d.Endpoint != "" {
-			o.BaseEndpoint = aws.String(d.Endpoint)
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
+}
+
+// newStreamsClient builds a DynamoDB Streams client, like newDynamoDBClient.
+func newStreamsClient(ctx context.Context, region, endpoint string, log *slog.Logger) (*dynamodbstreams.Client, error) {
+	awsCfg, err := awsConfig(ctx, region, log)
+	if err != nil {
+		return nil, err
+	}
+	return dynamodbstreams.NewFromConfig(awsCfg, func(o *dynamodbstreams.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
 		}
 	}), nil
 }
 
 // newDynamoDBSink connects the sink and checks (or creates) its table.
-func newDynamoDBSink(ctx context.Context, cfg *Config, log *slog.Logger) (*ddbsink.Sink, error) {
+// items is the source table when the source is DynamoDB: the target then
+// gets its key schema and TTL attribute.
+func newDynamoDBSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Sink, error) {
 	d := cfg.Sink.DynamoDB
-	client, err := newDynamoDBClient(ctx, d, log)
+	client, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, log)
 	if err != nil {
 		return nil, err
 	}
-	sink, err := ddbsink.New(client, ddbOptions(d, log))
+	opts := ddbOptions(d, log)
+	if items != nil {
+		opts.Items = true
+		opts.KeyAttribute, opts.KeyType = items.Partition, items.PartitionType
+		opts.SortAttribute, opts.SortType = items.Sort, items.SortType
+		if items.TTLAttribute != "" {
+			opts.TTLAttribute = items.TTLAttribute
+		}
+	}
+	sink, err := ddbsink.New(client, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ func newBackfillCmdWith(cfg *Config) *cobra.Command {
 	var restart bool
 	cmd := &cobra.Command{
 		Use:   "backfill",
-		Short: "Copy every key of a Redis database to the target through Kafka, then exit",
+		Short: "Copy every key of a Redis database (or item of a DynamoDB table) to the target through Kafka, then exit",
 		Long: `backfill snapshots one Redis logical database with SCAN, publishes one
 versioned event per key to a Kafka topic, applies the events to the target
 (a DynamoDB table, or a Redis database) with a sink worker in the same
@@ -35,10 +35,16 @@ item, a key that is not valid UTF-8 for an S key attribute, an unsupported
 type such as a Redis stream) are reported, counted and written to the
 dead-letter topic; backfill then exits with status 3.
 
+With --source-table the source is a DynamoDB table instead: a parallel
+Scan (--scan-segments), resumable per segment, paced by
+--read-capacity-per-second.
+
 For a copy that then keeps following changes, use replicate.`,
 		Example: `  cutover backfill --config deploy/examples/redis-to-dynamodb.yaml
   cutover backfill --redis-addr 10.0.0.5:6379 --kafka-brokers kafka:9092 \
-      --dynamodb-table users --create-table --include 'user:*' --name users`,
+      --dynamodb-table users --create-table --include 'user:*' --name users
+  cutover backfill --source-table orders --target-redis-addr 10.0.0.7:6379 \
+      --target-key-template 'order:{userId}:{orderId}' --name orders`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(cmd, cfg); err != nil {

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cutover/cutover/pipeline"
+	redissink "github.com/cutover/cutover/sinks/redis"
 )
 
 // Config is one pipeline, as read from a YAML file (--config) and flags.
@@ -32,9 +33,28 @@ type Config struct {
 	ProgressInterval time.Duration `yaml:"progress_interval"`
 }
 
-// SourceConfig selects and configures the source.
+// SourceConfig selects and configures the source: a Redis database
+// (default), or a DynamoDB table when dynamodb.table is set.
 type SourceConfig struct {
-	Redis RedisSourceConfig `yaml:"redis"`
+	Redis    RedisSourceConfig    `yaml:"redis"`
+	DynamoDB DynamoDBSourceConfig `yaml:"dynamodb"`
+}
+
+// DynamoDBSourceConfig is a DynamoDB table source: a parallel Scan for the
+// snapshot, DynamoDB Streams for live changes.
+type DynamoDBSourceConfig struct {
+	Table    string `yaml:"table"`
+	Region   string `yaml:"region"`
+	Endpoint string `yaml:"endpoint"`
+	// Segments is the number of Scan segments read in parallel.
+	Segments int `yaml:"segments"`
+	// PageSize is the most items per Scan call (0: DynamoDB's 1 MB pages).
+	PageSize int32 `yaml:"page_size"`
+	// ConsistentRead makes the Scan strongly consistent (twice the reads).
+	ConsistentRead bool `yaml:"consistent_read"`
+	// ReadCapacityPerSecond paces the Scan by the read capacity it
+	// consumes (0: no limit).
+	ReadCapacityPerSecond float64 `yaml:"read_capacity_per_second"`
 }
 
 // RedisSourceConfig is a Redis source.
@@ -91,6 +111,10 @@ type RedisSinkConfig struct {
 	Concurrency        int           `yaml:"concurrency"`
 	TombstoneRetention time.Duration `yaml:"tombstone_retention"`
 	TLS                TLSConfig     `yaml:"tls"`
+	// KeyTemplate and ItemFormat say how DynamoDB items (a DynamoDB
+	// source) become Redis keys and values; see sinks/redis.ItemOptions.
+	KeyTemplate string `yaml:"key_template"`
+	ItemFormat  string `yaml:"item_format"`
 }
 
 // TLSConfig turns on TLS for a connection.
@@ -133,6 +157,22 @@ func (t TLSConfig) build(path string) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
+}
+
+// sourceKind is "dynamodb" or "redis", whichever is configured.
+func (c *Config) sourceKind() string {
+	if c.Source.DynamoDB.Table != "" {
+		return "dynamodb"
+	}
+	return "redis"
+}
+
+// describeSource names the source in reports.
+func (c *Config) describeSource() string {
+	if c.sourceKind() == "dynamodb" {
+		return "dynamodb table " + c.Source.DynamoDB.Table
+	}
+	return fmt.Sprintf("redis %s db %d", c.Source.Redis.Addr, c.Source.Redis.DB)
 }
 
 // sinkKind is "dynamodb" or "redis", whichever is configured.
@@ -183,11 +223,14 @@ type LogConfig struct {
 func defaultConfig() Config {
 	return Config{
 		Name: "cutover",
-		Source: SourceConfig{Redis: RedisSourceConfig{
-			Addr: "127.0.0.1:6379", ScanCount: 1000, Readers: 4, MaxElements: 10_000_000, MaxValueBytes: 1_000_000,
-			ChunkElements: 10_000, ChunkBytes: 256 << 10,
-			HealKeysPerSecond: 20_000,
-		}},
+		Source: SourceConfig{
+			Redis: RedisSourceConfig{
+				Addr: "127.0.0.1:6379", ScanCount: 1000, Readers: 4, MaxElements: 10_000_000, MaxValueBytes: 1_000_000,
+				ChunkElements: 10_000, ChunkBytes: 256 << 10,
+				HealKeysPerSecond: 20_000,
+			},
+			DynamoDB: DynamoDBSourceConfig{Region: "us-east-1", Segments: 4},
+		},
 		Kafka: KafkaConfig{
 			Brokers: []string{"127.0.0.1:9092"}, Partitions: 12, ReplicationFactor: 1, MaxRecordBytes: 1_000_000,
 			SessionTimeout: 10 * time.Second,
@@ -197,7 +240,7 @@ func defaultConfig() Config {
 				Region: "us-east-1", KeyAttribute: "pk", KeyType: "S", Concurrency: 16, TombstoneRetention: 7 * 24 * time.Hour,
 				Attributes: DynamoDBAttributes{Type: "cutover_type", Value: "value", TTL: "expire_at", Version: "cutover_version", Deleted: "cutover_deleted"},
 			},
-			Redis: RedisSinkConfig{Concurrency: 8, TombstoneRetention: 8 * 24 * time.Hour},
+			Redis: RedisSinkConfig{Concurrency: 8, TombstoneRetention: 8 * 24 * time.Hour, ItemFormat: "hash"},
 		},
 		Checkpoint:       CheckpointConfig{Dir: ".cutover/checkpoints"},
 		Log:              LogConfig{Level: "info", Format: "text"},
@@ -236,6 +279,23 @@ func (c *Config) validate() error {
 		bad("name", "%q must be letters, digits, '.', '_' or '-'", c.Name)
 	}
 	r := c.Source.Redis
+	if ds := c.Source.DynamoDB; ds.Table != "" {
+		if ds.Region == "" {
+			bad("source.dynamodb.region", "required")
+		}
+		if ds.Segments <= 0 || ds.Segments > 1_000_000 {
+			bad("source.dynamodb.segments", "must be between 1 and 1000000")
+		}
+		if ds.PageSize < 0 {
+			bad("source.dynamodb.page_size", "must be 0 (DynamoDB's 1 MB pages) or more")
+		}
+		if ds.ReadCapacityPerSecond < 0 {
+			bad("source.dynamodb.read_capacity_per_second", "must be 0 (no limit) or more")
+		}
+		if c.Sink.DynamoDB.Table == ds.Table && c.Sink.DynamoDB.Endpoint == ds.Endpoint && c.Sink.DynamoDB.Region == ds.Region {
+			bad("sink.dynamodb.table", "the target is the source table %s", ds.Table)
+		}
+	}
 	if r.Addr == "" {
 		bad("source.redis.addr", "required")
 	}
@@ -290,7 +350,7 @@ func (c *Config) validate() error {
 		if d.Region == "" {
 			bad("sink.dynamodb.region", "required")
 		}
-		if d.KeyType != "S" && d.KeyType != "B" {
+		if d.KeyType != "S" && d.KeyType != "B" && c.sourceKind() == "redis" {
 			bad("sink.dynamodb.key_type", "%q must be S or B", d.KeyType)
 		}
 		if d.Concurrency <= 0 {
@@ -317,8 +377,11 @@ func (c *Config) validate() error {
 		if rs.Concurrency <= 0 {
 			bad("sink.redis.concurrency", "must be positive")
 		}
-		if rs.Addr == r.Addr && rs.DB == r.DB {
+		if rs.Addr == r.Addr && rs.DB == r.DB && c.sourceKind() == "redis" {
 			bad("sink.redis", "the target is the source database (%s db %d)", rs.Addr, rs.DB)
+		}
+		if err := c.itemOptions().Validate(); err != nil {
+			bad("sink.redis", "%v", err)
 		}
 	}
 	if c.Checkpoint.Dir == "" {
@@ -342,6 +405,11 @@ func (c *Config) validate() error {
 		return nil
 	}
 	return &configError{problems: problems}
+}
+
+// itemOptions is how a Redis sink writes DynamoDB items.
+func (c *Config) itemOptions() redissink.ItemOptions {
+	return redissink.ItemOptions{KeyTemplate: c.Sink.Redis.KeyTemplate, Format: c.Sink.Redis.ItemFormat}
 }
 
 // configError lists every problem of a configuration.

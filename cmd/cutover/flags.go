@@ -17,6 +17,7 @@ import (
 func bindPipeline(fs *pflag.FlagSet, c *Config) {
 	bindCommon(fs, c)
 	bindRedisSource(fs, c)
+	bindDynamoDBSource(fs, c)
 	bindKafka(fs, c)
 	bindDynamoDBSink(fs, c)
 	bindRedisSink(fs, c)
@@ -51,6 +52,17 @@ func bindRedisSource(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.HealKeysPerSecond, "heal-keys-per-second", r.HealKeysPerSecond, "pace of the re-scan that heals a gap in live capture (source.redis.heal_keys_per_second)")
 }
 
+func bindDynamoDBSource(fs *pflag.FlagSet, c *Config) {
+	d := &c.Source.DynamoDB
+	fs.StringVar(&d.Table, "source-table", d.Table, "source DynamoDB table; set it to copy a table instead of Redis (source.dynamodb.table)")
+	fs.StringVar(&d.Region, "source-region", d.Region, "AWS region of the source table (source.dynamodb.region)")
+	fs.StringVar(&d.Endpoint, "source-endpoint", d.Endpoint, "DynamoDB endpoint URL of the source table, e.g. http://127.0.0.1:8000 for DynamoDB Local (source.dynamodb.endpoint)")
+	fs.IntVar(&d.Segments, "scan-segments", d.Segments, "segments of the table scanned in parallel (source.dynamodb.segments)")
+	fs.Int32Var(&d.PageSize, "scan-page-size", d.PageSize, "most items per Scan call; 0 lets DynamoDB fill 1 MB pages (source.dynamodb.page_size)")
+	fs.BoolVar(&d.ConsistentRead, "consistent-read", d.ConsistentRead, "scan with strongly consistent reads, at twice the read capacity (source.dynamodb.consistent_read)")
+	fs.Float64Var(&d.ReadCapacityPerSecond, "read-capacity-per-second", d.ReadCapacityPerSecond, "pace the scan by the read capacity it consumes, to spare production; 0 means no limit (source.dynamodb.read_capacity_per_second)")
+}
+
 func bindKafka(fs *pflag.FlagSet, c *Config) {
 	k := &c.Kafka
 	fs.StringSliceVar(&k.Brokers, "kafka-brokers", k.Brokers, "Kafka seed brokers host:port, comma-separated (kafka.brokers)")
@@ -68,7 +80,7 @@ func bindDynamoDBSink(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&d.Table, "dynamodb-table", d.Table, "target DynamoDB table (sink.dynamodb.table)")
 	fs.StringVar(&d.Region, "aws-region", d.Region, "AWS region of the table (sink.dynamodb.region)")
 	fs.StringVar(&d.Endpoint, "dynamodb-endpoint", d.Endpoint, "DynamoDB endpoint URL, e.g. http://127.0.0.1:8000 for DynamoDB Local (sink.dynamodb.endpoint)")
-	fs.StringVar(&d.KeyAttribute, "key-attribute", d.KeyAttribute, "partition key attribute that holds the Redis key (sink.dynamodb.key_attribute)")
+	fs.StringVar(&d.KeyAttribute, "key-attribute", d.KeyAttribute, "partition key attribute that holds the Redis key; with a DynamoDB source the source's key schema is used instead (sink.dynamodb.key_attribute)")
 	fs.StringVar(&d.KeyType, "key-type", d.KeyType, "S (keys must be UTF-8 text) or B (any bytes) (sink.dynamodb.key_type)")
 	fs.BoolVar(&d.CreateTable, "create-table", d.CreateTable, "create the table if it is missing, on-demand, with TTL on expire_at (sink.dynamodb.create_table)")
 	fs.IntVar(&d.Concurrency, "sink-concurrency", d.Concurrency, "DynamoDB writes in flight (sink.dynamodb.concurrency)")
@@ -90,6 +102,8 @@ func bindRedisSink(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.DB, "target-redis-db", r.DB, "target Redis logical database (sink.redis.db)")
 	fs.IntVar(&r.Concurrency, "target-redis-concurrency", r.Concurrency, "pipelines of writes in flight to the target Redis (sink.redis.concurrency)")
 	bindTLS(fs, &r.TLS, "target-redis-tls", "sink.redis.tls")
+	fs.StringVar(&r.KeyTemplate, "target-key-template", r.KeyTemplate, "Redis key of each DynamoDB item, from its key attributes, e.g. 'user:{userId}'; default the key values joined by ':' (sink.redis.key_template)")
+	fs.StringVar(&r.ItemFormat, "target-item-format", r.ItemFormat, "how a DynamoDB item is written to Redis: hash, json or dynamodb-json (sink.redis.item_format)")
 	fs.DurationVar(&r.TombstoneRetention, "target-redis-tombstone-retention", r.TombstoneRetention, "how long version keys and tombstones are kept in the target Redis; longer than the topic's retention (sink.redis.tombstone_retention)")
 }
 

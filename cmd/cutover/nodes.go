@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/pipeline"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
@@ -80,7 +81,7 @@ type nodeStart struct {
 // startNode subscribes to the node's changes and starts its snapshot and
 // live capture in the background; decisions come from what the previous
 // run left in the checkpoint store.
-func (w *wiring) startNode(ctx context.Context, node *sourceNode, epoch *redissrc.Epoch, ranBefore bool, how nodeStart) (*nodeRun, error) {
+func (w *wiring) startNode(ctx context.Context, node *sourceNode, epoch *pipeline.Epoch, ranBefore bool, how nodeStart) (*nodeRun, error) {
 	snap, err := w.newNodeSnapshot(node, how.mode.restart, epoch)
 	if err != nil {
 		return nil, err
@@ -158,7 +159,7 @@ func (nr *nodeRun) run(ctx context.Context, heal string, snapshotOnly bool) erro
 	return nil
 }
 
-func (w *wiring) newNodeSnapshot(node *sourceNode, restart bool, epoch *redissrc.Epoch) (*redissrc.Snapshot, error) {
+func (w *wiring) newNodeSnapshot(node *sourceNode, restart bool, epoch *pipeline.Epoch) (*redissrc.Snapshot, error) {
 	r := w.cfg.Source.Redis
 	types, err := parseTypes(r.Types)
 	if err != nil {
@@ -222,7 +223,7 @@ func (s *nodeSet) running() []*nodeRun {
 
 // watchCluster follows the cluster's topology every 2s (see
 // checkTopology) until ctx ends.
-func (w *wiring) watchCluster(ctx context.Context, set *nodeSet, epoch *redissrc.Epoch, mode replicateMode, onEpoch func(uint64), failed chan<- error) {
+func (w *wiring) watchCluster(ctx context.Context, set *nodeSet, epoch *pipeline.Epoch, mode replicateMode, onEpoch func(uint64), failed chan<- error) {
 	tick(ctx, 2*time.Second, func() { w.checkTopology(ctx, set, epoch, mode, onEpoch, failed) })
 }
 
@@ -231,7 +232,7 @@ func (w *wiring) watchCluster(ctx context.Context, set *nodeSet, epoch *redissrc
 // (the new master's clock may be behind), the nodes that no longer serve
 // what they served stop, and each new master starts with a heal of its
 // slots. A master that cannot be started yet is tried again next time.
-func (w *wiring) checkTopology(ctx context.Context, set *nodeSet, epoch *redissrc.Epoch, mode replicateMode, onEpoch func(uint64), failed chan<- error) {
+func (w *wiring) checkTopology(ctx context.Context, set *nodeSet, epoch *pipeline.Epoch, mode replicateMode, onEpoch func(uint64), failed chan<- error) {
 	shards, err := w.sourceShards(ctx)
 	if err != nil {
 		w.log.Warn("reading the cluster's topology failed", "err", err)

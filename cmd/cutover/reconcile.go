@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/pipeline/reconcile"
+	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
@@ -22,8 +23,9 @@ func newReconcileCmd() *cobra.Command {
 	var samples int
 	cmd := &cobra.Command{
 		Use:   "reconcile",
-		Short: "Compare the Redis source with the target key by key",
-		Long: `reconcile walks the source with SCAN, reads each key as the pipeline would,
+		Short: "Compare the source with the target key by key",
+		Long: `reconcile walks the source (Redis with SCAN; a DynamoDB table with a
+strongly consistent parallel Scan), reads each key as the pipeline would,
 looks the key up in the target (DynamoDB: strongly consistent BatchGetItem
 through the sink's mapping; Redis: the same atomic read as the source), and reports keys missing in the target and keys whose
 type, value or expiry differ, with examples of each.
@@ -62,32 +64,8 @@ func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcil
 		return err
 	}
 	defer wr.close()
-	r := cfg.Source.Redis
-	types, err := parseTypes(r.Types)
+	src, err := wr.reconcileSource(ctx)
 	if err != nil {
-		return err
-	}
-	ropts := redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
-		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, Logger: log}
-	shards, err := wr.sourceShards(ctx)
-	if err != nil {
-		return err
-	}
-	var scanners []*redissrc.Scanner
-	for _, sh := range shards {
-		node, err := wr.openNode(ctx, sh)
-		if err != nil {
-			return err
-		}
-		defer node.close()
-		scanners = append(scanners, redissrc.NewScanner(node.cl, node.conn, filterOf(r), r.ScanCount, ropts))
-	}
-	var exists goredis.Cmdable = wr.rcl
-	if wr.rccl != nil {
-		exists = wr.rccl
-	}
-	src := redissrc.NewScanners(scanners, exists)
-	if err := src.Prepare(ctx); err != nil {
 		return err
 	}
 	last := time.Now()
@@ -116,9 +94,49 @@ func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcil
 	return nil
 }
 
+// reconcileSource reads the source as reconcile compares it: a Redis
+// database with SCAN and the pipeline's reader, or a DynamoDB table with a
+// strongly consistent parallel Scan.
+func (wr *wiring) reconcileSource(ctx context.Context) (reconcile.Source, error) {
+	cfg := wr.cfg
+	if cfg.sourceKind() == "dynamodb" {
+		d := cfg.Source.DynamoDB
+		return ddbsrc.NewPages(wr.ddb, *wr.dtable, ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize,
+			ConsistentRead: true, Endpoint: d.Endpoint}), nil
+	}
+	r := cfg.Source.Redis
+	types, err := parseTypes(r.Types)
+	if err != nil {
+		return nil, err
+	}
+	ropts := redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
+		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, Logger: wr.log}
+	shards, err := wr.sourceShards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var scanners []*redissrc.Scanner
+	for _, sh := range shards {
+		node, err := wr.openNode(ctx, sh)
+		if err != nil {
+			return nil, err
+		}
+		wr.closers = append(wr.closers, node.close)
+		scanners = append(scanners, redissrc.NewScanner(node.cl, node.conn, filterOf(r), r.ScanCount, ropts))
+	}
+	var exists goredis.Cmdable = wr.rcl
+	if wr.rccl != nil {
+		exists = wr.rccl
+	}
+	src := redissrc.NewScanners(scanners, exists)
+	if err := src.Prepare(ctx); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
 func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report) {
-	fmt.Fprintf(w, "\nreconcile redis %s db %d → %s (%s)\n", cfg.Source.Redis.Addr, cfg.Source.Redis.DB,
-		target, rep.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "\nreconcile %s → %s (%s)\n", cfg.describeSource(), target, rep.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "  %-26s %12s\n", "keys compared", group(rep.Compared))
 	fmt.Fprintf(w, "  %-26s %12s\n", "equal", group(rep.Equal))
 	kinds := []struct {

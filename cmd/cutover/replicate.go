@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/checkpoint"
-	redissrc "github.com/cutover/cutover/sources/redis"
+	"github.com/cutover/cutover/pipeline"
 )
 
 type replicateMode struct {
@@ -23,7 +23,7 @@ func newReplicateCmd() *cobra.Command {
 	var mode replicateMode
 	cmd := &cobra.Command{
 		Use:   "replicate",
-		Short: "Copy a Redis database to the target, then follow its changes until stopped",
+		Short: "Copy a Redis database or DynamoDB table to the target, then follow its changes until stopped",
 		Long: `replicate subscribes to the database's keyspace notifications, snapshots it
 (as backfill does), and then keeps the target in step with every change —
 writes to every type, deletes, expiries, evictions, renames, moves — until
@@ -44,6 +44,13 @@ and heals the slots that changed hands.
 
 It turns notify-keyspace-events on if it may (CONFIG SET); on managed
 Redis set it to include KEA yourself.
+
+With --source-table the source is a DynamoDB table: a parallel Scan, then
+its DynamoDB Streams records (the stream must be on, view type
+NEW_AND_OLD_IMAGES or NEW_IMAGE). The stream's position is taken before the
+scan, so nothing written meanwhile is missed; records trimmed before they
+were read (cutover down for more than 24 hours) are healed by a re-scan and
+a sweep of the items deleted in between.
 
 By default a sink worker runs in the same process; --no-sink runs only the
 source, for sink workers started with "cutover sink".`,
@@ -85,6 +92,9 @@ type liveState struct {
 // for every node: a snapshot, live capture, or both. backfill is this with
 // snapshotOnly.
 func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what string, out io.Writer) error {
+	if cfg.sourceKind() == "dynamodb" {
+		return runTableReplicate(ctx, cfg, mode, what, out)
+	}
 	log := newLogger(cfg)
 	start := time.Now()
 	withSink := !mode.noSink
@@ -104,7 +114,7 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 	if err != nil {
 		return err
 	}
-	epoch := redissrc.NewEpoch(prev.Epoch)
+	epoch := pipeline.NewEpoch(prev.Epoch)
 	state := liveState{Epoch: prev.Epoch, MaxMicros: prev.MaxMicros}
 	saveState := func(ctx context.Context) {
 		state.Epoch = epoch.Load()
@@ -233,6 +243,13 @@ func stopNodes(w *wiring, set *nodeSet, workerErr <-chan error, first error) err
 			first = nr.err
 		}
 	}
+	return w.finish(workerErr, first)
+}
+
+// finish, once the source stopped, gives the producer a moment to deliver
+// what it holds, waits for the worker (its context is already canceled),
+// and returns first, or else the worker's error.
+func (w *wiring) finish(workerErr <-chan error, first error) error {
 	if w.pub != nil {
 		flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/pipeline"
+	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
 // reporter logs progress while a pipeline runs and prints its summary.
 type reporter struct {
 	w     *wiring
-	nodes *nodeSet // nil when no source runs here
+	nodes *nodeSet       // nil when no Redis source runs here
+	table *ddbsrc.Source // the DynamoDB source, when it runs here
 	start time.Time
 	end   atomic.Pointer[map[int32]int64] // end offsets to measure sink lag against
 }
@@ -100,6 +102,9 @@ func (r *reporter) log() {
 			attrs = append(attrs, "healing", true)
 		}
 	}
+	if r.table != nil {
+		attrs = append(attrs, r.tableProgress()...)
+	}
 	if r.w.pub != nil {
 		attrs = append(attrs, "published", r.w.pub.Stats().Published)
 	}
@@ -144,8 +149,11 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 	if r.w.sink != nil {
 		target = r.w.sink.describe()
 	}
-	fmt.Fprintf(w, "  redis %s db %d → kafka topic %s → %s\n", cfg.Source.Redis.Addr, cfg.Source.Redis.DB, cfg.Kafka.Topic, target)
+	fmt.Fprintf(w, "  %s → kafka topic %s → %s\n", cfg.describeSource(), cfg.Kafka.Topic, target)
 	var read int64
+	if r.table != nil {
+		read += r.tableSummary(row)
+	}
 	if r.hasSnapshot() {
 		p := r.snapshotProgress()
 		resumed := ""
@@ -189,6 +197,43 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 		return &exitError{code: exitDeadLettered}
 	}
 	return nil
+}
+
+// tableProgress is the DynamoDB source's part of a progress line.
+func (r *reporter) tableProgress() []any {
+	var attrs []any
+	if p, ok := r.table.ScanProgress(); ok {
+		rate := float64(p.Items) / time.Since(r.start).Seconds()
+		attrs = append(attrs, "scanned_items", p.Items, "of_about", p.Total, "items_per_s", int(rate), "read_capacity", int64(p.ReadCapacity))
+		if p.Total > 0 && p.Items < p.Total && rate > 0 && !p.Done {
+			attrs = append(attrs, "pct", fmt.Sprintf("%.1f", 100*float64(p.Items)/float64(p.Total)),
+				"eta", time.Duration(float64(p.Total-p.Items)/rate*float64(time.Second)).Round(time.Second))
+		}
+	}
+	if s, ok := r.table.StreamStats(); ok {
+		attrs = append(attrs, "stream_records", s.Records, "shards", s.Shards, "stream_age", s.Age.Round(time.Millisecond), "heals", r.table.Heals())
+	}
+	return attrs
+}
+
+// tableSummary writes the DynamoDB source's rows and returns the items
+// and records it read.
+func (r *reporter) tableSummary(row func(string, int64, string)) int64 {
+	var read int64
+	if p, ok := r.table.ScanProgress(); ok {
+		resumed := ""
+		if p.Resumed {
+			resumed = "(resumed an interrupted scan; count includes the earlier run)"
+		}
+		row("items scanned", p.Items, fmt.Sprintf("about %s in the table; %s read capacity units %s", group(p.Total), group(int64(p.ReadCapacity)), resumed))
+		read += p.Items
+	}
+	if s, ok := r.table.StreamStats(); ok {
+		row("stream records", s.Records, fmt.Sprintf("%s of them deletes, from %s shards", group(s.Deletes), group(s.Shards)))
+		row("gaps healed", r.table.Heals(), fmt.Sprintf("%s trimmed gaps detected", group(s.Gaps)))
+		read += s.Records
+	}
+	return read
 }
 
 // group formats n with thousands separators.

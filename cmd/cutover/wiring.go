@@ -10,12 +10,16 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/kafka"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
 	redissink "github.com/cutover/cutover/sinks/redis"
+	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
@@ -36,6 +40,12 @@ type wiring struct {
 	log *slog.Logger
 
 	store checkpoint.Store
+	// A DynamoDB source: its table, and clients for the table and its
+	// stream (set by connect with parts.source).
+	dtable   *ddbsrc.Table
+	ddb      *dynamodb.Client
+	dstreams *dynamodbstreams.Client
+
 	rconn redissrc.Conn
 	rcl   *goredis.Client
 	rccl  *goredis.ClusterClient // set when the source is a Redis Cluster
@@ -80,7 +90,11 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		return nil, err
 	}
 	w.store = store
-	if p.source {
+	if cfg.sourceKind() == "dynamodb" {
+		if err := w.connectDynamoDBSource(ctx, p.source); err != nil {
+			return nil, err
+		}
+	} else if p.source {
 		r := cfg.Source.Redis
 		w.rconn = redissrc.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
 		if w.rconn.TLS, err = r.TLS.build("source.redis.tls"); err != nil {
@@ -120,7 +134,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		}
 	}
 	if p.sink || p.worker {
-		if w.sink, err = newSink(ctx, cfg, log, &w.closers); err != nil {
+		if w.sink, err = newSink(ctx, cfg, w.dtable, log, &w.closers); err != nil {
 			return nil, err
 		}
 	}
@@ -140,6 +154,27 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 	}
 	ok = true
 	return w, nil
+}
+
+// connectDynamoDBSource reads the source table's description (the sink
+// needs its key schema too) and, for the source itself, opens its stream.
+func (w *wiring) connectDynamoDBSource(ctx context.Context, source bool) error {
+	d := w.cfg.Source.DynamoDB
+	db, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, w.log)
+	if err != nil {
+		return err
+	}
+	t, err := ddbsrc.Describe(ctx, db, d.Table, d.Endpoint)
+	if err != nil {
+		return err
+	}
+	w.dtable, w.ddb = &t, db
+	if source {
+		if w.dstreams, err = newStreamsClient(ctx, d.Region, d.Endpoint, w.log); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (w *wiring) publisherOptions() kafka.PublisherOptions {
@@ -223,8 +258,9 @@ func parseTypes(names []string) ([]pipeline.Type, error) {
 	return types, nil
 }
 
-// newSink connects the configured target.
-func newSink(ctx context.Context, cfg *Config, log *slog.Logger, closers *[]func()) (targetSink, error) {
+// newSink connects the configured target. items is the source table when
+// the source is DynamoDB.
+func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger, closers *[]func()) (targetSink, error) {
 	if cfg.sinkKind() == "redis" {
 		rs := cfg.Sink.Redis
 		conn := redissrc.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
@@ -255,7 +291,16 @@ func newSink(ctx context.Context, cfg *Config, log *slog.Logger, closers *[]func
 			*closers = append(*closers, quietly(ccl))
 			cl = ccl
 		}
-		s := redissink.New(cl, redissink.Options{Addr: rs.Addr, Concurrency: rs.Concurrency, TombstoneRetention: rs.TombstoneRetention, Logger: log})
+		opts := redissink.Options{Addr: rs.Addr, Concurrency: rs.Concurrency, TombstoneRetention: rs.TombstoneRetention, Logger: log}
+		if items != nil {
+			itemOpts := cfg.itemOptions()
+			itemOpts.Key = []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}
+			if items.Sort != "" {
+				itemOpts.Key = append(itemOpts.Key, redissink.KeyAttrSchema{Name: items.Sort, Type: items.SortType})
+			}
+			opts.Items = &itemOpts
+		}
+		s := redissink.New(cl, opts)
 		if err := s.Prepare(ctx); err != nil {
 			return nil, err
 		}
@@ -265,7 +310,7 @@ func newSink(ctx context.Context, cfg *Config, log *slog.Logger, closers *[]func
 		}
 		return &redisTarget{Sink: s, reader: reader, conn: conn}, nil
 	}
-	s, err := newDynamoDBSink(ctx, cfg, log)
+	s, err := newDynamoDBSink(ctx, cfg, items, log)
 	if err != nil {
 		return nil, err
 	}
@@ -300,27 +345,34 @@ func (r *redisTarget) counters() sinkCounters {
 	return sinkCounters{writes: s.Writes, retries: s.Retries, swept: s.Swept}
 }
 
-// Lookup implements reconcile.Target.
+// Lookup implements reconcile.Target. Keys are event keys: with a DynamoDB
+// source, item keys, looked up under the Redis keys they render to.
 func (r *redisTarget) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.Found, error) {
-	names := make([]string, len(keys))
-	for i, k := range keys {
-		names[i] = string(k)
+	names := make([]string, 0, len(keys))
+	byName := make(map[string]string, len(keys)) // Redis key → event key
+	for _, k := range keys {
+		name, err := r.TargetKey(k)
+		if err != nil {
+			continue // unaddressable: left out of the result
+		}
+		names = append(names, name)
+		byName[name] = string(k)
 	}
 	b, _, err := r.reader.Read(ctx, names, pipeline.OriginRepair, nil)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]reconcile.Found, len(keys))
-	for _, k := range keys {
-		out[string(k)] = reconcile.Found{}
+	for _, k := range byName {
+		out[k] = reconcile.Found{}
 	}
 	for _, e := range b.Events {
 		if e.Op == pipeline.OpUpsert {
-			out[string(e.Key)] = reconcile.Found{Exists: true, Value: e.Value, ExpireAt: e.ExpireAt}
+			out[byName[string(e.Key)]] = reconcile.Found{Exists: true, Value: e.Value, ExpireAt: e.ExpireAt}
 		}
 	}
 	for _, rej := range b.Rejects {
-		out[string(rej.Key)] = reconcile.Found{Exists: true, Err: rej.Err}
+		out[byName[string(rej.Key)]] = reconcile.Found{Exists: true, Err: rej.Err}
 	}
 	return out, nil
 }

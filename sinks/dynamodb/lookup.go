@@ -19,19 +19,20 @@ var _ reconcile.Target = (*Sink)(nil)
 // strongly consistent BatchGetItem calls of up to 100 keys and returns what
 // the table holds for each, by key. A tombstone reads as absent; an item
 // that is not in the mapping's shape has Found.Err set. Keys that cannot be
-// mapped to a DynamoDB key are absent from the result. The SDK's retryer retries throttled calls; unprocessed keys are
-// asked for again with backoff.
+// mapped to a DynamoDB key are absent from the result. The SDK's retryer
+// retries throttled calls; unprocessed keys are asked for again with
+// backoff.
 func (s *Sink) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.Found, error) {
 	out := make(map[string]reconcile.Found, len(keys))
 	for start := 0; start < len(keys); start += 100 {
 		chunk := keys[start:min(start+100, len(keys))]
 		req := make([]map[string]types.AttributeValue, 0, len(chunk))
 		for _, k := range chunk {
-			av, err := s.m.Key(k)
+			av, err := s.m.KeyAttrs(k)
 			if err != nil {
 				continue
 			}
-			req = append(req, map[string]types.AttributeValue{s.opts.KeyAttribute: av})
+			req = append(req, av)
 			out[string(k)] = reconcile.Found{}
 		}
 		if err := s.batchGet(ctx, req, out); err != nil {
@@ -59,7 +60,7 @@ func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeVal
 				return err
 			}
 			st, err := s.m.ValueFromItem(item)
-			out[key] = reconcile.Found{Exists: err != nil || !st.Deleted, Value: st.Value, ExpireAt: st.ExpireAt, Err: err}
+			out[string(key)] = reconcile.Found{Exists: err != nil || !st.Deleted, Value: st.Value, ExpireAt: st.ExpireAt, Err: err}
 		}
 		req = resp.UnprocessedKeys[s.opts.Table].Keys
 		if len(req) > 0 {
@@ -77,24 +78,33 @@ func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeVal
 	return nil
 }
 
-func (s *Sink) keyOf(item map[string]types.AttributeValue) (string, error) {
-	switch k := item[s.opts.KeyAttribute].(type) {
-	case *types.AttributeValueMemberS:
-		return k.Value, nil
-	case *types.AttributeValueMemberB:
-		return string(k.Value), nil
+func (s *Sink) keyOf(item map[string]types.AttributeValue) ([]byte, error) {
+	k, err := s.m.ItemKey(item)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", s.opts.Table, err)
 	}
-	return "", fmt.Errorf("item in %s has no %s key attribute of type S or B", s.opts.Table, s.opts.KeyAttribute)
+	return k, nil
+}
+
+// keyProjection reads just an item's key attributes.
+func (s *Sink) keyProjection(names map[string]string) *string {
+	names["#k"] = s.opts.KeyAttribute
+	if s.opts.SortAttribute == "" {
+		return aws.String("#k")
+	}
+	names["#s"] = s.opts.SortAttribute
+	return aws.String("#k, #s")
 }
 
 // ListKeys implements reconcile.KeyLister: every live item's key (not
 // tombstones), a Scan page at a time.
 func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error {
+	names := map[string]string{"#d": s.opts.DeletedAttribute}
 	p := dynamodb.NewScanPaginator(s.db, &dynamodb.ScanInput{
 		TableName:                aws.String(s.opts.Table),
-		ProjectionExpression:     aws.String("#k"),
+		ProjectionExpression:     s.keyProjection(names),
 		FilterExpression:         aws.String("attribute_not_exists(#d)"),
-		ExpressionAttributeNames: map[string]string{"#k": s.opts.KeyAttribute, "#d": s.opts.DeletedAttribute},
+		ExpressionAttributeNames: names,
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -107,7 +117,7 @@ func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
 			if err != nil {
 				return err
 			}
-			keys = append(keys, []byte(k))
+			keys = append(keys, k)
 		}
 		if len(keys) > 0 {
 			if err := fn(keys); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/pipeline/dynamoattr"
 )
 
 // Mapping turns events into DynamoDB items and back. The generic mapping
@@ -34,9 +35,19 @@ import (
 //
 // Every branch is lossless: ValueFromItem rebuilds the exact Redis value.
 // Attribute names are configurable; see Options.
+//
+// With Items set, the events come from a DynamoDB source instead: an
+// event's key is the item's primary key (pipeline.EncodeItemKey) and its
+// value the item itself, which is written as it is, plus the version
+// attribute (and the TTL attribute when the item has an expiry but not
+// that attribute). A delete writes a tombstone holding just the key.
 type Mapping struct {
-	KeyAttribute     string
-	KeyType          types.ScalarAttributeType
+	KeyAttribute string
+	KeyType      types.ScalarAttributeType
+	// SortAttribute and SortType are the table's sort key, in item mode.
+	SortAttribute    string
+	SortType         types.ScalarAttributeType
+	Items            bool
 	TypeAttribute    string
 	ValueAttribute   string
 	TTLAttribute     string
@@ -63,40 +74,98 @@ func (m *Mapping) Key(key []byte) (types.AttributeValue, error) {
 	return &types.AttributeValueMemberS{Value: string(key)}, nil
 }
 
+// KeyAttrs returns the primary key an event key addresses.
+func (m *Mapping) KeyAttrs(key []byte) (map[string]types.AttributeValue, error) {
+	if !m.Items {
+		av, err := m.Key(key)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]types.AttributeValue{m.KeyAttribute: av}, nil
+	}
+	attrs, err := pipeline.DecodeItemKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w (the topic does not carry DynamoDB items: is the source configured as in the pipeline that wrote it?)",
+			pipeline.ErrUnmappable, err)
+	}
+	want := []string{m.KeyAttribute}
+	if m.SortAttribute != "" {
+		want = append(want, m.SortAttribute)
+	}
+	names := make([]string, len(attrs))
+	for i, a := range attrs {
+		names[i] = a.Name
+	}
+	if len(names) != len(want) || names[0] != want[0] || len(want) == 2 && names[1] != want[1] {
+		return nil, fmt.Errorf("%w: item key %s has attributes %v, but the target table's key is %v: give the target table the source table's key schema",
+			pipeline.ErrUnmappable, key, names, want)
+	}
+	return dynamoattr.Key(attrs), nil
+}
+
+// ItemKey is the event key of an item read from the table: the inverse of
+// KeyAttrs.
+func (m *Mapping) ItemKey(item map[string]types.AttributeValue) ([]byte, error) {
+	if !m.Items {
+		switch k := item[m.KeyAttribute].(type) {
+		case *types.AttributeValueMemberS:
+			return []byte(k.Value), nil
+		case *types.AttributeValueMemberB:
+			return k.Value, nil
+		}
+		return nil, fmt.Errorf("item has no %s key attribute of type S or B", m.KeyAttribute)
+	}
+	pk, ok := item[m.KeyAttribute]
+	if !ok {
+		return nil, fmt.Errorf("item has no partition key %s", m.KeyAttribute)
+	}
+	key := []pipeline.KeyAttr{{Name: m.KeyAttribute, Value: dynamoattr.From(pk)}}
+	if m.SortAttribute != "" {
+		sk, ok := item[m.SortAttribute]
+		if !ok {
+			return nil, fmt.Errorf("item has no sort key %s", m.SortAttribute)
+		}
+		key = append(key, pipeline.KeyAttr{Name: m.SortAttribute, Value: dynamoattr.From(sk)})
+	}
+	return pipeline.EncodeItemKey(key), nil
+}
+
 // Item builds the item an event writes: the value for an upsert, a
 // tombstone for a delete. now is used for the tombstone's expiry.
 func (m *Mapping) Item(e *pipeline.Event, now time.Time) (map[string]types.AttributeValue, error) {
-	key, err := m.Key(e.Key)
+	item, err := m.KeyAttrs(e.Key)
 	if err != nil {
 		return nil, err
 	}
+	item[m.VersionAttribute] = &types.AttributeValueMemberB{Value: e.Version}
 	if e.Op == pipeline.OpDelete {
-		return map[string]types.AttributeValue{
-			m.KeyAttribute:     key,
-			m.VersionAttribute: &types.AttributeValueMemberB{Value: e.Version},
-			m.DeletedAttribute: &types.AttributeValueMemberBOOL{Value: true},
-			m.TTLAttribute:     epochSeconds(now.Add(m.TombstoneRetention)),
-		}, nil
+		item[m.DeletedAttribute] = &types.AttributeValueMemberBOOL{Value: true}
+		item[m.TTLAttribute] = epochSeconds(now.Add(m.TombstoneRetention))
+		return item, nil
 	}
-	var item map[string]types.AttributeValue
-	if e.Value.Type == pipeline.TypeItem {
-		// An item from a DynamoDB source: its attributes, as they were.
-		item = make(map[string]types.AttributeValue, len(e.Value.Item)+3)
+	switch {
+	case m.Items && e.Value.Type == pipeline.TypeItem:
+		// The source's item, as it was; its key attributes are the ones
+		// the event key named.
 		for name, a := range e.Value.Item {
-			item[name] = toAV(&a)
+			if _, isKey := item[name]; !isKey {
+				item[name] = dynamoattr.To(&a)
+			}
 		}
-	} else {
+		if _, has := item[m.TTLAttribute]; has || e.ExpireAt.IsZero() {
+			return item, nil
+		}
+	case m.Items || e.Value.Type == pipeline.TypeItem:
+		return nil, fmt.Errorf("%w: key %q: a %s value cannot be written to a table mapped for %s", pipeline.ErrUnmappable, e.Key,
+			e.Value.Type, map[bool]string{true: "DynamoDB items (the source is DynamoDB)", false: "Redis keys (the source is Redis)"}[m.Items])
+	default:
 		v, err := redisValue(&e.Value)
 		if err != nil {
 			return nil, fmt.Errorf("%w: key %q: %w", pipeline.ErrUnmappable, e.Key, err)
 		}
-		item = map[string]types.AttributeValue{
-			m.TypeAttribute:  &types.AttributeValueMemberS{Value: e.Value.Type.String()},
-			m.ValueAttribute: v,
-		}
+		item[m.TypeAttribute] = &types.AttributeValueMemberS{Value: e.Value.Type.String()}
+		item[m.ValueAttribute] = v
 	}
-	item[m.KeyAttribute] = key
-	item[m.VersionAttribute] = &types.AttributeValueMemberB{Value: e.Version}
 	if !e.ExpireAt.IsZero() {
 		item[m.TTLAttribute] = epochSeconds(e.ExpireAt)
 	}
@@ -190,9 +259,10 @@ type ItemState struct {
 	Version  pipeline.Version
 }
 
-// ValueFromItem reads an item written by Item back into a Redis value. It
-// is the inverse of Item for every Redis type, and what reconcile and the
-// tests compare with.
+// ValueFromItem reads an item written by Item back into a Redis value (in
+// item mode: the item without cutover's own attributes). It is the
+// inverse of Item for every Redis type, and what reconcile and the tests
+// compare with.
 func (m *Mapping) ValueFromItem(item map[string]types.AttributeValue) (ItemState, error) {
 	var st ItemState
 	if v, ok := item[m.VersionAttribute].(*types.AttributeValueMemberB); ok {
@@ -203,11 +273,22 @@ func (m *Mapping) ValueFromItem(item map[string]types.AttributeValue) (ItemState
 		return st, nil
 	}
 	if n, ok := item[m.TTLAttribute].(*types.AttributeValueMemberN); ok {
-		secs, err := strconv.ParseInt(n.Value, 10, 64)
-		if err != nil {
+		secs, err := strconv.ParseFloat(n.Value, 64)
+		switch {
+		case err == nil && secs > 0 && (m.Items || secs == math.Trunc(secs)):
+			st.ExpireAt = time.Unix(int64(secs), 0)
+		case !m.Items:
 			return st, fmt.Errorf("%s %q is not whole epoch seconds", m.TTLAttribute, n.Value)
 		}
-		st.ExpireAt = time.Unix(secs, 0)
+	}
+	if m.Items {
+		st.Value = pipeline.Value{Type: pipeline.TypeItem, Item: make(map[string]pipeline.Attr, len(item))}
+		for name, av := range item {
+			if name != m.VersionAttribute && name != m.DeletedAttribute {
+				st.Value.Item[name] = dynamoattr.From(av)
+			}
+		}
+		return st, nil
 	}
 	ts, ok := item[m.TypeAttribute].(*types.AttributeValueMemberS)
 	if !ok {

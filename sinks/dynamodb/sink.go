@@ -25,8 +25,15 @@ type Options struct {
 	// KeyAttribute is the table's partition key; default "pk".
 	KeyAttribute string
 	// KeyType is the partition key's type, "S" (default: keys must be
-	// valid UTF-8) or "B" (any bytes).
+	// valid UTF-8) or "B" (any bytes); in item mode also "N".
 	KeyType string
+	// Items says the events are DynamoDB items (the source is a DynamoDB
+	// table): KeyAttribute, SortAttribute and their types must then be
+	// the source table's key schema.
+	Items bool
+	// SortAttribute and SortType are the sort key, in item mode; empty
+	// for a table without one.
+	SortAttribute, SortType string
 	// TypeAttribute holds the Redis type; default "cutover_type".
 	TypeAttribute string
 	// ValueAttribute holds the value; default "value".
@@ -116,10 +123,17 @@ func New(db *dynamodb.Client, opts Options) (*Sink, error) {
 		return nil, fmt.Errorf("dynamodb sink: no table configured (set --dynamodb-table or sink.dynamodb.table)")
 	}
 	opts.setDefaults()
-	if opts.KeyType != "S" && opts.KeyType != "B" {
+	if opts.KeyType != "S" && opts.KeyType != "B" && (!opts.Items || opts.KeyType != "N") {
 		return nil, fmt.Errorf("dynamodb sink: key type %q: must be S or B", opts.KeyType)
 	}
-	attrs := []string{opts.KeyAttribute, opts.TypeAttribute, opts.ValueAttribute, opts.TTLAttribute, opts.VersionAttribute, opts.DeletedAttribute}
+	attrs := []string{opts.KeyAttribute, opts.TTLAttribute, opts.VersionAttribute, opts.DeletedAttribute}
+	if opts.Items {
+		if opts.SortAttribute != "" {
+			attrs = append(attrs, opts.SortAttribute)
+		}
+	} else {
+		attrs = append(attrs, opts.TypeAttribute, opts.ValueAttribute)
+	}
 	seen := map[string]bool{}
 	for _, a := range attrs {
 		if seen[a] {
@@ -133,6 +147,7 @@ func New(db *dynamodb.Client, opts Options) (*Sink, error) {
 		log:  opts.Logger,
 		m: Mapping{
 			KeyAttribute: opts.KeyAttribute, KeyType: types.ScalarAttributeType(opts.KeyType),
+			SortAttribute: opts.SortAttribute, SortType: types.ScalarAttributeType(opts.SortType), Items: opts.Items,
 			TypeAttribute: opts.TypeAttribute, ValueAttribute: opts.ValueAttribute, TTLAttribute: opts.TTLAttribute,
 			VersionAttribute: opts.VersionAttribute, DeletedAttribute: opts.DeletedAttribute,
 			TombstoneRetention: opts.TombstoneRetention,
@@ -166,14 +181,23 @@ func (s *Sink) Prepare(ctx context.Context) error {
 	switch {
 	case errors.As(err, &nf):
 		if !s.opts.CreateTable {
-			return fmt.Errorf("dynamodb table %s does not exist (create it with partition key %s of type %s, or pass --create-table)",
-				s.opts.Table, s.opts.KeyAttribute, s.opts.KeyType)
+			return fmt.Errorf("dynamodb table %s does not exist (create it with %s, or pass --create-table)",
+				s.opts.Table, s.keyDesc())
 		}
 		return s.createTable(ctx)
 	case err != nil:
 		return fmt.Errorf("describe table %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
 	}
 	return s.checkSchema(out.Table)
+}
+
+// keyDesc describes the key schema the sink writes.
+func (s *Sink) keyDesc() string {
+	d := fmt.Sprintf("partition key %s of type %s", s.opts.KeyAttribute, s.opts.KeyType)
+	if s.opts.SortAttribute != "" {
+		return d + fmt.Sprintf(" and sort key %s of type %s", s.opts.SortAttribute, s.opts.SortType)
+	}
+	return d + " and no sort key"
 }
 
 func (s *Sink) checkSchema(t *types.TableDescription) error {
@@ -186,31 +210,43 @@ func (s *Sink) checkSchema(t *types.TableDescription) error {
 			rng = aws.ToString(k.AttributeName)
 		}
 	}
-	var hashType types.ScalarAttributeType
+	var hashType, rngType types.ScalarAttributeType
 	for _, d := range t.AttributeDefinitions {
-		if aws.ToString(d.AttributeName) == hash {
+		switch aws.ToString(d.AttributeName) {
+		case hash:
 			hashType = d.AttributeType
+		case rng:
+			rngType = d.AttributeType
 		}
 	}
-	if hash != s.opts.KeyAttribute || rng != "" || string(hashType) != s.opts.KeyType {
-		desc := fmt.Sprintf("partition key %s (%s)", hash, hashType)
-		if rng != "" {
-			desc += ", sort key " + rng
-		}
-		return fmt.Errorf("dynamodb table %s has %s, but the sink is set to write partition key %s of type %s and no sort key (set --key-attribute/--key-type to match, or use another table)",
-			s.opts.Table, desc, s.opts.KeyAttribute, s.opts.KeyType)
+	if hash == s.opts.KeyAttribute && string(hashType) == s.opts.KeyType && rng == s.opts.SortAttribute && string(rngType) == s.opts.SortType {
+		return nil
 	}
-	return nil
+	desc := fmt.Sprintf("partition key %s of type %s", hash, hashType)
+	if rng != "" {
+		desc += fmt.Sprintf(" and sort key %s of type %s", rng, rngType)
+	}
+	fix := "set --key-attribute/--key-type to match, or use another table"
+	if s.opts.Items {
+		fix = "the target table needs the source table's key schema: use another table, or let --create-table make one"
+	}
+	return fmt.Errorf("dynamodb table %s has %s, but the sink writes %s (%s)", s.opts.Table, desc, s.keyDesc(), fix)
 }
 
 func (s *Sink) createTable(ctx context.Context) error {
+	defs := []types.AttributeDefinition{{
+		AttributeName: aws.String(s.opts.KeyAttribute), AttributeType: types.ScalarAttributeType(s.opts.KeyType),
+	}}
+	schema := []types.KeySchemaElement{{AttributeName: aws.String(s.opts.KeyAttribute), KeyType: types.KeyTypeHash}}
+	if s.opts.SortAttribute != "" {
+		defs = append(defs, types.AttributeDefinition{AttributeName: aws.String(s.opts.SortAttribute), AttributeType: types.ScalarAttributeType(s.opts.SortType)})
+		schema = append(schema, types.KeySchemaElement{AttributeName: aws.String(s.opts.SortAttribute), KeyType: types.KeyTypeRange})
+	}
 	_, err := s.db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(s.opts.Table),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{
-			AttributeName: aws.String(s.opts.KeyAttribute), AttributeType: types.ScalarAttributeType(s.opts.KeyType),
-		}},
-		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(s.opts.KeyAttribute), KeyType: types.KeyTypeHash}},
+		TableName:            aws.String(s.opts.Table),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: defs,
+		KeySchema:            schema,
 	})
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
@@ -229,7 +265,7 @@ func (s *Sink) createTable(ctx context.Context) error {
 		s.log.Warn("could not enable TTL on the new table; expired items and tombstones will not be purged by DynamoDB",
 			"table", s.opts.Table, "attribute", s.opts.TTLAttribute, "err", err)
 	}
-	s.log.Info("created table", "table", s.opts.Table, "key", s.opts.KeyAttribute, "key_type", s.opts.KeyType, "ttl_attribute", s.opts.TTLAttribute)
+	s.log.Info("created table", "table", s.opts.Table, "key", s.keyDesc(), "ttl_attribute", s.opts.TTLAttribute)
 	return nil
 }
 

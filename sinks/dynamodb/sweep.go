@@ -28,14 +28,15 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	for seg := range sweepSegments {
 		g.Go(func() error {
+			names := map[string]string{"#d": s.opts.DeletedAttribute, "#v": s.opts.VersionAttribute}
 			p := dynamodb.NewScanPaginator(s.db, &dynamodb.ScanInput{
 				TableName:                aws.String(s.opts.Table),
 				Segment:                  aws.Int32(int32(seg)),
 				TotalSegments:            aws.Int32(sweepSegments),
 				ConsistentRead:           aws.Bool(true),
-				ProjectionExpression:     aws.String("#k"),
+				ProjectionExpression:     s.keyProjection(names),
 				FilterExpression:         aws.String("attribute_not_exists(#d) AND (attribute_not_exists(#v) OR #v < :v)"),
-				ExpressionAttributeNames: map[string]string{"#k": s.opts.KeyAttribute, "#d": s.opts.DeletedAttribute, "#v": s.opts.VersionAttribute},
+				ExpressionAttributeNames: names,
 				ExpressionAttributeValues: map[string]types.AttributeValue{
 					":v": &types.AttributeValueMemberB{Value: e.Version},
 				},
@@ -50,10 +51,10 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 					if err != nil {
 						return err
 					}
-					if !e.Scope.Covers([]byte(key)) {
+					if !e.Scope.Covers(key) {
 						continue
 					}
-					del := pipeline.Event{Key: []byte(key), Op: pipeline.OpDelete, Origin: e.Origin, Version: e.Version}
+					del := pipeline.Event{Key: key, Op: pipeline.OpDelete, Origin: e.Origin, Version: e.Version}
 					res, err := s.write(gctx, &del, now)
 					if err != nil {
 						return err

@@ -34,6 +34,9 @@ type Options struct {
 	Concurrency int
 	// PipelineSize is the most commands sent in one round trip; default 256.
 	PipelineSize int
+	// Items, when set, means the events come from DynamoDB: their keys are
+	// item keys, rendered into Redis keys and values as it says.
+	Items *ItemOptions
 	// Addr is only used in messages.
 	Addr string
 	// Logger; default slog.Default().
@@ -120,6 +123,12 @@ func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.R
 		results[0] = pipeline.Result{Outcome: pipeline.Applied}
 		return results, nil
 	}
+	return s.apply(ctx, events, s.targetKey)
+}
+
+// apply writes events to the keys keyOf names for them.
+func (s *Sink) apply(ctx context.Context, events []pipeline.Event, keyOf func(*pipeline.Event) (string, error)) ([]pipeline.Result, error) {
+	results := make([]pipeline.Result, len(events))
 	lanes := make([][]int, s.opts.Concurrency)
 	for _, idx := range s.plan(events, results) {
 		lane := pipeline.Murmur2(events[idx].Key) % uint32(len(lanes))
@@ -133,7 +142,7 @@ func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.R
 		g.Go(func() error {
 			for start := 0; start < len(lane); start += s.opts.PipelineSize {
 				part := lane[start:min(start+s.opts.PipelineSize, len(lane))]
-				if err := s.applyPipeline(gctx, events, part, results); err != nil {
+				if err := s.applyPipeline(gctx, events, part, results, keyOf); err != nil {
 					return err
 				}
 			}
@@ -176,15 +185,19 @@ func (s *Sink) plan(events []pipeline.Event, results []pipeline.Result) []int {
 // applyPipeline writes the events idx in one round trip, retrying the
 // whole round trip on transient failures (re-applying is harmless: every
 // write is versioned). It fills results.
-func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx []int, results []pipeline.Result) error {
+func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx []int, results []pipeline.Result, keyOf func(*pipeline.Event) (string, error)) error {
 	args := make([][]any, len(idx))
+	keys := make([]string, len(idx))
 	for j, i := range idx {
-		a, err := s.args(&events[i])
+		key, err := keyOf(&events[i])
+		if err == nil {
+			keys[j] = key
+			args[j], err = s.args(&events[i])
+		}
 		if err != nil {
 			results[i] = pipeline.Result{Outcome: pipeline.Rejected, Err: err}
-			continue
+			args[j] = nil
 		}
-		args[j] = a
 	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 50 * time.Millisecond
@@ -193,12 +206,12 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 	return backoff.RetryNotify(func() error {
 		pipe := s.cl.Pipeline()
 		cmds := make([]*goredis.Cmd, len(idx))
-		for j, i := range idx {
+		for j := range idx {
 			if args[j] == nil {
 				continue
 			}
-			key := string(events[i].Key)
-			cmds[j] = applyScript.EvalSha(ctx, pipe, []string{key, s.VersionKey(events[i].Key)}, args[j]...)
+			key := keys[j]
+			cmds[j] = applyScript.EvalSha(ctx, pipe, []string{key, s.VersionKey([]byte(key))}, args[j]...)
 		}
 		_, _ = pipe.Exec(ctx) // each command's error is looked at below
 		var transient error
@@ -243,8 +256,33 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 	})
 }
 
+// literalKey is the event's key itself: for the sweep's deletes, whose
+// keys are already Redis keys.
+func literalKey(e *pipeline.Event) (string, error) { return string(e.Key), nil }
+
+// targetKey is the Redis key an event writes.
+func (s *Sink) targetKey(e *pipeline.Event) (string, error) { return s.TargetKey(e.Key) }
+
+// TargetKey is the Redis key of an event key: itself, or with Items the
+// key template rendered from the item key.
+func (s *Sink) TargetKey(key []byte) (string, error) {
+	if s.opts.Items == nil {
+		return string(key), nil
+	}
+	return s.opts.Items.itemKey(key)
+}
+
 // args builds the apply script's ARGV for an event.
 func (s *Sink) args(e *pipeline.Event) ([]any, error) {
+	if e.Value.Type == pipeline.TypeItem && s.opts.Items != nil {
+		v, err := s.opts.Items.itemValue(e.Value.Item)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %q: %w", pipeline.ErrUnmappable, e.Key, err)
+		}
+		c := *e
+		c.Value = v
+		e = &c
+	}
 	exp := ""
 	if !e.ExpireAt.IsZero() {
 		exp = strconv.FormatInt(e.ExpireAt.UnixMilli(), 10)

@@ -12,7 +12,8 @@ import (
 
 // ListKeys calls fn with every data key of the target (not the sink's
 // version keys), a page at a time: reconcile uses it to find keys the
-// source no longer has.
+// source no longer has. With Items, a key the template can parse is given
+// as its item key (the event key); others as they are.
 func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error {
 	return s.eachNode(ctx, func(ctx context.Context, node *goredis.Client) error {
 		var cursor uint64
@@ -23,9 +24,16 @@ func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
 			}
 			page := make([][]byte, 0, len(keys))
 			for _, k := range keys {
-				if !s.IsVersionKey(k) {
-					page = append(page, []byte(k))
+				if s.IsVersionKey(k) {
+					continue
 				}
+				if s.opts.Items != nil {
+					if ik, ok := s.opts.Items.parseKey(k); ok {
+						page = append(page, ik)
+						continue
+					}
+				}
+				page = append(page, []byte(k))
 			}
 			if len(page) > 0 {
 				if err := fn(page); err != nil {
@@ -59,6 +67,14 @@ func (s *Sink) eachNode(ctx context.Context, f func(context.Context, *goredis.Cl
 // while the sweep runs is left alone.
 func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 	var swept atomic.Int64
+	scope := *e.Scope
+	if s.opts.Items != nil {
+		// An item's partition comes from its item key, which a rendered
+		// Redis key does not give back. Sweeping every partition's keys is
+		// still right: a DynamoDB source's re-read rows are newer than its
+		// truncate, so a key swept before its row lands comes back with it.
+		scope.Partitions = 0
+	}
 	scan := func(ctx context.Context, node *goredis.Client) error {
 		var cursor uint64
 		for {
@@ -68,13 +84,13 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 			}
 			var dels []pipeline.Event
 			for _, k := range keys {
-				if s.IsVersionKey(k) || !e.Scope.Covers([]byte(k)) {
+				if s.IsVersionKey(k) || !scope.Covers([]byte(k)) {
 					continue
 				}
 				dels = append(dels, pipeline.Event{Key: []byte(k), Op: pipeline.OpDelete, Origin: e.Origin, Version: e.Version})
 			}
 			if len(dels) > 0 {
-				res, err := s.Apply(ctx, dels)
+				res, err := s.apply(ctx, dels, literalKey)
 				if err != nil {
 					return err
 				}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/sources"
 )
 
 // LivePublisher is what live capture publishes through:
@@ -54,7 +55,7 @@ type LiveOptions struct {
 	ChunkElements int
 	ChunkBytes    int
 	// Epoch is the pipeline's version epoch (see pipeline.Version).
-	Epoch *Epoch
+	Epoch *pipeline.Epoch
 	// Slots are the cluster slots this node serves; a heal's truncate
 	// covers only them. Nil for a standalone server.
 	Slots [][2]int
@@ -273,7 +274,7 @@ func (l *Live) receive(ctx context.Context) error {
 				l.RequestHeal("pub/sub connection lost: " + err.Error())
 			}
 			subscribed = false
-			if !waitOrDone(ctx, reconnect.NextBackOff()) { // go-redis reconnects on the next receive
+			if !sources.Sleep(ctx, reconnect.NextBackOff()) { // go-redis reconnects on the next receive
 				return nil
 			}
 			continue
@@ -464,7 +465,7 @@ func (l *Live) healLoop(ctx context.Context) error {
 			// what happened meanwhile.
 			wait := retry.NextBackOff()
 			l.log.Warn("heal failed, will retry", "err", err, "retry_in", wait)
-			if !waitOrDone(ctx, wait) {
+			if !sources.Sleep(ctx, wait) {
 				return nil
 			}
 			select {
@@ -518,17 +519,6 @@ func (l *Live) heal(ctx context.Context) error {
 	l.healed.Add(int64(read))
 	l.log.Info("heal done: every key re-read, older keys will be swept from the target", "keys", read, "took", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-func waitOrDone(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // dirtySet holds changed keys waiting to be read, each once, in the order

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -33,32 +32,10 @@ type ReaderOptions struct {
 	// pipeline: it moves on when the clock domain changes (a cluster
 	// failover), and reads after that must win over reads before. Nil means
 	// epoch 0.
-	Epoch *Epoch
+	Epoch *pipeline.Epoch
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
-
-// Epoch is a pipeline's version epoch (see pipeline.Version), shared by
-// its readers. The zero value (and nil) is epoch 0.
-type Epoch struct{ v atomic.Uint64 }
-
-// NewEpoch returns an epoch starting at n.
-func NewEpoch(n uint64) *Epoch {
-	e := &Epoch{}
-	e.v.Store(n)
-	return e
-}
-
-// Load returns the current epoch.
-func (e *Epoch) Load() uint64 {
-	if e == nil {
-		return 0
-	}
-	return e.v.Load()
-}
-
-// Bump starts a new epoch and returns it.
-func (e *Epoch) Bump() uint64 { return e.v.Add(1) }
 
 // ReadCounts are the keys of a read that did not become events or rejects
 // at once.

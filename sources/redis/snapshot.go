@@ -63,7 +63,7 @@ type SnapshotOptions struct {
 	// The cursor is also saved when the snapshot ends.
 	CheckpointEvery time.Duration
 	// Epoch is the pipeline's version epoch (see pipeline.Version).
-	Epoch *Epoch
+	Epoch *pipeline.Epoch
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
