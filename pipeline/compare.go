@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 )
 
@@ -104,7 +105,7 @@ func attrEqual(a, b *Attr) bool {
 	case AttrS:
 		return a.S == b.S
 	case AttrN:
-		return a.N == b.N
+		return numEqual(a.N, b.N)
 	case AttrB:
 		return bytes.Equal(a.B, b.B)
 	case AttrBOOL:
@@ -135,9 +136,34 @@ func attrEqual(a, b *Attr) bool {
 	case AttrSS:
 		return slices.Equal(slices.Sorted(slices.Values(a.SS)), slices.Sorted(slices.Values(b.SS)))
 	case AttrNS:
-		return slices.Equal(slices.Sorted(slices.Values(a.NS)), slices.Sorted(slices.Values(b.NS)))
+		return slices.Equal(canonicalNumbers(a.NS), canonicalNumbers(b.NS))
 	case AttrBS:
 		return diffElems("", sortedElems(a.BS), sortedElems(b.BS)) == ""
 	}
 	return false
+}
+
+// numEqual compares two DynamoDB numbers by value, exactly: DynamoDB
+// stores "007" and "1.50" as 7 and 1.5.
+func numEqual(a, b string) bool {
+	if a == b {
+		return true
+	}
+	x, ok1 := new(big.Rat).SetString(a)
+	y, ok2 := new(big.Rat).SetString(b)
+	return ok1 && ok2 && x.Cmp(y) == 0
+}
+
+// canonicalNumbers is a number set in one form per value, sorted.
+func canonicalNumbers(ns []string) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		if r, ok := new(big.Rat).SetString(n); ok {
+			out[i] = r.RatString()
+		} else {
+			out[i] = n
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"unicode/utf8"
 )
 
 // KeyAttr is one attribute of a DynamoDB primary key.
@@ -72,3 +74,29 @@ func KeyText(a Attr) ([]byte, error) {
 		return nil, fmt.Errorf("a key attribute of type %s cannot be part of a Redis key", a.Kind)
 	}
 }
+
+// KeyAttrFromText is the inverse of KeyText for a key attribute of type
+// typ (S, N or B).
+func KeyAttrFromText(typ string, text []byte) (Attr, error) {
+	switch typ {
+	case "S":
+		if !utf8.Valid(text) {
+			return Attr{}, fmt.Errorf("%q is not valid UTF-8, as an S key attribute must be", text)
+		}
+		return Attr{Kind: AttrS, S: string(text)}, nil
+	case "N":
+		if !IsNumber(string(text)) {
+			return Attr{}, fmt.Errorf("%q is not a number", text)
+		}
+		return Attr{Kind: AttrN, N: string(text)}, nil
+	case "B":
+		return Attr{Kind: AttrB, B: text}, nil
+	}
+	return Attr{}, fmt.Errorf("key attribute type %q: want S, N or B", typ)
+}
+
+var numberRE = regexp.MustCompile(`^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$`)
+
+// IsNumber reports whether s is a number DynamoDB's N type takes (its
+// range and precision aside, which DynamoDB itself checks).
+func IsNumber(s string) bool { return numberRE.MatchString(s) }

@@ -55,34 +55,52 @@ func newStreamsClient(ctx context.Context, region, endpoint string, log *slog.Lo
 	}), nil
 }
 
-// newDynamoDBSink connects the sink and checks (or creates) its table.
-// items is the source table when the source is DynamoDB: the target then
-// gets its key schema and TTL attribute.
-func newDynamoDBSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Sink, error) {
+// newDynamoDBSink connects the sink and checks (or creates) its tables:
+// one per rule, and the default table. items is the source table when the
+// source is DynamoDB: the target then gets its key schema and TTL
+// attribute.
+func newDynamoDBSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Router, error) {
 	d := cfg.Sink.DynamoDB
 	client, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, log)
 	if err != nil {
 		return nil, err
 	}
-	opts := ddbOptions(d, log)
-	if items != nil {
-		opts.Items = true
-		opts.KeyAttribute, opts.KeyType = items.Partition, items.PartitionType
-		opts.SortAttribute, opts.SortType = items.Sort, items.SortType
-		if items.TTLAttribute != "" {
-			opts.TTLAttribute = items.TTLAttribute
+	var routes []ddbsink.Route
+	for _, r := range d.Rules {
+		opts := ddbOptions(d, log)
+		opts.Table = r.Table
+		if r.TTLAttribute != "" {
+			opts.TTLAttribute = r.TTLAttribute
+		}
+		opts.Rule = &ddbsink.Rule{Match: r.Match, Key: r.Key, KeyTypes: r.KeyTypes, Fields: r.Fields, ValueAttribute: r.ValueAttribute}
+		s, err := ddbsink.New(client, opts)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, ddbsink.Route{Match: r.Match, Sink: s})
+	}
+	var fallback *ddbsink.Sink
+	if d.Table != "" {
+		opts := ddbOptions(d, log)
+		if items != nil {
+			opts.Items = true
+			opts.KeyAttribute, opts.KeyType = items.Partition, items.PartitionType
+			opts.SortAttribute, opts.SortType = items.Sort, items.SortType
+			if items.TTLAttribute != "" {
+				opts.TTLAttribute = items.TTLAttribute
+			}
+		}
+		if fallback, err = ddbsink.New(client, opts); err != nil {
+			return nil, err
 		}
 	}
-	sink, err := ddbsink.New(client, opts)
-	if err != nil {
-		return nil, err
-	}
+	router := ddbsink.NewRouter(routes, fallback)
 	prepCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := sink.Prepare(prepCtx); err != nil {
+	if err := router.Prepare(prepCtx); err != nil {
 		return nil, err
 	}
-	return sink, nil
+	return router, nil
 }
 
 func ddbOptions(d DynamoDBSinkConfig, log *slog.Logger) ddbsink.Options {

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cutover/cutover/pipeline"
+	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
 	redissink "github.com/cutover/cutover/sinks/redis"
 )
 
@@ -183,6 +184,11 @@ func (c *Config) sinkKind() string {
 	return "dynamodb"
 }
 
+// hasDynamoDBSink reports whether a DynamoDB target is configured.
+func (c *Config) hasDynamoDBSink() bool {
+	return c.Sink.DynamoDB.Table != "" || len(c.Sink.DynamoDB.Rules) > 0
+}
+
 // DynamoDBSinkConfig is a DynamoDB sink.
 type DynamoDBSinkConfig struct {
 	Table              string        `yaml:"table"`
@@ -197,6 +203,22 @@ type DynamoDBSinkConfig struct {
 	// it further while the table needs.
 	MaxWritesPerSecond int                `yaml:"max_writes_per_second"`
 	Attributes         DynamoDBAttributes `yaml:"attributes"`
+	// Rules map Redis keys to natural items of their own tables; keys
+	// that match none go to Table (the generic mapping), or are
+	// dead-lettered when Table is empty.
+	Rules []DynamoDBRule `yaml:"rules"`
+}
+
+// DynamoDBRule maps the Redis keys matching a pattern to a table; see
+// sinks/dynamodb.Rule.
+type DynamoDBRule struct {
+	Match          string            `yaml:"match"`
+	Table          string            `yaml:"table"`
+	Key            string            `yaml:"key"`
+	KeyTypes       map[string]string `yaml:"key_types"`
+	Fields         map[string]string `yaml:"fields"`
+	ValueAttribute string            `yaml:"value_attribute"`
+	TTLAttribute   string            `yaml:"ttl_attribute"`
 }
 
 // DynamoDBAttributes name the attributes cutover writes besides the key.
@@ -342,11 +364,24 @@ func (c *Config) validate() error {
 	}
 	d, rs := c.Sink.DynamoDB, c.Sink.Redis
 	switch {
-	case d.Table != "" && rs.Addr != "":
-		bad("sink", "both sink.dynamodb.table and sink.redis.addr are set; a pipeline writes to one target")
-	case d.Table == "" && rs.Addr == "":
-		bad("sink", "required: set sink.dynamodb.table (--dynamodb-table) or sink.redis.addr (--target-redis-addr)")
-	case d.Table != "":
+	case c.hasDynamoDBSink() && rs.Addr != "":
+		bad("sink", "both sink.dynamodb and sink.redis.addr are set; a pipeline writes to one target")
+	case !c.hasDynamoDBSink() && rs.Addr == "":
+		bad("sink", "required: set sink.dynamodb.table (--dynamodb-table), sink.dynamodb.rules, or sink.redis.addr (--target-redis-addr)")
+	case c.hasDynamoDBSink():
+		for i, r := range d.Rules {
+			path := fmt.Sprintf("sink.dynamodb.rules[%d]", i)
+			if r.Table == "" {
+				bad(path+".table", "required")
+			}
+			rule := ddbsink.Rule{Match: r.Match, Key: r.Key, KeyTypes: r.KeyTypes, Fields: r.Fields}
+			if err := rule.Validate(); err != nil {
+				bad(path, "%v", err)
+			}
+			if c.sourceKind() == "dynamodb" {
+				bad(path, "rules map Redis keys; with a DynamoDB source set sink.dynamodb.table")
+			}
+		}
 		if d.Region == "" {
 			bad("sink.dynamodb.region", "required")
 		}

@@ -300,7 +300,10 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 			}
 			opts.Items = &itemOpts
 		}
-		s := redissink.New(cl, opts)
+		s, err := redissink.New(cl, opts)
+		if err != nil {
+			return nil, err
+		}
 		if err := s.Prepare(ctx); err != nil {
 			return nil, err
 		}
@@ -314,15 +317,19 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	return &dynamoTarget{Sink: s, table: cfg.Sink.DynamoDB.Table}, nil
+	return &dynamoTarget{Router: s}, nil
 }
 
 type dynamoTarget struct {
-	*ddbsink.Sink
-	table string
+	*ddbsink.Router
 }
 
-func (d *dynamoTarget) describe() string { return "dynamodb table " + d.table }
+func (d *dynamoTarget) describe() string {
+	if len(d.Sinks()) == 1 {
+		return "dynamodb table " + d.Tables()
+	}
+	return "dynamodb tables " + d.Tables()
+}
 func (d *dynamoTarget) counters() sinkCounters {
 	s := d.Stats()
 	return sinkCounters{writes: s.Writes, throttles: s.Throttles, retries: s.Retries, swept: s.Swept, pace: s.RateLimit}

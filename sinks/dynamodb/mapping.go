@@ -41,13 +41,20 @@ import (
 // value the item itself, which is written as it is, plus the version
 // attribute (and the TTL attribute when the item has an expiry but not
 // that attribute). A delete writes a tombstone holding just the key.
+//
+// With Template set (a Rule), Redis keys become natural items instead:
+// the key template gives the key attributes, a hash's fields become
+// attributes (typed by Fields), a string's value the ValueAttribute.
 type Mapping struct {
 	KeyAttribute string
 	KeyType      types.ScalarAttributeType
 	// SortAttribute and SortType are the table's sort key, in item mode.
-	SortAttribute    string
-	SortType         types.ScalarAttributeType
-	Items            bool
+	SortAttribute string
+	SortType      types.ScalarAttributeType
+	Items         bool
+	// Template and Fields: the rule, in rule mode.
+	Template         *pipeline.KeyTemplate
+	Fields           map[string]string
 	TypeAttribute    string
 	ValueAttribute   string
 	TTLAttribute     string
@@ -76,6 +83,9 @@ func (m *Mapping) Key(key []byte) (types.AttributeValue, error) {
 
 // KeyAttrs returns the primary key an event key addresses.
 func (m *Mapping) KeyAttrs(key []byte) (map[string]types.AttributeValue, error) {
+	if m.Template != nil {
+		return m.ruleKey(key)
+	}
 	if !m.Items {
 		av, err := m.Key(key)
 		if err != nil {
@@ -103,9 +113,50 @@ func (m *Mapping) KeyAttrs(key []byte) (map[string]types.AttributeValue, error) 
 	return dynamoattr.Key(attrs), nil
 }
 
+// ruleKey parses a Redis key with the rule's template.
+func (m *Mapping) ruleKey(key []byte) (map[string]types.AttributeValue, error) {
+	values, ok := m.Template.Match(key)
+	if !ok {
+		return nil, fmt.Errorf("%w: key %q does not have the shape of the key template %s", pipeline.ErrUnmappable, key, m.Template)
+	}
+	out := make(map[string]types.AttributeValue, 2)
+	for _, k := range []struct {
+		name string
+		typ  types.ScalarAttributeType
+	}{{m.KeyAttribute, m.KeyType}, {m.SortAttribute, m.SortType}} {
+		if k.name == "" {
+			continue
+		}
+		a, err := pipeline.KeyAttrFromText(string(k.typ), values[k.name])
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %q: %s: %w", pipeline.ErrUnmappable, key, k.name, err)
+		}
+		if len(values[k.name]) == 0 {
+			return nil, fmt.Errorf("%w: key %q gives key attribute %s an empty value", pipeline.ErrUnmappable, key, k.name)
+		}
+		out[k.name] = dynamoattr.To(&a)
+	}
+	return out, nil
+}
+
 // ItemKey is the event key of an item read from the table: the inverse of
 // KeyAttrs.
 func (m *Mapping) ItemKey(item map[string]types.AttributeValue) ([]byte, error) {
+	if m.Template != nil {
+		values := make(map[string][]byte, 2)
+		for _, name := range m.Template.Names() {
+			av, ok := item[name]
+			if !ok {
+				return nil, fmt.Errorf("item has no key attribute %s", name)
+			}
+			t, err := pipeline.KeyText(dynamoattr.From(av))
+			if err != nil {
+				return nil, err
+			}
+			values[name] = t
+		}
+		return m.Template.Render(values)
+	}
 	if !m.Items {
 		switch k := item[m.KeyAttribute].(type) {
 		case *types.AttributeValueMemberS:
@@ -144,6 +195,10 @@ func (m *Mapping) Item(e *pipeline.Event, now time.Time) (map[string]types.Attri
 		return item, nil
 	}
 	switch {
+	case m.Template != nil:
+		if err := m.ruleItem(e, item); err != nil {
+			return nil, fmt.Errorf("%w: key %q: %w", pipeline.ErrUnmappable, e.Key, err)
+		}
 	case m.Items && e.Value.Type == pipeline.TypeItem:
 		// The source's item, as it was; its key attributes are the ones
 		// the event key named.
@@ -277,14 +332,14 @@ func (m *Mapping) ValueFromItem(item map[string]types.AttributeValue) (ItemState
 		switch {
 		case err == nil && secs > 0 && (m.Items || secs == math.Trunc(secs)):
 			st.ExpireAt = time.Unix(int64(secs), 0)
-		case !m.Items:
+		case !m.Items && m.Template == nil:
 			return st, fmt.Errorf("%s %q is not whole epoch seconds", m.TTLAttribute, n.Value)
 		}
 	}
-	if m.Items {
+	if m.Items || m.Template != nil {
 		st.Value = pipeline.Value{Type: pipeline.TypeItem, Item: make(map[string]pipeline.Attr, len(item))}
 		for name, av := range item {
-			if name != m.VersionAttribute && name != m.DeletedAttribute {
+			if name != m.VersionAttribute && name != m.DeletedAttribute && (m.Items || name != m.TTLAttribute) {
 				st.Value.Item[name] = dynamoattr.From(av)
 			}
 		}
@@ -409,4 +464,20 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// Expect is the value Lookup returns for an item written from e: the event
+// mapped to an item, without cutover's own attributes. Reconcile compares
+// the target with it.
+func (m *Mapping) Expect(e *pipeline.Event) (pipeline.Value, error) {
+	if m.Template == nil {
+		return e.Value, nil
+	}
+	item, err := m.Item(e, time.Time{})
+	if err != nil {
+		return pipeline.Value{}, err
+	}
+	delete(item, m.VersionAttribute)
+	delete(item, m.TTLAttribute)
+	return pipeline.Value{Type: pipeline.TypeItem, Item: dynamoattr.FromItem(item)}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,9 @@ type Options struct {
 	// SortAttribute and SortType are the sort key, in item mode; empty
 	// for a table without one.
 	SortAttribute, SortType string
+	// Rule, when set, maps Redis keys to natural items of this table (see
+	// Rule); the key attributes come from its template.
+	Rule *Rule
 	// TypeAttribute holds the Redis type; default "cutover_type".
 	TypeAttribute string
 	// ValueAttribute holds the value; default "value".
@@ -123,15 +127,39 @@ func New(db *dynamodb.Client, opts Options) (*Sink, error) {
 		return nil, fmt.Errorf("dynamodb sink: no table configured (set --dynamodb-table or sink.dynamodb.table)")
 	}
 	opts.setDefaults()
-	if opts.KeyType != "S" && opts.KeyType != "B" && (!opts.Items || opts.KeyType != "N") {
+	var tmpl *pipeline.KeyTemplate
+	if r := opts.Rule; r != nil {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("dynamodb sink: rule for %s: %w", r.Match, err)
+		}
+		tmpl, _ = pipeline.ParseKeyTemplate(r.Key)
+		keyType := func(name string) string {
+			if t := r.KeyTypes[name]; t != "" {
+				return t
+			}
+			return "S"
+		}
+		names := tmpl.Names()
+		opts.KeyAttribute, opts.KeyType = names[0], keyType(names[0])
+		opts.SortAttribute, opts.SortType = "", ""
+		if len(names) == 2 {
+			opts.SortAttribute, opts.SortType = names[1], keyType(names[1])
+		}
+		if r.ValueAttribute != "" {
+			opts.ValueAttribute = r.ValueAttribute
+		}
+	}
+	if opts.KeyType != "S" && opts.KeyType != "B" && (!opts.Items && opts.Rule == nil || opts.KeyType != "N") {
 		return nil, fmt.Errorf("dynamodb sink: key type %q: must be S or B", opts.KeyType)
 	}
 	attrs := []string{opts.KeyAttribute, opts.TTLAttribute, opts.VersionAttribute, opts.DeletedAttribute}
-	if opts.Items {
-		if opts.SortAttribute != "" {
-			attrs = append(attrs, opts.SortAttribute)
-		}
-	} else {
+	if opts.SortAttribute != "" {
+		attrs = append(attrs, opts.SortAttribute)
+	}
+	switch {
+	case opts.Rule != nil:
+		attrs = append(attrs, opts.ValueAttribute)
+	case !opts.Items:
 		attrs = append(attrs, opts.TypeAttribute, opts.ValueAttribute)
 	}
 	seen := map[string]bool{}
@@ -140,6 +168,10 @@ func New(db *dynamodb.Client, opts Options) (*Sink, error) {
 			return nil, fmt.Errorf("dynamodb sink: attribute name %q is used for two purposes; give each attribute its own name", a)
 		}
 		seen[a] = true
+	}
+	var fields map[string]string
+	if opts.Rule != nil {
+		fields = opts.Rule.Fields
 	}
 	return &Sink{
 		db:   db,
@@ -150,7 +182,7 @@ func New(db *dynamodb.Client, opts Options) (*Sink, error) {
 			SortAttribute: opts.SortAttribute, SortType: types.ScalarAttributeType(opts.SortType), Items: opts.Items,
 			TypeAttribute: opts.TypeAttribute, ValueAttribute: opts.ValueAttribute, TTLAttribute: opts.TTLAttribute,
 			VersionAttribute: opts.VersionAttribute, DeletedAttribute: opts.DeletedAttribute,
-			TombstoneRetention: opts.TombstoneRetention,
+			TombstoneRetention: opts.TombstoneRetention, Template: tmpl, Fields: fields,
 		},
 		pace:  newAIMD(opts.MaxWritesPerSecond),
 		cond:  "attribute_not_exists(#v) OR #v < :v",
@@ -188,7 +220,43 @@ func (s *Sink) Prepare(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("describe table %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
 	}
+	if s.opts.Rule != nil {
+		s.adoptSchema(out.Table)
+	}
 	return s.checkSchema(out.Table)
+}
+
+// adoptSchema takes an existing table's key types, and which of the
+// template's attributes is the partition key, when the table's key
+// attributes are the template's: a rule only names them.
+func (s *Sink) adoptSchema(t *types.TableDescription) {
+	hash, rng := keySchema(t)
+	names := s.m.Template.Names()
+	if !slices.Contains(names, hash) || (rng != "") != (len(names) == 2) || (rng != "" && !slices.Contains(names, rng)) {
+		return // checkSchema says what is wrong
+	}
+	kinds := map[string]types.ScalarAttributeType{}
+	for _, d := range t.AttributeDefinitions {
+		kinds[aws.ToString(d.AttributeName)] = d.AttributeType
+	}
+	s.opts.KeyAttribute, s.opts.KeyType = hash, string(kinds[hash])
+	s.opts.SortAttribute, s.opts.SortType = rng, string(kinds[rng])
+	s.m.KeyAttribute, s.m.KeyType = hash, kinds[hash]
+	s.m.SortAttribute, s.m.SortType = rng, kinds[rng]
+}
+
+// keySchema is a table's partition and sort key attributes (rng empty
+// without a sort key).
+func keySchema(t *types.TableDescription) (hash, rng string) {
+	for _, k := range t.KeySchema {
+		switch k.KeyType {
+		case types.KeyTypeHash:
+			hash = aws.ToString(k.AttributeName)
+		case types.KeyTypeRange:
+			rng = aws.ToString(k.AttributeName)
+		}
+	}
+	return hash, rng
 }
 
 // keyDesc describes the key schema the sink writes.
@@ -201,15 +269,7 @@ func (s *Sink) keyDesc() string {
 }
 
 func (s *Sink) checkSchema(t *types.TableDescription) error {
-	var hash, rng string
-	for _, k := range t.KeySchema {
-		switch k.KeyType {
-		case types.KeyTypeHash:
-			hash = aws.ToString(k.AttributeName)
-		case types.KeyTypeRange:
-			rng = aws.ToString(k.AttributeName)
-		}
-	}
+	hash, rng := keySchema(t)
 	var hashType, rngType types.ScalarAttributeType
 	for _, d := range t.AttributeDefinitions {
 		switch aws.ToString(d.AttributeName) {
@@ -227,6 +287,9 @@ func (s *Sink) checkSchema(t *types.TableDescription) error {
 		desc += fmt.Sprintf(" and sort key %s of type %s", rng, rngType)
 	}
 	fix := "set --key-attribute/--key-type to match, or use another table"
+	if s.opts.Rule != nil {
+		fix = fmt.Sprintf("the rule's key template %s must name the table's key attributes", s.opts.Rule.Key)
+	}
 	if s.opts.Items {
 		fix = "the target table needs the source table's key schema: use another table, or let --create-table make one"
 	}
@@ -379,3 +442,7 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 	})
 	return res, err
 }
+
+// Expect implements reconcile.Expecter: in rule mode the target holds the
+// hash as an item, which Lookup returns.
+func (s *Sink) Expect(e *pipeline.Event) (pipeline.Value, error) { return s.m.Expect(e) }

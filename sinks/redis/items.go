@@ -5,9 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/cutover/cutover/pipeline"
@@ -36,59 +34,90 @@ type ItemOptions struct {
 	KeyTemplate string
 	// Format is FormatHash (default), FormatJSON or FormatDynamoDBJSON.
 	Format string
-	// Key is the source table's key schema, partition first: with it the
-	// sink can tell which item a Redis key holds (ItemKeyOf), which
-	// reconcile needs to find keys the table no longer has.
+	// Key is the source table's key schema, partition first. The default
+	// template is made from it, and with it the sink can tell which item a
+	// Redis key holds, which reconcile needs to find keys the table no
+	// longer has.
 	Key []KeyAttrSchema
+
+	tmpl *pipeline.KeyTemplate
 }
 
 // KeyAttrSchema is a key attribute's name and type (S, N or B).
 type KeyAttrSchema struct{ Name, Type string }
 
-// template is KeyTemplate, or the default: the key values joined by ":".
-func (o ItemOptions) template() string {
+// Validate checks the format and the template's shape.
+func (o ItemOptions) Validate() error {
+	switch o.Format {
+	case "", FormatHash, FormatJSON, FormatDynamoDBJSON:
+	default:
+		return fmt.Errorf("item format %q: want hash, json or dynamodb-json", o.Format)
+	}
 	if o.KeyTemplate != "" {
-		return o.KeyTemplate
+		if _, err := pipeline.ParseKeyTemplate(o.KeyTemplate); err != nil {
+			return err
+		}
 	}
-	parts := make([]string, len(o.Key))
-	for i, k := range o.Key {
-		parts[i] = "{" + k.Name + "}"
+	return nil
+}
+
+// compile parses the template (or makes the default one from Key).
+func (o *ItemOptions) compile() error {
+	text := o.KeyTemplate
+	if text == "" {
+		parts := make([]string, len(o.Key))
+		for i, k := range o.Key {
+			parts[i] = "{" + k.Name + "}"
+		}
+		text = strings.Join(parts, ":")
 	}
-	return strings.Join(parts, ":")
+	if text == "" {
+		return nil // no template and no schema: keys render as their values joined by ":"
+	}
+	t, err := pipeline.ParseKeyTemplate(text)
+	if err != nil {
+		return err
+	}
+	o.tmpl = t
+	return nil
+}
+
+// itemKey renders the Redis key of an event whose key is a DynamoDB item
+// key.
+func (o *ItemOptions) itemKey(eventKey []byte) (string, error) {
+	attrs, err := pipeline.DecodeItemKey(eventKey)
+	if err != nil {
+		return "", err
+	}
+	text := map[string][]byte{}
+	parts := make([][]byte, 0, len(attrs))
+	for _, a := range attrs {
+		t, err := pipeline.KeyText(a.Value)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", pipeline.ErrUnmappable, err)
+		}
+		text[a.Name] = t
+		parts = append(parts, t)
+	}
+	if o.tmpl == nil {
+		return string(bytes.Join(parts, []byte(":"))), nil
+	}
+	key, err := o.tmpl.Render(text)
+	if err != nil {
+		return "", fmt.Errorf("%w: item %s: %w (a key template may only name key attributes)", pipeline.ErrUnmappable, eventKey, err)
+	}
+	return string(key), nil
 }
 
 // parseKey is the inverse of itemKey: the item key a Redis key was
-// rendered from, if the template matches it. A value holding the
-// template's own separators can match more than one way; the first match
-// is taken, with the earlier placeholders as short as they can be.
-func (o ItemOptions) parseKey(redisKey string) ([]byte, bool) {
-	tmpl := o.template()
-	if len(o.Key) == 0 || tmpl == "" {
+// rendered from, if the template matches it (see pipeline.KeyTemplate.Match).
+func (o *ItemOptions) parseKey(redisKey string) ([]byte, bool) {
+	if o.tmpl == nil || len(o.Key) == 0 {
 		return nil, false
 	}
-	var names []string
-	re := "^"
-	last := 0
-	for _, m := range placeholder.FindAllStringSubmatchIndex(tmpl, -1) {
-		re += regexp.QuoteMeta(tmpl[last:m[0]]) + "(.*?)"
-		names = append(names, tmpl[m[2]:m[3]])
-		last = m[1]
-	}
-	re += regexp.QuoteMeta(tmpl[last:]) + "$"
-	rx, err := regexp.Compile("(?s)" + re)
-	if err != nil {
+	values, ok := o.tmpl.Match([]byte(redisKey))
+	if !ok {
 		return nil, false
-	}
-	m := rx.FindStringSubmatch(redisKey)
-	if m == nil {
-		return nil, false
-	}
-	values := map[string]string{}
-	for i, n := range names {
-		if v, seen := values[n]; seen && v != m[i+1] {
-			return nil, false
-		}
-		values[n] = m[i+1]
 	}
 	key := make([]pipeline.KeyAttr, 0, len(o.Key))
 	for _, k := range o.Key {
@@ -96,72 +125,13 @@ func (o ItemOptions) parseKey(redisKey string) ([]byte, bool) {
 		if !ok {
 			return nil, false // the template leaves this attribute out
 		}
-		a := pipeline.Attr{Kind: pipeline.AttrS, S: v}
-		switch k.Type {
-		case "N":
-			if _, err := strconv.ParseFloat(v, 64); err != nil {
-				return nil, false
-			}
-			a = pipeline.Attr{Kind: pipeline.AttrN, N: v}
-		case "B":
-			a = pipeline.Attr{Kind: pipeline.AttrB, B: []byte(v)}
+		a, err := pipeline.KeyAttrFromText(k.Type, v)
+		if err != nil {
+			return nil, false
 		}
 		key = append(key, pipeline.KeyAttr{Name: k.Name, Value: a})
 	}
 	return pipeline.EncodeItemKey(key), true
-}
-
-var placeholder = regexp.MustCompile(`\{([^{}]+)\}`)
-
-// Validate checks the template's shape.
-func (o ItemOptions) Validate() error {
-	switch o.Format {
-	case "", FormatHash, FormatJSON, FormatDynamoDBJSON:
-	default:
-		return fmt.Errorf("item format %q: want hash, json or dynamodb-json", o.Format)
-	}
-	if o.KeyTemplate != "" && !placeholder.MatchString(o.KeyTemplate) {
-		return fmt.Errorf("key template %q names no attribute: write attributes as {name}", o.KeyTemplate)
-	}
-	return nil
-}
-
-// itemKey renders the Redis key of an event whose key is a DynamoDB item
-// key.
-func (o ItemOptions) itemKey(eventKey []byte) (string, error) {
-	attrs, err := pipeline.DecodeItemKey(eventKey)
-	if err != nil {
-		return "", err
-	}
-	text := map[string][]byte{}
-	for _, a := range attrs {
-		t, err := pipeline.KeyText(a.Value)
-		if err != nil {
-			return "", fmt.Errorf("%w: %w", pipeline.ErrUnmappable, err)
-		}
-		text[a.Name] = t
-	}
-	if o.KeyTemplate == "" {
-		parts := make([][]byte, len(attrs))
-		for i, a := range attrs {
-			parts[i] = text[a.Name]
-		}
-		return string(bytes.Join(parts, []byte(":"))), nil
-	}
-	var missing []string
-	out := placeholder.ReplaceAllStringFunc(o.KeyTemplate, func(m string) string {
-		name := m[1 : len(m)-1]
-		v, ok := text[name]
-		if !ok {
-			missing = append(missing, name)
-		}
-		return string(v)
-	})
-	if len(missing) > 0 {
-		return "", fmt.Errorf("%w: the key template %q names %s, which is not a key attribute of the item (its key is %s)",
-			pipeline.ErrUnmappable, o.KeyTemplate, strings.Join(missing, ", "), eventKey)
-	}
-	return out, nil
 }
 
 // itemValue turns an item into the Redis value of the chosen format.

@@ -18,6 +18,9 @@ func TestItemKeyTemplates(t *testing.T) {
 		{"{orderId}@{userId}", "42@u:1"},
 	} {
 		o := ItemOptions{KeyTemplate: tc.template, Key: schema}
+		if err := o.compile(); err != nil {
+			t.Fatal(err)
+		}
 		got, err := o.itemKey(key)
 		if err != nil || got != tc.want {
 			t.Fatalf("template %q: got %q, %v; want %q", tc.template, got, err, tc.want)
@@ -32,10 +35,17 @@ func TestItemKeyTemplates(t *testing.T) {
 		}
 	}
 	o := ItemOptions{KeyTemplate: "user:{userId}:{region}", Key: schema}
+	if err := o.compile(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := o.itemKey(key); err == nil {
 		t.Error("a template naming a non-key attribute rendered")
 	}
-	if _, ok := (ItemOptions{KeyTemplate: "order:{userId}/{orderId}", Key: schema}).parseKey("order:u1/notanumber"); ok {
+	o = ItemOptions{KeyTemplate: "order:{userId}/{orderId}", Key: schema}
+	if err := o.compile(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := o.parseKey("order:u1/notanumber"); ok {
 		t.Error("parsed a key whose number is not a number")
 	}
 }

@@ -83,9 +83,19 @@ type Sink struct {
 
 // New returns a sink writing through cl (a *redis.Client or a
 // *redis.ClusterClient). Call Prepare before Apply.
-func New(cl goredis.UniversalClient, opts Options) *Sink {
+func New(cl goredis.UniversalClient, opts Options) (*Sink, error) {
 	opts.setDefaults()
-	return &Sink{cl: cl, opts: opts, log: opts.Logger, ret: strconv.FormatInt(opts.TombstoneRetention.Milliseconds(), 10)}
+	if opts.Items != nil {
+		items := *opts.Items
+		if err := items.Validate(); err != nil {
+			return nil, fmt.Errorf("redis sink: %w", err)
+		}
+		if err := items.compile(); err != nil {
+			return nil, fmt.Errorf("redis sink: %w", err)
+		}
+		opts.Items = &items
+	}
+	return &Sink{cl: cl, opts: opts, log: opts.Logger, ret: strconv.FormatInt(opts.TombstoneRetention.Milliseconds(), 10)}, nil
 }
 
 // Stats returns the counters so far.

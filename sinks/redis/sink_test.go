@@ -29,7 +29,10 @@ func (t *target) Read(ctx context.Context, key []byte) (reconcile.Found, error) 
 func TestContract(t *testing.T) {
 	sinktest.Run(t, sinktest.Caps{Chunks: true, TTLPrecision: 5 * time.Millisecond}, func(t *testing.T) sinktest.Target {
 		r := stack.NewRedis(t)
-		s := New(r.Client, Options{Addr: r.Addr})
+		s, err := New(r.Client, Options{Addr: r.Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Prepare(context.Background()); err != nil {
 			t.Fatal(err)
 		}
