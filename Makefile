@@ -43,9 +43,14 @@ demo: up build ## run the whole job end to end on the local stack
 
 .PHONY: test
 test: up ## run every test (unit, fuzz seeds, end to end) against the local stack
+	$(STACK) fresh dynamodb
 	$(GO) vet ./...
 	$(LOCAL_AWS) $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory lint
+
+.PHONY: bench-reconcile
+bench-reconcile: up ## benchmark reconcile of 1,000,000 Redis keys against a plain scan-and-compare (report: bench-reconcile.md)
+	CUTOVER_BENCH_REPORT=$(CURDIR)/bench-reconcile.md $(GO) test -run '^$$' -bench BenchmarkReconcileRedis -benchtime 1x -timeout 30m ./test/
 
 .PHONY: build
 build: ## build bin/cutover

@@ -32,6 +32,14 @@ func (v Version) Newer(o Version) bool { return bytes.Compare(v, o) > 0 }
 // String is the lower-case hex form used in the wire format.
 func (v Version) String() string { return hex.EncodeToString(v) }
 
+// Next returns the smallest version newer than v: v with a zero byte
+// appended. Every version that is newer than v and not made by Next
+// from v is also newer than v.Next(), so a repair stamped with it wins
+// over what the target holds and loses to any later change.
+func (v Version) Next() Version {
+	return append(append(make(Version, 0, len(v)+1), v...), 0)
+}
+
 // ParseVersion is the inverse of Version.String.
 func ParseVersion(s string) (Version, error) {
 	b, err := hex.DecodeString(s)

@@ -129,6 +129,7 @@ func writeEdgeCases(t *testing.T, rdb *goredis.Client) []string {
 // with a decoding written here rather than the sink's own.
 func TestBackfillRedisToDynamoDB(t *testing.T) {
 	t.Parallel()
+	stack.LoadDynamoDB(t, 1)
 	r := stack.NewRedis(t)
 	ctx := testCtx(t, 5*time.Minute)
 	if _, err := datagen.Seed(ctx, r.Client, datagen.Spec{Keys: 12_000, Seed: 7, TTLFraction: 0.1, BinaryFraction: 0.05}); err != nil {

@@ -48,7 +48,10 @@ func waitConverged(t *testing.T, p pipelineArgs, within time.Duration) {
 	deadline := time.Now().Add(within)
 	var last stack.Result
 	for time.Now().Before(deadline) {
-		last = stack.Run(testCtx(t, time.Minute), t, append([]string{"reconcile", "--samples", "20"}, p.args...)...)
+		// Short re-checks: this loop is the retry (a target still
+		// catching up would make every page wait for the full ones).
+		args := append([]string{"reconcile", "--samples", "20", "--recheck-delay", "500ms", "--rechecks", "1"}, p.args...)
+		last = stack.Run(testCtx(t, 2*time.Minute), t, args...)
 		if last.Code == 0 {
 			return
 		}

@@ -49,6 +49,7 @@ func writeUsers(ctx context.Context, rdb *goredis.Client, rng *rand.Rand, i int)
 // have the shape the rules promise.
 func TestRedisToNaturalItems(t *testing.T) {
 	t.Parallel()
+	stack.LoadDynamoDB(t, 1)
 	src := stack.NewRedis(t)
 	ctx := testCtx(t, 3*time.Minute)
 	rng := rand.New(rand.NewPCG(4, 2))

@@ -164,6 +164,7 @@ func TestOutOfOrderEventsAreSkipped(t *testing.T) {
 // and the worker pauses fetching while the table throttles.
 func TestBackfillUnderThrottling(t *testing.T) {
 	t.Parallel()
+	stack.LoadDynamoDB(t, 2)
 	src := stack.NewRedis(t)
 	ctx := testCtx(t, 10*time.Minute)
 	if _, err := datagen.Seed(ctx, src.Client, datagen.Spec{Keys: 50_000, Seed: 51, MaxElements: 3}); err != nil {
@@ -193,15 +194,16 @@ func TestBackfillUnderThrottling(t *testing.T) {
 	waitConverged(t, p, time.Minute)
 }
 
-// TestSinkAdaptsToTableCapacity: a table that takes 300 writes/s and
+// TestSinkAdaptsToTableCapacity: a table that takes 150 writes/s and
 // throttles the excess, as a provisioned table does. The sink slows down
 // to what the table takes (instead of hammering it with retries), stops
 // fetching from Kafka while it is over, and loses nothing.
 func TestSinkAdaptsToTableCapacity(t *testing.T) {
 	t.Parallel()
+	stack.LoadDynamoDB(t, 1)
 	src := stack.NewRedis(t)
 	ctx := testCtx(t, 5*time.Minute)
-	if _, err := datagen.Seed(ctx, src.Client, datagen.Spec{Keys: 8000, Seed: 52, MaxElements: 3}); err != nil {
+	if _, err := datagen.Seed(ctx, src.Client, datagen.Spec{Keys: 5000, Seed: 52, MaxElements: 3}); err != nil {
 		t.Fatal(err)
 	}
 	proxy, err := faultproxy.Start("127.0.0.1:0", stack.DynamoDBEndpoint(t))
@@ -209,7 +211,8 @@ func TestSinkAdaptsToTableCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	proxy.Set(faultproxy.Faults{Capacity: 300})
+	// Well below what the sink writes even on a busy machine.
+	proxy.Set(faultproxy.Faults{Capacity: 150})
 	p := newPipeline(t, src, "--create-table", "--sink-concurrency", "32")
 	args := withFlags(p.args, "--dynamodb-endpoint", proxy.URL)
 	res := stack.Run(ctx, t, append([]string{"backfill"}, args...)...)

@@ -32,6 +32,9 @@ type Config struct {
 	Log        LogConfig        `yaml:"log"`
 	// ProgressInterval is how often long-running work logs its progress.
 	ProgressInterval time.Duration `yaml:"progress_interval"`
+	// MetricsAddr, when set, serves Prometheus metrics (/metrics) and
+	// health checks (/healthz, /readyz) on this address.
+	MetricsAddr string `yaml:"metrics_addr"`
 }
 
 // SourceConfig selects and configures the source: a Redis database

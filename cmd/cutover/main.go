@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -111,6 +112,30 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	// A CPU profile of any command, for benchmarks (go tool pprof).
+	var cpuProfile string
+	root.PersistentFlags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the run to this file")
+	_ = root.PersistentFlags().MarkHidden("cpu-profile")
+	var stopProfile func()
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile) //nolint:gosec // the operator names the file
+		if err != nil {
+			return &usageError{fmt.Errorf("--cpu-profile: %w", err)}
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
+		return nil
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if stopProfile != nil {
+			stopProfile()
+		}
+	}
 	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReplayCmd(), newReconcileCmd(), newDevCmd())
 	return root
 }

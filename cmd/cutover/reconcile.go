@@ -6,139 +6,287 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
+// reconcileFlags are reconcile's own options.
+type reconcileFlags struct {
+	output        string
+	opts          reconcile.Options
+	repair        bool
+	repairTimeout time.Duration
+	sample        int64
+	percent       float64
+	every         time.Duration
+}
+
 func newReconcileCmd() *cobra.Command {
 	cfg := defaultConfig()
-	var output string
-	var tolerance time.Duration
-	var samples int
+	var f reconcileFlags
 	cmd := &cobra.Command{
 		Use:   "reconcile",
-		Short: "Compare the source with the target key by key",
+		Short: "Compare the source with the target key by key, and repair the drift",
 		Long: `reconcile walks the source (Redis with SCAN; a DynamoDB table with a
 strongly consistent parallel Scan), reads each key as the pipeline would,
 looks the key up in the target (DynamoDB: strongly consistent BatchGetItem
-through the sink's mapping; Redis: the same atomic read as the source), and reports keys missing in the target and keys whose
-type, value or expiry differ, with examples of each.
+through the sink's mapping; Redis: the same atomic read as the source),
+then walks the target for keys the source does not have. It reports keys
+missing in the target, only in the target, and whose type, value or
+expiry differ, with examples of each.
+
+A key that differs is read again on both sides after --recheck-delay, up
+to --rechecks times, before it counts: a change still on its way through
+the pipeline clears, and the report says how many did.
+
+--repair publishes the source's current state of every key that still
+differs into the pipeline's topic, at a version newer than the target's,
+so the sink workers apply it in order with live changes (keys only in the
+target are deleted only with --delete-extra). If no worker is running,
+reconcile applies them itself. It then reads every repaired key again.
+
+--percent or --sample compares a random share of the keys and reports a
+95% upper bound on the share of all keys that differ. --every repeats the
+comparison at that interval until stopped (shadow validation during a
+cutover), exposing the results as Prometheus metrics on --metrics-addr.
 
 Use the same configuration as the pipeline (--config and flags). Exit
-status: 0 when the target matches, 4 when differences were found, 1 on
-errors.
-
-A second pass walks the target and reports keys the source does not have
-(or would not copy): deletes that were never applied.`,
+status: 0 when the target matches (after a repair: when nothing remains),
+4 when differences remain, 1 on errors, 2 on a usage or config mistake.`,
 		Example: `  cutover reconcile --config deploy/examples/redis-to-dynamodb.yaml
-  cutover reconcile --config pipeline.yaml --output json > report.json`,
+  cutover reconcile --config pipeline.yaml --repair --delete-extra
+  cutover reconcile --config pipeline.yaml --percent 1 --output json > report.json
+  cutover reconcile --config pipeline.yaml --sample 100000 --every 10m --metrics-addr :9464`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(cmd, &cfg); err != nil {
 				return err
 			}
-			if output != "text" && output != "json" {
-				return &configError{problems: []string{fmt.Sprintf("--output: %q must be text or json", output)}}
+			if err := f.validate(); err != nil {
+				return err
 			}
-			return runReconcile(cmd.Context(), &cfg, output, reconcile.Options{TTLTolerance: tolerance, Samples: samples}, cmd.OutOrStdout())
+			return runReconcile(cmd.Context(), &cfg, &f, cmd.OutOrStdout())
 		},
 	}
 	fs := cmd.Flags()
 	bindPipeline(fs, &cfg)
-	fs.StringVar(&output, "output", "text", "report format: text or json")
-	fs.DurationVar(&tolerance, "ttl-tolerance", 2*time.Second, "largest difference between two expiries that still counts as equal")
-	fs.IntVar(&samples, "samples", 10, "example keys shown for each kind of difference")
+	fs.StringVar(&f.output, "output", "text", "report format: text or json")
+	fs.DurationVar(&f.opts.TTLTolerance, "ttl-tolerance", 2*time.Second, "largest difference between two expiries that still counts as equal")
+	fs.IntVar(&f.opts.Samples, "samples", 10, "example keys shown for each kind of difference")
+	fs.DurationVar(&f.opts.RecheckDelay, "recheck-delay", 2*time.Second, "how long a difference may settle before it is read again on both sides")
+	fs.IntVar(&f.opts.Rechecks, "rechecks", 3, "how many times a difference is read again before it counts")
+	fs.BoolVar(&f.repair, "repair", false, "publish the source's state of every key that differs into the pipeline, wait until it is applied, and check again")
+	fs.BoolVar(&f.opts.DeleteExtra, "delete-extra", false, "with --repair: delete keys that are only in the target")
+	fs.DurationVar(&f.repairTimeout, "repair-timeout", 10*time.Minute, "with --repair: how long to wait for the sink to apply the repairs")
+	fs.Int64Var(&f.sample, "sample", 0, "compare a random sample of about this many keys")
+	fs.Float64Var(&f.percent, "percent", 0, "compare a random sample of this percentage of the keys (0 < P ≤ 100)")
+	fs.DurationVar(&f.every, "every", 0, "repeat the comparison at this interval until stopped (continuous shadow validation)")
 	return cmd
 }
 
-func runReconcile(ctx context.Context, cfg *Config, output string, opts reconcile.Options, w io.Writer) error {
-	log := newLogger(cfg)
-	wr, err := connect(ctx, cfg, log, parts{source: true, sink: true})
-	if err != nil {
-		return err
+func (f *reconcileFlags) validate() error {
+	var problems []string
+	if f.output != "text" && f.output != "json" {
+		problems = append(problems, fmt.Sprintf("--output: %q must be text or json", f.output))
 	}
-	defer wr.close()
-	src, err := wr.reconcileSource(ctx)
-	if err != nil {
-		return err
+	if f.percent < 0 || f.percent > 100 {
+		problems = append(problems, fmt.Sprintf("--percent: %v must be between 0 and 100", f.percent))
 	}
-	last := time.Now()
-	opts.Progress = func(rep reconcile.Report) {
-		if cfg.ProgressInterval > 0 && time.Since(last) >= cfg.ProgressInterval {
-			last = time.Now()
-			log.Info("reconcile progress", "compared", rep.Compared, "equal", rep.Equal, "differences", rep.Differences())
-		}
+	if f.sample < 0 {
+		problems = append(problems, "--sample: must not be negative")
 	}
-	rep, err := reconcile.Run(ctx, src, wr.sink, opts)
-	if err != nil {
-		return err
+	if f.sample > 0 && f.percent > 0 {
+		problems = append(problems, "--sample and --percent: give one of them")
 	}
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return err
-		}
-	} else {
-		printReport(w, cfg, wr.sink.describe(), &rep)
+	if f.opts.DeleteExtra && !f.repair {
+		problems = append(problems, "--delete-extra: only with --repair")
 	}
-	if rep.Differences() > 0 {
-		return &exitError{code: exitDifferences}
+	if f.every < 0 {
+		problems = append(problems, "--every: must not be negative")
+	}
+	if len(problems) > 0 {
+		return &configError{problems: problems}
 	}
 	return nil
 }
 
+// reconcileSource is what reconcile reads the source through.
+type reconcileSource interface {
+	reconcile.Source
+	reconcile.Reader
+	reconcile.Checker
+	SetSample(fraction float64)
+}
+
+func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writer) error {
+	log := newLogger(cfg)
+	wr, err := connect(ctx, cfg, log, parts{source: true, sink: true, publisher: f.repair})
+	if err != nil {
+		return err
+	}
+	defer wr.close()
+	var metrics *reconcileMetrics
+	if cfg.MetricsAddr != "" {
+		metrics = newReconcileMetrics()
+		if err := serveMetrics(ctx, cfg.MetricsAddr, log, nil, metrics.collectors()...); err != nil {
+			return err
+		}
+	}
+	opts := f.opts
+	if f.repair {
+		opts.Repair = &repairer{wr: wr, timeout: f.repairTimeout}
+	}
+	for {
+		rep, err := reconcileOnce(ctx, wr, f, opts)
+		if err != nil {
+			if f.every > 0 && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		metrics.observe(&rep)
+		if f.output == "json" {
+			enc := json.NewEncoder(w)
+			if f.every == 0 {
+				enc.SetIndent("", "  ")
+			}
+			if err := enc.Encode(rep); err != nil {
+				return err
+			}
+		} else {
+			printReport(w, cfg, wr.sink.describe(), &rep)
+		}
+		if f.every == 0 {
+			if rep.Unresolved() > 0 {
+				return &exitError{code: exitDifferences}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(f.every):
+		}
+	}
+}
+
+// reconcileOnce runs one comparison: it sizes the sample, shows progress,
+// and compares.
+func reconcileOnce(ctx context.Context, wr *wiring, f *reconcileFlags, opts reconcile.Options) (reconcile.Report, error) {
+	src, size, err := wr.reconcileSource(ctx)
+	if err != nil {
+		return reconcile.Report{}, err
+	}
+	defer wr.closeRound()
+	opts.Fraction = 1
+	switch {
+	case f.percent > 0 && f.percent < 100:
+		opts.Fraction = f.percent / 100
+	case f.sample > 0 && size > f.sample:
+		opts.Fraction = float64(f.sample) / float64(size)
+	}
+	src.SetSample(opts.Fraction)
+	bar := newProgressBar(wr.log, wr.cfg.ProgressInterval, int64(float64(size)*opts.Fraction), f.output == "text")
+	defer bar.finish()
+	opts.Progress = bar.update
+	return reconcile.Run(ctx, src, wr.sink, opts)
+}
+
 // reconcileSource reads the source as reconcile compares it: a Redis
 // database with SCAN and the pipeline's reader, or a DynamoDB table with a
-// strongly consistent parallel Scan.
-func (wr *wiring) reconcileSource(ctx context.Context) (reconcile.Source, error) {
+// strongly consistent parallel Scan. size is the number of keys it holds,
+// as far as the store knows (DBSIZE; DynamoDB's item count, updated about
+// every six hours).
+func (wr *wiring) reconcileSource(ctx context.Context) (reconcileSource, int64, error) {
 	cfg := wr.cfg
 	if cfg.sourceKind() == "dynamodb" {
 		d := cfg.Source.DynamoDB
+		epoch, err := ddbsrc.LoadEpoch(ctx, wr.store, cfg.Name, wr.dtable.Name)
+		if err != nil {
+			return nil, 0, err
+		}
+		out, err := wr.ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &wr.dtable.Name})
+		if err != nil {
+			return nil, 0, fmt.Errorf("describe %s: %w", wr.dtable.Name, err)
+		}
 		return ddbsrc.NewPages(wr.ddb, *wr.dtable, ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize,
-			ConsistentRead: true, Endpoint: d.Endpoint}), nil
+			ConsistentRead: true, Endpoint: d.Endpoint, Epoch: pipeline.NewEpoch(epoch)}), aws.ToInt64(out.Table.ItemCount), nil
 	}
 	r := cfg.Source.Redis
 	types, err := parseTypes(r.Types)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	live, _, err := wr.loadLiveState(ctx, cfg.Name+"/redis/live")
+	if err != nil {
+		return nil, 0, err
 	}
 	ropts := redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
-		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, Logger: wr.log}
+		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, Epoch: pipeline.NewEpoch(live.Epoch), Logger: wr.log}
 	shards, err := wr.sourceShards(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var scanners []*redissrc.Scanner
+	var size int64
 	for _, sh := range shards {
 		node, err := wr.openNode(ctx, sh)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		wr.closers = append(wr.closers, node.close)
+		wr.roundClosers = append(wr.roundClosers, node.close)
+		n, err := node.cl.DBSize(ctx).Result()
+		if err != nil {
+			return nil, 0, redissrc.Explain(node.conn, err)
+		}
+		size += n
 		scanners = append(scanners, redissrc.NewScanner(node.cl, node.conn, filterOf(r), r.ScanCount, ropts))
 	}
-	var exists goredis.Cmdable = wr.rcl
+	var all goredis.UniversalClient = wr.rcl
 	if wr.rccl != nil {
-		exists = wr.rccl
+		all = wr.rccl
 	}
-	src := redissrc.NewScanners(scanners, exists)
+	reader := redissrc.NewReader(all, wr.rconn, ropts)
+	if err := reader.Prepare(ctx); err != nil {
+		return nil, 0, err
+	}
+	src := redissrc.NewScanners(scanners, all, reader)
 	if err := src.Prepare(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return src, nil
+	return src, size, nil
+}
+
+// closeRound closes what one comparison opened.
+func (wr *wiring) closeRound() {
+	for i := len(wr.roundClosers) - 1; i >= 0; i-- {
+		wr.roundClosers[i]()
+	}
+	wr.roundClosers = nil
 }
 
 func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report) {
 	fmt.Fprintf(w, "\nreconcile %s → %s (%s)\n", cfg.describeSource(), target, rep.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(w, "  %-26s %12s\n", "keys compared", group(rep.Compared))
-	fmt.Fprintf(w, "  %-26s %12s\n", "equal", group(rep.Equal))
+	line := func(label string, n int64, note string) {
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-26s %12s  %s", label, group(n), note), " "))
+	}
+	sampled := ""
+	if rep.Fraction < 1 {
+		sampled = fmt.Sprintf("a random sample of %.3g%% of the keys", 100*rep.Fraction)
+	}
+	line("keys compared", rep.Compared, sampled)
+	line("equal", rep.Equal, "")
+	line("cleared on re-check", rep.Cleared, "differed at first, matched when read again (changes in flight)")
 	kinds := []struct {
 		k     reconcile.Kind
 		label string
@@ -152,23 +300,47 @@ func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report)
 		{reconcile.NotComparable, "not comparable (source)"},
 	}
 	for _, k := range kinds {
-		fmt.Fprintf(w, "  %-26s %12s\n", k.label, group(rep.Counts[k.k]))
+		note := ""
+		if k.k == reconcile.Extra && !rep.ExtraChecked {
+			note = "not looked for (a sample, or a target that cannot list its keys)"
+		}
+		line(k.label, rep.Counts[k.k], note)
+	}
+	if rep.Repaired > 0 || rep.RepairSkipped > 0 {
+		line("repaired", rep.Repaired, "published into the pipeline and applied")
+		line("still different", rep.Remaining, "after the repairs were applied")
+		if rep.RepairSkipped > 0 {
+			line("not repairable", rep.RepairSkipped, "no event can carry the repair (see below)")
+		}
+		if rep.Unverified > 0 {
+			line("repairs not re-checked", rep.Unverified, "past the re-check limit: run reconcile again")
+		}
 	}
 	for _, k := range kinds {
-		samples := rep.Samples[k.k]
-		if len(samples) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\n  %s, for example:\n", k.label)
-		slices.SortFunc(samples, func(a, b reconcile.Sample) int { return compareStrings(a.Key, b.Key) })
-		for _, s := range samples {
-			fmt.Fprintf(w, "    %q: %s\n", s.Key, s.Detail)
-		}
+		printSamples(w, k.label, rep.Samples[k.k])
 	}
-	if rep.Differences() == 0 {
-		fmt.Fprintf(w, "\nthe target holds every source key with the same value and expiry\n")
-	} else {
-		fmt.Fprintf(w, "\n%s keys differ\n", group(rep.Differences()))
+	printSamples(w, "still different after repair", rep.RemainingSamples)
+	switch {
+	case rep.Unresolved() == 0 && (rep.Repaired > 0 || rep.RepairSkipped > 0):
+		fmt.Fprintf(w, "\nrepaired: the target now holds every compared key with the source's value and expiry\n")
+	case rep.Unresolved() == 0:
+		fmt.Fprintf(w, "\nthe target holds every compared key with the same value and expiry\n")
+	default:
+		fmt.Fprintf(w, "\n%s keys differ (cutover reconcile --repair publishes the source's state of each into the pipeline)\n", group(rep.Unresolved()))
+	}
+	if rep.Fraction < 1 {
+		fmt.Fprintf(w, "with 95%% confidence, at most %.4g%% of all keys differ (from %s sampled keys)\n", 100*rep.DivergenceBound, group(rep.Compared))
+	}
+}
+
+func printSamples(w io.Writer, label string, samples []reconcile.Sample) {
+	if len(samples) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n  %s, for example:\n", label)
+	slices.SortFunc(samples, func(a, b reconcile.Sample) int { return compareStrings(a.Key, b.Key) })
+	for _, s := range samples {
+		fmt.Fprintf(w, "    %q: %s\n", s.Key, s.Detail)
 	}
 }
 

@@ -59,7 +59,8 @@ type wiring struct {
 	worker *kafka.Worker
 	base   map[int32]int64 // offsets the group had committed when we started
 
-	closers []func()
+	closers      []func()
+	roundClosers []func() // what one reconcile round opened
 }
 
 // targetSink is a sink with what commands report about it.
@@ -118,10 +119,9 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 			w.closers = append(w.closers, quietly(w.rccl))
 		}
 	}
-	kcfg := kafka.Config{Brokers: cfg.Kafka.Brokers, ClientID: "cutover-" + cfg.Name}
 	if p.publisher {
 		popts := w.publisherOptions()
-		if w.pcl, err = kafka.Connect(ctx, kcfg, kafka.ProducerOpts(popts)...); err != nil {
+		if w.pcl, err = kafka.Connect(ctx, w.kafkaConfig(), kafka.ProducerOpts(popts)...); err != nil {
 			return nil, err
 		}
 		w.closers = append(w.closers, w.pcl.Close)
@@ -139,21 +139,42 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		}
 	}
 	if p.worker {
-		wopts := kafka.WorkerOptions{Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
-			InstanceID: p.instanceID, SessionTimeout: cfg.Kafka.SessionTimeout, Logger: log}
-		if w.wcl, err = kafka.Connect(ctx, kcfg, kafka.WorkerOpts(wopts)...); err != nil {
-			return nil, err
-		}
-		w.closers = append(w.closers, w.wcl.Close)
-		if w.worker, err = kafka.NewWorker(ctx, w.wcl, wopts, w.sink); err != nil {
-			return nil, err
-		}
-		if w.base, err = kafka.CommittedOffsets(ctx, w.wcl, cfg.Kafka.Group, cfg.Kafka.Topic); err != nil {
+		if err := w.connectWorker(ctx, p.instanceID); err != nil {
 			return nil, err
 		}
 	}
 	ok = true
 	return w, nil
+}
+
+// connectWorker creates the sink worker (it joins the consumer group once
+// it runs) and notes the offsets the group has committed.
+func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
+	cfg := w.cfg
+	wopts := kafka.WorkerOptions{Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout, Logger: w.log}
+	var err error
+	if w.wcl, err = kafka.Connect(ctx, w.kafkaConfig(), kafka.WorkerOpts(wopts)...); err != nil {
+		return err
+	}
+	w.closers = append(w.closers, w.closeWorker)
+	if w.worker, err = kafka.NewWorker(ctx, w.wcl, wopts, w.sink); err != nil {
+		return err
+	}
+	w.base, err = kafka.CommittedOffsets(ctx, w.wcl, cfg.Kafka.Group, cfg.Kafka.Topic)
+	return err
+}
+
+// closeWorker takes the worker out of the consumer group.
+func (w *wiring) closeWorker() {
+	if w.wcl != nil {
+		w.wcl.Close()
+	}
+	w.wcl, w.worker = nil, nil
+}
+
+func (w *wiring) kafkaConfig() kafka.Config {
+	return kafka.Config{Brokers: w.cfg.Kafka.Brokers, ClientID: "cutover-" + w.cfg.Name}
 }
 
 // connectDynamoDBSource reads the source table's description (the sink
@@ -189,6 +210,7 @@ func quietly(c io.Closer) func() {
 
 // close closes in reverse order of opening.
 func (w *wiring) close() {
+	w.closeRound()
 	for i := len(w.closers) - 1; i >= 0; i-- {
 		w.closers[i]()
 	}
@@ -380,6 +402,28 @@ func (r *redisTarget) Lookup(ctx context.Context, keys [][]byte) (map[string]rec
 	}
 	for _, rej := range b.Rejects {
 		out[byName[string(rej.Key)]] = reconcile.Found{Exists: true, Err: rej.Err}
+	}
+	return out, nil
+}
+
+// KeyVersions implements reconcile.Versioner: the versions the sink holds
+// for event keys (Lookup leaves them out; only re-checked keys need them).
+func (r *redisTarget) KeyVersions(ctx context.Context, keys [][]byte) (map[string]pipeline.Version, error) {
+	names := make([]string, 0, len(keys))
+	byName := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if name, err := r.TargetKey(k); err == nil {
+			names = append(names, name)
+			byName[name] = string(k)
+		}
+	}
+	versions, err := r.Versions(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]pipeline.Version, len(versions))
+	for name, v := range versions {
+		out[byName[name]] = v
 	}
 	return out, nil
 }

@@ -21,8 +21,11 @@ REPO_DIR="$(cd "$LOCAL_DIR/../.." && pwd)"
 : "${CUTOVER_DYNAMODB_PORT:=18000}"
 : "${CUTOVER_KAFKA_VERSION:=4.3.1}"
 : "${CUTOVER_DYNAMODB_LOCAL_VERSION:=3.3.1}"
-# Heap for each JVM; small enough for a 2-core CI machine running both.
+# Heap for Kafka's JVM; small enough for a CI machine running the stack.
 : "${CUTOVER_JVM_HEAP:=768m}"
+# DynamoDB Local's in-memory database keeps growing over a test run (about
+# 1 GB of heap after a full one); 2g leaves it room.
+: "${CUTOVER_DYNAMODB_HEAP:=2g}"
 
 export CUTOVER_STACK_DIR CUTOVER_CACHE_DIR CUTOVER_REDIS_PORT CUTOVER_KAFKA_PORT \
   CUTOVER_KAFKA_CONTROLLER_PORT CUTOVER_DYNAMODB_PORT

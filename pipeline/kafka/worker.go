@@ -91,6 +91,7 @@ type Worker struct {
 
 	applied, skipped, deadLettered, decodeErrors, rejected, batches, pauses atomic.Int64
 	paused                                                                  atomic.Bool
+	lastPoll                                                                atomic.Int64 // unix nanoseconds
 }
 
 // WorkerOpts are the franz-go options a Worker's client needs: a consumer
@@ -141,6 +142,15 @@ func NewWorker(ctx context.Context, cl *kgo.Client, opts WorkerOptions, sink Sin
 	return &Worker{cl: cl, opts: opts, sink: sink, log: opts.Logger, progress: newProgress()}, nil
 }
 
+// LastPoll is when the worker last returned from polling Kafka (zero
+// before the first poll): a worker that applies and polls is alive.
+func (w *Worker) LastPoll() time.Time {
+	if n := w.lastPoll.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
 // Progress reports what the worker has committed.
 func (w *Worker) Progress() *Progress { return w.progress }
 
@@ -158,8 +168,24 @@ func (w *Worker) Stats() WorkerStats {
 // committed. When Run returns an error, the batch in hand is not committed:
 // it will be applied again by whichever worker next owns its partitions.
 func (w *Worker) Run(ctx context.Context) error {
+	// The throttle check runs beside the poll loop: a batch applied at a
+	// throttled table's pace can take many seconds, and fetching must
+	// pause while it does, not only between batches.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			w.pauseIfThrottled()
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	for {
-		w.pauseIfThrottled()
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if w.paused.Load() {
 			// Paused partitions fetch nothing: wake up to look again.
@@ -167,6 +193,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		fetches := w.cl.PollRecords(pollCtx, w.opts.MaxPollRecords)
 		cancel()
+		w.lastPoll.Store(time.Now().UnixNano())
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			w.cl.AllowRebalance()
 			w.leave(ctx)
@@ -227,6 +254,7 @@ func (w *Worker) leave(ctx context.Context) {
 
 // pauseIfThrottled pauses fetching while the sink's target throttles it,
 // and resumes once it recovers. Records already fetched are still applied.
+// Only Run's watcher goroutine calls it.
 func (w *Worker) pauseIfThrottled() {
 	ts, ok := w.sink.(throttledSink)
 	if !ok {

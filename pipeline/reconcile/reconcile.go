@@ -12,7 +12,12 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cutover/cutover/pipeline"
 )
@@ -51,12 +56,41 @@ type Expecter interface {
 	Expect(e *pipeline.Event) (pipeline.Value, error)
 }
 
+// Reader is a source that can read keys again, for the re-check of a
+// difference and for repair.
+type Reader interface {
+	// Read returns the source's current state of each key: an upsert
+	// event for a key it has and would copy, a delete event (or nothing)
+	// for a key it does not have, a reject for a key it cannot express as
+	// an event. Each event carries a version at least as new as the read.
+	Read(ctx context.Context, keys [][]byte) (pipeline.Batch, error)
+}
+
+// Repairer carries repairs into the pipeline.
+type Repairer interface {
+	// Repair publishes events to the pipeline's topic.
+	Repair(ctx context.Context, events []pipeline.Event) error
+	// Wait returns once every repair published so far is applied to the
+	// target.
+	Wait(ctx context.Context) error
+}
+
+// Versioner is a target whose Lookup leaves Found.Version out (reading
+// versions costs a round trip per page); KeyVersions gives them for the
+// keys re-checked.
+type Versioner interface {
+	KeyVersions(ctx context.Context, keys [][]byte) (map[string]pipeline.Version, error)
+}
+
 // Found is the target's state of one key.
 type Found struct {
 	// Exists is false when the key is absent (or deleted).
 	Exists   bool
 	Value    pipeline.Value
 	ExpireAt time.Time
+	// Version is the version the target holds for the key, a tombstone's
+	// included; nil when it keeps none.
+	Version pipeline.Version
 	// Err says why an existing key could not be read back as a value.
 	Err error
 }
@@ -71,6 +105,50 @@ type Options struct {
 	Samples int
 	// Progress, if set, is called after each page with the report so far.
 	Progress func(Report)
+	// RecheckDelay is how long a difference is left to settle before it
+	// is read again on both sides (changes still in flight clear); default
+	// 2s. Rechecks is how many times it is read again before it counts;
+	// default 3. They apply when the source is a Reader.
+	RecheckDelay time.Duration
+	Rechecks     int
+	// Pending is how many differing keys wait for their re-check at most;
+	// default 1000 (it bounds memory, not the number of differences).
+	Pending int
+	// Fraction is the share of the keyspace the source reads when
+	// sampling (0 or 1: all of it); the report states the confidence.
+	Fraction float64
+	// Repair, if set, receives an event for every difference that
+	// remains after its re-checks: the source's current state, at a
+	// version newer than the target's. Extra keys get a delete only with
+	// DeleteExtra. A run with repairs ends with Repair.Wait and a re-check
+	// of every repaired key (Report.Remaining).
+	Repair      Repairer
+	DeleteExtra bool
+	// MaxRepairs bounds the repaired keys remembered for the final
+	// re-check; default 1,000,000. Past it, repairs still go out but are
+	// not re-checked (Report.Unverified).
+	MaxRepairs int
+}
+
+func (o *Options) setDefaults() {
+	if o.TTLTolerance <= 0 {
+		o.TTLTolerance = 2 * time.Second
+	}
+	if o.Samples <= 0 {
+		o.Samples = 10
+	}
+	if o.RecheckDelay <= 0 {
+		o.RecheckDelay = 2 * time.Second
+	}
+	if o.Rechecks <= 0 {
+		o.Rechecks = 3
+	}
+	if o.Pending <= 0 {
+		o.Pending = 1000
+	}
+	if o.MaxRepairs <= 0 {
+		o.MaxRepairs = 1_000_000
+	}
 }
 
 // Kind is a kind of difference.
@@ -100,10 +178,27 @@ type Report struct {
 	// Counts holds the number of keys of each kind of difference.
 	Counts  map[Kind]int64    `json:"counts"`
 	Samples map[Kind][]Sample `json:"samples"`
+	// Cleared counts keys that differed at first sight and matched on a
+	// re-check: changes that were still on their way.
+	Cleared int64 `json:"cleared_on_recheck"`
 	// ExtraChecked is true when the target was also walked for keys the
 	// source does not have.
-	ExtraChecked bool          `json:"extra_checked"`
-	Elapsed      time.Duration `json:"elapsed_ns"`
+	ExtraChecked bool `json:"extra_checked"`
+	// Fraction is the share of the keyspace read (1 for all of it);
+	// DivergenceBound is, for a sample, the 95% upper confidence bound
+	// on the share of all keys that differ.
+	Fraction        float64 `json:"fraction"`
+	DivergenceBound float64 `json:"divergence_upper_bound_95,omitempty"`
+	// Repair results: events published, keys still differing after they
+	// were applied (with examples), repairs past MaxRepairs not re-checked.
+	Repaired         int64    `json:"repaired,omitempty"`
+	Remaining        int64    `json:"remaining,omitempty"`
+	RemainingSamples []Sample `json:"remaining_samples,omitempty"`
+	Unverified       int64    `json:"unverified,omitempty"`
+	// RepairSkipped counts differences no event can repair (e.g. an
+	// empty key in the target); RemainingSamples shows them.
+	RepairSkipped int64         `json:"repair_skipped,omitempty"`
+	Elapsed       time.Duration `json:"elapsed_ns"`
 }
 
 // Differences is the number of keys that do not match.
@@ -117,92 +212,498 @@ func (r *Report) Differences() int64 {
 	return n
 }
 
-// Run compares every key src yields with tgt.
+// Unresolved is the number of keys that still differ at the end of the
+// run: the differences, or after a repair the keys it did not fix.
+func (r *Report) Unresolved() int64 {
+	if r.Repaired == 0 {
+		return r.Differences()
+	}
+	// Repaired keys count once they are verified; those past MaxRepairs
+	// are not known to be fixed.
+	return r.Differences() - r.Repaired + r.Remaining + r.Unverified
+}
+
+// run is one comparison in progress.
+type run struct {
+	src     Source
+	tgt     Target
+	opts    Options
+	r       Report
+	start   time.Time
+	pending []pendingKey
+	// repaired holds the keys repaired, for the final re-check.
+	repaired [][]byte
+}
+
+type pendingKey struct {
+	key  []byte
+	seen time.Time
+}
+
+// Run compares every key src yields with tgt. Differences are re-read on
+// both sides after opts.RecheckDelay (when src is a Reader) before they
+// count, and repaired when opts.Repair is set.
 func Run(ctx context.Context, src Source, tgt Target, opts Options) (Report, error) {
-	if opts.TTLTolerance <= 0 {
-		opts.TTLTolerance = 2 * time.Second
+	opts.setDefaults()
+	if opts.Fraction <= 0 || opts.Fraction > 1 {
+		opts.Fraction = 1
 	}
-	if opts.Samples <= 0 {
-		opts.Samples = 10
+	if _, ok := src.(Reader); !ok && opts.Repair != nil {
+		return Report{}, fmt.Errorf("repair needs a source that can read keys again")
 	}
-	start := time.Now()
-	r := Report{Counts: map[Kind]int64{}, Samples: map[Kind][]Sample{}}
-	note := func(k Kind, key []byte, detail string) {
-		r.Counts[k]++
-		if len(r.Samples[k]) < opts.Samples {
-			r.Samples[k] = append(r.Samples[k], Sample{Key: string(key), Detail: detail})
-		}
+	u := &run{src: src, tgt: tgt, opts: opts, start: time.Now(),
+		r: Report{Counts: map[Kind]int64{}, Samples: map[Kind][]Sample{}, Fraction: opts.Fraction}}
+	if err := u.walk(ctx); err != nil {
+		return u.r, err
 	}
-	for {
-		b, done, err := src.Next(ctx)
-		if err != nil {
-			return r, fmt.Errorf("read source: %w", err)
-		}
-		for _, rej := range b.Rejects {
-			note(NotComparable, rej.Key, rej.Err.Error())
-		}
-		if len(b.Events) > 0 {
-			keys := make([][]byte, len(b.Events))
-			for i := range b.Events {
-				keys[i] = b.Events[i].Key
-			}
-			found, err := tgt.Lookup(ctx, keys)
+	if err := u.walkTarget(ctx); err != nil {
+		return u.r, err
+	}
+	if err := u.settle(ctx); err != nil {
+		return u.r, err
+	}
+	if opts.Fraction < 1 {
+		u.r.DivergenceBound = UpperBound95(u.r.Compared, u.r.Differences())
+	}
+	if err := u.verifyRepairs(ctx); err != nil {
+		return u.r, err
+	}
+	u.r.Elapsed = time.Since(u.start)
+	return u.r, nil
+}
+
+func (u *run) note(k Kind, key []byte, detail string) {
+	u.r.Counts[k]++
+	if len(u.r.Samples[k]) < u.opts.Samples {
+		u.r.Samples[k] = append(u.r.Samples[k], Sample{Key: DisplayKey(key), Detail: detail})
+	}
+}
+
+// DisplayKey is a key as a report shows it: as it is when it is UTF-8
+// text (a DynamoDB item's key is its DynamoDB JSON), otherwise quoted
+// with Go escapes ("\xff").
+func DisplayKey(key []byte) string {
+	if utf8.Valid(key) {
+		return string(key)
+	}
+	return strconv.Quote(string(key))
+}
+
+func (u *run) progress() {
+	u.r.Elapsed = time.Since(u.start)
+	if u.opts.Progress != nil {
+		u.opts.Progress(u.r)
+	}
+}
+
+// lookahead is how many source pages are read and looked up in the
+// target ahead of the comparison: reads of both stores overlap, and
+// memory stays bounded by a few pages.
+const lookahead = 4
+
+// looked is a source page with the target's state of its keys.
+type looked struct {
+	b     pipeline.Batch
+	found map[string]Found
+	err   error
+}
+
+// walk reads the source page by page and compares each key. Pages are
+// read in order, looked up in the target concurrently, and compared in
+// order.
+func (u *run) walk(ctx context.Context) error {
+	return ordered(ctx, func(ctx context.Context, emit func(func() looked) error) error {
+		for {
+			b, done, err := u.src.Next(ctx)
 			if err != nil {
-				return r, fmt.Errorf("read target: %w", err)
+				return fmt.Errorf("read source: %w", err)
 			}
-			for i := range b.Events {
-				e := &b.Events[i]
-				r.Compared++
-				want, werr := expected(tgt, e)
-				f, ok := found[string(e.Key)]
-				switch {
-				case werr != nil:
-					note(Unaddressable, e.Key, werr.Error())
-				case !ok:
-					note(Unaddressable, e.Key, "the key cannot be written to the target as configured")
-				case !f.Exists:
-					note(Missing, e.Key, fmt.Sprintf("%s in the source, absent in the target", e.Value.Type))
-				case f.Err != nil:
-					note(Unreadable, e.Key, f.Err.Error())
-				default:
-					if d := pipeline.Diff(&want, &f.Value); d != "" {
-						note(Different, e.Key, d)
-					} else if d := ttlDiff(e.ExpireAt, f.ExpireAt, opts.TTLTolerance); d != "" {
-						note(TTLDifferent, e.Key, d)
-					} else {
-						r.Equal++
-					}
+			if err := emit(func() looked { return u.lookup(ctx, b) }); err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
+		}
+	}, func(ctx context.Context, l looked) error {
+		if l.err != nil {
+			return l.err
+		}
+		return u.compare(ctx, &l)
+	})
+}
+
+// ordered runs a pipeline: produce emits work in order; up to lookahead
+// pieces run concurrently; consume takes their results in the order they
+// were emitted, one at a time.
+func ordered[T any](ctx context.Context, produce func(context.Context, func(func() T) error) error,
+	consume func(context.Context, T) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	results := make(chan chan T, lookahead)
+	g.Go(func() error {
+		defer close(results)
+		return produce(gctx, func(work func() T) error {
+			res := make(chan T, 1)
+			select {
+			case results <- res:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			go func() { res <- work() }()
+			return nil
+		})
+	})
+	g.Go(func() error {
+		for res := range results {
+			select {
+			case r := <-res:
+				if err := consume(gctx, r); err != nil {
+					return err
+				}
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// lookup reads the target's state of a source page's keys.
+func (u *run) lookup(ctx context.Context, b pipeline.Batch) looked {
+	if len(b.Events) == 0 {
+		return looked{b: b}
+	}
+	keys := make([][]byte, len(b.Events))
+	for i := range b.Events {
+		keys[i] = b.Events[i].Key
+	}
+	found, err := u.tgt.Lookup(ctx, keys)
+	if err != nil {
+		err = fmt.Errorf("read target: %w", err)
+	}
+	return looked{b: b, found: found, err: err}
+}
+
+// compare takes one page's first-sight results.
+func (u *run) compare(ctx context.Context, l *looked) error {
+	for _, rej := range l.b.Rejects {
+		u.note(NotComparable, rej.Key, rej.Err.Error())
+	}
+	for i := range l.b.Events {
+		e := &l.b.Events[i]
+		u.r.Compared++
+		f, ok := l.found[string(e.Key)]
+		kind, detail := u.classify(e, f, ok)
+		if err := u.differs(ctx, e.Key, kind, detail); err != nil {
+			return err
+		}
+	}
+	u.progress()
+	return nil
+}
+
+// walkTarget lists the target's keys and looks for those the source lacks.
+func (u *run) walkTarget(ctx context.Context) error {
+	lister, ok1 := u.tgt.(KeyLister)
+	checker, ok2 := u.src.(Checker)
+	if !ok1 || !ok2 || u.opts.Fraction < 1 {
+		return nil
+	}
+	u.r.ExtraChecked = true
+	type page struct {
+		keys [][]byte
+		has  map[string]bool
+		err  error
+	}
+	return ordered(ctx, func(ctx context.Context, emit func(func() page) error) error {
+		return lister.ListKeys(ctx, func(keys [][]byte) error {
+			return emit(func() page {
+				has, err := checker.Exists(ctx, keys)
+				return page{keys: keys, has: has, err: err}
+			})
+		})
+	}, func(ctx context.Context, p page) error {
+		if p.err != nil {
+			return fmt.Errorf("read source: %w", p.err)
+		}
+		for _, k := range p.keys {
+			if !p.has[string(k)] {
+				if err := u.differs(ctx, k, Extra, "in the target, not in the source"); err != nil {
+					return err
 				}
 			}
 		}
-		r.Elapsed = time.Since(start)
-		if opts.Progress != nil {
-			opts.Progress(r)
-		}
-		if done {
-			break
-		}
-	}
-	lister, ok1 := tgt.(KeyLister)
-	checker, ok2 := src.(Checker)
-	if !ok1 || !ok2 {
-		return r, nil
-	}
-	r.ExtraChecked = true
-	err := lister.ListKeys(ctx, func(keys [][]byte) error {
-		has, err := checker.Exists(ctx, keys)
-		if err != nil {
-			return fmt.Errorf("read source: %w", err)
-		}
-		for _, k := range keys {
-			if !has[string(k)] {
-				note(Extra, k, "in the target, not in the source")
-			}
-		}
-		r.Elapsed = time.Since(start)
+		u.progress()
 		return nil
 	})
-	return r, err
+}
+
+// differs takes a first-sight result: equal, a difference to re-check,
+// or (with no way to re-read the source, or nothing a re-read changes) a
+// difference that counts now.
+func (u *run) differs(ctx context.Context, key []byte, kind Kind, detail string) error {
+	switch kind { //nolint:exhaustive // the other kinds are re-checked below
+	case "":
+		u.r.Equal++
+		return nil
+	case Unaddressable:
+		u.note(kind, key, detail)
+		return nil
+	}
+	if _, ok := u.src.(Reader); !ok {
+		u.note(kind, key, detail)
+		return nil
+	}
+	u.pending = append(u.pending, pendingKey{key: key, seen: time.Now()})
+	if len(u.pending) >= u.opts.Pending {
+		return u.settle(ctx)
+	}
+	return nil
+}
+
+// classify compares the source's state of a key (an upsert or a delete
+// event) with the target's; "" means equal.
+func (u *run) classify(e *pipeline.Event, f Found, addressable bool) (Kind, string) {
+	if e.Op != pipeline.OpUpsert {
+		if addressable && f.Exists {
+			return Extra, "in the target, not in the source"
+		}
+		return "", ""
+	}
+	want, werr := expected(u.tgt, e)
+	switch {
+	case werr != nil:
+		return Unaddressable, werr.Error()
+	case !addressable:
+		return Unaddressable, "the key cannot be written to the target as configured"
+	case !f.Exists:
+		return Missing, fmt.Sprintf("%s in the source, absent in the target", e.Value.Type)
+	case f.Err != nil:
+		return Unreadable, f.Err.Error()
+	}
+	if d := pipeline.Diff(&want, &f.Value); d != "" {
+		return Different, d
+	}
+	if d := ttlDiff(e.ExpireAt, f.ExpireAt, u.opts.TTLTolerance); d != "" {
+		return TTLDifferent, d
+	}
+	return "", ""
+}
+
+// state is one key read again on both sides.
+type state struct {
+	event  pipeline.Event // the source's state: upsert or delete
+	reject error          // or why the source cannot express it
+	found  Found
+	ok     bool // the target can address the key
+}
+
+// reread reads keys again on both sides.
+func (u *run) reread(ctx context.Context, keys [][]byte) (map[string]*state, error) {
+	b, err := u.src.(Reader).Read(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read source again: %w", err)
+	}
+	found, err := u.tgt.Lookup(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read target again: %w", err)
+	}
+	var versions map[string]pipeline.Version
+	if v, ok := u.tgt.(Versioner); ok {
+		if versions, err = v.KeyVersions(ctx, keys); err != nil {
+			return nil, fmt.Errorf("read target versions: %w", err)
+		}
+	}
+	out := make(map[string]*state, len(keys))
+	for _, k := range keys {
+		f, ok := found[string(k)]
+		if versions != nil {
+			f.Version = versions[string(k)]
+		}
+		out[string(k)] = &state{event: pipeline.Event{Key: k, Op: pipeline.OpDelete}, found: f, ok: ok}
+	}
+	for _, e := range b.Events {
+		if st := out[string(e.Key)]; st != nil {
+			st.event = e
+		}
+	}
+	for _, rej := range b.Rejects {
+		if st := out[string(rej.Key)]; st != nil {
+			st.reject = rej.Err
+		}
+	}
+	return out, nil
+}
+
+// settle re-checks the pending keys: each is read again on both sides
+// once RecheckDelay has passed since it was seen, up to Rechecks times;
+// what still differs counts (and is repaired).
+func (u *run) settle(ctx context.Context) error {
+	if len(u.pending) == 0 {
+		return nil
+	}
+	keys := make([][]byte, len(u.pending))
+	for i, p := range u.pending {
+		keys[i] = p.key
+	}
+	wait := time.Until(u.pending[len(u.pending)-1].seen.Add(u.opts.RecheckDelay))
+	u.pending = u.pending[:0]
+	var states map[string]*state
+	for round := 0; round < u.opts.Rechecks && len(keys) > 0; round++ {
+		if round > 0 {
+			wait = u.opts.RecheckDelay
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+		var err error
+		if states, err = u.reread(ctx, keys); err != nil {
+			return err
+		}
+		still := keys[:0]
+		for _, k := range keys {
+			st := states[string(k)]
+			if st.reject == nil {
+				if kind, _ := u.classify(&st.event, st.found, st.ok); kind == "" {
+					u.r.Cleared++
+					u.r.Equal++
+					continue
+				}
+			}
+			still = append(still, k)
+		}
+		keys = still
+	}
+	var repairs []pipeline.Event
+	for _, k := range keys {
+		st := states[string(k)]
+		if st.reject != nil {
+			u.note(NotComparable, k, st.reject.Error())
+			continue
+		}
+		kind, detail := u.classify(&st.event, st.found, st.ok)
+		u.note(kind, k, detail)
+		if e, ok := u.repairEvent(kind, st); ok {
+			repairs = append(repairs, e)
+		}
+	}
+	u.progress()
+	return u.repair(ctx, repairs)
+}
+
+// repairEvent is the event that makes the target hold the source's state
+// of a key: the source's current value (or a delete), at a version newer
+// than the one the target holds so the sink applies it.
+func (u *run) repairEvent(kind Kind, st *state) (pipeline.Event, bool) {
+	if u.opts.Repair == nil || kind == Unaddressable || (kind == Extra && !u.opts.DeleteExtra) {
+		return pipeline.Event{}, false
+	}
+	e := st.event
+	e.Origin = pipeline.OriginRepair
+	if len(e.Version) == 0 || !e.Version.Newer(st.found.Version) {
+		e.Version = st.found.Version.Next()
+	}
+	if err := e.Validate(); err != nil {
+		u.r.RepairSkipped++
+		if len(u.r.RemainingSamples) < u.opts.Samples {
+			u.r.RemainingSamples = append(u.r.RemainingSamples, Sample{Key: DisplayKey(e.Key),
+				Detail: fmt.Sprintf("%s: cannot be repaired through the pipeline: %v (fix it in the target by hand)", kind, err)})
+		}
+		return pipeline.Event{}, false
+	}
+	return e, true
+}
+
+func (u *run) repair(ctx context.Context, events []pipeline.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if err := u.opts.Repair.Repair(ctx, events); err != nil {
+		return fmt.Errorf("publish repairs: %w", err)
+	}
+	u.r.Repaired += int64(len(events))
+	for _, e := range events {
+		if len(u.repaired) < u.opts.MaxRepairs {
+			u.repaired = append(u.repaired, e.Key)
+		} else {
+			u.r.Unverified++
+		}
+	}
+	return nil
+}
+
+// verifyRepairs waits for the repairs to be applied and reads every
+// repaired key again on both sides (with re-checks: the source may still
+// be changing).
+func (u *run) verifyRepairs(ctx context.Context) error {
+	if u.opts.Repair == nil || u.r.Repaired == 0 {
+		return nil
+	}
+	if err := u.opts.Repair.Wait(ctx); err != nil {
+		return fmt.Errorf("wait for the repairs to be applied: %w", err)
+	}
+	for start := 0; start < len(u.repaired); start += u.opts.Pending {
+		keys := u.repaired[start:min(start+u.opts.Pending, len(u.repaired))]
+		for round := 0; round < u.opts.Rechecks && len(keys) > 0; round++ {
+			if round > 0 {
+				if err := sleep(ctx, u.opts.RecheckDelay); err != nil {
+					return err
+				}
+			}
+			states, err := u.reread(ctx, keys)
+			if err != nil {
+				return err
+			}
+			var still [][]byte
+			for _, k := range keys {
+				st := states[string(k)]
+				if kind, detail := u.classify(&st.event, st.found, st.ok); kind != "" && st.reject == nil {
+					still = append(still, k)
+					if round == u.opts.Rechecks-1 {
+						u.r.Remaining++
+						if len(u.r.RemainingSamples) < u.opts.Samples {
+							u.r.RemainingSamples = append(u.r.RemainingSamples, Sample{Key: DisplayKey(k), Detail: string(kind) + ": " + detail})
+						}
+					}
+				}
+			}
+			keys = still
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// UpperBound95 is the 95% upper confidence bound on the share of keys
+// that differ, from differences found among compared sampled keys:
+// the rule of three when none differ, the Wilson score bound otherwise.
+func UpperBound95(compared, differences int64) float64 {
+	if compared <= 0 {
+		return 1
+	}
+	n := float64(compared)
+	if differences == 0 {
+		return min(1, 3/n)
+	}
+	const z = 1.959964
+	p := float64(differences) / n
+	center := p + z*z/(2*n)
+	margin := z * math.Sqrt(p*(1-p)/n+z*z/(4*n*n))
+	return min(1, (center+margin)/(1+z*z/n))
 }
 
 // expected is the value the target should hold for e.

@@ -71,3 +71,108 @@ func TestRunFindsEveryKind(t *testing.T) {
 		t.Fatalf("missing samples %v", s)
 	}
 }
+
+// rereadable is a source whose keys can be read again: state holds the
+// source's current values (absent: deleted).
+type rereadable struct {
+	pages
+	state map[string]pipeline.Event
+}
+
+func (s *rereadable) Read(_ context.Context, keys [][]byte) (pipeline.Batch, error) {
+	var b pipeline.Batch
+	for _, k := range keys {
+		if e, ok := s.state[string(k)]; ok {
+			b.Events = append(b.Events, e)
+		}
+	}
+	return b, nil
+}
+
+func (s *rereadable) Exists(_ context.Context, keys [][]byte) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, k := range keys {
+		_, out[string(k)] = s.state[string(k)]
+	}
+	return out, nil
+}
+
+type listing struct{ target }
+
+func (t listing) ListKeys(_ context.Context, fn func([][]byte) error) error {
+	var keys [][]byte
+	for k, f := range t.target {
+		if f.Exists {
+			keys = append(keys, []byte(k))
+		}
+	}
+	return fn(keys)
+}
+
+// applier applies repairs to the target map, as the pipeline would.
+type applier struct {
+	tgt    target
+	events []pipeline.Event
+}
+
+func (a *applier) Repair(_ context.Context, events []pipeline.Event) error {
+	a.events = append(a.events, events...)
+	return nil
+}
+
+func (a *applier) Wait(context.Context) error {
+	for _, e := range a.events {
+		cur := a.tgt[string(e.Key)]
+		if !e.Version.Newer(cur.Version) {
+			continue
+		}
+		a.tgt[string(e.Key)] = Found{Exists: e.Op == pipeline.OpUpsert, Value: e.Value, ExpireAt: e.ExpireAt, Version: e.Version}
+	}
+	return nil
+}
+
+func TestRecheckClearsChangesInFlightAndRepairFixesTheRest(t *testing.T) {
+	v := func(n uint64) pipeline.Version { return pipeline.ClockVersion(0, n, true) }
+	at := func(key, val string, n uint64) pipeline.Event {
+		e := ev(key, str(val), time.Time{})
+		e.Version = v(n)
+		return e
+	}
+	src := &rereadable{
+		pages: pages{{Events: []pipeline.Event{at("same", "a", 1), at("in-flight", "old", 1), at("missing", "a", 1), at("changed", "a", 1)}}},
+		state: map[string]pipeline.Event{"same": at("same", "a", 1), "in-flight": at("in-flight", "new", 5),
+			"missing": at("missing", "a", 1), "changed": at("changed", "a", 1)},
+	}
+	tgt := target{
+		"same":      {Exists: true, Value: str("a"), Version: v(1)},
+		"in-flight": {Exists: true, Value: str("new"), Version: v(5)}, // the change landed meanwhile
+		"changed":   {Exists: true, Value: str("drift"), Version: v(9)},
+		"extra":     {Exists: true, Value: str("x"), Version: v(3)},
+	}
+	fix := &applier{tgt: tgt}
+	rep, err := Run(context.Background(), src, listing{tgt}, Options{RecheckDelay: time.Millisecond, Repair: fix, DeleteExtra: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Cleared != 1 || rep.Counts[Missing] != 1 || rep.Counts[Different] != 1 || rep.Counts[Extra] != 1 {
+		t.Fatalf("cleared %d counts %v", rep.Cleared, rep.Counts)
+	}
+	if rep.Repaired != 3 || rep.Remaining != 0 || rep.Unresolved() != 0 {
+		t.Fatalf("repaired %d remaining %d unresolved %d: %v", rep.Repaired, rep.Remaining, rep.Unresolved(), rep.RemainingSamples)
+	}
+	if f := tgt["changed"]; string(f.Value.String) != "a" || !f.Version.Newer(v(9)) {
+		t.Fatalf("changed not repaired above the target's version: %+v", f)
+	}
+	if tgt["extra"].Exists {
+		t.Fatal("extra key not deleted")
+	}
+}
+
+func TestUpperBound95(t *testing.T) {
+	if got := UpperBound95(3000, 0); got != 0.001 {
+		t.Fatalf("rule of three: %v", got)
+	}
+	if got := UpperBound95(1000, 10); got < 0.01 || got > 0.02 {
+		t.Fatalf("wilson bound for 10/1000: %v", got)
+	}
+}

@@ -60,7 +60,7 @@ func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeVal
 				return err
 			}
 			st, err := s.m.ValueFromItem(item)
-			out[string(key)] = reconcile.Found{Exists: err != nil || !st.Deleted, Value: st.Value, ExpireAt: st.ExpireAt, Err: err}
+			out[string(key)] = reconcile.Found{Exists: err != nil || !st.Deleted, Value: st.Value, ExpireAt: st.ExpireAt, Version: st.Version, Err: err}
 		}
 		req = resp.UnprocessedKeys[s.opts.Table].Keys
 		if len(req) > 0 {

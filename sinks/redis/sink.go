@@ -118,6 +118,29 @@ func (s *Sink) VersionKey(key []byte) string {
 	return versionKey(s.opts.VersionPrefix, key)
 }
 
+// Versions returns the version the sink holds for each target key name
+// (a tombstone's included); keys it holds none for are absent.
+func (s *Sink) Versions(ctx context.Context, names []string) (map[string]pipeline.Version, error) {
+	out := make(map[string]pipeline.Version, len(names))
+	if len(names) == 0 {
+		return out, nil
+	}
+	pipe := s.cl.Pipeline()
+	cmds := make([]*goredis.StringCmd, len(names))
+	for i, n := range names {
+		cmds[i] = pipe.Get(ctx, s.VersionKey([]byte(n)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("redis sink %s: read versions: %w", s.opts.Addr, err)
+	}
+	for i, n := range names {
+		if v, err := cmds[i].Bytes(); err == nil {
+			out[n] = v
+		}
+	}
+	return out, nil
+}
+
 // IsVersionKey reports whether a key is one of the sink's version keys.
 func (s *Sink) IsVersionKey(key string) bool { return strings.HasPrefix(key, s.opts.VersionPrefix) }
 

@@ -3,6 +3,8 @@ package dynamodb
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,41 +17,63 @@ import (
 	"github.com/cutover/cutover/pipeline/dynamoattr"
 )
 
-// Pages reads a whole table as pages of events, for reconcile: each Next
-// reads one Scan page of every unfinished segment, in parallel. It
-// implements pipeline/reconcile's Source and Checker; it publishes
-// nothing and keeps no checkpoint.
+// Pages reads a table as pages of events, for reconcile: each Next reads
+// one Scan page of up to opts.Segments segments in parallel. It
+// implements pipeline/reconcile's Source, Reader and Checker; it
+// publishes nothing and keeps no checkpoint.
+//
+// A sample (SetSample) splits the table into 1,000 segments and reads a
+// random subset of them: whole pages, so a sample costs read capacity in
+// proportion to its size.
 type Pages struct {
 	db    *dynamodb.Client
 	table Table
 	opts  ScanOptions
-	last  []map[string]ddbtypes.AttributeValue
-	done  []bool
+	total int                                        // TotalSegments of the Scan
+	todo  []int                                      // segments not finished, in reading order
+	last  map[int]map[string]ddbtypes.AttributeValue // where each started segment stopped
 }
 
+// sampleSegments is how finely a sample splits the table.
+const sampleSegments = 1000
+
 // NewPages prepares a read of table. opts.Segments, PageSize,
-// ConsistentRead and Endpoint apply.
+// ConsistentRead, Endpoint and Epoch apply.
 func NewPages(db *dynamodb.Client, table Table, opts ScanOptions) *Pages {
 	if opts.Segments <= 0 {
 		opts.Segments = 4
 	}
-	return &Pages{db: db, table: table, opts: opts, last: make([]map[string]ddbtypes.AttributeValue, opts.Segments),
-		done: make([]bool, opts.Segments)}
+	p := &Pages{db: db, table: table, opts: opts, total: opts.Segments, last: map[int]map[string]ddbtypes.AttributeValue{}}
+	for seg := range p.total {
+		p.todo = append(p.todo, seg)
+	}
+	return p
+}
+
+// SetSample makes the read cover about fraction of the table (0 < f <
+// 1): a random choice of segments.
+func (p *Pages) SetSample(fraction float64) {
+	if fraction <= 0 || fraction >= 1 {
+		return
+	}
+	p.total = sampleSegments
+	n := max(1, int(math.Ceil(fraction*sampleSegments)))
+	p.todo = rand.Perm(sampleSegments)[:n] //nolint:gosec // a sample, not a secret
 }
 
 // Next returns the next page of items as upsert events; done is true once
 // every segment is read.
 func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
-	pages := make([][]pipeline.Event, len(p.done))
+	active := p.todo[:min(len(p.todo), p.opts.Segments)]
+	pages := make([][]pipeline.Event, len(active))
+	finished := make([]bool, len(active))
 	g, gctx := errgroup.WithContext(ctx)
-	for seg := range p.done {
-		if p.done[seg] {
-			continue
-		}
+	for i, seg := range active {
+		last := p.last[seg]
 		g.Go(func() error {
 			in := &dynamodb.ScanInput{
-				TableName: aws.String(p.table.Name), Segment: aws.Int32(int32(seg)), TotalSegments: aws.Int32(int32(len(p.done))),
-				ConsistentRead: aws.Bool(p.opts.ConsistentRead), ExclusiveStartKey: p.last[seg],
+				TableName: aws.String(p.table.Name), Segment: aws.Int32(int32(seg)), TotalSegments: aws.Int32(int32(p.total)),
+				ConsistentRead: aws.Bool(p.opts.ConsistentRead), ExclusiveStartKey: last,
 			}
 			if p.opts.PageSize > 0 {
 				in.Limit = aws.Int32(p.opts.PageSize)
@@ -58,16 +82,15 @@ func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 			if err != nil {
 				return fmt.Errorf("scan %s segment %d: %w", p.table.Name, seg, explain(p.opts.Endpoint, err))
 			}
-			src := pipeline.SourceInfo{Connector: "dynamodb", Name: p.opts.Name, Table: p.table.Name, Time: time.Now()}
 			for _, raw := range out.Items {
-				e, err := p.table.event(dynamoattr.FromItem(raw), nil, pipeline.OriginRepair, src)
+				e, err := p.event(raw)
 				if err != nil {
 					return fmt.Errorf("segment %d: %w", seg, err)
 				}
-				pages[seg] = append(pages[seg], e)
+				pages[i] = append(pages[i], e)
 			}
 			p.last[seg] = out.LastEvaluatedKey
-			p.done[seg] = len(out.LastEvaluatedKey) == 0
+			finished[i] = len(out.LastEvaluatedKey) == 0
 			return nil
 		})
 	}
@@ -75,14 +98,43 @@ func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 		return pipeline.Batch{}, false, err
 	}
 	var b pipeline.Batch
-	for _, page := range pages {
-		b.Events = append(b.Events, page...)
+	var todo []int
+	for i, seg := range active {
+		b.Events = append(b.Events, pages[i]...)
+		if finished[i] {
+			delete(p.last, seg)
+		} else {
+			todo = append(todo, seg)
+		}
 	}
-	finished := true
-	for _, d := range p.done {
-		finished = finished && d
+	p.todo = append(todo, p.todo[len(active):]...)
+	return b, len(p.todo) == 0, nil
+}
+
+// event is an item read now, at the version of a scanned row: older than
+// every stream record of the pipeline's epoch.
+func (p *Pages) event(raw map[string]ddbtypes.AttributeValue) (pipeline.Event, error) {
+	version, err := pipeline.SequenceVersion(p.opts.Epoch.Load(), "1")
+	if err != nil {
+		return pipeline.Event{}, err
 	}
-	return b, finished, nil
+	src := pipeline.SourceInfo{Connector: "dynamodb", Name: p.opts.Name, Table: p.table.Name, Time: time.Now()}
+	return p.table.event(dynamoattr.FromItem(raw), version, pipeline.OriginRepair, src)
+}
+
+// Read implements reconcile.Reader: the items of keys (item keys, see
+// pipeline.EncodeItemKey), read with strongly consistent BatchGetItem
+// calls. A key the table does not hold gets no event.
+func (p *Pages) Read(ctx context.Context, keys [][]byte) (pipeline.Batch, error) {
+	var b pipeline.Batch
+	err := p.batchGet(ctx, keys, nil, nil, func(item map[string]ddbtypes.AttributeValue) error {
+		e, err := p.event(item)
+		if err == nil {
+			b.Events = append(b.Events, e)
+		}
+		return err
+	})
+	return b, err
 }
 
 // Exists reports which item keys (pipeline.EncodeItemKey) the table holds,
@@ -90,16 +142,33 @@ func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 // that is not an item key of this table does not exist.
 func (p *Pages) Exists(ctx context.Context, keys [][]byte) (map[string]bool, error) {
 	out := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		out[string(k)] = false
+	}
 	names := map[string]string{"#p": p.table.Partition}
 	proj := "#p"
 	if p.table.Sort != "" {
 		names["#s"] = p.table.Sort
 		proj += ", #s"
 	}
+	err := p.batchGet(ctx, keys, &proj, names, func(item map[string]ddbtypes.AttributeValue) error {
+		key, err := p.table.Key(dynamoattr.FromItem(item))
+		if err == nil {
+			out[string(pipeline.EncodeItemKey(key))] = true
+		}
+		return err
+	})
+	return out, err
+}
+
+// batchGet reads keys in strongly consistent BatchGetItem calls of up to
+// 100 keys, retrying unprocessed keys, and calls fn with each item found.
+// Keys that are not item keys of this table are skipped.
+func (p *Pages) batchGet(ctx context.Context, keys [][]byte, proj *string, names map[string]string,
+	fn func(map[string]ddbtypes.AttributeValue) error) error {
 	for start := 0; start < len(keys); start += 100 {
 		var req []map[string]ddbtypes.AttributeValue
 		for _, k := range keys[start:min(start+100, len(keys))] {
-			out[string(k)] = false
 			attrs, err := pipeline.DecodeItemKey(k)
 			if err != nil || attrs[0].Name != p.table.Partition || (len(attrs) == 2) != (p.table.Sort != "") {
 				continue
@@ -109,31 +178,29 @@ func (p *Pages) Exists(ctx context.Context, keys [][]byte) (map[string]bool, err
 		bo := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond), backoff.WithMaxElapsedTime(2*time.Minute)), ctx)
 		for len(req) > 0 {
 			resp, err := p.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddbtypes.KeysAndAttributes{
-				p.table.Name: {Keys: req, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String(proj), ExpressionAttributeNames: names},
+				p.table.Name: {Keys: req, ConsistentRead: aws.Bool(true), ProjectionExpression: proj, ExpressionAttributeNames: names},
 			}})
 			if err != nil {
-				return nil, fmt.Errorf("read items from %s: %w", p.table.Name, explain(p.opts.Endpoint, err))
+				return fmt.Errorf("read items from %s: %w", p.table.Name, explain(p.opts.Endpoint, err))
 			}
 			for _, item := range resp.Responses[p.table.Name] {
-				key, err := p.table.Key(dynamoattr.FromItem(item))
-				if err != nil {
-					return nil, err
+				if err := fn(item); err != nil {
+					return err
 				}
-				out[string(pipeline.EncodeItemKey(key))] = true
 			}
 			req = resp.UnprocessedKeys[p.table.Name].Keys
 			if len(req) > 0 {
 				wait := bo.NextBackOff()
 				if wait == backoff.Stop {
-					return nil, fmt.Errorf("read items from %s: %d keys still unprocessed after retrying for 2m", p.table.Name, len(req))
+					return fmt.Errorf("read items from %s: %d keys still unprocessed after retrying for 2m", p.table.Name, len(req))
 				}
 				select {
 				case <-ctx.Done():
-					return nil, ctx.Err()
+					return ctx.Err()
 				case <-time.After(wait):
 				}
 			}
 		}
 	}
-	return out, nil
+	return nil
 }

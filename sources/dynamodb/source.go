@@ -166,12 +166,19 @@ func (s *Source) heal(ctx context.Context) error {
 	return nil
 }
 
-func (s *Source) epochName() string {
-	return fmt.Sprintf("%s/dynamodb/%s/epoch", s.scanOpt.Name, s.table.Name)
-}
+func (s *Source) epochName() string { return epochName(s.scanOpt.Name, s.table.Name) }
+
+func epochName(name, table string) string { return fmt.Sprintf("%s/dynamodb/%s/epoch", name, table) }
 
 func (s *Source) loadEpoch(ctx context.Context) (uint64, error) {
-	raw, err := s.ck.Load(ctx, s.epochName())
+	return LoadEpoch(ctx, s.ck, s.scanOpt.Name, s.table.Name)
+}
+
+// LoadEpoch returns the version epoch the pipeline name's source of table
+// is at (0 before its first heal).
+func LoadEpoch(ctx context.Context, ck checkpoint.Store, name, table string) (uint64, error) {
+	key := epochName(name, table)
+	raw, err := ck.Load(ctx, key)
 	if errors.Is(err, checkpoint.ErrNotFound) {
 		return 0, nil
 	}
@@ -182,7 +189,7 @@ func (s *Source) loadEpoch(ctx context.Context) (uint64, error) {
 		Epoch string `json:"epoch"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return 0, fmt.Errorf("epoch checkpoint %s is corrupt: %w", s.epochName(), err)
+		return 0, fmt.Errorf("epoch checkpoint %s is corrupt: %w (delete it to start at epoch 0)", key, err)
 	}
 	return strconv.ParseUint(v.Epoch, 10, 64)
 }

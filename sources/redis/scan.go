@@ -2,8 +2,13 @@ package redis
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math"
+	"math/rand/v2"
+	"slices"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -53,6 +58,7 @@ type Scanner struct {
 	started bool
 
 	exists goredis.Cmdable // answers Exists; the node itself unless set
+	sample func(key string) bool
 }
 
 // Scanners walks several nodes one after the other — every master of a
@@ -61,14 +67,72 @@ type Scanners struct {
 	nodes  []*Scanner // still to walk
 	all    []*Scanner
 	exists goredis.Cmdable
+	reader *Reader // reads keys again, through a client that reaches every slot
+	filter pipeline.KeyFilter
 }
 
-// NewScanners chains scanners; exists (a cluster client) answers Exists.
-func NewScanners(nodes []*Scanner, exists goredis.Cmdable) *Scanners {
+// NewScanners chains scanners; exists (a cluster client) answers Exists,
+// and reader (on a client that reaches every key) answers Read.
+func NewScanners(nodes []*Scanner, exists goredis.Cmdable, reader *Reader) *Scanners {
+	var filter pipeline.KeyFilter
 	for _, n := range nodes {
 		n.exists = exists
+		filter = n.filter
 	}
-	return &Scanners{nodes: nodes, all: nodes, exists: exists}
+	return &Scanners{nodes: nodes, all: nodes, exists: exists, reader: reader, filter: filter}
+}
+
+// SetSample makes the walk read only about fraction of the keys (0 < f <
+// 1): those whose hash, salted by this run, falls under the fraction.
+// Keys are chosen before their values are read, so a sample costs the
+// source reads in proportion to its size (SCAN itself still walks every
+// key).
+func (m *Scanners) SetSample(fraction float64) {
+	if fraction <= 0 || fraction >= 1 {
+		return
+	}
+	salt := rand.Uint64() //nolint:gosec // a sample, not a secret
+	limit := uint64(fraction * math.MaxUint64)
+	keep := func(key string) bool {
+		h := fnv.New64a()
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], salt)
+		_, _ = h.Write(b[:])
+		_, _ = h.Write([]byte(key))
+		return h.Sum64() <= limit
+	}
+	for _, n := range m.all {
+		n.sample = keep
+	}
+}
+
+// Read implements reconcile.Reader: the keys' current state as the
+// pipeline reads it, a delete for a key that is gone or filtered out.
+// A key too big to read whole is a reject (reconcile does not compare
+// big keys yet).
+func (m *Scanners) Read(ctx context.Context, keys [][]byte) (pipeline.Batch, error) {
+	if m.reader == nil {
+		return pipeline.Batch{}, fmt.Errorf("no reader")
+	}
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if m.filter.Keep(string(k)) {
+			names = append(names, string(k))
+		}
+	}
+	b, info, err := m.reader.Read(ctx, names, pipeline.OriginRepair, nil)
+	if err != nil {
+		return b, err
+	}
+	for _, big := range info.Big {
+		b.Rejects = append(b.Rejects, bigReject(big))
+	}
+	return b, nil
+}
+
+func bigReject(big BigKey) pipeline.Reject {
+	return pipeline.Reject{Key: []byte(big.Key), Class: pipeline.RejectBigKey, Size: big.Size,
+		Err: fmt.Errorf("a %s of %d elements is copied in pieces; reconcile does not compare it yet", big.Type, big.Size)}
 }
 
 // Prepare readies every node.
@@ -130,13 +194,15 @@ func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err er
 	if err != nil {
 		return b, false, err
 	}
+	if s.sample != nil {
+		keys = slices.DeleteFunc(keys, func(k string) bool { return !s.sample(k) })
+	}
 	b, info, err := s.reader.Read(ctx, keys, pipeline.OriginRepair, nil)
 	if err != nil {
 		return b, false, err
 	}
 	for _, big := range info.Big {
-		b.Rejects = append(b.Rejects, pipeline.Reject{Key: []byte(big.Key), Class: pipeline.RejectBigKey, Size: big.Size,
-			Err: fmt.Errorf("a %s of %d elements is copied in pieces; reconcile does not compare it yet", big.Type, big.Size)})
+		b.Rejects = append(b.Rejects, bigReject(big))
 	}
 	s.cursor = next
 	return b, next == 0, nil

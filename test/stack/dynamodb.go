@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/logging"
+	"golang.org/x/sync/semaphore"
 )
 
 // DynamoDB returns a client of the local stack's DynamoDB Local.
@@ -38,4 +39,21 @@ func DropTables(t testing.TB, db *dynamodb.Client, tables ...string) {
 			_, _ = db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
 		}
 	})
+}
+
+// dynamoLoad keeps the tests that load DynamoDB Local hardest from
+// running all at once: DynamoDB Local writes through one SQLite database,
+// so several heavy tests together slow each other past their deadlines.
+var dynamoLoad = semaphore.NewWeighted(2)
+
+// LoadDynamoDB waits until DynamoDB Local has room for a heavy test of
+// the given weight (1 shares it with one other heavy test, 2 runs alone)
+// and holds the room until the test ends. Call it after t.Parallel and
+// before the test's own deadline starts.
+func LoadDynamoDB(t testing.TB, weight int64) {
+	t.Helper()
+	if err := dynamoLoad.Acquire(context.Background(), weight); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dynamoLoad.Release(weight) })
 }

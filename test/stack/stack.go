@@ -235,6 +235,10 @@ func RunEnv(ctx context.Context, t testing.TB, env []string, args ...string) Res
 	t.Helper()
 	cmd := exec.CommandContext(ctx, Binary(t), args...)
 	cmd.Env = append(append(append(os.Environ(), LocalAWSEnv...), env...), "NO_COLOR=1")
+	// A run that outlives the test's deadline dumps its goroutines
+	// (SIGQUIT) into stderr, so a hang is diagnosable from the failure.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

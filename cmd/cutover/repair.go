@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/pipeline/kafka"
+)
+
+// repairer carries reconcile's repairs through the pipeline: it publishes
+// them to the pipeline's topic (ordered with live changes of the same
+// key) and waits until the consumer group has committed past them. When
+// no sink worker is in the group, it runs one itself meanwhile.
+type repairer struct {
+	wr      *wiring
+	timeout time.Duration
+}
+
+// Repair implements reconcile.Repairer.
+func (r *repairer) Repair(ctx context.Context, events []pipeline.Event) error {
+	for i := range events {
+		events[i].Source.Connector = "reconcile"
+	}
+	return r.wr.pub.Publish(ctx, pipeline.Batch{Events: events}, nil)
+}
+
+// Wait implements reconcile.Repairer.
+func (r *repairer) Wait(ctx context.Context) error {
+	wr, cfg := r.wr, r.wr.cfg
+	if err := wr.pub.Flush(ctx); err != nil {
+		return err
+	}
+	end, err := kafka.EndOffsets(ctx, wr.pcl, cfg.Kafka.Topic)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	workerErr := make(chan error, 1)
+	started := false
+	// start runs a worker in this process once the group has no member
+	// (a crashed static member counts until its session times out).
+	start := func() error {
+		members, err := kafka.GroupMembers(ctx, wr.pcl, cfg.Kafka.Group)
+		if err != nil || len(members) > 0 {
+			return err
+		}
+		wr.log.Info("no sink worker is running: applying the repairs in this process", "group", cfg.Kafka.Group)
+		if err := wr.connectWorker(ctx, ""); err != nil {
+			return err
+		}
+		started = true
+		go func() { workerErr <- wr.worker.Run(ctx) }()
+		return nil
+	}
+	defer func() {
+		if started {
+			cancel()
+			<-workerErr //nolint:errcheck // stopped on purpose: its error is ctx's
+			wr.closeWorker()
+		}
+	}()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if !started {
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		committed, err := kafka.CommittedOffsets(ctx, wr.pcl, cfg.Kafka.Group, cfg.Kafka.Topic)
+		if err != nil {
+			return err
+		}
+		behind := maps.Clone(end)
+		for p, off := range end {
+			if committed[p] >= off {
+				delete(behind, p)
+			}
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		select {
+		case err := <-workerErr:
+			started = false
+			wr.closeWorker()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("the sink worker applying the repairs stopped: %w", err)
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("the consumer group %s did not commit past the repairs within %s (partitions still behind: %v): are its sink workers running and keeping up? Raise --repair-timeout or check `cutover replicate`/`cutover sink`",
+					cfg.Kafka.Group, r.timeout, behind)
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
