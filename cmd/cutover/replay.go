@@ -155,6 +155,9 @@ func runReplay(ctx context.Context, cfg *Config, rt replayTarget, out io.Writer)
 	workerErr := w.runWorker(workerCtx)
 	rep := newReporter(w, nil, start)
 	go tick(workerCtx, cfg.ProgressInterval, rep.log)
+	if err := w.serveMetrics(workerCtx, rep); err != nil {
+		return err
+	}
 	got, err := w.waitApplied(ctx, workerErr)
 	rep.setEnd(got)
 	stop()

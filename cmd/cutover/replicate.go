@@ -163,6 +163,9 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 	}
 	rep := newReporter(w, set, start)
 	go tick(ctx, cfg.ProgressInterval, rep.log)
+	if err := w.serveMetrics(ctx, rep); err != nil {
+		return err
+	}
 	if !mode.snapshotOnly {
 		go tick(ctx, 5*time.Second, func() {
 			for _, nr := range set.all() {

@@ -46,6 +46,9 @@ func runSink(ctx context.Context, cfg *Config, workerID string, out io.Writer) e
 	log.Info("sink worker starting", "topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group, "target", w.sink.describe())
 	rep := newReporter(w, nil, start)
 	go tick(ctx, cfg.ProgressInterval, rep.log)
+	if err := w.serveMetrics(ctx, rep); err != nil {
+		return err
+	}
 	if err := w.worker.Run(ctx); err != nil {
 		return err
 	}

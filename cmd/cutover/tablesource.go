@@ -54,6 +54,9 @@ func runTableReplicate(ctx context.Context, cfg *Config, mode replicateMode, wha
 		}
 		return w.finish(workerErr, first)
 	}
+	if err := w.serveMetrics(ctx, rep); err != nil {
+		return stop(err)
+	}
 	if mode.snapshotOnly {
 		select {
 		case err := <-srcErr:

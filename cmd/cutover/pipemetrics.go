@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// serveMetrics serves the pipeline's metrics and health checks when
+// --metrics-addr is set.
+func (w *wiring) serveMetrics(ctx context.Context, rep *reporter) error {
+	if w.cfg.MetricsAddr == "" {
+		return nil
+	}
+	return serveMetrics(ctx, w.cfg.MetricsAddr, w.log, rep.ready, pipelineCollector{rep})
+}
+
+// stalled is how long a sink worker may go without polling Kafka before
+// /readyz reports it.
+const stalled = 2 * time.Minute
+
+// ready is /readyz: the connections were made (the server starts after
+// them) and the sink worker, if any, polls Kafka.
+func (r *reporter) ready() error {
+	if r.w.worker == nil {
+		return nil
+	}
+	last := r.w.worker.LastPoll()
+	switch {
+	case last.IsZero():
+		return errors.New("the sink worker has not polled Kafka yet")
+	case time.Since(last) > stalled:
+		return fmt.Errorf("the sink worker last polled Kafka %s ago", time.Since(last).Round(time.Second))
+	}
+	return nil
+}
+
+// pipelineCollector exposes a running pipeline's counters as Prometheus
+// metrics. It reads the same counters the progress log and the summary
+// read, at scrape time, so nothing is counted twice.
+type pipelineCollector struct {
+	r *reporter
+}
+
+var pipelineDescs = map[string]*prometheus.Desc{}
+
+func pdesc(name, help string, labels ...string) *prometheus.Desc {
+	d := prometheus.NewDesc("cutover_"+name, help, labels, nil)
+	pipelineDescs[name] = d
+	return d
+}
+
+var (
+	mSnapScanned   = pdesc("snapshot_keys_scanned_total", "Keys the Redis snapshot scanned.")
+	mSnapTotal     = pdesc("snapshot_keys", "Keys in the source when the snapshot started (DBSIZE).")
+	mSnapDone      = pdesc("snapshot_done", "1 once every node's snapshot is published.")
+	mLiveNotif     = pdesc("live_notifications_total", "Keyspace notifications received.")
+	mLiveEvents    = pdesc("live_events_total", "Events published by live capture.")
+	mLiveGaps      = pdesc("live_gaps_total", "Gaps detected in notification capture.")
+	mLiveHeals     = pdesc("live_heals_total", "Gaps healed by a re-read.")
+	mLiveDirty     = pdesc("live_dirty_keys", "Keys changed and waiting to be read.")
+	mTableItems    = pdesc("table_items_scanned_total", "Items the DynamoDB source's Scan read.")
+	mTableTotal    = pdesc("table_items", "Items in the source table, as DynamoDB reports (updated about every 6 hours).")
+	mStreamRecords = pdesc("stream_records_total", "DynamoDB stream records read.")
+	mStreamAge     = pdesc("stream_age_seconds", "Age of the newest stream record read.")
+	mPublished     = pdesc("events_published_total", "Events acknowledged by Kafka.")
+	mDeadLettered  = pdesc("dead_lettered_total", "Records sent to the dead-letter topic.")
+	mApplied       = pdesc("sink_applied_total", "Events applied to the target.")
+	mSkipped       = pdesc("sink_skipped_older_total", "Events skipped because the target held that version or a newer one.")
+	mWrites        = pdesc("sink_writes_total", "Writes made to the target.")
+	mThrottles     = pdesc("sink_throttles_total", "Writes the target throttled (retried).")
+	mRetries       = pdesc("sink_retries_total", "Writes retried after a transient error.")
+	mRateLimit     = pdesc("sink_rate_limit", "Current adaptive write-rate limit in writes/s (0: none).")
+	mPaused        = pdesc("sink_fetch_paused", "1 while fetching from Kafka is paused for a throttling target.")
+	mLag           = pdesc("sink_lag_records", "Records published but not yet applied (backfill and replay).")
+)
+
+func (c pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range pipelineDescs {
+		ch <- d
+	}
+}
+
+func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.r
+	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	flag := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	if r.hasSnapshot() {
+		p := r.snapshotProgress()
+		counter(mSnapScanned, float64(p.Scanned))
+		gauge(mSnapTotal, float64(p.Total))
+		gauge(mSnapDone, flag(p.Done))
+	}
+	if r.hasLive() {
+		l := r.liveStats()
+		counter(mLiveNotif, float64(l.Notifications))
+		counter(mLiveEvents, float64(l.Events))
+		counter(mLiveGaps, float64(l.Gaps))
+		counter(mLiveHeals, float64(l.Heals))
+		gauge(mLiveDirty, float64(l.Dirty))
+	}
+	if r.table != nil {
+		if p, ok := r.table.ScanProgress(); ok {
+			counter(mTableItems, float64(p.Items))
+			gauge(mTableTotal, float64(p.Total))
+		}
+		if s, ok := r.table.StreamStats(); ok {
+			counter(mStreamRecords, float64(s.Records))
+			gauge(mStreamAge, s.Age.Seconds())
+		}
+	}
+	if r.w.pub != nil {
+		counter(mPublished, float64(r.w.pub.Stats().Published))
+	}
+	counter(mDeadLettered, float64(r.deadLettered()))
+	if r.w.worker != nil {
+		ws := r.w.worker.Stats()
+		sc := r.w.sink.counters()
+		counter(mApplied, float64(ws.Applied))
+		counter(mSkipped, float64(ws.SkippedOlder))
+		counter(mWrites, float64(sc.writes))
+		counter(mThrottles, float64(sc.throttles))
+		counter(mRetries, float64(sc.retries))
+		gauge(mRateLimit, sc.pace)
+		gauge(mPaused, flag(ws.Paused))
+		if e := r.end.Load(); e != nil {
+			gauge(mLag, float64(r.w.worker.Progress().Lag(*e, r.w.base)))
+		}
+	}
+}

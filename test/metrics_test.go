@@ -1,0 +1,77 @@
+package test
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/test/datagen"
+	"github.com/cutover/cutover/test/stack"
+)
+
+// metricValue reads one sample of a metric from a /metrics page (-1 when
+// it is not there).
+func metricValue(page, name string) float64 {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+-]+)$`).FindStringSubmatch(page)
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// TestMetricsAndHealthChecks: replicate with --metrics-addr serves the
+// pipeline's counters as Prometheus metrics, and health checks that say
+// it is alive and ready.
+func TestMetricsAndHealthChecks(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	if _, err := datagen.Seed(testCtx(t, time.Minute), src.Client, datagen.Spec{Keys: 2000, Seed: 81}); err != nil {
+		t.Fatal(err)
+	}
+	p := newRedisPipeline(t, src, dst)
+	addr := freeAddr(t)
+	proc := stack.Start(t, nil, append([]string{"replicate", "--metrics-addr", addr}, p.args...)...)
+	defer proc.Stop()
+	stop := writeWhile(t, src, &datagen.Writer{Keys: 200, Seed: 9, Prefix: "w:", Rate: 200})
+	defer stop()
+
+	deadline := time.Now().Add(time.Minute)
+	var page string
+	for {
+		page = httpGet(t, "http://"+addr+"/metrics")
+		if metricValue(page, "cutover_snapshot_done") == 1 && metricValue(page, "cutover_live_events_total") > 0 &&
+			metricValue(page, "cutover_sink_applied_total") >= 2000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			out, errOut := proc.Output()
+			t.Fatalf("metrics never showed the snapshot done and live events applied:\n%s\n%s\n%s", page, out, errOut)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, name := range []string{"cutover_snapshot_keys_scanned_total", "cutover_snapshot_keys", "cutover_events_published_total",
+		"cutover_live_notifications_total", "cutover_sink_writes_total", "cutover_dead_lettered_total", "cutover_sink_fetch_paused"} {
+		if metricValue(page, name) < 0 {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	if v := metricValue(page, "cutover_snapshot_keys_scanned_total"); v < 2000 { // the writer adds a few
+		t.Errorf("snapshot scanned %v keys, want 2000 or more", v)
+	}
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
+		req, err := http.NewRequestWithContext(testCtx(t, 10*time.Second), http.MethodGet, "http://"+addr+path, nil)
+		must(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		body := make([]byte, 64)
+		n, _ := resp.Body.Read(body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body[:n]), want) {
+			t.Errorf("%s: %d %q", path, resp.StatusCode, body[:n])
+		}
+	}
+}
