@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 	"sync"
 )
 
@@ -43,6 +44,19 @@ func (s *FileStore) path(name string) (string, error) {
 		parts[i] = url.PathEscape(p)
 	}
 	return filepath.Join(append([]string{s.dir}, parts...)...) + ".ckpt", nil
+}
+
+// Modified returns when checkpoint name was last saved.
+func (s *FileStore) Modified(name string) (time.Time, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	return fi.ModTime(), nil
 }
 
 // Load implements Store.

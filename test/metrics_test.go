@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -73,5 +74,56 @@ func TestMetricsAndHealthChecks(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body[:n]), want) {
 			t.Errorf("%s: %d %q", path, resp.StatusCode, body[:n])
 		}
+	}
+}
+
+// TestStatusShowsCheckpointsLagAndDeadLetters: status after a source that
+// published without a sink shows the lag; after a sink caught up, none.
+func TestStatusShowsCheckpointsLagAndDeadLetters(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	if _, err := datagen.Seed(testCtx(t, time.Minute), src.Client, datagen.Spec{Keys: 1000, Seed: 82}); err != nil {
+		t.Fatal(err)
+	}
+	p := newRedisPipeline(t, src, dst)
+	status := func() (rep struct {
+		Checkpoints []struct {
+			Name  string          `json:"name"`
+			State json.RawMessage `json:"state"`
+		} `json:"checkpoints"`
+		Partitions  []struct{ Lag int64 } `json:"partitions"`
+		Lag         int64                 `json:"lag"`
+		DeadLetters int64                 `json:"dead_letters"`
+	}) {
+		res := stack.Run(testCtx(t, time.Minute), t, append([]string{"status", "--output", "json"}, p.args...)...)
+		if res.Code != 0 {
+			t.Fatalf("status exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+		must(t, json.Unmarshal([]byte(res.Stdout), &rep))
+		return rep
+	}
+	// The source alone: everything published is lag.
+	proc := stack.Start(t, nil, append([]string{"replicate", "--no-sink"}, p.args...)...)
+	waitLog(t, proc, time.Minute, func(s string) bool { return strings.Contains(s, "snapshot published") })
+	proc.Stop()
+	rep := status()
+	if rep.Lag < 1000 || len(rep.Partitions) != 4 || len(rep.Checkpoints) == 0 {
+		t.Fatalf("after the source alone: %+v", rep)
+	}
+	if !strings.Contains(string(rep.Checkpoints[len(rep.Checkpoints)-1].Name), "/") {
+		t.Fatalf("checkpoint names: %+v", rep.Checkpoints)
+	}
+	// A sink worker catches up.
+	sink := stack.Start(t, nil, append([]string{"sink"}, p.args...)...)
+	deadline := time.Now().Add(time.Minute)
+	for rep = status(); rep.Lag > 0; rep = status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("lag still %d after a minute", rep.Lag)
+		}
+		time.Sleep(time.Second)
+	}
+	sink.Stop()
+	if rep.DeadLetters != 0 {
+		t.Fatalf("dead letters: %d", rep.DeadLetters)
 	}
 }

@@ -136,7 +136,7 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 			stopProfile()
 		}
 	}
-	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReplayCmd(), newReconcileCmd(), newDevCmd())
+	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReplayCmd(), newReconcileCmd(), newStatusCmd(), newConfigCmd(), newDevCmd())
 	return root
 }
 

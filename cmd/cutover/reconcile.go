@@ -96,8 +96,8 @@ status: 0 when the target matches (after a repair: when nothing remains),
 
 func (f *reconcileFlags) validate() error {
 	var problems []string
-	if f.output != "text" && f.output != "json" {
-		problems = append(problems, fmt.Sprintf("--output: %q must be text or json", f.output))
+	if p := outputProblem(f.output); p != "" {
+		problems = append(problems, p)
 	}
 	if f.percent < 0 || f.percent > 100 {
 		problems = append(problems, fmt.Sprintf("--percent: %v must be between 0 and 100", f.percent))

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/pipeline/kafka"
+)
+
+// statusReport is what `cutover status` shows.
+type statusReport struct {
+	Pipeline    string             `json:"pipeline"`
+	Topic       string             `json:"topic"`
+	Group       string             `json:"group"`
+	Checkpoints []checkpointStatus `json:"checkpoints"`
+	Workers     []string           `json:"workers"`
+	Partitions  []partitionStatus  `json:"partitions"`
+	Lag         int64              `json:"lag"`
+	DeadLetters int64              `json:"dead_letters"`
+}
+
+type checkpointStatus struct {
+	Name    string          `json:"name"`
+	Saved   time.Time       `json:"saved"`
+	AgeSecs float64         `json:"age_seconds"`
+	State   json.RawMessage `json:"state"`
+}
+
+type partitionStatus struct {
+	Partition int32 `json:"partition"`
+	End       int64 `json:"end_offset"`
+	Committed int64 `json:"committed_offset"` // -1: nothing committed
+	Lag       int64 `json:"lag"`
+}
+
+func newStatusCmd() *cobra.Command {
+	cfg := defaultConfig()
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a pipeline's checkpoints, sink workers, consumer lag and dead letters",
+		Long: `status reads the pipeline's checkpoints (snapshot cursors and scan
+segments, stream and live-capture positions, with when each was saved)
+and asks Kafka for the consumer group's members, its committed offsets,
+the lag of every partition and the number of records in the dead-letter
+topic. It connects to Kafka and reads the checkpoint directory; it does
+not touch the source or the target. Secrets are never printed.`,
+		Example: `  cutover status --config pipeline.yaml
+  cutover status --config pipeline.yaml --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfig(cmd, &cfg); err != nil {
+				return err
+			}
+			if p := outputProblem(output); p != "" {
+				return &configError{problems: []string{p}}
+			}
+			rep, err := pipelineStatus(cmd.Context(), &cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			printStatus(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	bindPipeline(cmd.Flags(), &cfg)
+	cmd.Flags().StringVar(&output, "output", "text", "report format: text or json")
+	return cmd
+}
+
+func pipelineStatus(ctx context.Context, cfg *Config) (*statusReport, error) {
+	rep := &statusReport{Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group}
+	store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
+	if err != nil {
+		return nil, err
+	}
+	names, err := store.List(ctx, cfg.Name+"/")
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints in %s: %w", cfg.Checkpoint.Dir, err)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		raw, err := store.Load(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		saved, err := store.Modified(n)
+		if err != nil {
+			return nil, err
+		}
+		if !json.Valid(raw) {
+			raw, _ = json.Marshal(fmt.Sprintf("%d bytes", len(raw)))
+		}
+		rep.Checkpoints = append(rep.Checkpoints, checkpointStatus{Name: n, Saved: saved.UTC(), AgeSecs: time.Since(saved).Seconds(), State: raw})
+	}
+	w := &wiring{cfg: cfg, log: newLogger(cfg)}
+	cl, err := kafka.Connect(ctx, w.kafkaConfig())
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	if rep.Workers, err = kafka.GroupMembers(ctx, cl, cfg.Kafka.Group); err != nil {
+		return nil, err
+	}
+	end, err := offsetsIfAny(kafka.EndOffsets(ctx, cl, cfg.Kafka.Topic))
+	if err != nil {
+		return nil, err
+	}
+	committed, err := kafka.CommittedOffsets(ctx, cl, cfg.Kafka.Group, cfg.Kafka.Topic)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range slices.Sorted(maps.Keys(end)) {
+		c, ok := committed[p]
+		ps := partitionStatus{Partition: p, End: end[p], Committed: c}
+		if !ok {
+			ps.Committed = -1
+			c = 0
+		}
+		ps.Lag = max(0, end[p]-c)
+		rep.Lag += ps.Lag
+		rep.Partitions = append(rep.Partitions, ps)
+	}
+	dlEnd, err := offsetsIfAny(kafka.EndOffsets(ctx, cl, cfg.Kafka.DeadLetterTopic))
+	if err != nil {
+		return nil, err
+	}
+	dlStart, err := offsetsIfAny(kafka.StartOffsets(ctx, cl, cfg.Kafka.DeadLetterTopic))
+	if err != nil {
+		return nil, err
+	}
+	for p, e := range dlEnd {
+		rep.DeadLetters += e - dlStart[p]
+	}
+	return rep, nil
+}
+
+// outputProblem is what is wrong with an --output value, or "".
+func outputProblem(output string) string {
+	if output != "text" && output != "json" {
+		return fmt.Sprintf("--output: %q must be text or json", output)
+	}
+	return ""
+}
+
+// offsetsIfAny treats a topic that does not exist yet (the pipeline never
+// ran) as one without records.
+func offsetsIfAny(offsets map[int32]int64, err error) (map[int32]int64, error) {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return map[int32]int64{}, nil
+	}
+	return offsets, err
+}
+
+func printStatus(w io.Writer, rep *statusReport) {
+	fmt.Fprintf(w, "pipeline %s: topic %s, consumer group %s\n", rep.Pipeline, rep.Topic, rep.Group)
+	fmt.Fprintf(w, "\ncheckpoints (%d)\n", len(rep.Checkpoints))
+	for _, c := range rep.Checkpoints {
+		state := string(c.State)
+		if len(state) > 160 {
+			state = state[:157] + "..."
+		}
+		fmt.Fprintf(w, "  %-44s saved %s ago  %s\n", strings.TrimPrefix(c.Name, rep.Pipeline+"/"),
+			time.Duration(c.AgeSecs*float64(time.Second)).Round(time.Second), state)
+	}
+	fmt.Fprintf(w, "\nsink workers (%d)\n", len(rep.Workers))
+	for _, m := range rep.Workers {
+		fmt.Fprintf(w, "  %s\n", m)
+	}
+	if len(rep.Partitions) == 0 {
+		fmt.Fprintf(w, "\ntopic %s does not exist yet: the pipeline has not published anything\n", rep.Topic)
+	} else {
+		fmt.Fprintf(w, "\n  %-10s %14s %14s %10s\n", "partition", "end offset", "committed", "lag")
+	}
+	for _, p := range rep.Partitions {
+		committed := group(p.Committed)
+		if p.Committed < 0 {
+			committed = "-"
+		}
+		fmt.Fprintf(w, "  %-10d %14s %14s %10s\n", p.Partition, group(p.End), committed, group(p.Lag))
+	}
+	fmt.Fprintf(w, "\nlag %s records · dead letters %s\n", group(rep.Lag), group(rep.DeadLetters))
+}
