@@ -16,11 +16,11 @@ import (
 // metricValue reads one sample of a metric from a /metrics page (-1 when
 // it is not there).
 func metricValue(page, name string) float64 {
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+-]+)$`).FindStringSubmatch(page)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? ([0-9.e+-]+)$`).FindStringSubmatch(page)
 	if m == nil {
 		return -1
 	}
-	v, _ := strconv.ParseFloat(m[1], 64)
+	v, _ := strconv.ParseFloat(m[2], 64)
 	return v
 }
 

@@ -3,9 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Every example configuration under deploy/examples must load and
@@ -129,5 +132,34 @@ sink: {redis: {addr: "127.0.0.1:6380", password: "${TEST_TARGET_SECRET}"}}
 	if !strings.Contains(out.String(), "configuration ok") || strings.Contains(out.String(), "hunter2") ||
 		strings.Contains(out.String(), "s3cret-value") || !strings.Contains(out.String(), "***") {
 		t.Fatalf("validate --print:\n%s", out.String())
+	}
+}
+
+// Every metric the Grafana dashboard queries is one cutover serves.
+func TestDashboardUsesServedMetrics(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/grafana/cutover.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for name := range pipelineDescs {
+		served["cutover_"+name] = true
+	}
+	for _, c := range newReconcileMetrics().collectors() {
+		ch := make(chan *prometheus.Desc, 10)
+		c.Describe(ch)
+		close(ch)
+		for d := range ch {
+			served[regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())[1]] = true
+		}
+	}
+	used := regexp.MustCompile(`cutover_[a-z0-9_]+`).FindAllString(string(raw), -1)
+	if len(used) < 20 {
+		t.Fatalf("the dashboard queries only %d metrics", len(used))
+	}
+	for _, m := range used {
+		if !served[m] {
+			t.Errorf("the dashboard queries %s, which cutover does not serve", m)
+		}
 	}
 }

@@ -55,12 +55,15 @@ func (m *reconcileMetrics) collectors() []prometheus.Collector {
 }
 
 // serveMetrics serves, on addr until ctx ends: /metrics with the given
-// collectors (and Go and process metrics); /healthz, 200 while the
+// collectors, labeled pipeline=<name> (and Go and process metrics); /healthz, 200 while the
 // process runs; /readyz, 200 while ready returns nil (nil: always), else
 // 503 with the reason.
-func serveMetrics(ctx context.Context, addr string, log *slog.Logger, ready func() error, cs ...prometheus.Collector) error {
+func serveMetrics(ctx context.Context, addr, pipeline string, log *slog.Logger, ready func() error, cs ...prometheus.Collector) error {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))...)
+	// Every cutover metric carries its pipeline's name, so one dashboard
+	// can show several pipelines without relabeling.
+	prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": pipeline}, reg).MustRegister(cs...)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--metrics-addr %s: %w (choose a free port)", addr, err)

@@ -15,7 +15,7 @@ func (w *wiring) serveMetrics(ctx context.Context, rep *reporter) error {
 	if w.cfg.MetricsAddr == "" {
 		return nil
 	}
-	return serveMetrics(ctx, w.cfg.MetricsAddr, w.log, rep.ready, pipelineCollector{rep})
+	return serveMetrics(ctx, w.cfg.MetricsAddr, w.cfg.Name, w.log, rep.ready, pipelineCollector{rep})
 }
 
 // stalled is how long a sink worker may go without polling Kafka before

@@ -138,7 +138,7 @@ func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writ
 	var metrics *reconcileMetrics
 	if cfg.MetricsAddr != "" {
 		metrics = newReconcileMetrics()
-		if err := serveMetrics(ctx, cfg.MetricsAddr, log, nil, metrics.collectors()...); err != nil {
+		if err := serveMetrics(ctx, cfg.MetricsAddr, cfg.Name, log, nil, metrics.collectors()...); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,202 @@
+package test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cutover/cutover/test/stack"
+)
+
+// There is no Docker or Kubernetes here, so the deployment files are
+// checked against the binary instead: every command and flag they pass
+// exists, the configuration they mount validates, probes and metrics use
+// the endpoints cutover serves, and nothing runs as root.
+
+// checkArgs fails t unless args is a cutover command whose flags all
+// exist, and returns the command.
+func checkArgs(t *testing.T, where string, args []string) string {
+	t.Helper()
+	if len(args) == 0 {
+		t.Fatalf("%s: no command", where)
+	}
+	help := stack.Run(testCtx(t, time.Minute), t, args[0], "--help")
+	if help.Code != 0 {
+		t.Fatalf("%s: %q is not a cutover command:\n%s", where, args[0], help.Stderr)
+	}
+	for _, a := range args[1:] {
+		if !strings.HasPrefix(a, "--") {
+			continue
+		}
+		flag := strings.SplitN(a, "=", 2)[0]
+		if !regexp.MustCompile(`(?m)^\s+(-\w, )?` + regexp.QuoteMeta(flag) + `\b`).MatchString(help.Stdout) {
+			t.Errorf("%s: cutover %s has no flag %s", where, args[0], flag)
+		}
+	}
+	return args[0]
+}
+
+func yamlDocs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	must(t, err)
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	var docs []map[string]any
+	for {
+		var d map[string]any
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		docs = append(docs, d)
+	}
+}
+
+// dig walks a decoded YAML document.
+func dig(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			l, _ := v.([]any)
+			if k >= len(l) {
+				return nil
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+func strs(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, strings.TrimSpace(toString(x)))
+	}
+	return out
+}
+
+func toString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../deploy/kubernetes/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	for _, f := range files {
+		docs := yamlDocs(t, f)
+		configs := map[string]string{}
+		for _, d := range docs {
+			if d["kind"] == "ConfigMap" {
+				for k, v := range dig(d, "data").(map[string]any) {
+					configs[k] = toString(v)
+				}
+			}
+		}
+		sources := 0
+		for _, d := range docs {
+			kind := d["kind"]
+			if kind != "StatefulSet" && kind != "Deployment" {
+				continue
+			}
+			name := toString(dig(d, "metadata", "name"))
+			pod := dig(d, "spec", "template", "spec")
+			if dig(pod, "securityContext", "runAsNonRoot") != true {
+				t.Errorf("%s: pods must run as non-root", name)
+			}
+			c := dig(pod, "containers", 0)
+			args := strs(dig(c, "args"))
+			cmd := checkArgs(t, name, args)
+			if cmd == "replicate" || cmd == "backfill" {
+				sources++
+				if r, _ := dig(d, "spec", "replicas").(int); r != 1 {
+					t.Errorf("%s: a source runs as exactly one replica, not %v", name, dig(d, "spec", "replicas"))
+				}
+			}
+			for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
+				if got := dig(c, probe, "httpGet", "path"); got != path {
+					t.Errorf("%s: %s on %v, want %s", name, probe, got, path)
+				}
+			}
+			if dig(pod, "terminationGracePeriodSeconds") == nil {
+				t.Errorf("%s: no terminationGracePeriodSeconds for the graceful shutdown", name)
+			}
+			// The mounted configuration validates with the container's
+			// environment.
+			var env []string
+			for _, e := range dig(c, "env").([]any) {
+				if v, ok := dig(e, "value").(string); ok {
+					env = append(env, toString(dig(e, "name"))+"="+v)
+				} else {
+					env = append(env, toString(dig(e, "name"))+"=from-a-secret")
+				}
+			}
+			for i, a := range args {
+				if a == "--config" {
+					body, ok := configs[filepath.Base(args[i+1])]
+					if !ok {
+						t.Fatalf("%s: --config %s is not in the ConfigMap", name, args[i+1])
+					}
+					p := filepath.Join(t.TempDir(), "pipeline.yaml")
+					must(t, os.WriteFile(p, []byte(body), 0o600))
+					res := stack.RunEnv(testCtx(t, time.Minute), t, env, "config", "validate", "--config", p)
+					if res.Code != 0 {
+						t.Errorf("%s: the mounted configuration does not validate:\n%s%s", name, res.Stdout, res.Stderr)
+					}
+				}
+			}
+		}
+		if sources != 1 {
+			t.Errorf("%s: %d sources; want exactly one", f, sources)
+		}
+	}
+}
+
+func TestDockerfileAndCompose(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../deploy/docker/Dockerfile")
+	must(t, err)
+	df := string(raw)
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/cutover", "ENTRYPOINT"} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	user := regexp.MustCompile(`(?m)^USER\s+(\S+)`).FindAllStringSubmatch(df, -1)
+	if len(user) == 0 || strings.HasPrefix(user[len(user)-1][1], "0") || strings.HasPrefix(user[len(user)-1][1], "root") {
+		t.Errorf("the image must end with a non-root USER, got %v", user)
+	}
+	docs := yamlDocs(t, "../deploy/docker/compose.yaml")
+	c := dig(docs[0], "services", "cutover")
+	if c == nil {
+		t.Fatal("compose has no cutover service")
+	}
+	args := strs(dig(c, "command"))
+	checkArgs(t, "compose", args)
+	res := stack.Run(testCtx(t, time.Minute), t, append([]string{"config", "validate"}, args[1:]...)...)
+	if res.Code != 0 {
+		t.Errorf("compose's pipeline does not validate:\n%s%s", res.Stdout, res.Stderr)
+	}
+	for _, svc := range []string{"redis", "kafka", "dynamodb"} {
+		if dig(docs[0], "services", svc) == nil {
+			t.Errorf("compose lacks %s", svc)
+		}
+	}
+}
