@@ -96,6 +96,18 @@ type KafkaConfig struct {
 	MaxRecordBytes    int      `yaml:"max_record_bytes"`
 	// SessionTimeout is how long the group waits for a silent sink worker.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	TLS            TLSConfig     `yaml:"tls"`
+	SASL           SASLConfig    `yaml:"sasl"`
+}
+
+// SASLConfig authenticates to Kafka.
+type SASLConfig struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM
+	// (the AWS default credential chain); empty for none.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password; prefer ${KAFKA_SASL_PASSWORD} or that environment variable.
+	Password string `yaml:"password"`
 }
 
 // SinkConfig selects and configures the sink: set exactly one of
@@ -275,6 +287,9 @@ func defaultConfig() Config {
 
 // finish fills what derives from other settings.
 func (c *Config) finish() {
+	if c.Kafka.SASL.Password == "" {
+		c.Kafka.SASL.Password = os.Getenv("KAFKA_SASL_PASSWORD")
+	}
 	if c.Kafka.Topic == "" {
 		c.Kafka.Topic = "cutover." + c.Name
 	}
@@ -302,6 +317,15 @@ func (c *Config) validate() error {
 	}
 	if !nameRE.MatchString(c.Name) {
 		bad("name", "%q must be letters, digits, '.', '_' or '-'", c.Name)
+	}
+	switch s := c.Kafka.SASL; s.Mechanism {
+	case "", "AWS_MSK_IAM":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if s.Username == "" || s.Password == "" {
+			bad("kafka.sasl", "%s needs a username and a password (kafka.sasl.password or KAFKA_SASL_PASSWORD)", s.Mechanism)
+		}
+	default:
+		bad("kafka.sasl.mechanism", "%q must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM", s.Mechanism)
 	}
 	r := c.Source.Redis
 	if ds := c.Source.DynamoDB; ds.Table != "" {

@@ -18,7 +18,7 @@ func TestExampleConfigsAreValid(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no example configurations found: %v", err)
 	}
-	for _, v := range []string{"REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "KAFKA_BOOTSTRAP", "TARGET_REDIS_ADDR", "TARGET_REDIS_PASSWORD"} {
+	for _, v := range []string{"REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "KAFKA_BOOTSTRAP", "TARGET_REDIS_ADDR", "TARGET_REDIS_PASSWORD", "KAFKA_SASL_PASSWORD"} {
 		t.Setenv(v, "value-of-"+v)
 	}
 	for _, f := range files {

@@ -75,5 +75,6 @@ func redacted(c Config) Config {
 	}
 	hide(&c.Source.Redis.Password)
 	hide(&c.Sink.Redis.Password)
+	hide(&c.Kafka.SASL.Password)
 	return c
 }

@@ -67,6 +67,9 @@ func bindDynamoDBSource(fs *pflag.FlagSet, c *Config) {
 func bindKafka(fs *pflag.FlagSet, c *Config) {
 	k := &c.Kafka
 	fs.StringSliceVar(&k.Brokers, "kafka-brokers", k.Brokers, "Kafka seed brokers host:port, comma-separated (kafka.brokers)")
+	bindTLS(fs, &k.TLS, "kafka-tls", "kafka.tls")
+	fs.StringVar(&k.SASL.Mechanism, "kafka-sasl-mechanism", k.SASL.Mechanism, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM (kafka.sasl.mechanism)")
+	fs.StringVar(&k.SASL.Username, "kafka-sasl-username", k.SASL.Username, "SASL user (kafka.sasl.username); the password comes from kafka.sasl.password or KAFKA_SASL_PASSWORD")
 	fs.StringVar(&k.Topic, "topic", k.Topic, "topic of the change events (kafka.topic; default cutover.<name>)")
 	fs.StringVar(&k.DeadLetterTopic, "dead-letter-topic", k.DeadLetterTopic, "topic of records that could not be copied (kafka.dead_letter_topic; default <topic>.dlq)")
 	fs.StringVar(&k.Group, "group", k.Group, "consumer group of the sink workers (kafka.group; default cutover-<name>-sink)")

@@ -77,7 +77,12 @@ moves the offsets, for sink workers to apply.`,
 func runReplay(ctx context.Context, cfg *Config, rt replayTarget, out io.Writer) error {
 	log := newLogger(cfg)
 	start := time.Now()
-	admin, err := kafka.Connect(ctx, kafka.Config{Brokers: cfg.Kafka.Brokers, ClientID: "cutover-" + cfg.Name + "-replay"})
+	kcfg, err := (&wiring{cfg: cfg, log: log}).kafkaConfig(ctx)
+	if err != nil {
+		return err
+	}
+	kcfg.ClientID += "-replay"
+	admin, err := kafka.Connect(ctx, kcfg)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,11 @@ func pipelineStatus(ctx context.Context, cfg *Config) (*statusReport, error) {
 		rep.Checkpoints = append(rep.Checkpoints, checkpointStatus{Name: n, Saved: saved.UTC(), AgeSecs: time.Since(saved).Seconds(), State: raw})
 	}
 	w := &wiring{cfg: cfg, log: newLogger(cfg)}
-	cl, err := kafka.Connect(ctx, w.kafkaConfig())
+	kcfg, err := w.kafkaConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kafka.Connect(ctx, kcfg)
 	if err != nil {
 		return nil, err
 	}

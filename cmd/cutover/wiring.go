@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	saslaws "github.com/twmb/franz-go/pkg/sasl/aws"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
@@ -121,7 +125,11 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 	}
 	if p.publisher {
 		popts := w.publisherOptions()
-		if w.pcl, err = kafka.Connect(ctx, w.kafkaConfig(), kafka.ProducerOpts(popts)...); err != nil {
+		kcfg, err := w.kafkaConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if w.pcl, err = kafka.Connect(ctx, kcfg, kafka.ProducerOpts(popts)...); err != nil {
 			return nil, err
 		}
 		w.closers = append(w.closers, w.pcl.Close)
@@ -153,8 +161,11 @@ func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 	cfg := w.cfg
 	wopts := kafka.WorkerOptions{Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout, Logger: w.log}
-	var err error
-	if w.wcl, err = kafka.Connect(ctx, w.kafkaConfig(), kafka.WorkerOpts(wopts)...); err != nil {
+	kcfg, err := w.kafkaConfig(ctx)
+	if err != nil {
+		return err
+	}
+	if w.wcl, err = kafka.Connect(ctx, kcfg, kafka.WorkerOpts(wopts)...); err != nil {
 		return err
 	}
 	w.closers = append(w.closers, w.closeWorker)
@@ -173,8 +184,35 @@ func (w *wiring) closeWorker() {
 	w.wcl, w.worker = nil, nil
 }
 
-func (w *wiring) kafkaConfig() kafka.Config {
-	return kafka.Config{Brokers: w.cfg.Kafka.Brokers, ClientID: "cutover-" + w.cfg.Name}
+// kafkaConfig is how to reach Kafka: brokers, TLS and SASL.
+func (w *wiring) kafkaConfig(ctx context.Context) (kafka.Config, error) {
+	k := w.cfg.Kafka
+	c := kafka.Config{Brokers: k.Brokers, ClientID: "cutover-" + w.cfg.Name}
+	var err error
+	if c.TLS, err = k.TLS.build("kafka.tls"); err != nil {
+		return c, err
+	}
+	switch s := k.SASL; s.Mechanism {
+	case "PLAIN":
+		c.SASL = plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()
+	case "SCRAM-SHA-256":
+		c.SASL = scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		c.SASL = scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()
+	case "AWS_MSK_IAM":
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return c, fmt.Errorf("kafka.sasl AWS_MSK_IAM: load AWS credentials: %w", err)
+		}
+		c.SASL = saslaws.ManagedStreamingIAM(func(ctx context.Context) (saslaws.Auth, error) {
+			creds, err := awsCfg.Credentials.Retrieve(ctx)
+			if err != nil {
+				return saslaws.Auth{}, fmt.Errorf("AWS credentials for MSK IAM: %w", err)
+			}
+			return saslaws.Auth{AccessKey: creds.AccessKeyID, SecretKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}, nil
+		})
+	}
+	return c, nil
 }
 
 // connectDynamoDBSource reads the source table's description (the sink

@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 )
 
 // Config says how to reach Kafka.
@@ -20,6 +23,12 @@ type Config struct {
 	ClientID string
 	// DialTimeout bounds connecting to a broker; default 10s.
 	DialTimeout time.Duration
+	// TLS, when set, encrypts every connection (and may carry a client
+	// certificate).
+	TLS *tls.Config
+	// SASL, when set, authenticates every connection (PLAIN, SCRAM, AWS
+	// MSK IAM: franz-go's sasl packages).
+	SASL sasl.Mechanism
 }
 
 func (c Config) opts() []kgo.Opt {
@@ -31,11 +40,18 @@ func (c Config) opts() []kgo.Opt {
 	if id == "" {
 		id = "cutover"
 	}
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(id),
 		kgo.DialTimeout(dial),
 	}
+	if c.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.TLS))
+	}
+	if c.SASL != nil {
+		opts = append(opts, kgo.SASL(c.SASL))
+	}
+	return opts
 }
 
 // Connect makes a client and checks that a broker answers before ctx's
@@ -53,6 +69,16 @@ func Connect(ctx context.Context, c Config, extra ...kgo.Opt) (*kgo.Client, erro
 	defer cancel()
 	if err := cl.Ping(pingCtx); err != nil {
 		cl.Close()
+		var ke *kerr.Error
+		switch {
+		case errors.As(err, &ke) && (ke.Code == kerr.SaslAuthenticationFailed.Code || ke.Code == kerr.IllegalSaslState.Code ||
+			ke.Code == kerr.UnsupportedSaslMechanism.Code):
+			return nil, fmt.Errorf("kafka %s refused cutover's credentials: %w (check kafka.sasl.mechanism, username and the password in KAFKA_SASL_PASSWORD)",
+				strings.Join(c.Brokers, ","), err)
+		case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
+			return nil, fmt.Errorf("kafka %s: TLS failed: %w (check kafka.tls: the CA that signs the brokers' certificates, the client certificate, and that the listener speaks TLS)",
+				strings.Join(c.Brokers, ","), err)
+		}
 		return nil, fmt.Errorf("kafka: no broker of %s answered: %w (check --kafka-brokers and that Kafka is running and reachable)",
 			strings.Join(c.Brokers, ","), err)
 	}
