@@ -55,9 +55,15 @@ func TestMetricsAndHealthChecks(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	for _, name := range []string{"cutover_snapshot_keys_scanned_total", "cutover_snapshot_keys", "cutover_events_published_total",
-		"cutover_live_notifications_total", "cutover_sink_writes_total", "cutover_dead_lettered_total", "cutover_sink_fetch_paused"} {
+		"cutover_live_notifications_total", "cutover_sink_writes_total", "cutover_dead_lettered_total", "cutover_sink_fetch_paused",
+		"cutover_end_to_end_lag_seconds_count"} {
 		if metricValue(page, name) < 0 {
 			t.Errorf("metric %s missing", name)
+		}
+	}
+	for _, series := range []string{`cutover_consumer_lag_records{partition="0"`, `cutover_checkpoint_age_seconds{checkpoint="redis/`} {
+		if !strings.Contains(page, series) {
+			t.Errorf("no %s… series", series)
 		}
 	}
 	if v := metricValue(page, "cutover_snapshot_keys_scanned_total"); v < 2000 { // the writer adds a few

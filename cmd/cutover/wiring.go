@@ -8,6 +8,7 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 	saslaws "github.com/twmb/franz-go/pkg/sasl/aws"
@@ -62,6 +63,7 @@ type wiring struct {
 	wcl    *kgo.Client
 	worker *kafka.Worker
 	base   map[int32]int64 // offsets the group had committed when we started
+	e2eLag prometheus.Histogram // source read → applied, per event
 
 	closers      []func()
 	roundClosers []func() // what one reconcile round opened
@@ -159,8 +161,12 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 // it runs) and notes the offsets the group has committed.
 func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 	cfg := w.cfg
+	if w.e2eLag == nil {
+		w.e2eLag = newLagHistogram()
+	}
 	wopts := kafka.WorkerOptions{Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
-		InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout, Logger: w.log}
+		InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout, Logger: w.log,
+		ObserveLag: func(d time.Duration) { w.e2eLag.Observe(d.Seconds()) }}
 	kcfg, err := w.kafkaConfig(ctx)
 	if err != nil {
 		return err

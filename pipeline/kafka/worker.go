@@ -62,6 +62,10 @@ type WorkerOptions struct {
 	SessionTimeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// ObserveLag, if set, is called for every applied event whose source
+	// read time is known, with the time from that read to the apply: the
+	// pipeline's end-to-end lag.
+	ObserveLag func(time.Duration)
 }
 
 // WorkerStats are counters since the Worker was made.
@@ -343,10 +347,14 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 		return err
 	}
 	var applied, skipped, rejected int64
+	now := time.Now()
 	for i, res := range results {
 		switch res.Outcome {
 		case pipeline.Applied:
 			applied++
+			if w.opts.ObserveLag != nil && !events[i].Source.Time.IsZero() {
+				w.opts.ObserveLag(now.Sub(events[i].Source.Time))
+			}
 		case pipeline.SkippedOlder:
 			skipped++
 		case pipeline.Rejected:
