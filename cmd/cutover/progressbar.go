@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"time"
@@ -57,5 +58,63 @@ func (p *progress) update(rep reconcile.Report) {
 func (p *progress) finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
+	}
+}
+
+// snapshotBar draws a snapshot's progress (keys or items scanned of the
+// store's count, rate, ETA) on stderr while it runs, when stderr is a
+// terminal and logs are text; the reporter's progress lines pause
+// meanwhile. It returns once the snapshot is done or ctx ends.
+func (r *reporter) snapshotBar(ctx context.Context) {
+	if r.w.cfg.Log.Format == "json" || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return
+	}
+	progress := func() (done, total int64, finished, ok bool) {
+		switch {
+		case r.hasSnapshot():
+			p := r.snapshotProgress()
+			return p.Scanned, p.Total, p.Done, true
+		case r.table != nil:
+			if p, ok := r.table.ScanProgress(); ok {
+				return p.Items, p.Total, p.Done, true
+			}
+		}
+		return 0, 0, false, false
+	}
+	_, total, finished, ok := progress()
+	if !ok || finished {
+		return
+	}
+	bar := progressbar.NewOptions64(max(total, 1),
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription("snapshot"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("keys"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	r.barActive.Store(true)
+	defer func() {
+		_ = bar.Finish()
+		r.barActive.Store(false)
+	}()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		done, total, finished, _ := progress()
+		if total > bar.GetMax64() {
+			bar.ChangeMax64(total)
+		}
+		_ = bar.Set64(done)
+		if finished {
+			return
+		}
 	}
 }

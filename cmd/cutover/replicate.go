@@ -163,6 +163,7 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 	}
 	rep := newReporter(w, set, start)
 	go tick(ctx, cfg.ProgressInterval, rep.log)
+	go rep.snapshotBar(ctx)
 	if err := w.serveMetrics(ctx, rep); err != nil {
 		return err
 	}

@@ -19,6 +19,8 @@ type reporter struct {
 	table *ddbsrc.Source // the DynamoDB source, when it runs here
 	start time.Time
 	end   atomic.Pointer[map[int32]int64] // end offsets to measure sink lag against
+	// barActive is set while a progress bar owns the terminal.
+	barActive atomic.Bool
 }
 
 func newReporter(w *wiring, nodes *nodeSet, start time.Time) *reporter {
@@ -82,8 +84,11 @@ func (r *reporter) liveStats() (l redissrc.LiveStats) {
 
 func (r *reporter) setEnd(end map[int32]int64) { r.end.Store(&end) }
 
-// log writes one progress line.
+// log writes one progress line (not while a progress bar is drawn).
 func (r *reporter) log() {
+	if r.barActive.Load() {
+		return
+	}
 	var attrs []any
 	elapsed := time.Since(r.start)
 	if r.hasSnapshot() {

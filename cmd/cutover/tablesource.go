@@ -46,6 +46,7 @@ func runTableReplicate(ctx context.Context, cfg *Config, mode replicateMode, wha
 	rep := newReporter(w, nil, start)
 	rep.table = src
 	go tick(ctx, cfg.ProgressInterval, rep.log)
+	go rep.snapshotBar(ctx)
 
 	stop := func(first error) error {
 		cancel(first)
