@@ -9,8 +9,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
 
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
@@ -19,19 +21,24 @@ import (
 
 // awsConfig loads the default AWS credential chain (environment, shared
 // config and profile, web identity, container and instance roles) for a
-// region.
-func awsConfig(ctx context.Context, region string, log *slog.Logger) (aws.Config, error) {
+// region; with roleARN, those credentials assume that role (a table in
+// another account).
+func awsConfig(ctx context.Context, region, roleARN string, log *slog.Logger) (aws.Config, error) {
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithLogger(sdkLogger(log)))
 	if err != nil {
 		return awsCfg, fmt.Errorf("load AWS configuration: %w (check AWS_PROFILE and ~/.aws/config)", err)
+	}
+	if roleARN != "" {
+		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), roleARN,
+			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "cutover" }))
 	}
 	return awsCfg, nil
 }
 
 // newDynamoDBClient builds a DynamoDB client for a region and, if set, an
 // endpoint (DynamoDB Local).
-func newDynamoDBClient(ctx context.Context, region, endpoint string, log *slog.Logger) (*dynamodb.Client, error) {
-	awsCfg, err := awsConfig(ctx, region, log)
+func newDynamoDBClient(ctx context.Context, region, endpoint, roleARN string, log *slog.Logger) (*dynamodb.Client, error) {
+	awsCfg, err := awsConfig(ctx, region, roleARN, log)
 	if err != nil {
 		return nil, err
 	}
@@ -43,8 +50,8 @@ func newDynamoDBClient(ctx context.Context, region, endpoint string, log *slog.L
 }
 
 // newStreamsClient builds a DynamoDB Streams client, like newDynamoDBClient.
-func newStreamsClient(ctx context.Context, region, endpoint string, log *slog.Logger) (*dynamodbstreams.Client, error) {
-	awsCfg, err := awsConfig(ctx, region, log)
+func newStreamsClient(ctx context.Context, region, endpoint, roleARN string, log *slog.Logger) (*dynamodbstreams.Client, error) {
+	awsCfg, err := awsConfig(ctx, region, roleARN, log)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +68,7 @@ func newStreamsClient(ctx context.Context, region, endpoint string, log *slog.Lo
 // attribute.
 func newDynamoDBSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Router, error) {
 	d := cfg.Sink.DynamoDB
-	client, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, log)
+	client, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, d.RoleARN, log)
 	if err != nil {
 		return nil, err
 	}

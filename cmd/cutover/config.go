@@ -50,6 +50,8 @@ type DynamoDBSourceConfig struct {
 	Table    string `yaml:"table"`
 	Region   string `yaml:"region"`
 	Endpoint string `yaml:"endpoint"`
+	// RoleARN is a role to assume for the source (another account).
+	RoleARN string `yaml:"role_arn"`
 	// Segments is the number of Scan segments read in parallel.
 	Segments int `yaml:"segments"`
 	// PageSize is the most items per Scan call (0: DynamoDB's 1 MB pages).
@@ -206,9 +208,11 @@ func (c *Config) hasDynamoDBSink() bool {
 
 // DynamoDBSinkConfig is a DynamoDB sink.
 type DynamoDBSinkConfig struct {
-	Table              string        `yaml:"table"`
-	Region             string        `yaml:"region"`
-	Endpoint           string        `yaml:"endpoint"`
+	Table    string `yaml:"table"`
+	Region   string `yaml:"region"`
+	Endpoint string `yaml:"endpoint"`
+	// RoleARN is a role to assume for the target (another account).
+	RoleARN            string        `yaml:"role_arn"`
 	KeyAttribute       string        `yaml:"key_attribute"`
 	KeyType            string        `yaml:"key_type"`
 	CreateTable        bool          `yaml:"create_table"`

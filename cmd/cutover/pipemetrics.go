@@ -85,6 +85,7 @@ var (
 	mTableTotal    = pdesc("table_items", "Items in the source table, as DynamoDB reports (updated about every 6 hours).")
 	mStreamRecords = pdesc("stream_records_total", "DynamoDB stream records read.")
 	mStreamAge     = pdesc("stream_age_seconds", "Age of the newest stream record read.")
+	mStreamHeals   = pdesc("stream_gaps_healed_total", "DynamoDB stream gaps (trimmed records) healed by a re-scan.")
 	mPublished     = pdesc("events_published_total", "Events acknowledged by Kafka.")
 	mDeadLettered  = pdesc("dead_lettered_total", "Records sent to the dead-letter topic.")
 	mApplied       = pdesc("sink_applied_total", "Events applied to the target.")
@@ -137,6 +138,7 @@ func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 		if s, ok := r.table.StreamStats(); ok {
 			counter(mStreamRecords, float64(s.Records))
 			gauge(mStreamAge, s.Age.Seconds())
+			counter(mStreamHeals, float64(r.table.Heals()))
 		}
 	}
 	if r.w.pub != nil {

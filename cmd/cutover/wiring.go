@@ -225,7 +225,7 @@ func (w *wiring) kafkaConfig(ctx context.Context) (kafka.Config, error) {
 // needs its key schema too) and, for the source itself, opens its stream.
 func (w *wiring) connectDynamoDBSource(ctx context.Context, source bool) error {
 	d := w.cfg.Source.DynamoDB
-	db, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, w.log)
+	db, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, d.RoleARN, w.log)
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (w *wiring) connectDynamoDBSource(ctx context.Context, source bool) error {
 	}
 	w.dtable, w.ddb = &t, db
 	if source {
-		if w.dstreams, err = newStreamsClient(ctx, d.Region, d.Endpoint, w.log); err != nil {
+		if w.dstreams, err = newStreamsClient(ctx, d.Region, d.Endpoint, d.RoleARN, w.log); err != nil {
 			return err
 		}
 	}
