@@ -48,6 +48,10 @@ test: up ## run every test (unit, fuzz seeds, end to end) against the local stac
 	$(LOCAL_AWS) $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory lint
 
+.PHONY: bench
+bench: up ## benchmark backfill and snapshot against direct copies in the same run (report: bench-report.md)
+	CUTOVER_BENCH_REPORT=$(CURDIR)/bench-report.md $(GO) test -run '^$$' -bench 'BenchmarkBackfillRedis' -benchtime 1x -timeout 30m ./test/
+
 .PHONY: bench-reconcile
 bench-reconcile: up ## benchmark reconcile of 1,000,000 Redis keys against a plain scan-and-compare (report: bench-reconcile.md)
 	CUTOVER_BENCH_REPORT=$(CURDIR)/bench-reconcile.md $(GO) test -run '^$$' -bench BenchmarkReconcileRedis -benchtime 1x -timeout 30m ./test/

@@ -1,0 +1,204 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cutover/cutover/test/stack"
+)
+
+// BenchmarkBackfillRedis measures, in one run, on CUTOVER_BENCH_KEYS
+// strings of 100 random bytes (default 1,000,000; 10% with an expiry) plus
+// 10,000 hashes of 20 fields:
+//
+//  1. cutover backfill Redis → Kafka → Redis, against a direct copy with
+//     no Kafka in between (SCAN, pipelined DUMP + PTTL, pipelined RESTORE
+//     REPLACE, four pages in flight);
+//  2. the snapshot alone (replicate --snapshot-only --no-sink: Redis →
+//     Kafka), against reading the same keys with SCAN + DUMP + PTTL and
+//     nothing else.
+//
+// It appends a markdown table to CUTOVER_BENCH_REPORT (make bench).
+func BenchmarkBackfillRedis(b *testing.B) {
+	keys := 1_000_000
+	if v := os.Getenv("CUTOVER_BENCH_KEYS"); v != "" {
+		keys, _ = strconv.Atoi(v)
+	}
+	ctx := context.Background()
+	src := stack.NewRedis(b)
+	t0 := time.Now()
+	if err := seedStrings(ctx, src.Client, keys, time.Now().Add(6*time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	if err := seedHashes(ctx, src.Client, 10_000, 20); err != nil {
+		b.Fatal(err)
+	}
+	total := keys + 10_000
+	b.Logf("seeded %d keys in %v", total, time.Since(t0).Round(time.Millisecond))
+
+	for b.Loop() {
+		// 1. Direct copy.
+		direct := stack.NewRedis(b)
+		t0 = time.Now()
+		if err := directCopy(ctx, src.Client, direct.Client); err != nil {
+			b.Fatal(err)
+		}
+		directTime := time.Since(t0)
+		if n := direct.Client.DBSize(ctx).Val(); n != int64(total) {
+			b.Fatalf("direct copy holds %d keys, want %d", n, total)
+		}
+		direct.Client.FlushAll(ctx)
+
+		// cutover backfill.
+		dst := stack.NewRedis(b)
+		p := newRedisPipelineB(b, src, dst, "--partitions", "12")
+		run := runMeasured(ctx, b, append([]string{"backfill"}, p...)...)
+		if n := dst.Client.DBSize(ctx).Val(); n < int64(total) {
+			b.Fatalf("cutover's target holds %d keys, want %d (plus version keys)", n, total)
+		}
+		dst.Client.FlushAll(ctx)
+
+		// 2. Snapshot alone, against a plain read.
+		t0 = time.Now()
+		if err := directCopy(ctx, src.Client, nil); err != nil {
+			b.Fatal(err)
+		}
+		readTime := time.Since(t0)
+		dst2 := stack.NewRedis(b)
+		p2 := newRedisPipelineB(b, src, dst2, "--partitions", "12")
+		snap := runMeasured(ctx, b, append([]string{"replicate", "--snapshot-only", "--no-sink"}, p2...)...)
+
+		rate := func(d time.Duration) float64 { return float64(total) / d.Seconds() }
+		mb := float64(total) * 110 / 1e6 // about 100 bytes of value and 10 of key per key
+		report := fmt.Sprintf(`| Redis, %s keys | direct baseline | cutover | ratio | target |
+|---|---:|---:|---:|---:|
+| 1. backfill Redis → Kafka → Redis | %.1fs, %s keys/s | %.1fs, %s keys/s, %.0f MB/s | %.2f | ≥ 0.6 |
+| 2. snapshot Redis → Kafka, against SCAN + DUMP + PTTL | %.1fs, %s keys/s | %.1fs, %s keys/s | %.2f | ≥ 0.85 |
+
+cutover: backfill %.1fs of CPU, peak RSS %d MB; snapshot %.1fs of CPU, peak RSS %d MB.
+Machine: %d CPUs, %s, %s; Redis, Kafka and cutover on the same machine; %s.
+`, group(int64(total)),
+			directTime.Seconds(), group(int64(rate(directTime))), run.wall.Seconds(), group(int64(rate(run.wall))), mb/run.wall.Seconds(), rate(run.wall)/rate(directTime),
+			readTime.Seconds(), group(int64(rate(readTime))), snap.wall.Seconds(), group(int64(rate(snap.wall))), rate(snap.wall)/rate(readTime),
+			run.cpu.Seconds(), run.rssMB, snap.cpu.Seconds(), snap.rssMB, runtime.NumCPU(), memTotal(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+		writeReport(b, report)
+	}
+}
+
+type measured struct {
+	wall  time.Duration
+	cpu   time.Duration
+	rssMB int64
+}
+
+// runMeasured runs cutover and returns its wall time, CPU time and peak RSS.
+func runMeasured(ctx context.Context, b *testing.B, args ...string) measured {
+	b.Helper()
+	cmd := exec.CommandContext(ctx, stack.Binary(b), args...)
+	cmd.Env = append(append(os.Environ(), stack.LocalAWSEnv...), "NO_COLOR=1")
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	wall := time.Since(t0)
+	if err != nil {
+		b.Fatalf("cutover %v: %v\n%s", args[0], err, out)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return measured{wall: wall, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssMB: ru.Maxrss / 1024}
+}
+
+// newRedisPipelineB is newRedisPipeline's flags for a benchmark.
+func newRedisPipelineB(b *testing.B, src, dst *stack.Redis, extra ...string) []string {
+	name := stack.Unique("bench")
+	return append([]string{"--name", name, "--redis-addr", src.Addr, "--target-redis-addr", dst.Addr,
+		"--kafka-brokers", strings.Join(stack.KafkaBrokers(b), ","), "--checkpoint-dir", b.TempDir(),
+		"--progress-interval", "0"}, extra...)
+}
+
+// seedHashes writes n hashes of fields fields each.
+func seedHashes(ctx context.Context, cl *goredis.Client, n, fields int) error {
+	for start := 0; start < n; start += 500 {
+		pipe := cl.Pipeline()
+		for i := start; i < min(start+500, n); i++ {
+			vals := make([]any, 0, 2*fields)
+			for f := range fields {
+				vals = append(vals, "field"+strconv.Itoa(f), strings.Repeat(strconv.Itoa(i%10), 20))
+			}
+			pipe.HSet(ctx, "hash:"+strconv.Itoa(i), vals...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// directCopy is the baseline: SCAN pages of 1,000, pipelined DUMP + PTTL
+// on the source and pipelined RESTORE REPLACE (with the TTL) on dst, four
+// pages in flight. With dst nil it only reads.
+func directCopy(ctx context.Context, src, dst *goredis.Client) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	var cursor uint64
+	for {
+		keys, next, err := src.Scan(ctx, cursor, "", 1000).Result()
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			pipe := src.Pipeline()
+			dumps := make([]*goredis.StringCmd, len(keys))
+			ttls := make([]*goredis.DurationCmd, len(keys))
+			for i, k := range keys {
+				dumps[i], ttls[i] = pipe.Dump(gctx, k), pipe.PTTL(gctx, k)
+			}
+			if _, err := pipe.Exec(gctx); err != nil {
+				return err
+			}
+			if dst == nil {
+				return nil
+			}
+			wp := dst.Pipeline()
+			for i, k := range keys {
+				ttl := ttls[i].Val()
+				if ttl < 0 {
+					ttl = 0
+				}
+				wp.RestoreReplace(gctx, k, ttl, dumps[i].Val())
+			}
+			_, err := wp.Exec(gctx)
+			return err
+		})
+		if cursor = next; cursor == 0 {
+			return g.Wait()
+		}
+	}
+}
+
+// writeReport appends a report to CUTOVER_BENCH_REPORT (default
+// bench-report.md).
+func writeReport(b *testing.B, report string) {
+	path := os.Getenv("CUTOVER_BENCH_REPORT")
+	if path == "" {
+		path = "bench-report.md"
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(report + "\n"); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("report appended to %s:\n%s", path, report)
+}
