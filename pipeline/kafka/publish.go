@@ -96,7 +96,7 @@ func (o PublisherOptions) withDefaults() PublisherOptions {
 		o.MaxRecordBytes = DefaultMaxRecordBytes
 	}
 	if o.MaxBufferedBytes <= 0 {
-		o.MaxBufferedBytes = 64 << 20
+		o.MaxBufferedBytes = 16 << 20
 	}
 	if o.MaxBufferedBytes < 2*o.MaxRecordBytes {
 		o.MaxBufferedBytes = 2 * o.MaxRecordBytes

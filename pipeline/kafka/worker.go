@@ -115,8 +115,8 @@ func WorkerOpts(o WorkerOptions) []kgo.Opt {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.FetchMaxBytes(32 << 20),
-		kgo.FetchMaxPartitionBytes(8 << 20),
+		kgo.FetchMaxBytes(8 << 20),
+		kgo.FetchMaxPartitionBytes(1 << 20),
 		// Dead letters are produced by the same client, acks=all.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchMaxBytes(16 << 20),
