@@ -108,7 +108,9 @@ func (c pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	r := c.r
-	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	flag := func(b bool) float64 {
 		if b {

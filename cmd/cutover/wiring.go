@@ -62,7 +62,7 @@ type wiring struct {
 	sink   targetSink
 	wcl    *kgo.Client
 	worker *kafka.Worker
-	base   map[int32]int64 // offsets the group had committed when we started
+	base   map[int32]int64      // offsets the group had committed when we started
 	e2eLag prometheus.Histogram // source read → applied, per event
 
 	closers      []func()
