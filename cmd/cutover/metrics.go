@@ -101,8 +101,7 @@ func (m *reconcileMetrics) observe(rep *reconcile.Report) {
 	}
 	m.rounds.Inc()
 	m.compared.Add(float64(rep.Compared))
-	for _, k := range []reconcile.Kind{reconcile.Missing, reconcile.Extra, reconcile.Different, reconcile.TTLDifferent,
-		reconcile.Unreadable, reconcile.Unaddressable, reconcile.NotComparable} {
+	for _, k := range reconcile.Kinds {
 		m.differences.WithLabelValues(string(k)).Set(float64(rep.Counts[k]))
 	}
 	ratio := 0.0

@@ -29,18 +29,24 @@ func newProgressBar(log *slog.Logger, interval time.Duration, total int64, text 
 		if total <= 0 {
 			total = -1 // unknown: a spinner
 		}
-		p.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription("reconcile"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("keys"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
+		p.bar = newBar("reconcile", total)
 	}
 	return p
+}
+
+// newBar is a bar on stderr counting keys, with rate and ETA (-1: a
+// spinner for an unknown total).
+func newBar(what string, total int64) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("keys"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
 }
 
 func (p *progress) update(rep reconcile.Report) {
@@ -85,16 +91,7 @@ func (r *reporter) snapshotBar(ctx context.Context) {
 	if !ok || finished {
 		return
 	}
-	bar := progressbar.NewOptions64(max(total, 1),
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription("snapshot"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("keys"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
+	bar := newBar("snapshot", max(total, 1))
 	r.barActive.Store(true)
 	defer func() {
 		_ = bar.Finish()

@@ -275,6 +275,17 @@ func (wr *wiring) closeRound() {
 	wr.roundClosers = nil
 }
 
+// kindLabels name the kinds of difference in the text report.
+var kindLabels = map[reconcile.Kind]string{
+	reconcile.Missing:       "missing in target",
+	reconcile.Extra:         "only in target",
+	reconcile.Different:     "different value or type",
+	reconcile.TTLDifferent:  "different expiry",
+	reconcile.Unreadable:    "unreadable in target",
+	reconcile.Unaddressable: "key not valid in target",
+	reconcile.NotComparable: "not comparable (source)",
+}
+
 func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report) {
 	fmt.Fprintf(w, "\nreconcile %s → %s (%s)\n", cfg.describeSource(), target, rep.Elapsed.Round(time.Millisecond))
 	line := func(label string, n int64, note string) {
@@ -287,24 +298,12 @@ func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report)
 	line("keys compared", rep.Compared, sampled)
 	line("equal", rep.Equal, "")
 	line("cleared on re-check", rep.Cleared, "differed at first, matched when read again (changes in flight)")
-	kinds := []struct {
-		k     reconcile.Kind
-		label string
-	}{
-		{reconcile.Missing, "missing in target"},
-		{reconcile.Extra, "only in target"},
-		{reconcile.Different, "different value or type"},
-		{reconcile.TTLDifferent, "different expiry"},
-		{reconcile.Unreadable, "unreadable in target"},
-		{reconcile.Unaddressable, "key not valid in target"},
-		{reconcile.NotComparable, "not comparable (source)"},
-	}
-	for _, k := range kinds {
+	for _, k := range reconcile.Kinds {
 		note := ""
-		if k.k == reconcile.Extra && !rep.ExtraChecked {
+		if k == reconcile.Extra && !rep.ExtraChecked {
 			note = "not looked for (a sample, or a target that cannot list its keys)"
 		}
-		line(k.label, rep.Counts[k.k], note)
+		line(kindLabels[k], rep.Counts[k], note)
 	}
 	if rep.Repaired > 0 || rep.RepairSkipped > 0 {
 		line("repaired", rep.Repaired, "published into the pipeline and applied")
@@ -316,8 +315,8 @@ func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report)
 			line("repairs not re-checked", rep.Unverified, "past the re-check limit: run reconcile again")
 		}
 	}
-	for _, k := range kinds {
-		printSamples(w, k.label, rep.Samples[k.k])
+	for _, k := range reconcile.Kinds {
+		printSamples(w, kindLabels[k], rep.Samples[k])
 	}
 	printSamples(w, "still different after repair", rep.RemainingSamples)
 	switch {

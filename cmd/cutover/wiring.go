@@ -421,16 +421,7 @@ func (r *redisTarget) counters() sinkCounters {
 // Lookup implements reconcile.Target. Keys are event keys: with a DynamoDB
 // source, item keys, looked up under the Redis keys they render to.
 func (r *redisTarget) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.Found, error) {
-	names := make([]string, 0, len(keys))
-	byName := make(map[string]string, len(keys)) // Redis key → event key
-	for _, k := range keys {
-		name, err := r.TargetKey(k)
-		if err != nil {
-			continue // unaddressable: left out of the result
-		}
-		names = append(names, name)
-		byName[name] = string(k)
-	}
+	names, byName := r.targetNames(keys)
 	b, _, err := r.reader.Read(ctx, names, pipeline.OriginRepair, nil)
 	if err != nil {
 		return nil, err
@@ -450,9 +441,10 @@ func (r *redisTarget) Lookup(ctx context.Context, keys [][]byte) (map[string]rec
 	return out, nil
 }
 
-// KeyVersions implements reconcile.Versioner: the versions the sink holds
-// for event keys (Lookup leaves them out; only re-checked keys need them).
-func (r *redisTarget) KeyVersions(ctx context.Context, keys [][]byte) (map[string]pipeline.Version, error) {
+// targetNames maps event keys to the Redis keys they are written under,
+// and back (Redis key → event key). Keys the target cannot address are
+// left out.
+func (r *redisTarget) targetNames(keys [][]byte) ([]string, map[string]string) {
 	names := make([]string, 0, len(keys))
 	byName := make(map[string]string, len(keys))
 	for _, k := range keys {
@@ -461,6 +453,13 @@ func (r *redisTarget) KeyVersions(ctx context.Context, keys [][]byte) (map[strin
 			byName[name] = string(k)
 		}
 	}
+	return names, byName
+}
+
+// KeyVersions implements reconcile.Versioner: the versions the sink holds
+// for event keys (Lookup leaves them out; only re-checked keys need them).
+func (r *redisTarget) KeyVersions(ctx context.Context, keys [][]byte) (map[string]pipeline.Version, error) {
+	names, byName := r.targetNames(keys)
 	versions, err := r.Versions(ctx, names)
 	if err != nil {
 		return nil, err

@@ -165,6 +165,9 @@ const (
 	NotComparable Kind = "not-comparable" // the source could not read the key as an event (too big, unsupported type)
 )
 
+// Kinds are all the kinds of difference, in the order reports list them.
+var Kinds = []Kind{Missing, Extra, Different, TTLDifferent, Unreadable, Unaddressable, NotComparable}
+
 // Sample is one example of a difference.
 type Sample struct {
 	Key    string `json:"key"`
