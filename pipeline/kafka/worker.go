@@ -313,6 +313,15 @@ func (w *Worker) fetchErr(fetches kgo.Fetches) error {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return
 		}
+		var session *kgo.ErrGroupSession
+		if errors.As(err, &session) {
+			// Kicked out of the group (a pause longer than the session
+			// timeout, say): the client rejoins by itself. Whatever this
+			// worker still applies for partitions it lost is refused by
+			// version where the new owner got further.
+			w.log.Warn("this worker lost its place in the consumer group and is rejoining", "err", err)
+			return
+		}
 		var dataLoss *kgo.ErrDataLoss
 		var ke *kerr.Error
 		if errors.As(err, &ke) && !kerr.IsRetriable(err) && !errors.As(err, &dataLoss) && fatal == nil {

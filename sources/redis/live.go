@@ -480,6 +480,11 @@ func (l *Live) healLoop(ctx context.Context) error {
 // older than the heal's start.
 func (l *Live) heal(ctx context.Context) error {
 	start := time.Now()
+	// A server that restarted has forgotten a CONFIG SET: without this the
+	// new subscription would hear nothing.
+	if err := EnsureNotifications(ctx, l.cl, l.conn); err != nil {
+		return fmt.Errorf("heal: %w", err)
+	}
 	now, err := l.cl.Time(ctx).Result()
 	if err != nil {
 		return fmt.Errorf("heal: read server time: %w", Explain(l.conn, err))
