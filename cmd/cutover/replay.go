@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/pipeline/kafka"
+	"github.com/cutover/cutover/sources"
 )
 
 type replayTarget struct {
@@ -94,8 +95,22 @@ func runReplay(ctx context.Context, cfg *Config, rt replayTarget, out io.Writer)
 		return err
 	}
 	if len(members) > 0 {
-		return fmt.Errorf("%d sink workers of group %s are running (%s): stop them first — a running worker would commit over the replayed offsets "+
-			"(a worker killed without stopping leaves the group after kafka.session_timeout, %s)",
+		// A worker that was just stopped (or killed) may still be listed:
+		// give it the session timeout to go before refusing.
+		log.Info("waiting for sink workers to leave the group", "group", grp, "members", len(members), "up_to", cfg.Kafka.SessionTimeout)
+		deadline := time.Now().Add(cfg.Kafka.SessionTimeout + 2*time.Second)
+		for len(members) > 0 && time.Now().Before(deadline) {
+			if !sources.Sleep(ctx, 500*time.Millisecond) {
+				return ctx.Err()
+			}
+			if members, err = kafka.GroupMembers(ctx, admin, grp); err != nil {
+				return err
+			}
+		}
+	}
+	if len(members) > 0 {
+		return fmt.Errorf("%d sink workers of group %s are running (%s), still there after the session timeout (kafka.session_timeout, %s): "+
+			"stop them first — a running worker would commit over the replayed offsets",
 			len(members), grp, strings.Join(members, ", "), cfg.Kafka.SessionTimeout)
 	}
 	committed, err := kafka.CommittedOffsets(ctx, admin, grp, topic)

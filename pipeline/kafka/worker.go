@@ -216,6 +216,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.cl.AllowRebalance()
 		if err != nil {
 			if ctx.Err() != nil {
+				w.leave(ctx) // stopped in the middle of a batch: still a stop on purpose
 				return nil
 			}
 			return err
