@@ -6,13 +6,17 @@
 package faultproxy
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,11 +36,16 @@ type Faults struct {
 	// Capacity, when positive, is how many write calls per second the
 	// table takes; the rest are throttled, as a provisioned table does.
 	Capacity int
+	// Unprocessed is the fraction of BatchWriteItem calls (of those not
+	// throttled or dropped) of which only the first half of the items is
+	// written; the other half comes back in UnprocessedItems, as DynamoDB
+	// answers a batch it could only partly take.
+	Unprocessed float64
 }
 
 // Stats count what the proxy did.
 type Stats struct {
-	Requests, Throttled, Dropped int64
+	Requests, Throttled, Dropped, Partial int64
 }
 
 // Proxy is a running fault proxy.
@@ -48,8 +57,8 @@ type Proxy struct {
 	rng      *rand.Rand
 	capacity *rate.Limiter
 
-	srv                          *http.Server
-	requests, throttled, dropped atomic.Int64
+	srv                                   *http.Server
+	requests, throttled, dropped, partial atomic.Int64
 }
 
 var writeOps = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true, "TransactWriteItems": true}
@@ -88,20 +97,24 @@ func (p *Proxy) Set(f Faults) {
 
 // Stats returns the counters so far.
 func (p *Proxy) Stats() Stats {
-	return Stats{Requests: p.requests.Load(), Throttled: p.throttled.Load(), Dropped: p.dropped.Load()}
+	return Stats{Requests: p.requests.Load(), Throttled: p.throttled.Load(), Dropped: p.dropped.Load(), Partial: p.partial.Load()}
 }
 
 // Close stops the proxy.
 func (p *Proxy) Close() error { return p.srv.Close() }
 
-func (p *Proxy) roll() (throttle, drop bool) {
+func (p *Proxy) roll() (throttle, drop, partial bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.capacity != nil && !p.capacity.Allow() {
-		return true, false
+		return true, false, false
 	}
+	f := p.faults
 	r := p.rng.Float64()
-	return r < p.faults.Throttle, r >= p.faults.Throttle && r < p.faults.Throttle+p.faults.DropResponse
+	throttle = r < f.Throttle
+	drop = !throttle && r < f.Throttle+f.DropResponse
+	partial = !throttle && !drop && p.rng.Float64() < f.Unprocessed
+	return throttle, drop, partial
 }
 
 func (p *Proxy) handler(rp *httputil.ReverseProxy) http.HandlerFunc {
@@ -113,7 +126,7 @@ func (p *Proxy) handler(rp *httputil.ReverseProxy) http.HandlerFunc {
 			rp.ServeHTTP(w, r)
 			return
 		}
-		throttle, drop := p.roll()
+		throttle, drop, partial := p.roll()
 		switch {
 		case throttle:
 			p.throttled.Add(1)
@@ -134,10 +147,80 @@ func (p *Proxy) handler(rp *httputil.ReverseProxy) http.HandlerFunc {
 				}
 			}
 			w.WriteHeader(http.StatusServiceUnavailable)
+		case partial && op == "BatchWriteItem":
+			p.partial.Add(1)
+			p.halfBatch(rp, w, r)
 		default:
 			rp.ServeHTTP(w, r)
 		}
 	}
+}
+
+// halfBatch forwards the first half of each table's items of a
+// BatchWriteItem and answers the rest as UnprocessedItems, merged with
+// whatever the table itself left unprocessed.
+func (p *Proxy) halfBatch(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.Request) {
+	var req map[string]json.RawMessage
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = json.Unmarshal(body, &req)
+	}
+	var items map[string][]json.RawMessage
+	if err == nil {
+		err = json.Unmarshal(req["RequestItems"], &items)
+	}
+	if err != nil {
+		http.Error(w, "fault proxy: not a BatchWriteItem body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	kept, left := map[string][]json.RawMessage{}, map[string][]json.RawMessage{}
+	for table, reqs := range items {
+		half := (len(reqs) + 1) / 2
+		kept[table] = reqs[:half]
+		if half < len(reqs) {
+			left[table] = reqs[half:]
+		}
+	}
+	req["RequestItems"], _ = json.Marshal(kept)
+	body, _ = json.Marshal(req)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	rec := httptest.NewRecorder()
+	rp.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK {
+		copyResponse(w, rec)
+		return
+	}
+	var resp map[string]json.RawMessage
+	var unprocessed map[string][]json.RawMessage
+	if json.Unmarshal(rec.Body.Bytes(), &resp) != nil {
+		copyResponse(w, rec)
+		return
+	}
+	if raw, ok := resp["UnprocessedItems"]; ok {
+		_ = json.Unmarshal(raw, &unprocessed)
+	}
+	if unprocessed == nil {
+		unprocessed = map[string][]json.RawMessage{}
+	}
+	for table, reqs := range left {
+		unprocessed[table] = append(unprocessed[table], reqs...)
+	}
+	resp["UnprocessedItems"], _ = json.Marshal(unprocessed)
+	out, _ := json.Marshal(resp)
+	rec.Body = bytes.NewBuffer(out)
+	rec.Header().Del("X-Amz-Crc32") // the body changed; the SDK checks it when present
+	rec.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	copyResponse(w, rec)
+}
+
+func copyResponse(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
 }
 
 // discard is a ResponseWriter that throws the response away.

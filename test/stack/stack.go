@@ -321,6 +321,10 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
+// Signal sends sig to the process: SIGSTOP freezes it, SIGCONT lets it
+// go on.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // PeakRSS samples the process' resident memory every 50ms until it exits
 // and returns the largest sample, in bytes.
 func (p *Proc) PeakRSS() int64 {
