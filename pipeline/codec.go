@@ -2,8 +2,8 @@ package pipeline
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"math"
 	"slices"
 	"strconv"
@@ -434,6 +434,12 @@ type wireAttr struct{ Attr }
 // valid format-1 event — truncated, corrupted, from another producer —
 // returns an error wrapping ErrDecode; Decode never panics.
 func Decode(data []byte) (Event, error) {
+	// Encode writes valid UTF-8 only (binary travels as base64, invalid
+	// text is replaced). Rejecting anything else up front also keeps the
+	// decoder's handling of invalid UTF-8 out of the picture.
+	if !utf8.Valid(data) {
+		return Event{}, fmt.Errorf("%w: not valid UTF-8 (not a cutover event?)", ErrDecode)
+	}
 	var w wireEvent
 	if err := json.Unmarshal(data, &w); err != nil {
 		return Event{}, fmt.Errorf("%w: %w", ErrDecode, err)
