@@ -41,6 +41,17 @@ if op == 'c' then
   end
 else
   if not newer(ver, cur) then return 0 end
+  if op == 'u' and ty == 'string' then
+    -- The common case in three calls: SET replaces a value of any type
+    -- and sets (or clears) its expiry at once.
+    if ARGV[4] ~= '' then
+      redis.call('SET', key, ARGV[7], 'PXAT', ARGV[4])
+    else
+      redis.call('SET', key, ARGV[7])
+    end
+    redis.call('SET', vkey, ver, 'PX', ARGV[5])
+    return 1
+  end
   redis.call('DEL', key)
 end
 if op ~= 'd' then
