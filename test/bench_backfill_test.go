@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -93,6 +94,10 @@ Machine: %d CPUs, %s, %s; Redis, Kafka and cutover on the same machine; %s.
 			readTime.Seconds(), group(int64(rate(readTime))), snap.wall.Seconds(), group(int64(rate(snap.wall))), rate(snap.wall)/rate(readTime),
 			run.cpu.Seconds(), run.rssMB, snap.cpu.Seconds(), snap.rssMB, runtime.NumCPU(), memTotal(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
 		writeReport(b, report)
+		writeJSON(b, "1. backfill Redis → Kafka → Redis", map[string]any{"keys": total, "baseline_s": directTime.Seconds(),
+			"cutover_s": run.wall.Seconds(), "ratio": rate(run.wall) / rate(directTime), "cpu_s": run.cpu.Seconds(), "peak_rss_mb": run.rssMB})
+		writeJSON(b, "2. snapshot Redis → Kafka", map[string]any{"keys": total, "baseline_s": readTime.Seconds(),
+			"cutover_s": snap.wall.Seconds(), "ratio": rate(snap.wall) / rate(readTime), "cpu_s": snap.cpu.Seconds(), "peak_rss_mb": snap.rssMB})
 	}
 }
 
@@ -103,8 +108,13 @@ type measured struct {
 }
 
 // runMeasured runs cutover and returns its wall time, CPU time and peak RSS.
+// With CUTOVER_BENCH_CPU_PROFILE set, cutover writes a CPU profile there
+// (suffixed with the command and the time).
 func runMeasured(ctx context.Context, b *testing.B, args ...string) measured {
 	b.Helper()
+	if prof := os.Getenv("CUTOVER_BENCH_CPU_PROFILE"); prof != "" {
+		args = append(args, "--cpu-profile", fmt.Sprintf("%s.%s-%d", prof, args[0], time.Now().Unix()))
+	}
 	cmd := exec.CommandContext(ctx, stack.Binary(b), args...)
 	cmd.Env = append(append(os.Environ(), stack.LocalAWSEnv...), "NO_COLOR=1")
 	t0 := time.Now()
@@ -201,4 +211,26 @@ func writeReport(b *testing.B, report string) {
 		b.Fatal(err)
 	}
 	b.Logf("report appended to %s:\n%s", path, report)
+}
+
+// writeJSON appends one scenario's numbers, as a line of JSON, to
+// CUTOVER_BENCH_JSON (default bench-report.jsonl), with the machine's size.
+func writeJSON(b *testing.B, scenario string, numbers map[string]any) {
+	path := os.Getenv("CUTOVER_BENCH_JSON")
+	if path == "" {
+		path = "bench-report.jsonl"
+	}
+	line, err := json.Marshal(map[string]any{"scenario": scenario, "numbers": numbers, "cpus": runtime.NumCPU(),
+		"memory": memTotal(), "go": runtime.Version(), "date": time.Now().UTC().Format(time.RFC3339)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -26,7 +25,7 @@ import (
 // a plain scan-and-compare of both sides (SCAN, pipelined GET + PTTL on
 // each side, compare; then SCAN the target and EXISTS on the source for
 // keys only in the target) as the baseline. It writes a markdown report to
-// CUTOVER_BENCH_REPORT (default bench-reconcile.md), and cutover's CPU
+// CUTOVER_BENCH_REPORT (default bench-report.md), and cutover's CPU
 // profile to CUTOVER_BENCH_CPU_PROFILE if set. Run it with
 // `make bench-reconcile`; it is not part of make test.
 func BenchmarkReconcileRedis(b *testing.B) {
@@ -85,15 +84,9 @@ cutover reconcile: %.1fs of CPU, peak RSS %d MB. Machine: %d CPUs, %s, Go %s, Re
 			time.Now().UTC().Format("2006-01-02"))
 		b.ReportMetric(rate(cutoverTime), "keys/s")
 		b.ReportMetric(rate(cutoverTime)/rate(baseTime), "ratio")
-		path := os.Getenv("CUTOVER_BENCH_REPORT")
-		if path == "" {
-			path = "bench-reconcile.md"
-		}
-		if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		abs, _ := filepath.Abs(path)
-		b.Logf("report written to %s:\n%s", abs, report)
+		writeReport(b, report)
+		writeJSON(b, "6. reconcile Redis ↔ Redis", map[string]any{"keys": keys, "baseline_s": baseTime.Seconds(),
+			"cutover_s": cutoverTime.Seconds(), "ratio": rate(cutoverTime) / rate(baseTime), "cpu_s": cpu.Seconds(), "peak_rss_mb": ru.Maxrss / 1024})
 	}
 }
 

@@ -138,12 +138,14 @@ func (o *Orders) Fill(ctx context.Context, db *dynamodb.Client) error {
 		for i := start; i < min(start+25, o.Items); i++ {
 			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: o.Item(rng, i)}})
 		}
-		g.Go(func() error { return batchWrite(gctx, db, o.Table, reqs) })
+		g.Go(func() error { return BatchWrite(gctx, db, o.Table, reqs) })
 	}
 	return g.Wait()
 }
 
-func batchWrite(ctx context.Context, db *dynamodb.Client, table string, reqs []types.WriteRequest) error {
+// BatchWrite writes reqs to table, again and again until none is left
+// unprocessed.
+func BatchWrite(ctx context.Context, db *dynamodb.Client, table string, reqs []types.WriteRequest) error {
 	for len(reqs) > 0 {
 		out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: reqs}})
 		if err != nil {
