@@ -24,10 +24,11 @@ import (
 // 10% with an expiry) with cutover reconcile, and, in the same run, with
 // a plain scan-and-compare of both sides (SCAN, pipelined GET + PTTL on
 // each side, compare; then SCAN the target and EXISTS on the source for
-// keys only in the target) as the baseline. It writes a markdown report to
-// CUTOVER_BENCH_REPORT (default bench-report.md), and cutover's CPU
-// profile to CUTOVER_BENCH_CPU_PROFILE if set. Run it with
-// `make bench-reconcile`; it is not part of make test.
+// keys only in the target) as the baseline. It appends a markdown report to
+// CUTOVER_BENCH_REPORT (default bench-report.md) and a JSON line to
+// CUTOVER_BENCH_JSON, and writes cutover's CPU profile to
+// CUTOVER_BENCH_CPU_PROFILE if set. make bench runs it (scenario 6); make
+// test does not.
 func BenchmarkReconcileRedis(b *testing.B) {
 	keys := 1_000_000
 	if v := os.Getenv("CUTOVER_BENCH_KEYS"); v != "" {

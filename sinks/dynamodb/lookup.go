@@ -28,6 +28,9 @@ func (s *Sink) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.
 		chunk := keys[start:min(start+100, len(keys))]
 		req := make([]map[string]types.AttributeValue, 0, len(chunk))
 		for _, k := range chunk {
+			if _, dup := out[string(k)]; dup {
+				continue // BatchGetItem refuses a list with a key twice
+			}
 			av, err := s.m.KeyAttrs(k)
 			if err != nil {
 				continue

@@ -33,3 +33,25 @@ func TestContract(t *testing.T) {
 		return target{s}
 	})
 }
+
+// Reconcile can ask for a key twice in one lookup (a key re-checked while
+// it is also listed); BatchGetItem refuses such a list.
+func TestLookupTakesAKeyTwice(t *testing.T) {
+	db := stack.DynamoDB(t)
+	table := stack.Unique("lookup")
+	stack.DropTables(t, db, table)
+	s, err := New(db, Options{Table: table, KeyType: "B", CreateTable: true, Endpoint: stack.DynamoDBEndpoint(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	found, err := s.Lookup(context.Background(), [][]byte{[]byte("a"), []byte("b"), []byte("a")})
+	if err != nil {
+		t.Fatalf("lookup with a key twice: %v", err)
+	}
+	if len(found) != 2 || found["a"].Exists || found["b"].Exists {
+		t.Fatalf("lookup of two absent keys = %+v", found)
+	}
+}
