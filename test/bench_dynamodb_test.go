@@ -59,7 +59,7 @@ func BenchmarkBackfillDynamoDB(b *testing.B) {
 		// 1. Redis → DynamoDB.
 		direct := stack.Unique("bench-direct")
 		stack.DropTables(b, db, direct)
-		createKeyTable(ctx, b, db, direct)
+		createKeyTable(ctx, b, db, direct, false)
 		t0 = time.Now()
 		if err := directToDynamoDB(ctx, src.Client, db, direct); err != nil {
 			b.Fatal(err)
@@ -109,12 +109,19 @@ Machine: %d CPUs, %s, %s; DynamoDB Local (in memory), Redis, Kafka and cutover o
 	}
 }
 
-func createKeyTable(ctx context.Context, b *testing.B, db *dynamodb.Client, table string) {
+// createKeyTable creates an on-demand table keyed by "pk" (S), with a
+// stream of new images when stream is set.
+func createKeyTable(ctx context.Context, b *testing.B, db *dynamodb.Client, table string, stream bool) {
+	var spec *types.StreamSpecification
+	if stream {
+		spec = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage}
+	}
 	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(table),
 		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
 		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
 		BillingMode:          types.BillingModePayPerRequest,
+		StreamSpecification:  spec,
 	}); err != nil {
 		b.Fatal(err)
 	}

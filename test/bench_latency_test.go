@@ -52,15 +52,7 @@ func BenchmarkLatency(b *testing.B) {
 		db := stack.DynamoDB(b)
 		table := stack.Unique("latency")
 		stack.DropTables(b, db, table)
-		if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-			TableName:            aws.String(table),
-			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
-			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
-			BillingMode:          types.BillingModePayPerRequest,
-			StreamSpecification:  &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage},
-		}); err != nil {
-			b.Fatal(err)
-		}
+		createKeyTable(ctx, b, db, table, true)
 		dst2 := stack.NewRedis(b, "--notify-keyspace-events", "KEA")
 		name := stack.Unique("bench")
 		proc = stack.Start(b, nil, "replicate", "--name", name, "--source-table", table, "--source-endpoint", stack.DynamoDBEndpoint(b),

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/cutover/cutover/sources"
 	"github.com/cutover/cutover/test/chaos"
 	"github.com/cutover/cutover/test/faultproxy"
 	"github.com/cutover/cutover/test/stack"
@@ -80,12 +81,12 @@ func TestChaosSourceSIGKILL(t *testing.T) {
 				for !snapshotCursorSaved(e.t, e.p.ckDir) && time.Now().Before(deadline) {
 					time.Sleep(100 * time.Millisecond)
 				}
-				if !sleep(ctx, 500*time.Millisecond) {
+				if !sources.Sleep(ctx, 500*time.Millisecond) {
 					return i
 				}
 				_, errOut := e.source.Output()
 				if i > 0 && !strings.Contains(errOut, "resuming snapshot") && !strings.Contains(errOut, "snapshot complete") {
-					e.t.Errorf("restart %d did not resume the snapshot from its cursor:\n%s", i, tail(errOut, 2000))
+					e.t.Errorf("restart %d did not resume the snapshot from its cursor:\n%s", i, stack.Tail(errOut, 2000))
 				}
 				e.source.Kill()
 				e.startSource()
@@ -121,7 +122,7 @@ func TestChaosThrottlingStorm(t *testing.T) {
 		writeFor: storm + 10*time.Second,
 		inject: func(ctx context.Context, e *chaosEnv) int {
 			e.proxy.Set(faultproxy.Faults{Throttle: 0.3, Unprocessed: 0.5})
-			sleep(ctx, storm)
+			sources.Sleep(ctx, storm)
 			e.proxy.Set(faultproxy.Faults{})
 			st := e.proxy.Stats()
 			return int(st.Throttled + st.Partial)
@@ -159,7 +160,7 @@ func TestChaosKafkaRestart(t *testing.T) {
 		writeFor: time.Duration(restarts)*20*time.Second + 5*time.Second,
 		inject: func(ctx context.Context, e *chaosEnv) int {
 			for i := range restarts {
-				if !sleep(ctx, 5*time.Second) {
+				if !sources.Sleep(ctx, 5*time.Second) {
 					return i
 				}
 				kafka.Kill()
@@ -203,14 +204,14 @@ func TestChaosNetworkFaults(t *testing.T) {
 			for range rounds {
 				for _, side := range []string{"source", "target"} {
 					for _, tx := range toxics {
-						if !sleep(ctx, 2*time.Second) {
+						if !sources.Sleep(ctx, 2*time.Second) {
 							return faults
 						}
 						p := proxies[side]
 						if _, err := p.Toxics.AddToxicJson(strings.NewReader(tx.json)); err != nil {
 							e.t.Fatalf("toxic %s: %v", tx.name, err)
 						}
-						sleep(context.Background(), 3*time.Second)
+						sources.Sleep(context.Background(), 3*time.Second)
 						must(e.t, p.Toxics.RemoveToxic(context.Background(), tx.name))
 						faults++
 					}

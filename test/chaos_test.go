@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/sources"
 	"github.com/cutover/cutover/test/chaos"
 	"github.com/cutover/cutover/test/faultproxy"
 	"github.com/cutover/cutover/test/stack"
@@ -102,27 +103,9 @@ func (e *chaosEnv) stopAll() {
 	for _, proc := range procs {
 		if code := proc.Stop(); code != 0 {
 			_, errOut := proc.Output()
-			e.t.Errorf("a cutover process exited %d on SIGTERM\n%s", code, tail(errOut, 3000))
+			e.t.Errorf("a cutover process exited %d on SIGTERM\n%s", code, stack.Tail(errOut, 3000))
 		}
 	}
-}
-
-// sleep waits d, or less if ctx ends first; it reports whether ctx is
-// still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 // runChaos runs one scenario and checks its result.
@@ -212,14 +195,14 @@ func runChaos(t *testing.T, name string, c chaosCase) chaos.Result {
 	}
 	if rep.Remaining > 0 {
 		res.Differences += rep.Remaining
-		res.Examples = append(res.Examples, "reconcile: "+tail(rec.Stdout, 800))
+		res.Examples = append(res.Examples, "reconcile: "+stack.Tail(rec.Stdout, 800))
 	}
 	res.Scenario, res.Faults, res.Events, res.Keys, res.Took = name, faults, c.writer.Ops(), c.writer.Keys, time.Since(begin)
 	t.Log(res.String())
 	writeChaosLine(t, res)
 	if !res.OK() {
 		_, errOut := e.source.Output()
-		t.Errorf("%s broke a guarantee:\n  %s\nthe source's log ends:\n%s", name, strings.Join(res.Examples, "\n  "), tail(errOut, 4000))
+		t.Errorf("%s broke a guarantee:\n  %s\nthe source's log ends:\n%s", name, strings.Join(res.Examples, "\n  "), stack.Tail(errOut, 4000))
 	}
 	return res
 }
@@ -259,7 +242,7 @@ func TestChaosSinkSIGKILL(t *testing.T) {
 		inject: func(ctx context.Context, e *chaosEnv) int {
 			rng := rand.New(rand.NewPCG(1, 2))
 			for i := range kills {
-				if !sleep(ctx, time.Duration(1000+rng.IntN(3000))*time.Millisecond) {
+				if !sources.Sleep(ctx, time.Duration(1000+rng.IntN(3000))*time.Millisecond) {
 					return i
 				}
 				e.sinks[0].Kill()
@@ -284,12 +267,12 @@ func TestChaosSinkSIGSTOP(t *testing.T) {
 		writeFor: time.Duration(stops)*15*time.Second + 5*time.Second,
 		inject: func(ctx context.Context, e *chaosEnv) int {
 			for i := range stops {
-				if !sleep(ctx, 2*time.Second) {
+				if !sources.Sleep(ctx, 2*time.Second) {
 					return i
 				}
 				frozen := e.sinks[i%2]
 				must(e.t, frozen.Signal(syscall.SIGSTOP))
-				sleep(context.Background(), 10*time.Second) // past the 6s session timeout
+				sources.Sleep(context.Background(), 10*time.Second) // past the 6s session timeout
 				must(e.t, frozen.Signal(syscall.SIGCONT))
 			}
 			return stops
@@ -310,7 +293,7 @@ func TestChaosSourceRedisRestart(t *testing.T) {
 		inject: func(ctx context.Context, e *chaosEnv) int {
 			faults := 0
 			for i := range kills {
-				if !sleep(ctx, 3*time.Second) {
+				if !sources.Sleep(ctx, 3*time.Second) {
 					break
 				}
 				if i%(kills/restarts) == kills/restarts/2 && faults < restarts+kills {

@@ -101,7 +101,7 @@ func (k *Kafka) start(t testing.TB) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	out, _ := os.ReadFile(logPath)
-	t.Fatalf("a private Kafka did not start within 2 minutes:\n%s", tail(string(out), 3000))
+	t.Fatalf("a private Kafka did not start within 2 minutes:\n%s", Tail(string(out), 3000))
 }
 
 // Kill stops the broker with SIGKILL (its log survives in the page
@@ -122,7 +122,8 @@ func (k *Kafka) Restart(t testing.TB) {
 	k.start(t)
 }
 
-func tail(s string, n int) string {
+// Tail is the last n bytes of s (a process's log, for a failure message).
+func Tail(s string, n int) string {
 	if len(s) > n {
 		return fmt.Sprint("…", s[len(s)-n:])
 	}
