@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"sync"
 	"sync/atomic"
 )
 
@@ -104,10 +105,18 @@ func (v Version) ClockMicros() uint64 {
 }
 
 // Epoch is a pipeline's current version epoch, shared by its readers: a
-// source bumps it when versions already published may no longer be
-// comparable with new ones (a failover, a gap healed by a re-read). The
-// zero value (and nil) is epoch 0.
-type Epoch struct{ v atomic.Uint64 }
+// source moves it on when versions already published may no longer be
+// comparable with new ones (a new run, a failover, a clock stepped back, a
+// gap healed by a re-read). The zero value (and nil) is epoch 0.
+//
+// An epoch is only used once it is saved: Advance records the next epoch
+// with the caller's save function before any reader can load it, so a
+// restart never goes back to an epoch older than one whose versions were
+// published.
+type Epoch struct {
+	v  atomic.Uint64
+	mu sync.Mutex // serializes Advance
+}
 
 // NewEpoch returns an epoch starting at n.
 func NewEpoch(n uint64) *Epoch {
@@ -124,5 +133,17 @@ func (e *Epoch) Load() uint64 {
 	return e.v.Load()
 }
 
-// Bump starts a new epoch and returns it.
-func (e *Epoch) Bump() uint64 { return e.v.Add(1) }
+// Advance starts the next epoch: save is called with it first, and only
+// once save returned nil do readers see it. On a save error the epoch
+// stays where it was and the error is returned. Concurrent calls run one
+// after the other, each moving the epoch on by one.
+func (e *Epoch) Advance(save func(next uint64) error) (uint64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := e.v.Load() + 1
+	if err := save(next); err != nil {
+		return e.v.Load(), err
+	}
+	e.v.Store(next)
+	return next, nil
+}

@@ -173,7 +173,7 @@ func runReplay(ctx context.Context, cfg *Config, rt replayTarget, out io.Writer)
 	workerCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	workerErr := w.runWorker(workerCtx)
-	rep := newReporter(w, nil, start)
+	rep := newReporter(w, start)
 	go tick(workerCtx, cfg.ProgressInterval, rep.log)
 	if err := w.serveMetrics(workerCtx, rep); err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cutover/cutover/checkpoint"
-	"github.com/cutover/cutover/pipeline"
+	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
 type replicateMode struct {
@@ -80,174 +78,107 @@ source, for sink workers started with "cutover sink".`,
 	return cmd
 }
 
-// liveState is the source's pipeline-wide checkpoint: that live capture
-// ran, the version epoch, and the newest server time published.
-type liveState struct {
-	Epoch     uint64    `json:"epoch"`
-	MaxMicros uint64    `json:"max_micros"`
-	Updated   time.Time `json:"updated"`
-}
-
-// runReplicate runs the source (and, unless mode.noSink, a sink worker)
-// for every node: a snapshot, live capture, or both. backfill is this with
-// snapshotOnly.
+// runReplicate runs the source (and, unless mode.noSink, a sink worker):
+// a snapshot, live capture, or both. backfill is this with snapshotOnly.
 func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what string, out io.Writer) error {
 	if cfg.sourceKind() == "dynamodb" {
 		return runTableReplicate(ctx, cfg, mode, what, out)
 	}
 	log := newLogger(cfg)
 	start := time.Now()
-	withSink := !mode.noSink
-	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: withSink, worker: withSink,
+	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: !mode.noSink, worker: !mode.noSink,
 		instanceID: "cutover-" + cfg.Name + "-inprocess"})
 	if err != nil {
 		return err
 	}
 	defer w.close()
-
-	stateName := cfg.Name + "/redis/live"
-	prev, ranBefore, err := w.loadLiveState(ctx, stateName)
+	r := cfg.Source.Redis
+	types, err := parseTypes(r.Types)
 	if err != nil {
 		return err
 	}
-	shards, err := w.sourceShards(ctx)
-	if err != nil {
-		return err
-	}
-	epoch := pipeline.NewEpoch(prev.Epoch)
-	state := liveState{Epoch: prev.Epoch, MaxMicros: prev.MaxMicros}
-	saveState := func(ctx context.Context) {
-		state.Epoch = epoch.Load()
-		state.Updated = time.Now().UTC()
-		if err := w.saveLiveState(ctx, stateName, state); err != nil && ctx.Err() == nil {
-			log.Warn("saving the source's checkpoint failed", "err", err)
-		}
-	}
+	src := redissrc.NewSource(w.rconn, w.rcl, w.rccl, redissrc.SourceOptions{
+		Name: cfg.Name, Filter: filterOf(r), Types: types,
+		Mode:      redissrc.Mode{SnapshotOnly: mode.snapshotOnly, LiveOnly: mode.liveOnly, Restart: mode.restart},
+		ScanCount: r.ScanCount, Readers: r.Readers, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
+		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
+		KeysPerSecond: r.KeysPerSecond, HealKeysPerSecond: r.HealKeysPerSecond, Logger: log,
+	}, w.pub, w.store)
+	rep := newReporter(w, start)
+	rep.redis = src
+	return w.runSource(ctx, src.Run, mode, what, out, rep)
+}
 
-	set := newNodeSet()
-	defer func() {
-		for _, nr := range set.all() {
-			nr.node.close()
-		}
-	}()
-	for _, sh := range shards {
-		node, err := w.openNode(ctx, sh)
-		if err != nil {
-			return err
-		}
-		if now, err := node.cl.Time(ctx).Result(); err == nil && uint64(now.UnixMicro()) < prev.MaxMicros && epoch.Load() == prev.Epoch {
-			e := epoch.Bump()
-			log.Warn("the source's clock is behind versions already published; starting a new version epoch so new reads win",
-				"node", node.conn.Addr, "behind", time.Duration(prev.MaxMicros-uint64(now.UnixMicro()))*time.Microsecond, "epoch", e)
-		}
-		nr, err := w.startNode(ctx, node, epoch, ranBefore, nodeStart{mode: mode})
-		if err != nil {
-			node.close()
-			return err
-		}
-		set.add(nr)
-	}
-	if !mode.snapshotOnly {
-		saveState(ctx)
-	}
-
+// runSource runs a source and, unless mode.noSink, a sink worker in this
+// process: until the source's snapshot is published and applied
+// (snapshotOnly), or until ctx ends or either fails.
+func (w *wiring) runSource(ctx context.Context, run func(context.Context) error, mode replicateMode, what string, out io.Writer, rep *reporter) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	failed := make(chan error, 1)
-	for _, nr := range set.running() {
-		go reportFailure(ctx, nr, failed)
-	}
+	srcErr := make(chan error, 1)
+	go func() { srcErr <- run(ctx) }()
 	var workerErr <-chan error
-	if withSink {
+	if !mode.noSink {
 		workerErr = w.runWorker(ctx)
 	}
-	rep := newReporter(w, set, start)
-	go tick(ctx, cfg.ProgressInterval, rep.log)
+	go tick(ctx, w.cfg.ProgressInterval, rep.log)
 	go rep.snapshotBar(ctx)
-	if err := w.serveMetrics(ctx, rep); err != nil {
-		return err
-	}
-	if !mode.snapshotOnly {
-		go tick(ctx, 5*time.Second, func() {
-			for _, nr := range set.all() {
-				if nr.live != nil {
-					state.MaxMicros = max(state.MaxMicros, nr.live.Stats().MaxMicros)
-				}
-			}
-			saveState(ctx)
-		})
-		if w.rccl != nil {
-			go w.watchCluster(ctx, set, epoch, mode, func(uint64) { saveState(ctx) }, failed)
-		}
-	}
 
-	if mode.snapshotOnly {
-		// Every node's snapshot, then (with the sink) everything applied.
-		for _, nr := range set.running() {
-			select {
-			case <-nr.done:
-				if nr.err != nil {
-					cancel(nr.err)
-					return stopNodes(w, set, workerErr, nr.err)
-				}
-			case err := <-workerErr:
-				cancel(err)
-				return fmt.Errorf("sink worker stopped: %w", err)
-			case <-ctx.Done():
-				return stopNodes(w, set, workerErr, fmt.Errorf("interrupted: %w (run the same command again to resume)", context.Cause(ctx)))
-			}
+	stop := func(first error) error {
+		cancel(first)
+		if err := <-srcErr; err != nil && first == nil && !errors.Is(err, context.Canceled) {
+			first = err
 		}
-		if withSink {
+		return w.finish(workerErr, first)
+	}
+	if err := w.serveMetrics(ctx, rep); err != nil {
+		return stop(err)
+	}
+	if mode.snapshotOnly {
+		select {
+		case err := <-srcErr:
+			srcErr <- nil // stop reads it again
+			if err != nil {
+				return stop(err)
+			}
+		case err := <-workerErr:
+			workerErr = nil
+			return stop(fmt.Errorf("sink worker stopped: %w", err))
+		case <-ctx.Done():
+			return stop(fmt.Errorf("interrupted: %w (run the same command again to resume)", context.Cause(ctx)))
+		}
+		if !mode.noSink {
 			end, err := w.waitApplied(ctx, workerErr)
 			rep.setEnd(end)
 			if err != nil {
-				cancel(err)
-				return stopNodes(w, set, workerErr, err)
+				return stop(err)
 			}
 		}
-		cancel(nil)
-		if err := stopNodes(w, set, workerErr, nil); err != nil {
+		if err := stop(nil); err != nil {
 			return err
 		}
-		return rep.summary(out, what, time.Since(start))
+		return rep.summary(out, what, time.Since(rep.start))
 	}
 
 	// Follow changes until stopped.
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case err := <-failed:
+	case err := <-srcErr:
+		srcErr <- nil
 		runErr = err
+		if runErr == nil {
+			runErr = errors.New("the source stopped by itself")
+		}
 	case err := <-workerErr:
 		workerErr = nil
 		runErr = fmt.Errorf("sink worker stopped: %w", err)
 	}
-	cancel(runErr)
-	for _, nr := range set.all() {
-		if nr.live != nil {
-			state.MaxMicros = max(state.MaxMicros, nr.live.Stats().MaxMicros)
-		}
-	}
-	saveState(context.WithoutCancel(ctx))
-	if err := stopNodes(w, set, workerErr, runErr); err != nil {
+	if err := stop(runErr); err != nil {
 		return err
 	}
-	log.Info("replicate stopped")
-	return rep.summary(out, what, time.Since(start))
-}
-
-// stopNodes waits for every node and the worker to return (their context
-// is already canceled), gives the producer a moment to deliver what it
-// holds, and returns first.
-func stopNodes(w *wiring, set *nodeSet, workerErr <-chan error, first error) error {
-	for _, nr := range set.all() {
-		nr.stop()
-		<-nr.done
-		if nr.err != nil && first == nil {
-			first = nr.err
-		}
-	}
-	return w.finish(workerErr, first)
+	w.log.Info("replicate stopped")
+	return rep.summary(out, what, time.Since(rep.start))
 }
 
 // finish, once the source stopped, gives the producer a moment to deliver
@@ -269,25 +200,8 @@ func (w *wiring) finish(workerErr <-chan error, first error) error {
 	return first
 }
 
-func (w *wiring) loadLiveState(ctx context.Context, name string) (liveState, bool, error) {
-	var st liveState
-	raw, err := w.store.Load(ctx, name)
-	if errors.Is(err, checkpoint.ErrNotFound) {
-		return st, false, nil
-	}
-	if err != nil {
-		return st, false, err
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, false, fmt.Errorf("source checkpoint %s is corrupt: %w (delete it; the next run heals)", name, err)
-	}
-	return st, true, nil
-}
-
-func (w *wiring) saveLiveState(ctx context.Context, name string, st liveState) error {
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	return w.store.Save(ctx, name, raw)
+// loadLiveState returns the Redis source's state (its epoch) and whether a
+// source of this pipeline ran before.
+func (w *wiring) loadLiveState(ctx context.Context, _ string) (redissrc.State, bool, error) {
+	return redissrc.LoadState(ctx, w.store, w.cfg.Name)
 }

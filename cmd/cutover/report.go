@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -15,72 +14,35 @@ import (
 // reporter logs progress while a pipeline runs and prints its summary.
 type reporter struct {
 	w     *wiring
-	nodes *nodeSet       // nil when no Redis source runs here
-	table *ddbsrc.Source // the DynamoDB source, when it runs here
+	redis *redissrc.Source // the Redis source, when it runs here
+	table *ddbsrc.Source   // the DynamoDB source, when it runs here
 	start time.Time
 	end   atomic.Pointer[map[int32]int64] // end offsets to measure sink lag against
 	// barActive is set while a progress bar owns the terminal.
 	barActive atomic.Bool
 }
 
-func newReporter(w *wiring, nodes *nodeSet, start time.Time) *reporter {
-	return &reporter{w: w, nodes: nodes, start: start}
+func newReporter(w *wiring, start time.Time) *reporter {
+	return &reporter{w: w, start: start}
 }
 
-// snapshotProgress sums every node's snapshot; ok is false when none ran.
-func (r *reporter) snapshotProgress() (p redissrc.SnapshotProgress) {
-	if r.nodes == nil {
-		return p
+// redisStats are the Redis source's counters; zero when none runs here.
+func (r *reporter) redisStats() redissrc.SourceStats {
+	if r.redis == nil {
+		return redissrc.SourceStats{}
 	}
-	p.Done = true
-	for _, nr := range r.nodes.all() {
-		if nr.snap == nil {
-			continue
-		}
-		n := nr.snap.Progress()
-		p.Total += n.Total
-		p.Scanned += n.Scanned
-		p.Events += n.Events
-		p.Rejected += n.Rejected
-		p.Filtered += n.Filtered
-		p.Vanished += n.Vanished
-		p.BigKeys += n.BigKeys
-		p.Resumed = p.Resumed || n.Resumed
-		p.Done = p.Done && n.Done
-	}
-	return p
+	return r.redis.Stats()
 }
 
-func (r *reporter) hasSnapshot() bool {
-	return r.nodes != nil && slices.ContainsFunc(r.nodes.all(), func(nr *nodeRun) bool { return nr.snap != nil })
-}
+// snapshotProgress sums every node's snapshot.
+func (r *reporter) snapshotProgress() redissrc.SnapshotProgress { return r.redisStats().Snapshot }
 
-func (r *reporter) hasLive() bool {
-	return r.nodes != nil && slices.ContainsFunc(r.nodes.all(), func(nr *nodeRun) bool { return nr.live != nil })
-}
+func (r *reporter) hasSnapshot() bool { return r.redisStats().HasSnapshot }
+
+func (r *reporter) hasLive() bool { return r.redisStats().HasLive }
 
 // liveStats sums every node's live capture.
-func (r *reporter) liveStats() (l redissrc.LiveStats) {
-	if r.nodes == nil {
-		return l
-	}
-	for _, nr := range r.nodes.all() {
-		if nr.live == nil {
-			continue
-		}
-		n := nr.live.Stats()
-		l.Notifications += n.Notifications
-		l.Events += n.Events
-		l.Deletes += n.Deletes
-		l.Rejected += n.Rejected
-		l.Dirty += n.Dirty
-		l.Gaps += n.Gaps
-		l.Heals += n.Heals
-		l.HealedKeys += n.HealedKeys
-		l.Healing = l.Healing || n.Healing
-	}
-	return l
-}
+func (r *reporter) liveStats() redissrc.LiveStats { return r.redisStats().Live }
 
 func (r *reporter) setEnd(end map[int32]int64) { r.end.Store(&end) }
 
@@ -105,6 +67,9 @@ func (r *reporter) log() {
 		attrs = append(attrs, "notifications", l.Notifications, "live_events", l.Events, "dirty", l.Dirty, "gaps", l.Gaps, "heals", l.Heals)
 		if l.Healing {
 			attrs = append(attrs, "healing", true)
+		}
+		if l.Incomplete > 0 {
+			attrs = append(attrs, "incomplete_heals", l.Incomplete)
 		}
 	}
 	if r.table != nil {
@@ -172,6 +137,9 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 		if p.BigKeys > 0 {
 			row("big keys", p.BigKeys, "read and sent in pieces")
 		}
+		if p.Elsewhere > 0 {
+			row("not read", p.Elsewhere, "in cluster slots moving to another master: healed once the move ends")
+		}
 		read += p.Events
 	}
 	if r.hasLive() {
@@ -179,6 +147,9 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 		row("notifications", l.Notifications, "keyspace events received")
 		row("live events", l.Events, fmt.Sprintf("%s of them deletes", group(l.Deletes)))
 		row("gaps healed", l.Heals, fmt.Sprintf("%s gaps detected, %s keys re-read", group(l.Gaps), group(l.HealedKeys)))
+		if l.Incomplete > 0 {
+			row("heals incomplete", l.Incomplete, "could not read every key, so swept nothing (see the log)")
+		}
 		read += l.Events
 	}
 	if r.w.pub != nil {

@@ -44,7 +44,7 @@ func runSink(ctx context.Context, cfg *Config, workerID string, out io.Writer) e
 	}
 	defer w.close()
 	log.Info("sink worker starting", "topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group, "target", w.sink.describe())
-	rep := newReporter(w, nil, start)
+	rep := newReporter(w, start)
 	go tick(ctx, cfg.ProgressInterval, rep.log)
 	if err := w.serveMetrics(ctx, rep); err != nil {
 		return err

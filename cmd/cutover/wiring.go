@@ -487,3 +487,44 @@ func tick(ctx context.Context, every time.Duration, f func()) {
 		}
 	}
 }
+
+// redisNode is one server of the Redis source, for reconcile's scan.
+type redisNode struct {
+	conn redissrc.Conn
+	cl   *goredis.Client
+	own  bool
+}
+
+func (n *redisNode) close() {
+	if n.own {
+		n.cl.Close() //nolint:gosec // shutting down
+	}
+}
+
+// sourceShards returns the Redis source's servers: the configured one, or
+// every master when it is a cluster node.
+func (w *wiring) sourceShards(ctx context.Context) ([]redissrc.Shard, error) {
+	if w.rccl == nil {
+		return []redissrc.Shard{{Addr: w.rconn.Addr}}, nil
+	}
+	shards, err := redissrc.ClusterShards(ctx, w.rccl)
+	if err != nil {
+		return nil, redissrc.Explain(w.rconn, err)
+	}
+	return shards, nil
+}
+
+// openNode connects to one server of the Redis source (the seed
+// connection for a standalone server).
+func (w *wiring) openNode(ctx context.Context, shard redissrc.Shard) (*redisNode, error) {
+	if w.rccl == nil {
+		return &redisNode{conn: w.rconn, cl: w.rcl}, nil
+	}
+	conn := w.rconn
+	conn.Addr = shard.Addr
+	cl, err := redissrc.Connect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	return &redisNode{conn: conn, cl: cl, own: true}, nil
+}

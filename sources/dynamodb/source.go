@@ -143,9 +143,9 @@ func (s *Source) Run(ctx context.Context) error {
 // truncate of everything older — the items deleted while the stream's
 // records were lost.
 func (s *Source) heal(ctx context.Context) error {
-	e := s.epoch.Bump()
-	if err := s.saveEpoch(ctx, e); err != nil {
-		return err
+	e, err := s.epoch.Advance(func(next uint64) error { return s.saveEpoch(ctx, next) })
+	if err != nil {
+		return fmt.Errorf("heal: start a new version epoch: %w", err)
 	}
 	s.log.Warn("healing a stream gap: re-scanning the whole table at a new version epoch", "table", s.table.Name, "epoch", e)
 	opts := s.scanOpt

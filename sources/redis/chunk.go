@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -19,14 +20,37 @@ import (
 // key after any such write with a newer version, which supersedes the
 // pieces; without live capture (a backfill alone) a big key changed while
 // it is streamed may arrive in a mixed state.
+//
+// Every piece fits in one Kafka record (MaxRecordBytes). A key with one
+// element too large for any record cannot be carried: all of its pieces
+// land or none do. Stream then stops; if it already emitted pieces, it
+// emits a delete at the smallest version after theirs, so the target
+// never keeps part of the value as if it were the whole (any later change
+// of the key still wins over that delete). It returns a
+// *RejectedKeyError, whose reject goes to the dead-letter topic.
 func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin, pos []byte, emit func(pipeline.Event) error) error {
-	version := pipeline.ClockVersion(r.opts.Epoch.Load(), big.micros, origin != pipeline.OriginSnapshot)
+	version := pipeline.ClockVersion(big.epoch, big.micros, origin != pipeline.OriginSnapshot)
 	res := readResult{micros: big.micros, pttl: big.pttl}
 	base := pipeline.Event{
 		Key: []byte(big.Key), Op: pipeline.OpUpsert, Origin: origin, Version: version,
 		ExpireAt: res.expireAt(), Source: r.source(pos, big.micros),
 	}
 	var held *pipeline.Event // a piece is emitted once the next is known, to mark the last
+	emitted := 0
+	var scratch []byte
+	send := func(e *pipeline.Event) error {
+		var err error
+		if scratch, err = pipeline.Encode(scratch[:0], e); err != nil {
+			return err
+		}
+		if size := len(e.Key) + len(scratch); size > r.opts.MaxRecordBytes {
+			return &RejectedKeyError{Reject: pipeline.Reject{Key: []byte(big.Key), Class: pipeline.RejectOversize, Size: big.Size,
+				Err: fmt.Errorf("%s of %d elements: piece %d is %d bytes, over the %d-byte record limit, because one element is that large; the key is not copied (raise kafka.max_record_bytes and the topic's max.message.bytes, or exclude the key)",
+					big.Type, big.Size, e.Chunk.Index, size, r.opts.MaxRecordBytes)}}
+		}
+		emitted++
+		return emit(*e)
+	}
 	index, offset := 0, int64(0)
 	piece := func(v pipeline.Value) error {
 		e := base
@@ -35,37 +59,59 @@ func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin,
 		index++
 		offset += int64(v.Len())
 		if held != nil {
-			if err := emit(*held); err != nil {
+			if err := send(held); err != nil {
 				return err
 			}
 		}
 		held = &e
 		return nil
 	}
+	b := &pieceBuilder{r: r, v: pipeline.Value{Type: big.Type}, budget: r.opts.MaxRecordBytes - len(big.Key) - pieceOverhead}
 	var err error
 	switch big.Type {
 	case pipeline.TypeHash, pipeline.TypeSet:
-		err = r.streamScan(ctx, big, piece)
+		err = r.streamScan(ctx, big, b, piece)
 	case pipeline.TypeList, pipeline.TypeZSet:
-		err = r.streamRange(ctx, big, piece)
+		err = r.streamRange(ctx, big, b, piece)
 	default:
 		err = fmt.Errorf("key %q: type %s is not read in pieces", big.Key, big.Type)
 	}
-	if err != nil {
+	if err == nil && held != nil {
+		held.Chunk.Last = true
+		err = send(held)
+	}
+	var rej *RejectedKeyError
+	if errors.As(err, &rej) && emitted > 0 {
+		// Some pieces are on their way: take them back.
+		del := pipeline.Event{Key: []byte(big.Key), Op: pipeline.OpDelete, Origin: origin, Version: version.Next(), Source: base.Source}
+		if derr := emit(del); derr != nil {
+			return derr
+		}
+	}
+	if err != nil && rej == nil {
 		return fmt.Errorf("read big key %q: %w", big.Key, err)
 	}
-	if held == nil {
-		return nil // emptied while we read it: its delete comes through live capture
-	}
-	held.Chunk.Last = true
-	return emit(*held)
+	return err // nil, or the reject; a key emptied while read has no pieces: its delete comes through live capture
 }
+
+// RejectedKeyError says a key cannot be carried at all; Reject is what
+// goes to the dead-letter topic.
+type RejectedKeyError struct{ Reject pipeline.Reject }
+
+func (e *RejectedKeyError) Error() string {
+	return fmt.Sprintf("key %q is not copied: %v", e.Reject.Key, e.Reject.Err)
+}
+
+// pieceOverhead is what an event adds around a piece's elements: the
+// envelope, the version, the source block.
+const pieceOverhead = 2048
 
 // pieceBuilder accumulates elements until a piece is full.
 type pieceBuilder struct {
-	r     *Reader
-	v     pipeline.Value
-	bytes int
+	r      *Reader
+	v      pipeline.Value
+	bytes  int
+	budget int // the most encoded bytes of elements in one record
 }
 
 // encoded estimates what one element adds to an encoded event: base64 of
@@ -82,6 +128,15 @@ func (b *pieceBuilder) full() bool {
 	return b.v.Len() >= b.r.opts.ChunkElements || b.bytes >= b.r.opts.ChunkBytes
 }
 
+// room makes room for an element of size encoded bytes: it flushes the
+// piece first if the element would take it over the record budget.
+func (b *pieceBuilder) room(size int, piece func(pipeline.Value) error, typ pipeline.Type) error {
+	if b.v.Len() > 0 && b.bytes+size > b.budget {
+		return b.flush(piece, typ)
+	}
+	return nil
+}
+
 func (b *pieceBuilder) flush(piece func(pipeline.Value) error, typ pipeline.Type) error {
 	if b.v.Len() == 0 {
 		return nil
@@ -91,9 +146,23 @@ func (b *pieceBuilder) flush(piece func(pipeline.Value) error, typ pipeline.Type
 	return piece(v)
 }
 
+// add puts one element of size encoded bytes into the piece (appendTo
+// appends it to b.v), flushing the piece before it when the element would
+// not fit in the record and after it when the piece is full.
+func (b *pieceBuilder) add(size int, appendTo func(), piece func(pipeline.Value) error, typ pipeline.Type) error {
+	if err := b.room(size, piece, typ); err != nil {
+		return err
+	}
+	appendTo()
+	b.bytes += size
+	if b.full() {
+		return b.flush(piece, typ)
+	}
+	return nil
+}
+
 // streamScan reads a hash or a set with HSCAN/SSCAN.
-func (r *Reader) streamScan(ctx context.Context, big BigKey, piece func(pipeline.Value) error) error {
-	b := &pieceBuilder{r: r, v: pipeline.Value{Type: big.Type}}
+func (r *Reader) streamScan(ctx context.Context, big BigKey, b *pieceBuilder, piece func(pipeline.Value) error) error {
 	var cursor uint64
 	for {
 		var elems []string
@@ -113,22 +182,15 @@ func (r *Reader) streamScan(ctx context.Context, big BigKey, piece func(pipeline
 		if big.Type == pipeline.TypeHash {
 			for i := 0; i+1 < len(elems); i += 2 {
 				f, v := []byte(elems[i]), []byte(elems[i+1])
-				b.v.Hash = append(b.v.Hash, pipeline.Field{Name: f, Value: v})
-				b.bytes += encoded(f, v)
-				if b.full() {
-					if err := b.flush(piece, big.Type); err != nil {
-						return err
-					}
+				if err := b.add(encoded(f, v), func() { b.v.Hash = append(b.v.Hash, pipeline.Field{Name: f, Value: v}) }, piece, big.Type); err != nil {
+					return err
 				}
 			}
 		} else {
 			for _, m := range elems {
-				b.v.Set = append(b.v.Set, []byte(m))
-				b.bytes += encoded([]byte(m))
-				if b.full() {
-					if err := b.flush(piece, big.Type); err != nil {
-						return err
-					}
+				mb := []byte(m)
+				if err := b.add(encoded(mb), func() { b.v.Set = append(b.v.Set, mb) }, piece, big.Type); err != nil {
+					return err
 				}
 			}
 		}
@@ -140,8 +202,7 @@ func (r *Reader) streamScan(ctx context.Context, big BigKey, piece func(pipeline
 }
 
 // streamRange reads a list or a sorted set by rank, a page at a time.
-func (r *Reader) streamRange(ctx context.Context, big BigKey, piece func(pipeline.Value) error) error {
-	b := &pieceBuilder{r: r, v: pipeline.Value{Type: big.Type}}
+func (r *Reader) streamRange(ctx context.Context, big BigKey, b *pieceBuilder, piece func(pipeline.Value) error) error {
 	const page = 1000
 	for start := int64(0); ; start += page {
 		var list []string
@@ -160,22 +221,16 @@ func (r *Reader) streamRange(ctx context.Context, big BigKey, piece func(pipelin
 		}
 		n := len(list) + len(zs)
 		for _, x := range list {
-			b.v.List = append(b.v.List, []byte(x))
-			b.bytes += encoded([]byte(x))
-			if b.full() {
-				if err := b.flush(piece, big.Type); err != nil {
-					return err
-				}
+			xb := []byte(x)
+			if err := b.add(encoded(xb), func() { b.v.List = append(b.v.List, xb) }, piece, big.Type); err != nil {
+				return err
 			}
 		}
 		for _, z := range zs {
 			m, _ := z.Member.(string)
-			b.v.ZSet = append(b.v.ZSet, pipeline.ScoredMember{Member: []byte(m), Score: z.Score})
-			b.bytes += encoded([]byte(m)) + 24
-			if b.full() {
-				if err := b.flush(piece, big.Type); err != nil {
-					return err
-				}
+			sm := pipeline.ScoredMember{Member: []byte(m), Score: z.Score}
+			if err := b.add(encoded(sm.Member)+24, func() { b.v.ZSet = append(b.v.ZSet, sm) }, piece, big.Type); err != nil {
+				return err
 			}
 		}
 		if n < page {

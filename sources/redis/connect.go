@@ -48,6 +48,14 @@ func (c Conn) flags() (addr, user, pass, env string) {
 	return addr, user, pass, env
 }
 
+// user is the ACL user the connection logs in as.
+func (c Conn) user() string {
+	if c.Username == "" {
+		return "default"
+	}
+	return c.Username
+}
+
 func (c Conn) options() *goredis.Options {
 	pool := c.PoolSize
 	if pool <= 0 {
@@ -91,10 +99,7 @@ func Connect(ctx context.Context, c Conn) (*goredis.Client, error) {
 // Explain turns a Redis error into one that names the server and says what
 // to do. Errors it does not recognise come back wrapped with the address.
 func Explain(c Conn, err error) error {
-	user := c.Username
-	if user == "" {
-		user = "default"
-	}
+	user := c.user()
 	addrFlag, userFlag, passFlag, env := c.flags()
 	msg := err.Error()
 	var netErr net.Error

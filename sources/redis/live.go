@@ -6,27 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
-	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/sources"
 )
-
-// LivePublisher is what live capture publishes through:
-// pipeline/kafka.Publisher implements it.
-type LivePublisher interface {
-	Publisher
-	// Broadcast sends a truncate event to every partition.
-	Broadcast(ctx context.Context, e pipeline.Event, onDurable func()) error
-}
 
 // LiveOptions configure live capture.
 type LiveOptions struct {
@@ -54,8 +43,14 @@ type LiveOptions struct {
 	MaxValueBytes int
 	ChunkElements int
 	ChunkBytes    int
+	// MaxRecordBytes: as for the Reader.
+	MaxRecordBytes int
 	// Epoch is the pipeline's version epoch (see pipeline.Version).
 	Epoch *pipeline.Epoch
+	// Elsewhere, if set, is called when a read found keys this server no
+	// longer serves (a cluster slot migrating): the cluster's topology is
+	// changing, and whoever follows it should look now.
+	Elsewhere func()
 	// Slots are the cluster slots this node serves; a heal's truncate
 	// covers only them. Nil for a standalone server.
 	Slots [][2]int
@@ -108,10 +103,13 @@ type LiveStats struct {
 	// Heals completed, and the keys they re-read.
 	Heals      int64
 	HealedKeys int64
-	// Healing is true while a heal runs or waits for the snapshot.
+	// Healing is true while a heal runs or waits for the snapshot (or for
+	// the subscription).
 	Healing bool
-	// MaxMicros is the newest server time read, for the epoch check.
-	MaxMicros uint64
+	// Incomplete counts heals that could not read every key (keys in a
+	// slot moving to another master) and so swept nothing; each is
+	// followed by another heal.
+	Incomplete int64
 }
 
 // Live follows a Redis database's changes through keyspace notifications.
@@ -131,7 +129,7 @@ type Live struct {
 	cl     *goredis.Client
 	conn   Conn
 	opts   LiveOptions
-	pub    LivePublisher
+	pub    pipeline.Publisher
 	reader *Reader
 	log    *slog.Logger
 
@@ -145,23 +143,29 @@ type Live struct {
 	snapOnce     sync.Once
 	healing      atomic.Bool
 
-	notifications, events, deletes, rejected, gaps, heals, healed atomic.Int64
-	maxMicros                                                     atomic.Uint64
+	// subscribed is true while the pub/sub subscription is confirmed;
+	// subscribedWake is signaled when it becomes true. A heal waits for it:
+	// changes made before the subscription is back would be missed.
+	subscribed     atomic.Bool
+	subscribedWake chan struct{}
+
+	notifications, events, deletes, rejected, gaps, heals, healed, incomplete atomic.Int64
 }
 
 // NewLive prepares live capture of the database cl is connected to.
-func NewLive(cl *goredis.Client, conn Conn, opts LiveOptions, pub LivePublisher) *Live {
+func NewLive(cl *goredis.Client, conn Conn, opts LiveOptions, pub pipeline.Publisher) *Live {
 	opts.setDefaults()
 	l := &Live{
 		cl: cl, conn: conn, opts: opts, pub: pub, log: opts.Logger,
 		channel:      fmt.Sprintf("__keyevent@%d__:", conn.DB),
 		dirty:        newDirtySet(),
-		gap:          make(chan struct{}, 1),
-		snapshotDone: make(chan struct{}),
+		gap:            make(chan struct{}, 1),
+		snapshotDone:   make(chan struct{}),
+		subscribedWake: make(chan struct{}, 1),
 	}
 	l.reader = NewReader(cl, conn, ReaderOptions{Name: opts.Name, Types: opts.Types, MaxElements: opts.MaxElements,
 		MaxValueBytes: opts.MaxValueBytes, ChunkElements: opts.ChunkElements, ChunkBytes: opts.ChunkBytes,
-		Epoch: opts.Epoch, Logger: opts.Logger})
+		MaxRecordBytes: opts.MaxRecordBytes, Epoch: opts.Epoch, Logger: opts.Logger})
 	return l
 }
 
@@ -170,7 +174,7 @@ func (l *Live) Stats() LiveStats {
 	return LiveStats{
 		Notifications: l.notifications.Load(), Events: l.events.Load(), Deletes: l.deletes.Load(),
 		Rejected: l.rejected.Load(), Dirty: int64(l.dirty.len()), Gaps: l.gaps.Load(), Heals: l.heals.Load(),
-		HealedKeys: l.healed.Load(), Healing: l.healing.Load(), MaxMicros: l.maxMicros.Load(),
+		HealedKeys: l.healed.Load(), Healing: l.healing.Load(), Incomplete: l.incomplete.Load(),
 	}
 }
 
@@ -190,24 +194,39 @@ func (l *Live) Subscribe(ctx context.Context) error {
 		return fmt.Errorf("subscribe to keyspace notifications: %w", Explain(l.conn, err))
 	}
 	l.ps = ps
+	l.setSubscribed(true)
 	return nil
+}
+
+// setSubscribed records whether the subscription is confirmed, and wakes
+// a heal waiting for it.
+func (l *Live) setSubscribed(ok bool) {
+	l.subscribed.Store(ok)
+	if ok {
+		select {
+		case l.subscribedWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitSubscribed returns once the subscription is confirmed, or false
+// when ctx ends first.
+func (l *Live) waitSubscribed(ctx context.Context) bool {
+	for !l.subscribed.Load() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-l.subscribedWake:
+		}
+	}
+	return true
 }
 
 // SnapshotDone tells live capture that the snapshot finished (or is not
 // run): heals wait for it, because a heal during a snapshot would re-read
 // what the snapshot is about to read anyway.
 func (l *Live) SnapshotDone() { l.snapOnce.Do(func() { close(l.snapshotDone) }) }
-
-// RequestHeal asks for a heal, e.g. because cutover was not running for a
-// while; reason is logged.
-func (l *Live) RequestHeal(reason string) {
-	l.log.Warn("live capture: changes may have been missed, a heal will re-read every key", "reason", reason)
-	l.gaps.Add(1)
-	select {
-	case l.gap <- struct{}{}:
-	default: // one is pending already; it will cover this one too
-	}
-}
 
 // Run follows changes until ctx ends (then it returns nil) or publishing
 // fails. Subscribe must have been called.
@@ -242,8 +261,12 @@ func (l *Live) Run(ctx context.Context) error {
 }
 
 // receive reads notifications into the dirty set and notices gaps.
+//
+// The subscription is marked down before a gap is reported, so that the
+// heal the gap asks for waits until the subscription is confirmed again:
+// a heal that re-read keys while nothing was listening would miss the
+// changes made between its read of a key and the new subscription.
 func (l *Live) receive(ctx context.Context) error {
-	subscribed := true // Subscribe saw the first confirmation
 	quiet := 0
 	reconnect := backoff.NewExponentialBackOff()
 	reconnect.InitialInterval = 100 * time.Millisecond
@@ -257,41 +280,52 @@ func (l *Live) receive(ctx context.Context) error {
 		if err != nil {
 			var netErr net.Error
 			if errors.As(err, &netErr) && netErr.Timeout() {
-				// Nothing arrived: make sure the connection is alive. Two
-				// silent intervals after a PING mean it is not.
+				// Nothing arrived: make sure the connection is alive (two
+				// silent intervals after a PING mean it is not), and that
+				// a subscription sent is confirmed in time.
 				if quiet++; quiet >= 3 {
-					l.RequestHeal("pub/sub connection silent, reconnecting")
+					if l.subscribed.Load() {
+						l.setSubscribed(false)
+						l.RequestHeal("pub/sub connection silent, reconnecting")
+					}
 					l.resubscribe(ctx)
-					subscribed = false // the new subscription's confirmation is expected
 					quiet = 0
 					continue
 				}
 				_ = l.ps.Ping(ctx) // the PONG arrives through Receive
 				continue
 			}
-			if subscribed {
+			if l.subscribed.Load() {
 				// One gap per outage, however many reconnects it takes.
+				l.setSubscribed(false)
 				l.RequestHeal("pub/sub connection lost: " + err.Error())
 			}
-			subscribed = false
-			if !sources.Sleep(ctx, reconnect.NextBackOff()) { // go-redis reconnects on the next receive
+			// A broken connection, or the server refused the subscription
+			// (an ACL without the channel, say): subscribe again, on a new
+			// connection, after a pause.
+			if !sources.Sleep(ctx, reconnect.NextBackOff()) {
 				return nil
 			}
+			l.log.Debug("live capture: subscribing again", "err", err)
+			l.resubscribe(ctx)
+			quiet = 0
 			continue
 		}
-		reconnect.Reset()
-		quiet = 0
 		switch m := msg.(type) {
 		case *goredis.Subscription:
 			if m.Kind == "psubscribe" {
-				if subscribed {
+				if l.subscribed.Load() {
 					// A second confirmation: go-redis reconnected and
 					// re-subscribed after a failure we did not see.
+					l.setSubscribed(false)
 					l.RequestHeal("pub/sub reconnected")
 				}
-				subscribed = true
+				l.setSubscribed(true)
+				reconnect.Reset()
+				quiet = 0
 			}
 		case *goredis.Message:
+			quiet = 0
 			l.notifications.Add(1)
 			key := m.Payload
 			if !l.opts.Filter.Keep(key) {
@@ -302,6 +336,11 @@ func (l *Live) receive(ctx context.Context) error {
 				l.RequestHeal(fmt.Sprintf("more than %d changed keys waiting to be read", l.opts.MaxDirty))
 			}
 		case *goredis.Pong:
+			if l.subscribed.Load() {
+				// An answer proves the connection; while a subscription
+				// is awaited, only its confirmation counts.
+				quiet = 0
+			}
 		}
 	}
 }
@@ -324,54 +363,88 @@ func (l *Live) readLoop(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := l.readAndPublish(ctx, keys, pipeline.OriginLive); err != nil {
+		unread, err := l.readAndPublish(ctx, keys, pipeline.OriginLive)
+		var pe *publishError
+		switch {
+		case ctx.Err() != nil:
+		case errors.As(err, &pe):
 			return err
+		case err != nil:
+			// A change we failed to read is a change we may have missed.
+			l.RequestHeal("reading changed keys failed: " + err.Error())
+		case unread.elsewhere > 0:
+			// Dead-lettered keys need no heal: a heal could not read them
+			// either. Keys served elsewhere are read by the master that
+			// takes their slot over, after the heal the move brings.
+			l.RequestHeal(fmt.Sprintf("%d changed keys are in cluster slots moving to another master", unread.elsewhere))
 		}
 	}
 }
 
-func (l *Live) readAndPublish(ctx context.Context, keys []string, origin pipeline.Origin) error {
+// unreadKeys counts the keys of a read that are neither events nor
+// known to be gone.
+type unreadKeys struct {
+	// elsewhere: another master serves them now (a slot migrating).
+	elsewhere int
+	// forbidden: the user may not read them (ACL); dead-lettered.
+	forbidden int
+}
+
+func (u unreadKeys) total() int { return u.elsewhere + u.forbidden }
+
+// readAndPublish reads keys and publishes their events and rejects, and
+// says which keys it could not read. An error is either a *publishError
+// (publishing failed: live capture must stop) or a read failure (the keys
+// were not read).
+func (l *Live) readAndPublish(ctx context.Context, keys []string, origin pipeline.Origin) (unread unreadKeys, err error) {
 	b, info, err := l.reader.Read(ctx, keys, origin, nil)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+		return unread, err
+	}
+	unread.elsewhere = len(info.Elsewhere)
+	for _, r := range b.Rejects {
+		if r.Class == RejectUnreadable {
+			unread.forbidden++
 		}
-		// A change we failed to read is a change we may have missed.
-		l.RequestHeal("reading changed keys failed: " + err.Error())
-		return nil
+	}
+	if len(info.Elsewhere) > 0 && l.opts.Elsewhere != nil {
+		l.opts.Elsewhere()
 	}
 	for i := range b.Events {
-		e := &b.Events[i]
-		if e.Op == pipeline.OpDelete {
+		if b.Events[i].Op == pipeline.OpDelete {
 			l.deletes.Add(1)
-		}
-		if m := e.Version.ClockMicros(); m > l.maxMicros.Load() {
-			l.maxMicros.Store(m)
 		}
 	}
 	l.events.Add(int64(len(b.Events)))
 	l.rejected.Add(int64(len(b.Rejects)))
 	if err := l.pub.Publish(ctx, b, nil); err != nil {
-		return &publishError{err}
+		return unread, &publishError{err}
 	}
 	for _, big := range info.Big {
+		var pieceErr error
 		err := l.reader.Stream(ctx, big, origin, nil, func(e pipeline.Event) error {
 			l.events.Add(1)
 			if err := l.pub.Publish(ctx, pipeline.Batch{Events: []pipeline.Event{e}}, nil); err != nil {
-				return &publishError{err}
+				pieceErr = &publishError{err}
+				return pieceErr
 			}
 			return nil
 		})
-		var pe *publishError
+		var rej *RejectedKeyError
 		switch {
-		case err == nil, ctx.Err() != nil:
-		case errors.As(err, &pe):
-			return err
+		case err == nil:
+		case pieceErr != nil:
+			return unread, pieceErr
+		case errors.As(err, &rej):
+			l.rejected.Add(1)
+			if err := l.pub.Publish(ctx, pipeline.Batch{Rejects: []pipeline.Reject{rej.Reject}}, nil); err != nil {
+				return unread, &publishError{err}
+			}
 		default:
-			l.RequestHeal("reading a big key failed: " + err.Error())
+			return unread, err
 		}
 	}
-	return nil
+	return unread, nil
 }
 
 // publishError is a failure to hand events to Kafka: unlike a Redis error,
@@ -381,213 +454,3 @@ type publishError struct{ err error }
 func (e *publishError) Error() string { return "live capture: publish: " + e.err.Error() }
 func (e *publishError) Unwrap() error { return e.err }
 
-// watchFlushes notices FLUSHDB, FLUSHALL and SWAPDB, which send no
-// notification: their call counters in INFO commandstats move.
-func (l *Live) watchFlushes(ctx context.Context) error {
-	var last map[string]int64
-	t := time.NewTicker(l.opts.CheckEvery)
-	defer t.Stop()
-	for {
-		info, err := l.cl.Info(ctx, "commandstats").Result()
-		if err == nil {
-			cur := flushCounts(info)
-			if last != nil {
-				for cmd, n := range cur {
-					if n != last[cmd] {
-						l.RequestHeal(fmt.Sprintf("%s ran on the server (no notification is sent for it)", strings.ToUpper(cmd)))
-						break
-					}
-				}
-			}
-			last = cur
-		} else if ctx.Err() == nil {
-			l.log.Debug("live capture: INFO commandstats failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// flushCounts reads the call counts of the commands that empty a database
-// without notifications.
-func flushCounts(info string) map[string]int64 {
-	out := map[string]int64{"flushdb": 0, "flushall": 0, "swapdb": 0}
-	for _, line := range strings.Split(info, "\n") {
-		for cmd := range out {
-			prefix := "cmdstat_" + cmd + ":calls="
-			if strings.HasPrefix(line, prefix) {
-				rest := line[len(prefix):]
-				if i := strings.IndexByte(rest, ','); i >= 0 {
-					rest = rest[:i]
-				}
-				out[cmd], _ = strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-			}
-		}
-	}
-	return out
-}
-
-// healLoop runs a heal for each gap, once the snapshot is done. Gaps that
-// happen during a heal cause one more heal after it.
-func (l *Live) healLoop(ctx context.Context) error {
-	retry := backoff.NewExponentialBackOff()
-	retry.InitialInterval = time.Second
-	retry.MaxInterval = 30 * time.Second
-	retry.MaxElapsedTime = 0
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-l.gap:
-		}
-		l.healing.Store(true)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-l.snapshotDone:
-		}
-		err := l.heal(ctx)
-		l.healing.Store(false)
-		var pe *publishError
-		switch {
-		case err == nil:
-			retry.Reset()
-		case ctx.Err() != nil:
-			return nil
-		case errors.As(err, &pe):
-			return err
-		default:
-			// Redis is down, restarting or failing over: try again
-			// later. Notifications resume when it is back; the heal covers
-			// what happened meanwhile.
-			wait := retry.NextBackOff()
-			l.log.Warn("heal failed, will retry", "err", err, "retry_in", wait)
-			if !sources.Sleep(ctx, wait) {
-				return nil
-			}
-			select {
-			case l.gap <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
-
-// heal re-reads every key and then broadcasts a truncate of everything
-// older than the heal's start.
-func (l *Live) heal(ctx context.Context) error {
-	start := time.Now()
-	// A server that restarted has forgotten a CONFIG SET: without this the
-	// new subscription would hear nothing.
-	if err := EnsureNotifications(ctx, l.cl, l.conn); err != nil {
-		return fmt.Errorf("heal: %w", err)
-	}
-	now, err := l.cl.Time(ctx).Result()
-	if err != nil {
-		return fmt.Errorf("heal: read server time: %w", Explain(l.conn, err))
-	}
-	since := pipeline.ClockVersion(l.opts.Epoch.Load(), uint64(now.UnixMicro()), false)
-	l.log.Info("heal started: re-reading every key", "keys_per_second", l.opts.HealKeysPerSecond)
-	var limiter *rate.Limiter
-	if l.opts.HealKeysPerSecond > 0 {
-		limiter = rate.NewLimiter(rate.Limit(l.opts.HealKeysPerSecond), max(l.opts.HealKeysPerSecond, l.opts.ScanCount))
-	}
-	var cursor, read uint64
-	for first := true; first || cursor != 0; first = false {
-		keys, next, _, err := scanPage(ctx, l.cl, l.conn, l.log, l.opts.Filter, l.opts.Types, cursor, l.opts.ScanCount)
-		if err != nil {
-			return fmt.Errorf("heal: %w", err)
-		}
-		if limiter != nil && len(keys) > 0 {
-			if err := limiter.WaitN(ctx, min(len(keys), limiter.Burst())); err != nil {
-				return err
-			}
-		}
-		if err := l.readAndPublish(ctx, keys, pipeline.OriginLive); err != nil {
-			return err
-		}
-		read += uint64(len(keys))
-		cursor = next
-	}
-	truncate := pipeline.Event{
-		Op: pipeline.OpTruncate, Origin: pipeline.OriginLive, Version: since,
-		Scope:  &pipeline.Scope{Filter: l.opts.Filter, Slots: l.opts.Slots},
-		Source: pipeline.SourceInfo{Connector: "redis", Name: l.opts.Name, DB: l.conn.DB, Node: l.conn.Addr, Time: now},
-	}
-	if err := l.pub.Broadcast(ctx, truncate, nil); err != nil {
-		return &publishError{err}
-	}
-	l.heals.Add(1)
-	l.healed.Add(int64(read))
-	l.log.Info("heal done: every key re-read, older keys will be swept from the target", "keys", read, "took", time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
-// dirtySet holds changed keys waiting to be read, each once, in the order
-// they first changed.
-type dirtySet struct {
-	mu    sync.Mutex
-	keys  map[string]struct{}
-	queue []string
-	wake  chan struct{}
-}
-
-func newDirtySet() *dirtySet {
-	return &dirtySet{keys: map[string]struct{}{}, wake: make(chan struct{}, 1)}
-}
-
-// add marks key dirty and returns how many keys are dirty.
-func (d *dirtySet) add(key string) int {
-	d.mu.Lock()
-	if _, ok := d.keys[key]; !ok {
-		d.keys[key] = struct{}{}
-		d.queue = append(d.queue, key)
-	}
-	n := len(d.keys)
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-	return n
-}
-
-// take removes up to n keys. A key changed again after take is marked
-// dirty again, so it is read again: its newer state is never missed.
-func (d *dirtySet) take(n int) []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n = min(n, len(d.queue))
-	out := make([]string, n)
-	copy(out, d.queue[:n])
-	d.queue = d.queue[n:]
-	for _, k := range out {
-		delete(d.keys, k)
-	}
-	if len(d.queue) > 0 {
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
-	}
-	if len(d.queue) == 0 && cap(d.queue) > 4096 {
-		d.queue = nil // give back a large backlog's memory
-	}
-	return out
-}
-
-func (d *dirtySet) clear() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.keys = map[string]struct{}{}
-	d.queue = nil
-}
-
-func (d *dirtySet) len() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.keys)
-}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -28,6 +29,10 @@ type ReaderOptions struct {
 	// encoded event (see Stream). Defaults 10,000 and 256 KiB.
 	ChunkElements int
 	ChunkBytes    int
+	// MaxRecordBytes is the largest event Kafka takes (key and encoded
+	// value); a big key's pieces are cut to fit it. Default 1,000,000, the
+	// publisher's own default.
+	MaxRecordBytes int
 	// Epoch is the version epoch of the reads, shared by every reader of a
 	// pipeline: it moves on when the clock domain changes (a cluster
 	// failover), and reads after that must win over reads before. Nil means
@@ -46,7 +51,16 @@ type ReadCounts struct {
 	Skipped int64
 	// Big keys must be read in pieces, with Stream.
 	Big []BigKey
+	// Elsewhere are keys this server does not serve right now: their slot
+	// is being migrated to another master of the cluster (MOVED or ASK).
+	// They are neither events nor deletes: the master that takes the
+	// slot over heals it once the migration ends.
+	Elsewhere []string
 }
+
+// RejectUnreadable is the reject class of a key the source's user may not
+// read (Redis ACL key permissions).
+const RejectUnreadable = "unreadable"
 
 // BigKey is a collection too large to read in one piece. Its version and
 // expiry were read atomically with its size; Stream reads its elements.
@@ -54,8 +68,10 @@ type BigKey struct {
 	Key    string
 	Type   pipeline.Type
 	Size   int64
+	epoch  uint64
 	micros uint64
 	pttl   int64
+	via    *Reader // the reader that read it, when not the snapshot's own
 }
 
 // Reader reads keys into versioned events, a page at a time, with one
@@ -84,6 +100,9 @@ func NewReader(cl goredis.UniversalClient, conn Conn, opts ReaderOptions) *Reade
 	if opts.ChunkBytes <= 0 {
 		opts.ChunkBytes = 256 << 10
 	}
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = 1_000_000
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -103,7 +122,17 @@ func (r *Reader) Prepare(ctx context.Context) error {
 // For a live or repair read, a key that no longer exists is a delete event;
 // a snapshot only counts it (it was deleted after SCAN returned it, and
 // live capture reports the delete).
-// A transient failure is retried for the whole page for up to two minutes.
+//
+// A key the user may not read (ACL) is a reject of class
+// RejectUnreadable, and a key whose slot this server no longer serves is
+// in ReadCounts.Elsewhere: neither is ever taken for deleted. Any other
+// failure is retried for the whole page for up to two minutes, then
+// returned: a page is read whole or not at all.
+//
+// Every event of the page carries the epoch that was current when the
+// page was sent; if the epoch moved on while the page was in flight, the
+// page is read again, so that no read executed before the move can carry
+// the new epoch (and outrank reads made after it).
 func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin, pos []byte) (pipeline.Batch, ReadCounts, error) {
 	var b pipeline.Batch
 	var counts ReadCounts
@@ -111,27 +140,50 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 		return b, counts, nil
 	}
 	var cmds []*goredis.Cmd
+	var epoch uint64
 	err := retry(ctx, r.log, "read keys", func() error {
+		epoch = r.opts.Epoch.Load()
 		pipe := r.cl.Pipeline()
 		cmds = make([]*goredis.Cmd, len(keys))
 		for i, k := range keys {
 			cmds[i] = readScript.EvalSha(ctx, pipe, []string{k}, r.types, r.opts.MaxElements, r.opts.MaxValueBytes,
 				r.opts.ChunkElements, r.opts.ChunkBytes)
 		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			// Redis restarted or flushed its scripts: load it again.
-			if lerr := readScript.Load(ctx, r.cl).Err(); lerr != nil {
-				return lerr
+		_, _ = pipe.Exec(ctx) // each command's error is looked at below
+		for _, c := range cmds {
+			err := c.Err()
+			switch {
+			case err == nil, isKeyForbidden(err), isElsewhere(err):
+			case isNoScript(err):
+				// Redis restarted or flushed its scripts: load it again.
+				if lerr := readScript.Load(ctx, r.cl).Err(); lerr != nil {
+					return lerr
+				}
+				return err
+			default:
+				return err
 			}
 		}
-		return err
+		if r.opts.Epoch.Load() != epoch {
+			return errEpochMoved
+		}
+		return nil
 	})
 	if err != nil {
 		return b, counts, Explain(r.conn, err)
 	}
 	live := origin != pipeline.OriginSnapshot
 	for i, k := range keys {
+		if err := cmds[i].Err(); err != nil {
+			if isElsewhere(err) {
+				counts.Elsewhere = append(counts.Elsewhere, k)
+				continue
+			}
+			b.Rejects = append(b.Rejects, pipeline.Reject{Key: []byte(k), Class: RejectUnreadable,
+				Err: fmt.Errorf("redis %s: user %q may not read this key: %w (grant it with an ACL key pattern, or leave it out with --exclude)",
+					r.conn.Addr, r.conn.user(), err)})
+			continue
+		}
 		res, err := parseRead(k, cmds[i].Val())
 		if err != nil {
 			return b, counts, err
@@ -145,7 +197,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 				// name, MOVE to another database).
 				b.Events = append(b.Events, pipeline.Event{
 					Key: []byte(k), Op: pipeline.OpDelete, Origin: origin,
-					Version: pipeline.ClockVersion(r.opts.Epoch.Load(), res.micros, true),
+					Version: pipeline.ClockVersion(epoch, res.micros, true),
 					Source:  r.source(pos, res.micros),
 				})
 			}
@@ -163,7 +215,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 			if err != nil {
 				return b, counts, err
 			}
-			counts.Big = append(counts.Big, BigKey{Key: k, Type: t, Size: res.size, micros: res.micros, pttl: res.pttl})
+			counts.Big = append(counts.Big, BigKey{Key: k, Type: t, Size: res.size, epoch: epoch, micros: res.micros, pttl: res.pttl})
 			continue
 		case "unsupported":
 			b.Rejects = append(b.Rejects, pipeline.Reject{Key: []byte(k), Class: pipeline.RejectUnsupportedType,
@@ -178,7 +230,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 			Key:      []byte(k),
 			Op:       pipeline.OpUpsert,
 			Origin:   origin,
-			Version:  pipeline.ClockVersion(r.opts.Epoch.Load(), res.micros, live),
+			Version:  pipeline.ClockVersion(epoch, res.micros, live),
 			Value:    v,
 			ExpireAt: res.expireAt(),
 			Source:   r.source(pos, res.micros),
@@ -186,6 +238,26 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 	}
 	return b, counts, nil
 }
+
+// errEpochMoved makes Read read a page again: the epoch moved on while it
+// was in flight.
+var errEpochMoved = errors.New("the version epoch moved on during the read; reading again")
+
+// isKeyForbidden reports whether err refuses access to a key (an ACL key
+// pattern), as opposed to a command the user may not run at all.
+func isKeyForbidden(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "NOPERM") && strings.Contains(msg, "key")
+}
+
+// isElsewhere reports whether err says the key's slot is served by
+// another node (a cluster slot migrating or migrated).
+func isElsewhere(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
+}
+
+func isNoScript(err error) bool { return strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
 func (r *Reader) source(pos []byte, micros uint64) pipeline.SourceInfo {
 	return pipeline.SourceInfo{

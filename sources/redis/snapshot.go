@@ -21,16 +21,6 @@ import (
 	"github.com/cutover/cutover/pipeline"
 )
 
-// Publisher takes batches of events and reports when they are durable.
-// pipeline/kafka.Publisher implements it.
-type Publisher interface {
-	// Publish hands over a batch; onDurable runs once it and every
-	// earlier batch are acknowledged, in order.
-	Publish(ctx context.Context, b pipeline.Batch, onDurable func()) error
-	// Flush waits until everything handed over is acknowledged.
-	Flush(ctx context.Context) error
-}
-
 // SnapshotOptions configure a Snapshot.
 type SnapshotOptions struct {
 	// Name is the pipeline's name: it prefixes checkpoint names and is the
@@ -52,13 +42,27 @@ type SnapshotOptions struct {
 	// one Kafka record can carry).
 	MaxValueBytes int
 	// ChunkElements and ChunkBytes: collections larger than this are read
-	// and sent in pieces (see Reader.Stream).
-	ChunkElements int
-	ChunkBytes    int
+	// and sent in pieces (see Reader.Stream); MaxRecordBytes bounds a
+	// piece.
+	ChunkElements  int
+	ChunkBytes     int
+	MaxRecordBytes int
 	// KeysPerSecond paces the walk to protect production; 0 means no limit.
 	KeysPerSecond int
 	// Restart ignores an unfinished snapshot's saved cursor and starts over.
 	Restart bool
+	// Sweep makes a snapshot that starts afresh (not one that resumes a
+	// saved cursor) end with a truncate of every key older than its start
+	// (in Slots, on a cluster node): the keys the target holds that were
+	// deleted in the source before the snapshot. A snapshot that read
+	// every key is then as good as a heal. See Swept.
+	Sweep bool
+	Slots [][2]int
+	// Redirect, if set, reads the keys this server no longer serves (a
+	// cluster slot migrating while the snapshot runs) through a client
+	// that follows the cluster's redirections. Without it they are
+	// counted in SnapshotProgress.Elsewhere, and the caller must heal.
+	Redirect *Reader
 	// CheckpointEvery is how often the durable cursor is saved; default 1s.
 	// The cursor is also saved when the snapshot ends.
 	CheckpointEvery time.Duration
@@ -108,6 +112,9 @@ type SnapshotProgress struct {
 	Vanished int64
 	// BigKeys read in pieces (their pieces count in Events).
 	BigKeys int64
+	// Elsewhere keys were not read: another master of the cluster serves
+	// them now (see SnapshotOptions.Redirect).
+	Elsewhere int64
 	// Resumed is true when the snapshot continued a saved cursor.
 	Resumed bool
 	// Done is true once the snapshot is published and its end saved.
@@ -132,12 +139,12 @@ type Snapshot struct {
 	cl   *goredis.Client
 	conn Conn
 	opts SnapshotOptions
-	pub  Publisher
+	pub  pipeline.Publisher
 	ck   checkpoint.Store
 	log  *slog.Logger
 
-	total, scanned, events, rejected, filtered, vanished, bigKeys atomic.Int64
-	resumed, done                                                 atomic.Bool
+	total, scanned, events, rejected, filtered, vanished, bigKeys, elsewhere, forbidden atomic.Int64
+	resumed, done, swept                                                            atomic.Bool
 
 	reader *Reader
 
@@ -148,7 +155,7 @@ type Snapshot struct {
 
 // NewSnapshot prepares a snapshot of the database cl is connected to;
 // conn describes that connection (for messages and checkpoint names).
-func NewSnapshot(cl *goredis.Client, conn Conn, opts SnapshotOptions, pub Publisher, ck checkpoint.Store) (*Snapshot, error) {
+func NewSnapshot(cl *goredis.Client, conn Conn, opts SnapshotOptions, pub pipeline.Publisher, ck checkpoint.Store) (*Snapshot, error) {
 	if opts.Name == "" {
 		return nil, fmt.Errorf("snapshot needs the pipeline's name")
 	}
@@ -156,7 +163,8 @@ func NewSnapshot(cl *goredis.Client, conn Conn, opts SnapshotOptions, pub Publis
 	s := &Snapshot{cl: cl, conn: conn, opts: opts, pub: pub, ck: ck, log: opts.Logger}
 	s.reader = NewReader(cl, conn, ReaderOptions{
 		Name: opts.Name, Types: opts.Types, MaxElements: opts.MaxElements, MaxValueBytes: opts.MaxValueBytes,
-		ChunkElements: opts.ChunkElements, ChunkBytes: opts.ChunkBytes, Epoch: opts.Epoch, Logger: opts.Logger,
+		ChunkElements: opts.ChunkElements, ChunkBytes: opts.ChunkBytes, MaxRecordBytes: opts.MaxRecordBytes,
+		Epoch: opts.Epoch, Logger: opts.Logger,
 	})
 	return s, nil
 }
@@ -171,9 +179,15 @@ func (s *Snapshot) Progress() SnapshotProgress {
 	return SnapshotProgress{
 		Total: s.total.Load(), Scanned: s.scanned.Load(), Events: s.events.Load(),
 		Rejected: s.rejected.Load(), Filtered: s.filtered.Load(), Vanished: s.vanished.Load(), BigKeys: s.bigKeys.Load(),
-		Resumed: s.resumed.Load(), Done: s.done.Load(),
+		Elsewhere: s.elsewhere.Load(), Resumed: s.resumed.Load(), Done: s.done.Load(),
 	}
 }
+
+// Swept reports whether the snapshot ended with its truncate (see
+// SnapshotOptions.Sweep): false when it resumed a saved cursor, could not
+// read every key, or the version epoch moved while it ran — a caller that
+// wanted the sweep must heal instead.
+func (s *Snapshot) Swept() bool { return s.swept.Load() }
 
 // page is one SCAN reply on its way through the readers to the publisher.
 type page struct {
@@ -205,6 +219,19 @@ func (s *Snapshot) Run(ctx context.Context) error {
 	if n, err := s.cl.DBSize(ctx).Result(); err == nil {
 		s.total.Store(n)
 	}
+	var sweep *pipeline.Event
+	epoch := s.opts.Epoch.Load()
+	if s.opts.Sweep && !s.resumed.Load() {
+		now, err := s.cl.Time(ctx).Result()
+		if err != nil {
+			return fmt.Errorf("snapshot: read server time: %w", Explain(s.conn, err))
+		}
+		sweep = &pipeline.Event{
+			Op: pipeline.OpTruncate, Origin: pipeline.OriginSnapshot, Version: pipeline.ClockVersion(epoch, uint64(now.UnixMicro()), false),
+			Scope:  &pipeline.Scope{Filter: s.opts.Filter, Slots: s.opts.Slots},
+			Source: pipeline.SourceInfo{Connector: "redis", Name: s.opts.Name, DB: s.conn.DB, Node: s.conn.Addr, Time: now},
+		}
+	}
 	s.mu.Lock()
 	s.durable = start
 	s.mu.Unlock()
@@ -234,6 +261,9 @@ func (s *Snapshot) Run(ctx context.Context) error {
 	}()
 	g.Go(func() error { return s.publish(gctx, ctx, ordered) })
 	err = g.Wait()
+	if err == nil && sweep != nil {
+		err = s.sweep(ctx, sweep, epoch)
+	}
 	if err == nil {
 		err = s.pub.Flush(ctx)
 	}
@@ -256,6 +286,26 @@ func (s *Snapshot) Run(ctx context.Context) error {
 		// only repeat work.
 		s.log.Warn("snapshot finished but its final checkpoint could not be saved", "err", err)
 	}
+	return nil
+}
+
+// sweep broadcasts the snapshot's truncate, after every event it
+// published, if the snapshot read every key in one epoch.
+func (s *Snapshot) sweep(ctx context.Context, t *pipeline.Event, epoch uint64) error {
+	switch {
+	case s.elsewhere.Load() > 0 || s.forbidden.Load() > 0:
+		s.log.Warn("the snapshot could not read every key, so it sweeps nothing from the target",
+			"in_moving_slots", s.elsewhere.Load(), "unreadable", s.forbidden.Load())
+		return nil
+	case s.opts.Epoch.Load() != epoch:
+		s.log.Info("the version epoch moved on during the snapshot, so it sweeps nothing from the target", "from", epoch, "to", s.opts.Epoch.Load())
+		return nil
+	}
+	if err := s.pub.Broadcast(ctx, *t, nil); err != nil {
+		return err
+	}
+	s.swept.Store(true)
+	s.log.Info("snapshot done: keys the target holds from before it and the source no longer has will be swept")
 	return nil
 }
 
@@ -376,10 +426,18 @@ func (s *Snapshot) publish(gctx, runCtx context.Context, ordered <-chan *page) e
 		if p.err != nil {
 			return p.err
 		}
+		if err := s.redirect(gctx, p); err != nil {
+			return err
+		}
 		s.events.Add(int64(len(p.batch.Events)))
 		s.vanished.Add(p.counts.Vanished)
 		s.filtered.Add(p.counts.Skipped)
 		s.rejected.Add(int64(len(p.batch.Rejects)))
+		for _, r := range p.batch.Rejects {
+			if r.Class == RejectUnreadable {
+				s.forbidden.Add(1)
+			}
+		}
 		cursor, scanned := p.cursor, p.scanned
 		durable := func() { s.markDurable(cursor, scanned) }
 		if len(p.counts.Big) == 0 {
@@ -395,20 +453,67 @@ func (s *Snapshot) publish(gctx, runCtx context.Context, ordered <-chan *page) e
 		}
 		pos := []byte(strconv.FormatUint(cursor, 10))
 		for _, big := range p.counts.Big {
-			s.log.Info("reading a big key in pieces", "key", big.Key, "type", big.Type, "size", big.Size)
-			err := s.reader.Stream(gctx, big, pipeline.OriginSnapshot, pos, func(e pipeline.Event) error {
-				s.events.Add(1)
-				return s.pub.Publish(runCtx, pipeline.Batch{Events: []pipeline.Event{e}}, nil)
-			})
-			if err != nil {
+			if err := s.streamBig(gctx, runCtx, big, pos); err != nil {
 				return err
 			}
-			s.bigKeys.Add(1)
 		}
 		if err := s.pub.Publish(runCtx, pipeline.Batch{}, durable); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// redirect reads a page's keys that another master serves now (a slot
+// migrating) through SnapshotOptions.Redirect, or counts them.
+func (s *Snapshot) redirect(ctx context.Context, p *page) error {
+	if len(p.counts.Elsewhere) == 0 {
+		return nil
+	}
+	if s.opts.Redirect == nil {
+		s.elsewhere.Add(int64(len(p.counts.Elsewhere)))
+		return nil
+	}
+	b, counts, err := s.opts.Redirect.Read(ctx, p.counts.Elsewhere, pipeline.OriginSnapshot, []byte(strconv.FormatUint(p.cursor, 10)))
+	if err != nil {
+		return fmt.Errorf("read %d keys of migrating slots through the cluster: %w", len(p.counts.Elsewhere), err)
+	}
+	p.batch.Events = append(p.batch.Events, b.Events...)
+	p.batch.Rejects = append(p.batch.Rejects, b.Rejects...)
+	p.counts.Vanished += counts.Vanished
+	p.counts.Skipped += counts.Skipped
+	s.elsewhere.Add(int64(len(counts.Elsewhere)))
+	for _, big := range counts.Big {
+		big.via = s.opts.Redirect
+		p.counts.Big = append(p.counts.Big, big)
+	}
+	return nil
+}
+
+// streamBig publishes a big key in pieces, or its reject.
+func (s *Snapshot) streamBig(gctx, runCtx context.Context, big BigKey, pos []byte) error {
+	s.log.Info("reading a big key in pieces", "key", big.Key, "type", big.Type, "size", big.Size)
+	var pubErr error
+	reader := s.reader
+	if big.via != nil {
+		reader = big.via
+	}
+	err := reader.Stream(gctx, big, pipeline.OriginSnapshot, pos, func(e pipeline.Event) error {
+		s.events.Add(1)
+		pubErr = s.pub.Publish(runCtx, pipeline.Batch{Events: []pipeline.Event{e}}, nil)
+		return pubErr
+	})
+	var rej *RejectedKeyError
+	switch {
+	case pubErr != nil:
+		return pubErr
+	case errors.As(err, &rej):
+		s.rejected.Add(1)
+		return s.pub.Publish(runCtx, pipeline.Batch{Rejects: []pipeline.Reject{rej.Reject}}, nil)
+	case err != nil:
+		return err
+	}
+	s.bigKeys.Add(1)
 	return nil
 }
 
