@@ -400,10 +400,20 @@ func (c *Config) validate() error {
 	case !c.hasDynamoDBSink() && rs.Addr == "":
 		bad("sink", "required: set sink.dynamodb.table (--dynamodb-table), sink.dynamodb.rules, or sink.redis.addr (--target-redis-addr)")
 	case c.hasDynamoDBSink():
+		// Two rules writing one table would map keys of both patterns to
+		// one item (user:{id} and member:{id} both reach id=1).
+		tables := map[string]string{}
+		if d.Table != "" {
+			tables[d.Table] = "sink.dynamodb.table"
+		}
 		for i, r := range d.Rules {
 			path := fmt.Sprintf("sink.dynamodb.rules[%d]", i)
 			if r.Table == "" {
 				bad(path+".table", "required")
+			} else if other, ok := tables[r.Table]; ok {
+				bad(path+".table", "%s is also %s's table: keys of both would meet in one item (give each rule its own table)", r.Table, other)
+			} else {
+				tables[r.Table] = path
 			}
 			rule := ddbsink.Rule{Match: r.Match, Key: r.Key, KeyTypes: r.KeyTypes, Fields: r.Fields}
 			if err := rule.Validate(); err != nil {
@@ -446,8 +456,11 @@ func (c *Config) validate() error {
 		if rs.Addr == r.Addr && rs.DB == r.DB && c.sourceKind() == "redis" {
 			bad("sink.redis", "the target is the source database (%s db %d)", rs.Addr, rs.DB)
 		}
-		if err := c.itemOptions().Validate(); err != nil {
-			bad("sink.redis", "%v", err)
+		if err := (redissink.ItemOptions{Format: rs.ItemFormat}).Validate(); err != nil {
+			bad("sink.redis.item_format", "%v", err)
+		}
+		if err := (redissink.ItemOptions{KeyTemplate: rs.KeyTemplate}).Validate(); err != nil {
+			bad("sink.redis.key_template", "%v", err)
 		}
 	}
 	if c.Checkpoint.Dir == "" {

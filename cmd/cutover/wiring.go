@@ -364,6 +364,11 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 			if items.Sort != "" {
 				itemOpts.Key = append(itemOpts.Key, redissink.KeyAttrSchema{Name: items.Sort, Type: items.SortType})
 			}
+			// Only now is the table's key known: a template that leaves a
+			// key attribute out would map distinct items to one Redis key.
+			if err := itemOpts.Validate(); err != nil {
+				return nil, &configError{problems: []string{"sink.redis.key_template: " + err.Error() + " (--target-key-template)"}}
+			}
 			opts.Items = &itemOpts
 		}
 		s, err := redissink.New(cl, opts)

@@ -69,7 +69,9 @@ type Mapping struct {
 // Key returns the key attribute value of a source key.
 func (m *Mapping) Key(key []byte) (types.AttributeValue, error) {
 	if len(key) == 0 {
-		return nil, fmt.Errorf("%w: the empty key cannot be a DynamoDB key", pipeline.ErrUnmappable)
+		// Redis has it (SET "" v); DynamoDB refuses an empty S or B.
+		return nil, fmt.Errorf("%w: the empty key cannot be a DynamoDB item: key attribute %s would be empty, and DynamoDB key attributes cannot be empty (exclude the key, or copy it to a Redis target)",
+			pipeline.ErrUnmappable, m.KeyAttribute)
 	}
 	if m.KeyType == types.ScalarAttributeTypeB {
 		return &types.AttributeValueMemberB{Value: key}, nil
@@ -110,10 +112,21 @@ func (m *Mapping) KeyAttrs(key []byte) (map[string]types.AttributeValue, error) 
 		return nil, fmt.Errorf("%w: item key %s has attributes %v, but the target table's key is %v: give the target table the source table's key schema",
 			pipeline.ErrUnmappable, key, names, want)
 	}
+	for _, a := range attrs {
+		// DynamoDB gives neither an empty S or B nor a number in another
+		// form; written, the first is refused and the second is the item
+		// of another key.
+		if err := pipeline.CheckKeyAttr(a.Value); err != nil {
+			return nil, fmt.Errorf("%w: item key %s: key attribute %s %w", pipeline.ErrUnmappable, key, a.Name, err)
+		}
+	}
 	return dynamoattr.Key(attrs), nil
 }
 
-// ruleKey parses a Redis key with the rule's template.
+// ruleKey parses a Redis key with the rule's template. The template reads
+// each key one way only (pipeline.KeyTemplate), and KeyAttrFromText takes
+// only text that DynamoDB keeps as it is (no empty value, numbers in
+// DynamoDB's own form), so distinct Redis keys are distinct items.
 func (m *Mapping) ruleKey(key []byte) (map[string]types.AttributeValue, error) {
 	values, ok := m.Template.Match(key)
 	if !ok {
@@ -129,10 +142,7 @@ func (m *Mapping) ruleKey(key []byte) (map[string]types.AttributeValue, error) {
 		}
 		a, err := pipeline.KeyAttrFromText(string(k.typ), values[k.name])
 		if err != nil {
-			return nil, fmt.Errorf("%w: key %q: %s: %w", pipeline.ErrUnmappable, key, k.name, err)
-		}
-		if len(values[k.name]) == 0 {
-			return nil, fmt.Errorf("%w: key %q gives key attribute %s an empty value", pipeline.ErrUnmappable, key, k.name)
+			return nil, fmt.Errorf("%w: key %q: key attribute %s %w", pipeline.ErrUnmappable, key, k.name, err)
 		}
 		out[k.name] = dynamoattr.To(&a)
 	}
@@ -155,7 +165,15 @@ func (m *Mapping) ItemKey(item map[string]types.AttributeValue) ([]byte, error) 
 			}
 			values[name] = t
 		}
-		return m.Template.Render(values)
+		// An item written by cutover renders back to its Redis key. One
+		// written by someone else may hold the template's separator: no
+		// Redis key maps to it, and rendering one would name another
+		// item's key.
+		k, err := m.Template.Render(values)
+		if err != nil {
+			return nil, fmt.Errorf("an item has no Redis key: %w", err)
+		}
+		return k, nil
 	}
 	if !m.Items {
 		switch k := item[m.KeyAttribute].(type) {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,55 @@ func TestOptionsRejectCollidingAttributes(t *testing.T) {
 	}
 	if _, err := New(nil, Options{Table: "t", KeyType: "N"}); err == nil {
 		t.Fatal("key type N was accepted")
+	}
+}
+
+// Redis accepts the empty key (SET "" v); a DynamoDB key attribute of type
+// S or B cannot be empty. Every way a Redis key (or a key rendered from
+// one) becomes a DynamoDB key attribute refuses it as unmappable — so it is
+// dead-lettered with the reason — instead of sending an item DynamoDB
+// rejects.
+func TestMappingRefusesEmptyKeyAttributes(t *testing.T) {
+	up := func(key []byte, v pipeline.Value) *pipeline.Event {
+		return &pipeline.Event{Key: key, Op: pipeline.OpUpsert, Origin: pipeline.OriginSnapshot,
+			Version: pipeline.ClockVersion(0, 1, false), Value: v}
+	}
+	str := pipeline.Value{Type: pipeline.TypeString, String: []byte("x")}
+	for _, typ := range []types.ScalarAttributeType{types.ScalarAttributeTypeS, types.ScalarAttributeTypeB} {
+		for _, op := range []pipeline.Op{pipeline.OpUpsert, pipeline.OpDelete} {
+			e := up([]byte{}, str)
+			e.Op = op
+			_, err := testMapping(typ).Item(e, time.Now())
+			if !errors.Is(err, pipeline.ErrUnmappable) || !strings.Contains(err.Error(), "empty key") ||
+				!strings.Contains(err.Error(), "DynamoDB key attributes cannot be empty") {
+				t.Errorf("key type %s, %s of the empty key: %v", typ, op, err)
+			}
+		}
+	}
+
+	// Rules: the template's text around an empty value.
+	m := ruleMapping(t, Rule{Match: "*", Key: "order:{userId}:{orderId}"})
+	for _, key := range []string{"order::1", "order:u1:", "order::"} {
+		_, err := m.Item(up([]byte(key), hash("status", "paid")), time.Now())
+		if !errors.Is(err, pipeline.ErrUnmappable) || !strings.Contains(err.Error(), "DynamoDB key attributes cannot be empty") {
+			t.Errorf("rule key %q: %v", key, err)
+		}
+	}
+	m = ruleMapping(t, Rule{Match: "*", Key: "{id}", KeyTypes: map[string]string{"id": "B"}})
+	if _, err := m.Item(up([]byte{}, str), time.Now()); !errors.Is(err, pipeline.ErrUnmappable) ||
+		!strings.Contains(err.Error(), "DynamoDB key attributes cannot be empty") {
+		t.Errorf("rule {id}, the empty key: %v", err)
+	}
+
+	// Items (a DynamoDB source): an item key with an empty attribute is
+	// not one DynamoDB gave.
+	s, err := New(nil, Options{Table: "t", Items: true, KeyAttribute: "pk", KeyType: "S"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := pipeline.EncodeItemKey([]pipeline.KeyAttr{{Name: "pk", Value: pipeline.Attr{Kind: pipeline.AttrS}}})
+	if _, err := s.Mapping().Item(&pipeline.Event{Key: key, Op: pipeline.OpDelete, Version: pipeline.Version{1}}, time.Now()); !errors.Is(err, pipeline.ErrUnmappable) ||
+		!strings.Contains(err.Error(), "DynamoDB key attributes cannot be empty") {
+		t.Errorf("item key %s: %v", key, err)
 	}
 }

@@ -32,7 +32,13 @@ type Rule struct {
 	// pattern matches a key takes it.
 	Match string
 	// Key is the key template: "user:{userId}", or with a sort key
-	// "order:{userId}:{orderId}". Its attributes must be the table's key.
+	// "order:{userId}:{orderId}". Its attributes must be the table's key,
+	// with literal text between them. A key is read at the first
+	// separator ("order:a:b:c" is userId a, orderId "b:c"), so each Redis
+	// key is one item. A key whose attribute would be empty, or a number
+	// in another form than DynamoDB stores ("01", "1.0", "1e0" for 1), is
+	// dead-lettered: written, it would be refused, or be another key's
+	// item (see pipeline.KeyAttrFromText).
 	Key string
 	// KeyTypes are the key attributes' types (S, N or B) when the sink
 	// creates the table; default S. An existing table's own types apply.

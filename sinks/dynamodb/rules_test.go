@@ -140,3 +140,63 @@ func avType(av types.AttributeValue) string {
 	}
 	return "other"
 }
+
+// Cutover issue 13, item 11: under the rule user:{id} with id of type N,
+// the Redis keys user:1, user:01 and user:1.0 all wrote the one item id=1
+// (DynamoDB keeps a number in one form), so they overwrote each other and
+// a delete of one removed the item of the others. Only the form DynamoDB
+// returns maps now; the others are unmappable, with a reason naming the
+// form DynamoDB would store.
+func TestRuleRefusesNumberKeysInAnotherForm(t *testing.T) {
+	m := ruleMapping(t, Rule{Match: "user:*", Key: "user:{id}", KeyTypes: map[string]string{"id": "N"}})
+	up := func(key string) *pipeline.Event {
+		return &pipeline.Event{Key: []byte(key), Op: pipeline.OpUpsert, Version: pipeline.Version{1}, Value: hash("name", key)}
+	}
+	item, err := m.Item(up("user:1"), time.Now())
+	if err != nil || item["id"].(*types.AttributeValueMemberN).Value != "1" {
+		t.Fatalf("user:1: %v, %v", item, err)
+	}
+	for _, key := range []string{"user:01", "user:1.0", "user:+1", "user:1e0", "user:-0"} {
+		_, err := m.Item(up(key), time.Now())
+		if !errors.Is(err, pipeline.ErrUnmappable) {
+			t.Errorf("%s: %v, want unmappable", key, err)
+			continue
+		}
+		form := strings.TrimPrefix(key, "user:")
+		if !strings.Contains(err.Error(), "key attribute id is a number in non-canonical form "+form+"; DynamoDB stores it as ") {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+	// A delete is refused alike: it would remove user:1's item.
+	del := pipeline.Event{Key: []byte("user:01"), Op: pipeline.OpDelete, Version: pipeline.Version{2}}
+	if _, err := m.Item(&del, time.Now()); !errors.Is(err, pipeline.ErrUnmappable) {
+		t.Errorf("delete user:01: %v, want unmappable", err)
+	}
+	// Reconcile asks for a key's item and gets it back under the same key.
+	if k, err := m.ItemKey(item); err != nil || string(k) != "user:1" {
+		t.Errorf("the item of user:1 reads back as %q, %v", k, err)
+	}
+}
+
+// The template reads a key back at the first separator, so each Redis key
+// is exactly one item: order:a:b:c is (a, b:c), never also (a:b, c). An
+// item written by someone else whose partition key holds the separator has
+// no Redis key: ItemKey says so instead of naming another item's key.
+func TestRuleKeysAreOneToOne(t *testing.T) {
+	m := ruleMapping(t, Rule{Match: "order:*", Key: "order:{userId}:{orderId}"})
+	e := pipeline.Event{Key: []byte("order:a:b:c"), Op: pipeline.OpUpsert, Version: pipeline.Version{1}, Value: hash("status", "paid")}
+	item, err := m.Item(&e, time.Now())
+	if err != nil || item["userId"].(*types.AttributeValueMemberS).Value != "a" || item["orderId"].(*types.AttributeValueMemberS).Value != "b:c" {
+		t.Fatalf("order:a:b:c: %v, %v", item, err)
+	}
+	if k, err := m.ItemKey(item); err != nil || string(k) != "order:a:b:c" {
+		t.Errorf("reads back as %q, %v", k, err)
+	}
+	foreign := map[string]types.AttributeValue{"userId": &types.AttributeValueMemberS{Value: "a:b"}, "orderId": &types.AttributeValueMemberS{Value: "c"}}
+	if k, err := m.ItemKey(foreign); err == nil {
+		t.Errorf("the item (a:b, c) reads back as %q, the key of (a, b:c)", k)
+	}
+	if err := (&Rule{Match: "order:*", Key: "order:{userId}{orderId}"}).Validate(); err == nil || !strings.Contains(err.Error(), "between") {
+		t.Errorf("a template with its placeholders side by side: %v", err)
+	}
+}

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -29,8 +28,11 @@ const (
 // ItemOptions say how DynamoDB items become Redis keys and values.
 type ItemOptions struct {
 	// KeyTemplate builds the Redis key from the item's key attributes:
-	// "user:{userId}", "order:{userId}:{orderId}". Empty: the key values
-	// joined by ":".
+	// "user:{userId}", "order:{userId}:{orderId}". It must name every key
+	// attribute and only those. Empty: the key attributes joined by ":"
+	// ("{userId}:{orderId}"). An item whose partition key holds the text
+	// that follows it in the template cannot be told apart from another
+	// item's key and is unmappable (see pipeline.KeyTemplate).
 	KeyTemplate string
 	// Format is FormatHash (default), FormatJSON or FormatDynamoDBJSON.
 	Format string
@@ -46,33 +48,47 @@ type ItemOptions struct {
 // KeyAttrSchema is a key attribute's name and type (S, N or B).
 type KeyAttrSchema struct{ Name, Type string }
 
-// Validate checks the format and the template's shape.
+// Validate checks the format and the template's shape and, once the key
+// schema is known, that the template names every key attribute and only
+// those.
 func (o ItemOptions) Validate() error {
 	switch o.Format {
 	case "", FormatHash, FormatJSON, FormatDynamoDBJSON:
 	default:
 		return fmt.Errorf("item format %q: want hash, json or dynamodb-json", o.Format)
 	}
-	if o.KeyTemplate != "" {
-		if _, err := pipeline.ParseKeyTemplate(o.KeyTemplate); err != nil {
-			return err
-		}
+	if o.KeyTemplate == "" {
+		return nil
+	}
+	t, err := pipeline.ParseKeyTemplate(o.KeyTemplate)
+	if err != nil {
+		return err
+	}
+	if len(o.Key) == 0 {
+		return nil // the source table is not known yet
+	}
+	names := make([]string, len(o.Key))
+	for i, k := range o.Key {
+		names[i] = k.Name
+	}
+	if err := t.CheckKeyAttributes(names...); err != nil {
+		return fmt.Errorf("%w (the source table's key is %s)", err, strings.Join(names, ", "))
 	}
 	return nil
 }
 
-// compile parses the template (or makes the default one from Key).
+// compile checks the options and parses the template (or makes the
+// default one from Key).
 func (o *ItemOptions) compile() error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	text := o.KeyTemplate
 	if text == "" {
-		parts := make([]string, len(o.Key))
-		for i, k := range o.Key {
-			parts[i] = "{" + k.Name + "}"
-		}
-		text = strings.Join(parts, ":")
+		text = defaultTemplate(len(o.Key), func(i int) string { return o.Key[i].Name })
 	}
 	if text == "" {
-		return nil // no template and no schema: keys render as their values joined by ":"
+		return nil // no template and no schema: each item key gets the default template of its own attributes
 	}
 	t, err := pipeline.ParseKeyTemplate(text)
 	if err != nil {
@@ -82,35 +98,57 @@ func (o *ItemOptions) compile() error {
 	return nil
 }
 
+// defaultTemplate is "{a}:{b}" for the n key attributes name(0)…
+func defaultTemplate(n int, name func(i int) string) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = "{" + name(i) + "}"
+	}
+	return strings.Join(parts, ":")
+}
+
 // itemKey renders the Redis key of an event whose key is a DynamoDB item
-// key.
+// key. It takes only item keys that parseKey gives back from the key it
+// renders: attributes as DynamoDB has them (no empty S or B, numbers in
+// DynamoDB's form), each named by the template, none holding the
+// template's separator.
 func (o *ItemOptions) itemKey(eventKey []byte) (string, error) {
 	attrs, err := pipeline.DecodeItemKey(eventKey)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %w (the topic does not carry DynamoDB items: is the source configured as in the pipeline that wrote it?)",
+			pipeline.ErrUnmappable, err)
 	}
-	text := map[string][]byte{}
-	parts := make([][]byte, 0, len(attrs))
+	tmpl := o.tmpl
+	if tmpl == nil {
+		if tmpl, err = pipeline.ParseKeyTemplate(defaultTemplate(len(attrs), func(i int) string { return attrs[i].Name })); err != nil {
+			return "", fmt.Errorf("%w: item %s: %w", pipeline.ErrUnmappable, eventKey, err)
+		}
+	}
+	text := make(map[string][]byte, len(attrs))
 	for _, a := range attrs {
+		if !slices.Contains(tmpl.Names(), a.Name) {
+			return "", fmt.Errorf("%w: item %s: the key template %s does not name its key attribute %s, so items differing only in it would share one Redis key (is the source table the one the pipeline was set up for?)",
+				pipeline.ErrUnmappable, eventKey, tmpl, a.Name)
+		}
+		if err := pipeline.CheckKeyAttr(a.Value); err != nil {
+			return "", fmt.Errorf("%w: item %s: key attribute %s %w", pipeline.ErrUnmappable, eventKey, a.Name, err)
+		}
 		t, err := pipeline.KeyText(a.Value)
 		if err != nil {
 			return "", fmt.Errorf("%w: %w", pipeline.ErrUnmappable, err)
 		}
 		text[a.Name] = t
-		parts = append(parts, t)
 	}
-	if o.tmpl == nil {
-		return string(bytes.Join(parts, []byte(":"))), nil
-	}
-	key, err := o.tmpl.Render(text)
+	key, err := tmpl.Render(text)
 	if err != nil {
-		return "", fmt.Errorf("%w: item %s: %w (a key template may only name key attributes)", pipeline.ErrUnmappable, eventKey, err)
+		return "", fmt.Errorf("%w: item %s: %w", pipeline.ErrUnmappable, eventKey, err)
 	}
 	return string(key), nil
 }
 
 // parseKey is the inverse of itemKey: the item key a Redis key was
-// rendered from, if the template matches it (see pipeline.KeyTemplate.Match).
+// rendered from, if the template matches it (see pipeline.KeyTemplate.Match)
+// and its values are key attributes DynamoDB could hold.
 func (o *ItemOptions) parseKey(redisKey string) ([]byte, bool) {
 	if o.tmpl == nil || len(o.Key) == 0 {
 		return nil, false

@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cutover/cutover/pipeline"
@@ -13,7 +15,6 @@ func TestItemKeyTemplates(t *testing.T) {
 	})
 	schema := []KeyAttrSchema{{"userId", "S"}, {"orderId", "N"}}
 	for _, tc := range []struct{ template, want string }{
-		{"", "u:1:42"},
 		{"order:{userId}/{orderId}", "order:u:1/42"},
 		{"{orderId}@{userId}", "42@u:1"},
 	} {
@@ -26,20 +27,18 @@ func TestItemKeyTemplates(t *testing.T) {
 			t.Fatalf("template %q: got %q, %v; want %q", tc.template, got, err, tc.want)
 		}
 		back, ok := o.parseKey(got)
-		if tc.template == "" {
-			// "u:1:42" splits at the first ':' — the documented ambiguity.
-			continue
-		}
 		if !ok || string(back) != string(key) {
 			t.Errorf("template %q: parse %q gave %s, %v; want %s", tc.template, got, back, ok, key)
 		}
 	}
-	o := ItemOptions{KeyTemplate: "user:{userId}:{region}", Key: schema}
+	// The default template, {userId}:{orderId}, cannot render "u:1": see
+	// TestItemKeyRefusesCollidingItems.
+	o := ItemOptions{Key: schema}
 	if err := o.compile(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.itemKey(key); err == nil {
-		t.Error("a template naming a non-key attribute rendered")
+	if got, err := o.itemKey(key); !errors.Is(err, pipeline.ErrUnmappable) {
+		t.Errorf("the default template rendered (u:1, 42) as %q, %v", got, err)
 	}
 	o = ItemOptions{KeyTemplate: "order:{userId}/{orderId}", Key: schema}
 	if err := o.compile(); err != nil {
@@ -82,5 +81,93 @@ func TestItemValueFormats(t *testing.T) {
 	}
 	if diff := pipeline.Diff(&pipeline.Value{Type: pipeline.TypeItem, Item: item}, &pipeline.Value{Type: pipeline.TypeItem, Item: back}); diff != "" {
 		t.Errorf("dynamodb-json does not round-trip: %s", diff)
+	}
+}
+
+// Cutover issue 13, item 11: the default template {userId}:{orderId} gave
+// the items ("a:b","c") and ("a","b:c") of a table with two S keys the
+// same Redis key a:b:c; they overwrote each other and a delete of one
+// removed both. The item whose partition key holds the separator is now
+// unmappable (dead-lettered with the reason); the other keeps its key.
+func TestItemKeyRefusesCollidingItems(t *testing.T) {
+	item := func(pk, sk string) []byte {
+		return pipeline.EncodeItemKey([]pipeline.KeyAttr{
+			{Name: "pk", Value: pipeline.Attr{Kind: pipeline.AttrS, S: pk}},
+			{Name: "sk", Value: pipeline.Attr{Kind: pipeline.AttrS, S: sk}},
+		})
+	}
+	schema := []KeyAttrSchema{{"pk", "S"}, {"sk", "S"}}
+	for _, o := range []ItemOptions{{Key: schema}, {}} { // the default template, and no schema at all
+		if err := o.compile(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.itemKey(item("a", "b:c"))
+		if err != nil || got != "a:b:c" {
+			t.Fatalf("(a, b:c): %q, %v", got, err)
+		}
+		got, err = o.itemKey(item("a:b", "c"))
+		if !errors.Is(err, pipeline.ErrUnmappable) {
+			t.Fatalf("(a:b, c) rendered as %q, %v: want unmappable", got, err)
+		}
+		if !strings.Contains(err.Error(), "pk") || !strings.Contains(err.Error(), `":"`) {
+			t.Errorf("error %q names neither the attribute nor the separator", err)
+		}
+	}
+	o := ItemOptions{Key: schema}
+	if err := o.compile(); err != nil {
+		t.Fatal(err)
+	}
+	if back, ok := o.parseKey("a:b:c"); !ok || string(back) != string(item("a", "b:c")) {
+		t.Errorf("a:b:c parses to %s, %v", back, ok)
+	}
+}
+
+// A template that leaves out the sort key was accepted: every order of a
+// user shared the user's key. It is refused before anything is written.
+func TestItemOptionsRefuseATemplateWithoutEveryKeyAttribute(t *testing.T) {
+	schema := []KeyAttrSchema{{"userId", "S"}, {"orderId", "N"}}
+	for template, want := range map[string]string{
+		"user:{userId}":          "leaves out the key attribute orderId",
+		"{userId}:{orderId}:{x}": "names", // three placeholders: refused by the parser
+		"u:{userId}:{region}":    "names region, which is not a key attribute",
+		"{userId}{orderId}":      "between",
+	} {
+		o := ItemOptions{KeyTemplate: template, Key: schema}
+		err := o.Validate()
+		if err == nil {
+			err = o.compile()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("template %q: %v, want %q", template, err, want)
+		}
+		if _, err := New(nil, Options{Items: &o}); err == nil {
+			t.Errorf("template %q: the sink was made", template)
+		}
+	}
+	// Without the schema (configuration time) only the shape is checked.
+	if err := (ItemOptions{KeyTemplate: "user:{userId}"}).Validate(); err != nil {
+		t.Errorf("shape only: %v", err)
+	}
+}
+
+// DynamoDB never gives an empty S or B key attribute; an event claiming one
+// is not an item key the template can render back, and is unmappable. The
+// same goes for a key number in another form than DynamoDB's.
+func TestItemKeyRefusesEmptyKeyAttributes(t *testing.T) {
+	o := ItemOptions{Key: []KeyAttrSchema{{"pk", "S"}}}
+	if err := o.compile(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []pipeline.Attr{{Kind: pipeline.AttrS}, {Kind: pipeline.AttrB, B: []byte{}}, {Kind: pipeline.AttrN, N: "01"}} {
+		key := pipeline.EncodeItemKey([]pipeline.KeyAttr{{Name: "pk", Value: a}})
+		if got, err := o.itemKey(key); !errors.Is(err, pipeline.ErrUnmappable) {
+			t.Errorf("%s: rendered %q, %v; want unmappable", key, got, err)
+		}
+	}
+	if _, err := o.itemKey([]byte("not an item key")); !errors.Is(err, pipeline.ErrUnmappable) {
+		t.Errorf("a Redis key as an item key: %v, want unmappable", err)
+	}
+	if _, ok := o.parseKey(""); ok {
+		t.Error("the empty Redis key parsed as an item with an empty key attribute")
 	}
 }
