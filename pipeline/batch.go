@@ -12,8 +12,8 @@ type Batch struct {
 // Reject is a key a source read but cannot publish.
 type Reject struct {
 	Key []byte
-	// Class is a stable word for the reason: "oversize",
-	// "unsupported-type", "big-key".
+	// Class is a stable word for the reason: one of the Reject…
+	// constants.
 	Class string
 	// Err says what is wrong and what to do about it.
 	Err error
@@ -23,7 +23,14 @@ type Reject struct {
 
 // Reject classes written by sources.
 const (
-	RejectOversize        = "oversize"
+	// RejectOversize: the event does not fit in one Kafka record.
+	RejectOversize = "oversize"
+	// RejectUnsupportedType: a Redis type cutover does not carry.
 	RejectUnsupportedType = "unsupported-type"
-	RejectBigKey          = "big-key"
+	// RejectBigKey: a value over the configured size limits.
+	RejectBigKey = "big-key"
+	// RejectUnreadable: the source's user may not read the key (ACL).
+	RejectUnreadable = "unreadable"
+	// RejectInvalid: the event failed Event.Validate.
+	RejectInvalid = "invalid"
 )

@@ -384,7 +384,7 @@ func appendString(dst []byte, s string) []byte {
 type wireEvent struct {
 	V       *int        `json:"v"`
 	Op      string      `json:"op"`
-	Key     []byte      `json:"key"`
+	Key     *[]byte     `json:"key"` // nil when absent: a truncate; "" is the empty key
 	Version string      `json:"version"`
 	Origin  string      `json:"origin"`
 	After   *wireValue  `json:"after"`
@@ -451,7 +451,6 @@ func Decode(data []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: format version %d, this cutover reads version %d (upgrade cutover)", ErrDecode, *w.V, FormatVersion)
 	}
 	var e Event
-	e.Key = w.Key
 	switch w.Op {
 	case "r", "c", "u":
 		e.Op = OpUpsert
@@ -461,6 +460,17 @@ func Decode(data []byte) (Event, error) {
 		e.Op = OpTruncate
 	default:
 		return Event{}, fmt.Errorf("%w: unknown op %q", ErrDecode, w.Op)
+	}
+	// An absent key and the empty key differ: a truncate has no key field
+	// at all, while "key":"" is the empty key (Redis' SET "" v) and is
+	// never nil once decoded, so the publisher partitions it by its hash.
+	switch {
+	case e.Op == OpTruncate && w.Key != nil:
+		return Event{}, fmt.Errorf("%w: a truncate event has no \"key\"", ErrDecode)
+	case e.Op != OpTruncate && w.Key == nil:
+		return Event{}, fmt.Errorf("%w: %s without \"key\"", ErrDecode, e.Op)
+	case e.Op != OpTruncate:
+		e.Key = nonNil(*w.Key)
 	}
 	switch w.Origin {
 	case "snapshot":

@@ -41,6 +41,11 @@ func sampleEvents() map[string]Event {
 				"bs": {Kind: AttrBS, BS: [][]byte{{1}, {2, 3}}},
 			}}, Source: SourceInfo{Connector: "dynamodb", Name: "d", Table: "users"}},
 		"delete": {Key: []byte("k:gone"), Op: OpDelete, Origin: OriginLive, Version: ClockVersion(1, 5, true), Source: src},
+		// Redis accepts SET "" v: the empty key is a key, never nil once
+		// decoded (a nil record key would be partitioned as a truncate).
+		"empty key": {Key: []byte{}, Op: OpUpsert, Origin: OriginSnapshot, Version: ver,
+			Value: Value{Type: TypeString, String: []byte("v")}, ExpireAt: exp, Source: src},
+		"empty key delete": {Key: []byte{}, Op: OpDelete, Origin: OriginLive, Version: ver, Source: src},
 		"chunk": {Key: []byte("k:big"), Op: OpUpsert, Origin: OriginSnapshot, Version: ver,
 			Value: Value{Type: TypeList, List: [][]byte{[]byte("x")}}, Chunk: &Chunk{Index: 3, Offset: 3000, Last: true}, Source: src},
 		"truncate": {Op: OpTruncate, Origin: OriginLive, Version: ver, Source: src,
@@ -76,7 +81,7 @@ func TestCodecRoundTrip(t *testing.T) {
 func TestEncodeRejectsInvalid(t *testing.T) {
 	ver := ClockVersion(0, 1, false)
 	cases := map[string]Event{
-		"no key":       {Op: OpUpsert, Origin: OriginLive, Version: ver, Value: Value{Type: TypeString, String: []byte("x")}},
+		"truncate key": {Key: []byte("k"), Op: OpTruncate, Origin: OriginLive, Version: ver, Scope: &Scope{Partitions: 1}},
 		"no version":   {Key: []byte("k"), Op: OpUpsert, Origin: OriginLive, Value: Value{Type: TypeString, String: []byte("x")}},
 		"no value":     {Key: []byte("k"), Op: OpUpsert, Origin: OriginLive, Version: ver},
 		"empty hash":   {Key: []byte("k"), Op: OpUpsert, Origin: OriginLive, Version: ver, Value: Value{Type: TypeHash, Hash: []Field{}}},
@@ -106,7 +111,9 @@ func TestDecodeErrors(t *testing.T) {
 		"bad op":          `{"v":1,"op":"x","key":"aw==","version":"01","origin":"live"}`,
 		"bad base64 key":  `{"v":1,"op":"d","key":"!!","version":"01","origin":"live"}`,
 		"bad version":     `{"v":1,"op":"d","key":"aw==","version":"zz","origin":"live"}`,
-		"empty key":       `{"v":1,"op":"d","key":"","version":"01","origin":"live"}`,
+		"no key":          `{"v":1,"op":"d","version":"01","origin":"live"}`,
+		"null key":        `{"v":1,"op":"u","key":null,"version":"01","origin":"live","after":{"type":"string","string":""}}`,
+		"truncate key":    `{"v":1,"op":"t","key":"","version":"01","origin":"live","scope":{"partition":0,"partitions":1}}`,
 		"upsert no after": `{"v":1,"op":"u","key":"aw==","version":"01","origin":"live"}`,
 		"bad type":        `{"v":1,"op":"u","key":"aw==","version":"01","origin":"live","after":{"type":"blob"}}`,
 		"bad score":       `{"v":1,"op":"u","key":"aw==","version":"01","origin":"live","after":{"type":"zset","zset":[["YQ==","nan"]]}}`,
@@ -117,6 +124,33 @@ func TestDecodeErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := Decode([]byte(in)); !errors.Is(err, ErrDecode) {
 				t.Fatalf("Decode = %v, want ErrDecode", err)
+			}
+		})
+	}
+}
+
+// Cutover used to refuse the empty key as an invalid event, and the
+// publisher stopped a backfill on it for good. The wire format carries it
+// as "key":"" and tells it from the absent key of a truncate; records
+// written before, with a non-empty key or none, still decode as they did.
+func TestDecodeTellsTheEmptyKeyFromNoKey(t *testing.T) {
+	for name, c := range map[string]struct {
+		in  string
+		key []byte // nil: no key
+	}{
+		"empty key":     {`{"v":1,"op":"d","key":"","version":"01","origin":"live"}`, []byte{}},
+		"empty upsert":  {`{"v":1,"op":"u","key":"","version":"01","origin":"live","after":{"type":"string","string":"dg=="}}`, []byte{}},
+		"key":           {`{"v":1,"op":"d","key":"aw==","version":"01","origin":"live"}`, []byte("k")},
+		"truncate":      {`{"v":1,"op":"t","version":"01","origin":"live","scope":{"partition":0,"partitions":1}}`, nil},
+		"readme sample": {`{"v":1,"op":"r","key":"dXNlcjox","version":"0000000000000000000c3b3f1c4bd9e0","origin":"snapshot","after":{"type":"hash","expire_at_ms":1767225600000,"hash":[["bmFtZQ==","YWRh"],["YWdl","MzY="]]},"source":{"connector":"redis","name":"demo","db":0,"node":"127.0.0.1:16379","pos":"MTI4","ts_ms":1767225599000}}`, []byte("user:1")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, err := Decode([]byte(c.in))
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if (e.Key == nil) != (c.key == nil) || !bytes.Equal(e.Key, c.key) {
+				t.Fatalf("key = %#v, want %#v", e.Key, c.key)
 			}
 		})
 	}
@@ -172,6 +206,9 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"v":1,"op":"d","key":"","version":"01","origin":"live"}`))
+	f.Add([]byte(`{"v":1,"op":"d","version":"01","origin":"live"}`))
+	f.Add([]byte(`{"v":1,"op":"t","key":"","version":"01","origin":"live","scope":{"partition":0,"partitions":1}}`))
 	f.Add([]byte(`{"v":1,"op":"u","key":"aw==","version":"01","origin":"live","after":{"type":"item","item":{"a":{"L":[{"M":{"x":{"NULL":true}}}]}}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := Decode(data)

@@ -70,8 +70,11 @@ func (o Origin) String() string {
 // which is what makes apply idempotent and replays safe.
 type Event struct {
 	// Key is the source key: a Redis key, or for DynamoDB the encoded
-	// primary key. Binary-safe. It is also the Kafka record key, so every
-	// event of one key lands on one partition, in order.
+	// primary key. Binary-safe, and it may be empty: Redis accepts
+	// SET "" v, and the empty key is copied like any other (a target that
+	// cannot hold it rejects it as unmappable). It is also the Kafka
+	// record key, so every event of one key lands on one partition, in
+	// order. Only a truncate event has no key at all.
 	Key []byte
 	Op  Op
 	// Origin says whether a snapshot, live capture or repair produced it.
@@ -116,6 +119,9 @@ type Scope struct {
 	// Partition is the Kafka partition the event was sent to, of
 	// Partitions: only keys that map to it (PartitionOf) are covered, so
 	// that each partition's sweep runs after that partition's re-reads.
+	// Partitions is the count the publisher sends every key by, fixed for
+	// the publisher's life: a topic that grows meanwhile keeps getting
+	// each key on PartitionOf(key, Partitions) until the source restarts.
 	Partition  int32
 	Partitions int32
 }
@@ -184,9 +190,8 @@ func (e *Event) Validate() error {
 	if e.Scope != nil {
 		return fmt.Errorf("%w: key %q: only a truncate event has a scope", ErrInvalidEvent, e.Key)
 	}
-	if len(e.Key) == 0 {
-		return fmt.Errorf("%w: empty key", ErrInvalidEvent)
-	}
+	// The empty key is a key (Redis accepts SET "" v): it is valid here,
+	// and a target that cannot hold it rejects it as unmappable.
 	if len(e.Version) == 0 {
 		return fmt.Errorf("%w: key %q has no version", ErrInvalidEvent, e.Key)
 	}

@@ -27,6 +27,11 @@ func TestMatchAndFilter(t *testing.T) {
 			t.Errorf("Keep(%q) = %v", key, !want)
 		}
 	}
+	// The empty key (Redis accepts SET "" v) passes an empty filter and
+	// "*", as SCAN MATCH * returns it, and no pattern that needs a byte.
+	if !(KeyFilter{}).Keep("") || !(KeyFilter{Include: []string{"*"}}).Keep("") || f.Keep("") {
+		t.Error("the empty key is filtered unlike Redis filters it")
+	}
 	if (KeyFilter{Include: []string{"a*"}}).ScanMatch() != "a*" || f.ScanMatch() != "" {
 		t.Error("scanMatch should push a single include pattern to the server, and only then")
 	}

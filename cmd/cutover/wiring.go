@@ -165,6 +165,7 @@ func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 		w.e2eLag = newLagHistogram()
 	}
 	wopts := kafka.WorkerOptions{Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		MaxDeadLetterBytes: cfg.Kafka.MaxRecordBytes,
 		InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout, Logger: w.log,
 		ObserveLag: func(d time.Duration) { w.e2eLag.Observe(d.Seconds()) }}
 	kcfg, err := w.kafkaConfig(ctx)

@@ -15,4 +15,11 @@
 // before it was applied, skipped as older, or written to the dead-letter
 // topic, so a crash at any moment loses nothing: uncommitted records are
 // applied again, and versioned apply makes that harmless.
+//
+// One record never stops either of them: an event that is not valid or
+// too large, a record that cannot be decoded or applied, becomes a dead
+// letter, and a dead letter is always made small enough to be written
+// (its value is left out when it would be too large). Only failures of
+// the pipeline itself — Kafka unreachable, a topic refusing writes, a
+// target failing — stop a Publisher or a Worker.
 package kafka

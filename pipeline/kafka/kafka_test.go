@@ -131,8 +131,8 @@ func TestPublisherDurableInOrderAndDeadLettersOversize(t *testing.T) {
 type memSink struct {
 	mu      sync.Mutex
 	store   map[string]pipeline.Event
-	failOn  string // Apply returns an error when it sees this key
-	rejects string // this key is Rejected
+	failOn  map[string]bool // Apply returns an error when it sees these keys
+	rejects map[string]bool // these keys are Rejected
 	calls   int
 }
 
@@ -143,10 +143,10 @@ func (s *memSink) Apply(ctx context.Context, events []pipeline.Event) ([]pipelin
 	out := make([]pipeline.Result, len(events))
 	for i, e := range events {
 		k := string(e.Key)
-		if k == s.failOn {
+		if s.failOn[k] {
 			return nil, errors.New("target unavailable")
 		}
-		if k == s.rejects {
+		if s.rejects[k] {
 			out[i] = pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf("%w: too big", pipeline.ErrUnmappable)}
 			continue
 		}
@@ -205,7 +205,7 @@ func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
 	opts := WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}
 
 	// A sink that fails on k5 never lets its batch commit.
-	failing := &memSink{store: map[string]pipeline.Event{}, failOn: "k5"}
+	failing := &memSink{store: map[string]pipeline.Event{}, failOn: map[string]bool{"k5": true}}
 	w1, stop1 := runWorker(t, cfg, opts, failing)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -229,7 +229,7 @@ func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
 
 	// A healthy worker in the same group applies everything; the decode
 	// failure and the rejected event land in the dead-letter topic.
-	sink := &memSink{store: map[string]pipeline.Event{}, rejects: "k9"}
+	sink := &memSink{store: map[string]pipeline.Event{}, rejects: map[string]bool{"k9": true}}
 	w2, stop2 := runWorker(t, cfg, opts, sink)
 	ends, err := EndOffsets(ctxT(t), pcl, "events")
 	if err != nil {

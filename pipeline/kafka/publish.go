@@ -2,22 +2,20 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cutover/cutover/pipeline"
 )
 
-// DefaultMaxRecordBytes is the largest encoded event published by default:
-// under the 1 MiB that a Kafka broker accepts unless its topic's
-// max.message.bytes is raised.
+// DefaultMaxRecordBytes is the largest record batch produced by default,
+// and so the largest event: under the 1 MiB (1,048,588 bytes) that a Kafka
+// broker accepts unless its topic's max.message.bytes is raised.
 const DefaultMaxRecordBytes = 1_000_000
 
 // PublisherOptions configure a Publisher.
@@ -25,18 +23,24 @@ type PublisherOptions struct {
 	// Topic receives the events.
 	Topic string
 	// DeadLetterTopic receives a record (key and error, no value) for each
-	// event too large to publish. Required: an oversize event must leave a
-	// trace.
+	// event too large to publish or not valid. Required: such an event
+	// must leave a trace.
 	DeadLetterTopic string
-	// MaxRecordBytes is the largest key+value published; default
-	// DefaultMaxRecordBytes. Raise it together with the topic's
-	// max.message.bytes.
+	// MaxRecordBytes is the largest record batch produced, as Kafka
+	// measures it against a topic's max.message.bytes: an event whose
+	// record (key, value, headers and Kafka's own framing) is larger is
+	// dead-lettered instead. Default DefaultMaxRecordBytes. Keep it at or
+	// below the max.message.bytes of both topics.
 	MaxRecordBytes int
 	// MaxBufferedBytes bounds the memory of records waiting for Kafka's
-	// acknowledgement; Publish blocks when it is reached. Default 64 MiB.
+	// acknowledgement; Publish blocks when it is reached. Default 16 MiB,
+	// and at least twice MaxRecordBytes.
 	MaxBufferedBytes int
-	// Partitions is the topic's partition count, which Broadcast sends one
-	// copy to each of. EnsureTopic reports it.
+	// Partitions is the number of partitions every key is spread over for
+	// the publisher's whole life, and that Broadcast sends one copy to
+	// each of; default (0) the topic's partition count when NewPublisher
+	// runs (EnsureTopic reports it too). Partitions added to the topic
+	// later get no events until a new Publisher starts: see Broadcast.
 	Partitions int32
 	// Logger receives one warning per dead-lettered event; default
 	// slog.Default().
@@ -49,9 +53,12 @@ type PublisherStats struct {
 	Published int64
 	// Bytes of acknowledged event values.
 	Bytes int64
-	// DeadLettered events that were too large and went to the dead-letter
-	// topic instead.
+	// DeadLettered records acknowledged in the dead-letter topic: events
+	// too large or not valid, and the rejects of the sources' batches.
 	DeadLettered int64
+	// Invalid events failed pipeline.Event.Validate and were dead-lettered
+	// (class "invalid") instead of published.
+	Invalid int64
 }
 
 // Publisher produces events to a topic with an idempotent producer and
@@ -66,7 +73,7 @@ type Publisher struct {
 	queue []*ticket // unfinished Publish calls, in call order
 	err   error     // first failure; nothing after it becomes durable
 
-	published, bytes, deadLettered atomic.Int64
+	published, bytes, deadLettered, invalid atomic.Int64
 }
 
 // ticket tracks the records of one Publish call.
@@ -77,14 +84,20 @@ type ticket struct {
 
 // ProducerOpts are the franz-go options a Publisher's client needs.
 // Records are keyed by the source key and partitioned by its murmur2 hash
-// (pipeline.PartitionOf, the same as Kafka's default partitioner), so every
-// event of a key lands on one partition, in publish order.
+// (pipeline.PartitionOf, the same as Kafka's default partitioner) over the
+// publisher's partition count, so every event of a key lands on one
+// partition, in publish order.
+//
+// A record batch is never larger than MaxRecordBytes: a broker refuses a
+// batch over the topic's max.message.bytes as a whole, and a batch of
+// values that do not compress (a run of random bytes, say) grows as large
+// as this bound allows.
 func ProducerOpts(o PublisherOptions) []kgo.Opt {
 	o = o.withDefaults()
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(partitioner{}),
-		kgo.ProducerBatchMaxBytes(int32(o.MaxRecordBytes + 48*1024)),
+		kgo.RecordPartitioner(partitioner{events: o.Topic}),
+		kgo.ProducerBatchMaxBytes(int32(o.MaxRecordBytes)),
 		kgo.MaxBufferedBytes(o.MaxBufferedBytes),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
 		kgo.ProducerLinger(2 * time.Millisecond),
@@ -95,6 +108,8 @@ func (o PublisherOptions) withDefaults() PublisherOptions {
 	if o.MaxRecordBytes <= 0 {
 		o.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	// Below this not even a dead letter's headers would fit.
+	o.MaxRecordBytes = max(o.MaxRecordBytes, minRecordBytes)
 	if o.MaxBufferedBytes <= 0 {
 		o.MaxBufferedBytes = 16 << 20
 	}
@@ -118,6 +133,13 @@ func NewPublisher(ctx context.Context, cl *kgo.Client, opts PublisherOptions) (*
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	if opts.Partitions <= 0 {
+		n, err := partitionCount(ctx, cl, opts.Topic)
+		if err != nil {
+			return nil, fmt.Errorf("publisher: %w", err)
+		}
+		opts.Partitions = n
+	}
 	return &Publisher{cl: cl, opts: opts, log: opts.Logger}, nil
 }
 
@@ -130,8 +152,12 @@ func NewPublisher(ctx context.Context, cl *kgo.Client, opts PublisherOptions) (*
 // on a producer goroutine with the publisher's lock held: it must be quick
 // and must not call the Publisher.
 //
-// An event whose encoded size exceeds MaxRecordBytes is not published; it
-// becomes a reject of class "oversize".
+// One event never stops the publisher: an event whose record would exceed
+// MaxRecordBytes becomes a reject of class "oversize", and an event that
+// is not valid (pipeline.Event.Validate) one of class "invalid"; each is
+// logged with its key and reason, counted, and written to the dead-letter
+// topic in place of the event. Only a failure of the pipeline itself
+// (Kafka unreachable or refusing writes) fails Publish.
 //
 // ctx must outlive the records, not just the call: the producer fails a
 // record that is still buffered when its context ends (which is how a
@@ -167,22 +193,10 @@ func (p *Publisher) Publish(ctx context.Context, b pipeline.Batch, onDurable fun
 	}
 	now := time.Now()
 	for i := range b.Events {
-		rec, err := p.record(&b.Events[i], now)
-		if err != nil {
-			// An invalid event is a bug in the source, not bad data:
-			// stop rather than write something no sink can read.
-			err = fmt.Errorf("publish key %q: %w", b.Events[i].Key, err)
-			for range n - i + 1 { // this record, the rest, and Publish's own slot
-				p.finish(t, err)
-			}
-			return err
-		}
-		p.cl.Produce(ctx, rec, promise)
+		p.cl.Produce(ctx, p.record(&b.Events[i], now), promise)
 	}
 	for _, r := range b.Rejects {
-		p.log.Warn("key cannot be published, sent to the dead-letter topic",
-			"key", string(r.Key), "class", r.Class, "err", r.Err, "dead_letter_topic", p.opts.DeadLetterTopic)
-		p.cl.Produce(ctx, sourceDeadLetter(p.opts.DeadLetterTopic, r.Key, r.Size, r.Class, r.Err, now), promise)
+		p.cl.Produce(ctx, p.deadLetter(r.Key, r.Size, r.Class, r.Err, now), promise)
 	}
 	p.finish(t, nil) // Publish is done adding to t
 	p.mu.Lock()
@@ -194,12 +208,22 @@ func (p *Publisher) Publish(ctx context.Context, b pipeline.Batch, onDurable fun
 // partition, each copy's scope naming its partition, after everything
 // published before it on that partition. onDurable runs once every copy
 // (and everything published earlier) is acknowledged.
+//
+// The copies go to the publisher's Partitions, the count every key was
+// sent by, even when the topic has grown since: a copy must follow the
+// re-reads of the keys it covers on their partition, and those went to
+// PartitionOf(key, Partitions). The sink's sweep of a copy then covers
+// exactly the keys of its partition by that count; the partitions added
+// later hold no events of this publisher, so they need no copy. A topic
+// that grew is logged; restarting cutover spreads keys over every
+// partition (the restarted source heals, and its truncate names the new
+// count).
+//
+// A truncate that is not valid is the source's own mistake, not data, and
+// Broadcast returns it as an error rather than dead-letter it.
 func (p *Publisher) Broadcast(ctx context.Context, e pipeline.Event, onDurable func()) error {
 	if e.Op != pipeline.OpTruncate || e.Scope == nil {
 		return fmt.Errorf("broadcast: only truncate events with a scope are sent to every partition")
-	}
-	if p.opts.Partitions <= 0 {
-		return fmt.Errorf("broadcast: the publisher does not know the topic's partition count")
 	}
 	copies := make([]pipeline.Event, p.opts.Partitions)
 	for i := range copies {
@@ -208,37 +232,71 @@ func (p *Publisher) Broadcast(ctx context.Context, e pipeline.Event, onDurable f
 		copies[i] = e
 		copies[i].Scope = &scope
 	}
+	if err := copies[0].Validate(); err != nil {
+		return fmt.Errorf("broadcast: %w", err)
+	}
+	if err := p.checkPartitions(ctx); err != nil {
+		return err
+	}
 	return p.Publish(ctx, pipeline.Batch{Events: copies}, onDurable)
 }
 
-// partitioner sends a keyed record to pipeline.PartitionOf its key, and a
-// record without a key (a truncate event) to the partition set on it.
-type partitioner struct{}
+// checkPartitions compares the topic's partition count with the
+// publisher's: more is logged (see Broadcast), fewer is an error, since
+// the topic was deleted and made again and the partitions this publisher
+// sends to are gone. A failed look is logged and ignored: the copies go
+// where every key went either way.
+func (p *Publisher) checkPartitions(ctx context.Context) error {
+	n, err := partitionCount(ctx, p.cl, p.opts.Topic)
+	switch {
+	case err != nil:
+		p.log.Warn("broadcast: could not read the topic's partition count", "topic", p.opts.Topic, "err", err)
+	case n < p.opts.Partitions:
+		return fmt.Errorf("broadcast: %w: topic %s has %d partitions, %d when cutover started (was it deleted and created again?): restart cutover",
+			ErrPartitionsChanged, p.opts.Topic, n, p.opts.Partitions)
+	case n > p.opts.Partitions:
+		p.log.Warn("the topic has more partitions than when cutover started; every key still goes to the first ones, in order, until cutover restarts",
+			"topic", p.opts.Topic, "partitions", n, "used", p.opts.Partitions)
+	}
+	return nil
+}
 
-func (partitioner) ForTopic(string) kgo.TopicPartitioner { return partitioner{} }
+// partitioner sends each record of the event topic to the partition the
+// Publisher set on it: pipeline.PartitionOf its key over the publisher's
+// partition count, or a truncate's own partition. The count is the
+// publisher's, not the topic's current one: franz-go learns of added
+// partitions on a metadata refresh, in the middle of a run, and hashing
+// over the new count would move keys to other partitions mid-stream — the
+// pieces of one big key could then be applied out of order (a later piece
+// before the first is skipped, leaving the key incomplete), and a
+// truncate would no longer follow the re-reads of the keys it covers.
+// Records of other topics (the dead-letter topic) are hashed by key over
+// that topic's partitions, or go to the partition set on them when they
+// have no key.
+type partitioner struct{ events string }
 
-func (partitioner) RequiresConsistency(*kgo.Record) bool { return true }
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return topicPartitioner{pinned: topic == p.events}
+}
 
-func (partitioner) Partition(r *kgo.Record, n int) int {
-	if r.Key == nil {
+type topicPartitioner struct{ pinned bool }
+
+func (topicPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (t topicPartitioner) Partition(r *kgo.Record, n int) int {
+	if t.pinned || r.Key == nil {
 		return int(r.Partition)
 	}
 	return int(pipeline.PartitionOf(r.Key, int32(n)))
 }
 
-// record encodes an event, or makes its dead-letter record if it is too
-// large to publish.
-func (p *Publisher) record(e *pipeline.Event, now time.Time) (*kgo.Record, error) {
+// record encodes an event, or makes its dead-letter record when it is not
+// valid or too large to publish.
+func (p *Publisher) record(e *pipeline.Event, now time.Time) *kgo.Record {
 	value, err := pipeline.Encode(make([]byte, 0, 256), e)
 	if err != nil {
-		return nil, err
-	}
-	if size := len(e.Key) + len(value); size > p.opts.MaxRecordBytes {
-		oversize := fmt.Errorf("event of %d bytes exceeds the %d-byte record limit (raise kafka.max_record_bytes and the topic's max.message.bytes, or exclude the key)",
-			size, p.opts.MaxRecordBytes)
-		p.log.Warn("key cannot be published, sent to the dead-letter topic",
-			"key", string(e.Key), "class", pipeline.RejectOversize, "err", oversize, "dead_letter_topic", p.opts.DeadLetterTopic)
-		return sourceDeadLetter(p.opts.DeadLetterTopic, e.Key, int64(size), pipeline.RejectOversize, oversize, now), nil
+		p.invalid.Add(1)
+		return p.deadLetter(e.Key, 0, ClassInvalid, err, now)
 	}
 	r := &kgo.Record{
 		Topic:   p.opts.Topic,
@@ -248,12 +306,34 @@ func (p *Publisher) record(e *pipeline.Event, now time.Time) (*kgo.Record, error
 	}
 	if e.Op == pipeline.OpTruncate {
 		r.Key, r.Partition = nil, e.Scope.Partition
+	} else {
+		// The empty key is a key: a nil record key is what marks a
+		// truncate, so the empty key travels as a non-nil empty slice
+		// (Kafka stores it as a zero-length key, not a null one).
+		if r.Key == nil {
+			r.Key = []byte{}
+		}
+		r.Partition = pipeline.PartitionOf(r.Key, p.opts.Partitions)
 	}
-	return r, nil
+	if size := recordBytes(r); size > p.opts.MaxRecordBytes {
+		oversize := fmt.Errorf("event of %d bytes exceeds the %d-byte record limit (raise kafka.max_record_bytes and the topic's max.message.bytes, or exclude the key)",
+			size, p.opts.MaxRecordBytes)
+		return p.deadLetter(e.Key, int64(size), pipeline.RejectOversize, oversize, now)
+	}
+	return r
+}
+
+// deadLetter logs a key the source read but cannot publish, and makes its
+// dead-letter record, small enough to be accepted.
+func (p *Publisher) deadLetter(key []byte, size int64, class string, err error, now time.Time) *kgo.Record {
+	p.log.Warn("key cannot be published, sent to the dead-letter topic",
+		"key", logKey(key), "class", class, "err", logText(err), "dead_letter_topic", p.opts.DeadLetterTopic)
+	r, _ := fitDeadLetter(sourceDeadLetter(p.opts.DeadLetterTopic, key, size, class, err, now), p.opts.MaxRecordBytes)
+	return r
 }
 
 func explainProduceErr(err error, limit int) error {
-	if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+	if isTooLarge(err) {
 		return fmt.Errorf("%w (the topic's max.message.bytes is below kafka.max_record_bytes=%d: lower one or raise the other)", err, limit)
 	}
 	return err
@@ -295,5 +375,6 @@ func (p *Publisher) Flush(ctx context.Context) error {
 
 // Stats returns the counters so far.
 func (p *Publisher) Stats() PublisherStats {
-	return PublisherStats{Published: p.published.Load(), Bytes: p.bytes.Load(), DeadLettered: p.deadLettered.Load()}
+	return PublisherStats{Published: p.published.Load(), Bytes: p.bytes.Load(), DeadLettered: p.deadLettered.Load(),
+		Invalid: p.invalid.Load()}
 }

@@ -59,6 +59,22 @@ func EnsureTopic(ctx context.Context, cl *kgo.Client, spec TopicSpec) (TopicStat
 	return TopicState{Created: true, Partitions: spec.Partitions}, nil
 }
 
+// partitionCount asks the cluster how many partitions topic has now.
+func partitionCount(ctx context.Context, cl *kgo.Client, topic string) (int32, error) {
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	d, ok := details[topic]
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("describe topic %s: %w", topic, kerr.UnknownTopicOrPartition)
+	case d.Err != nil:
+		return 0, fmt.Errorf("describe topic %s: %w", topic, d.Err)
+	}
+	return int32(len(d.Partitions)), nil
+}
+
 // EndOffsets returns the offset after the last record of every partition
 // of topic: once a consumer group has committed these, it has consumed
 // everything written so far.

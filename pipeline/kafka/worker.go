@@ -49,6 +49,14 @@ type WorkerOptions struct {
 	Group string
 	// DeadLetterTopic receives records that cannot be decoded or applied.
 	DeadLetterTopic string
+	// MaxDeadLetterBytes is the largest dead-letter record written (and
+	// record batch produced), as Kafka measures it against the topic's
+	// max.message.bytes; default DefaultMaxRecordBytes. A dead letter that
+	// would be larger — the original record plus the error headers —
+	// leaves the original value out (see HeaderValueLeftOut). Keep it at
+	// or below the dead-letter topic's max.message.bytes; a topic that
+	// refuses a dead letter anyway gets it without its value.
+	MaxDeadLetterBytes int
 	// MaxPollRecords bounds one batch; default 2000.
 	MaxPollRecords int
 	// InstanceID makes the worker a static member of the group: a worker
@@ -117,14 +125,23 @@ func WorkerOpts(o WorkerOptions) []kgo.Opt {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.FetchMaxBytes(8 << 20),
 		kgo.FetchMaxPartitionBytes(1 << 20),
-		// Dead letters are produced by the same client, acks=all.
+		// Dead letters are produced by the same client, acks=all, in
+		// batches no larger than one dead letter may be: a broker refuses
+		// a batch over the topic's max.message.bytes as a whole.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchMaxBytes(16 << 20),
+		kgo.ProducerBatchMaxBytes(int32(o.deadLetterBytes())),
 	}
 	if o.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(o.InstanceID))
 	}
 	return opts
+}
+
+func (o WorkerOptions) deadLetterBytes() int {
+	if o.MaxDeadLetterBytes <= 0 {
+		return DefaultMaxRecordBytes
+	}
+	return max(o.MaxDeadLetterBytes, minRecordBytes)
 }
 
 // NewWorker runs sink on records consumed by cl, which must have been made
@@ -140,6 +157,7 @@ func NewWorker(ctx context.Context, cl *kgo.Client, opts WorkerOptions, sink Sin
 	if opts.MaxPollRecords <= 0 {
 		opts.MaxPollRecords = 2000
 	}
+	opts.MaxDeadLetterBytes = opts.deadLetterBytes()
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -343,8 +361,8 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 		e, err := pipeline.Decode(r.Value)
 		if err != nil {
 			w.log.Warn("record cannot be decoded, sent to the dead-letter topic",
-				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
-			dead = append(dead, sinkDeadLetter(w.opts.DeadLetterTopic, r, ClassDecode, err, start))
+				"partition", r.Partition, "offset", r.Offset, "key", logKey(r.Key), "err", logText(err))
+			dead = append(dead, w.deadLetter(r, ClassDecode, err, start))
 			w.decodeErrors.Add(1)
 			continue
 		}
@@ -369,21 +387,24 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 			skipped++
 		case pipeline.Rejected:
 			rejected++
+			if res.Err == nil {
+				res.Err = fmt.Errorf("rejected by the sink without a reason (a bug in the sink)")
+			}
 			class := ClassTargetRejected
 			if errors.Is(res.Err, pipeline.ErrUnmappable) {
 				class = ClassUnmappable
 			}
 			r := from[i]
 			w.log.Warn("event rejected by the target, sent to the dead-letter topic",
-				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", res.Err)
-			dead = append(dead, sinkDeadLetter(w.opts.DeadLetterTopic, r, class, res.Err, start))
+				"partition", r.Partition, "offset", r.Offset, "key", logKey(r.Key), "class", class, "err", logText(res.Err))
+			dead = append(dead, w.deadLetter(r, class, res.Err, start))
 		default:
 			return fmt.Errorf("sink returned outcome %v for key %q (a bug in the sink)", res.Outcome, events[i].Key)
 		}
 	}
 
 	if len(dead) > 0 {
-		if err := w.cl.ProduceSync(ctx, dead...).FirstErr(); err != nil {
+		if err := w.produceDeadLetters(ctx, dead); err != nil {
 			return fmt.Errorf("write %d records to dead-letter topic %s: %w (nothing of this batch was committed)",
 				len(dead), w.opts.DeadLetterTopic, err)
 		}
@@ -406,4 +427,54 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 	w.log.Debug("batch committed", "records", len(recs), "applied", applied, "skipped_older", skipped,
 		"dead_lettered", len(dead), "took", time.Since(start))
 	return nil
+}
+
+// deadLetter makes the dead-letter record of r, small enough for the
+// dead-letter topic: when r with the error headers would be larger than
+// MaxDeadLetterBytes, the value is left out (and logged), and the key is
+// cut if even that is not enough.
+func (w *Worker) deadLetter(r *kgo.Record, class string, err error, now time.Time) *kgo.Record {
+	d, shrunk := fitDeadLetter(sinkDeadLetter(w.opts.DeadLetterTopic, r, class, err, now), w.opts.MaxDeadLetterBytes)
+	if shrunk {
+		w.log.Warn("dead letter too large for the dead-letter topic: its value was left out; the original record stays in its topic until retention removes it",
+			"partition", r.Partition, "offset", r.Offset, "key", logKey(r.Key), "value_bytes", len(r.Value), "limit", w.opts.MaxDeadLetterBytes)
+	}
+	return d
+}
+
+// produceDeadLetters writes the dead letters of a batch. A dead letter the
+// topic refuses as too large (its max.message.bytes is below
+// MaxDeadLetterBytes) is written again on its own, and if refused again,
+// without its value and with its key and texts cut: one bad record must
+// not stop the worker. Any other failure is returned.
+func (w *Worker) produceDeadLetters(ctx context.Context, dead []*kgo.Record) error {
+	for _, res := range w.cl.ProduceSync(ctx, dead...) {
+		if res.Err == nil {
+			continue
+		}
+		if !isTooLarge(res.Err) {
+			return res.Err
+		}
+		// Refused with others in one batch, or alone.
+		err := w.cl.ProduceSync(ctx, res.Record).FirstErr()
+		if err == nil {
+			continue
+		}
+		if !isTooLarge(err) {
+			return err
+		}
+		small := minimalDeadLetter(res.Record, err)
+		if err := w.cl.ProduceSync(ctx, small).FirstErr(); err != nil {
+			return fmt.Errorf("%w (the topic refuses even a %d-byte dead letter: raise its max.message.bytes)", err, recordBytes(small))
+		}
+		w.log.Warn("the dead-letter topic refused a dead letter as too large: written without its value (raise the dead-letter topic's max.message.bytes to keep whole dead letters)",
+			"key", logKey(res.Record.Key), "bytes", recordBytes(res.Record), "err", err)
+	}
+	return nil
+}
+
+// isTooLarge reports whether Kafka (or franz-go, before sending) refused a
+// record or batch for its size.
+func isTooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }

@@ -49,7 +49,12 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 				for _, item := range page.Items {
 					key, err := s.keyOf(item)
 					if err != nil {
-						return err
+						// An item the pipeline did not write (its key cannot
+						// be an event key) is not the sweep's to remove; one
+						// such item must not stop every sweep, and the worker.
+						s.log.Warn("sweep: an item's key cannot be read as an event key; the item is left alone",
+							"table", s.opts.Table, "err", err)
+						continue
 					}
 					if !e.Scope.Covers(key) {
 						continue

@@ -27,7 +27,7 @@ func (t *target) Read(ctx context.Context, key []byte) (reconcile.Found, error) 
 }
 
 func TestContract(t *testing.T) {
-	sinktest.Run(t, sinktest.Caps{Chunks: true, TTLPrecision: 5 * time.Millisecond}, func(t *testing.T) sinktest.Target {
+	sinktest.Run(t, sinktest.Caps{Chunks: true, TTLPrecision: 5 * time.Millisecond, EmptyKey: true}, func(t *testing.T) sinktest.Target {
 		r := stack.NewRedis(t)
 		s, err := New(r.Client, Options{Addr: r.Addr})
 		if err != nil {

@@ -6,6 +6,7 @@ package sinktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -30,6 +31,10 @@ type Caps struct {
 	Chunks bool
 	// TTLPrecision is how precisely an expiry is kept.
 	TTLPrecision time.Duration
+	// EmptyKey: the empty key (Redis accepts SET "" v) is applied like any
+	// other. A target that cannot hold it (a DynamoDB key attribute cannot
+	// be empty) must reject it as pipeline.ErrUnmappable, and only it.
+	EmptyKey bool
 }
 
 func v(n uint64) pipeline.Version { return pipeline.ClockVersion(0, n, false) }
@@ -220,6 +225,53 @@ func Run(t *testing.T, caps Caps, newTarget func(t *testing.T) Target) {
 				break
 			}
 		}
+	})
+
+	// Cutover once refused the empty key as an invalid event and stopped
+	// the whole pipeline on it. It is a key: applied, versioned and
+	// tombstoned like any other where the target can hold it, and
+	// otherwise that one event is rejected while the rest of its batch is
+	// applied.
+	t.Run("the empty key", func(t *testing.T) {
+		tg := newTarget(t)
+		exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+		e := upsert("", 10, Str("the empty key's value"))
+		e.ExpireAt = exp
+		e.Key = []byte{}
+		res, err := tg.Apply(ctx, []pipeline.Event{upsert("before", 10, Str("b")), e, upsert("after", 10, Str("a"))})
+		if err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		if res[0].Outcome != pipeline.Applied || res[2].Outcome != pipeline.Applied {
+			t.Fatalf("outcomes %v %v: the keys around the empty key must be applied", res[0].Outcome, res[2].Outcome)
+		}
+		expect(t, tg, "before", Str("b"))
+		expect(t, tg, "after", Str("a"))
+		if !caps.EmptyKey {
+			if res[1].Outcome != pipeline.Rejected || !errors.Is(res[1].Err, pipeline.ErrUnmappable) {
+				t.Fatalf("empty key: %v (%v), want rejected as unmappable", res[1].Outcome, res[1].Err)
+			}
+			return
+		}
+		if res[1].Outcome != pipeline.Applied {
+			t.Fatalf("empty key: %v (%v), want applied", res[1].Outcome, res[1].Err)
+		}
+		expect(t, tg, "", Str("the empty key's value"))
+		if f := read(t, tg, ""); f.ExpireAt.Sub(exp) < -caps.TTLPrecision || f.ExpireAt.Sub(exp) > caps.TTLPrecision {
+			t.Fatalf("the empty key expires at %v, want %v", f.ExpireAt, exp)
+		}
+		if got := apply(t, tg, e); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("the same event again: %v, want skipped-older", got)
+		}
+		if got := apply(t, tg, del("", 20)); got[0] != pipeline.Applied {
+			t.Fatalf("delete of the empty key: %v", got)
+		}
+		absent(t, tg, "")
+		if got := apply(t, tg, upsert("", 15, Str("stale"))); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("stale upsert after the delete: %v, want skipped-older", got)
+		}
+		absent(t, tg, "")
+		expect(t, tg, "before", Str("b"))
 	})
 
 	t.Run("chunks", func(t *testing.T) {
