@@ -50,10 +50,14 @@ to --rechecks times, before it counts: a change still on its way through
 the pipeline clears, and the report says how many did.
 
 --repair publishes the source's current state of every key that still
-differs into the pipeline's topic, at a version newer than the target's,
-so the sink workers apply it in order with live changes (keys only in the
-target are deleted only with --delete-extra). If no worker is running,
-reconcile applies them itself. It then reads every repaired key again.
+differs into the pipeline's topic, read after the target's and stamped
+just newer than the target's version, so the sink workers apply it in
+order with live changes and a change made meanwhile still wins (keys only
+in the target are deleted only with --delete-extra). A key whose source
+read is not newer than the target's version though it was made later
+(the source's clock is behind) is not repaired; the next run checks it
+again. If no worker is running, reconcile applies the repairs itself. It
+then reads every repaired key again.
 
 --percent or --sample compares a random share of the keys and reports a
 95% upper bound on the share of all keys that differ. --every repeats the
@@ -189,6 +193,9 @@ func reconcileOnce(ctx context.Context, wr *wiring, f *reconcileFlags, opts reco
 	}
 	defer wr.closeRound()
 	opts.Fraction = 1
+	// Redis reads carry the server's clock; a DynamoDB item read now
+	// carries a snapshot row's version, older than the stream's.
+	opts.ClockReads = wr.cfg.sourceKind() != "dynamodb"
 	switch {
 	case f.percent > 0 && f.percent < 100:
 		opts.Fraction = f.percent / 100
@@ -305,11 +312,14 @@ func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report)
 		}
 		line(kindLabels[k], rep.Counts[k], note)
 	}
-	if rep.Repaired > 0 || rep.RepairSkipped > 0 {
+	if rep.Repaired > 0 || rep.RepairSkipped > 0 || rep.RepairDeferred > 0 {
 		line("repaired", rep.Repaired, "published into the pipeline and applied")
 		line("still different", rep.Remaining, "after the repairs were applied")
 		if rep.RepairSkipped > 0 {
 			line("not repairable", rep.RepairSkipped, "no event can carry the repair (see below)")
+		}
+		if rep.RepairDeferred > 0 {
+			line("repairs deferred", rep.RepairDeferred, "no safe version now (see below): run reconcile again")
 		}
 		if rep.Unverified > 0 {
 			line("repairs not re-checked", rep.Unverified, "past the re-check limit: run reconcile again")

@@ -7,6 +7,10 @@
 // It reads both stores through the same code the pipeline uses (the
 // source's reader, the sink's mapping), so "equal" means "what the
 // pipeline would have written is what the target holds".
+//
+// A difference is read again on both sides before it counts — the target
+// first, then the source — and a repair carries the state of that second
+// source read into the pipeline (recheck.go, repair.go).
 package reconcile
 
 import (
@@ -68,7 +72,8 @@ type Reader interface {
 
 // Repairer carries repairs into the pipeline.
 type Repairer interface {
-	// Repair publishes events to the pipeline's topic.
+	// Repair publishes events to the pipeline's topic. They may still be
+	// on their way when it returns: ctx stays alive until Wait.
 	Repair(ctx context.Context, events []pipeline.Event) error
 	// Wait returns once every repair published so far is applied to the
 	// target.
@@ -118,12 +123,22 @@ type Options struct {
 	// sampling (0 or 1: all of it); the report states the confidence.
 	Fraction float64
 	// Repair, if set, receives an event for every difference that
-	// remains after its re-checks: the source's current state, at a
-	// version newer than the target's. Extra keys get a delete only with
-	// DeleteExtra. A run with repairs ends with Repair.Wait and a re-check
-	// of every repaired key (Report.Remaining).
+	// remains after its re-checks: the source's state read after the
+	// target's, at a version newer than the one the target held (see
+	// repairVersion). Extra keys get a delete only with DeleteExtra. A run
+	// with repairs ends with Repair.Wait and a re-check of every repaired
+	// key (Report.Remaining).
 	Repair      Repairer
 	DeleteExtra bool
+	// ClockReads says the source stamps each read with the time it was
+	// made, in the pipeline's epoch (Redis: the server's clock): a repair
+	// then carries the read's version when it is newer than the target's,
+	// and a key whose read is not, in the same epoch, is left unrepaired
+	// (Report.RepairDeferred) — the source's clock disagrees with the
+	// versions in the target. False for a source whose reads carry a
+	// version that does not say when they were made (DynamoDB: a snapshot
+	// row's): every repair is stamped just above the target's version.
+	ClockReads bool
 	// MaxRepairs bounds the repaired keys remembered for the final
 	// re-check; default 1,000,000. Past it, repairs still go out but are
 	// not re-checked (Report.Unverified).
@@ -200,8 +215,12 @@ type Report struct {
 	Unverified       int64    `json:"unverified,omitempty"`
 	// RepairSkipped counts differences no event can repair (e.g. an
 	// empty key in the target); RemainingSamples shows them.
-	RepairSkipped int64         `json:"repair_skipped,omitempty"`
-	Elapsed       time.Duration `json:"elapsed_ns"`
+	RepairSkipped int64 `json:"repair_skipped,omitempty"`
+	// RepairDeferred counts differences left unrepaired because no
+	// version was safe for the repair (Options.ClockReads): the next run
+	// checks them again. RemainingSamples shows them.
+	RepairDeferred int64         `json:"repair_deferred,omitempty"`
+	Elapsed        time.Duration `json:"elapsed_ns"`
 }
 
 // Differences is the number of keys that do not match.
@@ -339,6 +358,11 @@ func (u *run) walk(ctx context.Context) error {
 // ordered runs a pipeline: produce emits work in order; up to lookahead
 // pieces run concurrently; consume takes their results in the order they
 // were emitted, one at a time.
+//
+// consume runs under ctx, not under the group's context, which ends as
+// soon as the group is done: a re-check it runs may publish repairs, and
+// the producer fails a record still buffered when its context ends — the
+// repairs must stay on their way until Repairer.Wait.
 func ordered[T any](ctx context.Context, produce func(context.Context, func(func() T) error) error,
 	consume func(context.Context, T) error) error {
 	g, gctx := errgroup.WithContext(ctx)
@@ -360,7 +384,10 @@ func ordered[T any](ctx context.Context, produce func(context.Context, func(func
 		for res := range results {
 			select {
 			case r := <-res:
-				if err := consume(gctx, r); err != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				if err := consume(ctx, r); err != nil {
 					return err
 				}
 			case <-gctx.Done():
@@ -492,203 +519,6 @@ func (u *run) classify(e *pipeline.Event, f Found, addressable bool) (Kind, stri
 		return TTLDifferent, d
 	}
 	return "", ""
-}
-
-// state is one key read again on both sides.
-type state struct {
-	event  pipeline.Event // the source's state: upsert or delete
-	reject error          // or why the source cannot express it
-	found  Found
-	ok     bool // the target can address the key
-}
-
-// reread reads keys again on both sides.
-func (u *run) reread(ctx context.Context, keys [][]byte) (map[string]*state, error) {
-	b, err := u.src.(Reader).Read(ctx, keys)
-	if err != nil {
-		return nil, fmt.Errorf("read source again: %w", err)
-	}
-	found, err := u.tgt.Lookup(ctx, keys)
-	if err != nil {
-		return nil, fmt.Errorf("read target again: %w", err)
-	}
-	var versions map[string]pipeline.Version
-	if v, ok := u.tgt.(Versioner); ok {
-		if versions, err = v.KeyVersions(ctx, keys); err != nil {
-			return nil, fmt.Errorf("read target versions: %w", err)
-		}
-	}
-	out := make(map[string]*state, len(keys))
-	for _, k := range keys {
-		f, ok := found[string(k)]
-		if versions != nil {
-			f.Version = versions[string(k)]
-		}
-		out[string(k)] = &state{event: pipeline.Event{Key: k, Op: pipeline.OpDelete}, found: f, ok: ok}
-	}
-	for _, e := range b.Events {
-		if st := out[string(e.Key)]; st != nil {
-			st.event = e
-		}
-	}
-	for _, rej := range b.Rejects {
-		if st := out[string(rej.Key)]; st != nil {
-			st.reject = rej.Err
-		}
-	}
-	return out, nil
-}
-
-// settle re-checks the pending keys: each is read again on both sides
-// once RecheckDelay has passed since it was seen, up to Rechecks times;
-// what still differs counts (and is repaired).
-func (u *run) settle(ctx context.Context) error {
-	if len(u.pending) == 0 {
-		return nil
-	}
-	keys := make([][]byte, len(u.pending))
-	for i, p := range u.pending {
-		keys[i] = p.key
-	}
-	wait := time.Until(u.pending[len(u.pending)-1].seen.Add(u.opts.RecheckDelay))
-	u.pending = u.pending[:0]
-	var states map[string]*state
-	for round := 0; round < u.opts.Rechecks && len(keys) > 0; round++ {
-		if round > 0 {
-			wait = u.opts.RecheckDelay
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return err
-		}
-		var err error
-		if states, err = u.reread(ctx, keys); err != nil {
-			return err
-		}
-		still := keys[:0]
-		for _, k := range keys {
-			st := states[string(k)]
-			if st.reject == nil {
-				if kind, _ := u.classify(&st.event, st.found, st.ok); kind == "" {
-					u.r.Cleared++
-					u.r.Equal++
-					continue
-				}
-			}
-			still = append(still, k)
-		}
-		keys = still
-	}
-	var repairs []pipeline.Event
-	for _, k := range keys {
-		st := states[string(k)]
-		if st.reject != nil {
-			u.note(NotComparable, k, st.reject.Error())
-			continue
-		}
-		kind, detail := u.classify(&st.event, st.found, st.ok)
-		u.note(kind, k, detail)
-		if e, ok := u.repairEvent(kind, st); ok {
-			repairs = append(repairs, e)
-		}
-	}
-	u.progress()
-	return u.repair(ctx, repairs)
-}
-
-// repairEvent is the event that makes the target hold the source's state
-// of a key: the source's current value (or a delete), at a version newer
-// than the one the target holds so the sink applies it.
-func (u *run) repairEvent(kind Kind, st *state) (pipeline.Event, bool) {
-	if u.opts.Repair == nil || kind == Unaddressable || (kind == Extra && !u.opts.DeleteExtra) {
-		return pipeline.Event{}, false
-	}
-	e := st.event
-	e.Origin = pipeline.OriginRepair
-	if len(e.Version) == 0 || !e.Version.Newer(st.found.Version) {
-		e.Version = st.found.Version.Next()
-	}
-	if err := e.Validate(); err != nil {
-		u.r.RepairSkipped++
-		if len(u.r.RemainingSamples) < u.opts.Samples {
-			u.r.RemainingSamples = append(u.r.RemainingSamples, Sample{Key: DisplayKey(e.Key),
-				Detail: fmt.Sprintf("%s: cannot be repaired through the pipeline: %v (fix it in the target by hand)", kind, err)})
-		}
-		return pipeline.Event{}, false
-	}
-	return e, true
-}
-
-func (u *run) repair(ctx context.Context, events []pipeline.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	if err := u.opts.Repair.Repair(ctx, events); err != nil {
-		return fmt.Errorf("publish repairs: %w", err)
-	}
-	u.r.Repaired += int64(len(events))
-	for _, e := range events {
-		if len(u.repaired) < u.opts.MaxRepairs {
-			u.repaired = append(u.repaired, e.Key)
-		} else {
-			u.r.Unverified++
-		}
-	}
-	return nil
-}
-
-// verifyRepairs waits for the repairs to be applied and reads every
-// repaired key again on both sides (with re-checks: the source may still
-// be changing).
-func (u *run) verifyRepairs(ctx context.Context) error {
-	if u.opts.Repair == nil || u.r.Repaired == 0 {
-		return nil
-	}
-	if err := u.opts.Repair.Wait(ctx); err != nil {
-		return fmt.Errorf("wait for the repairs to be applied: %w", err)
-	}
-	for start := 0; start < len(u.repaired); start += u.opts.Pending {
-		keys := u.repaired[start:min(start+u.opts.Pending, len(u.repaired))]
-		for round := 0; round < u.opts.Rechecks && len(keys) > 0; round++ {
-			if round > 0 {
-				if err := sleep(ctx, u.opts.RecheckDelay); err != nil {
-					return err
-				}
-			}
-			states, err := u.reread(ctx, keys)
-			if err != nil {
-				return err
-			}
-			var still [][]byte
-			for _, k := range keys {
-				st := states[string(k)]
-				if kind, detail := u.classify(&st.event, st.found, st.ok); kind != "" && st.reject == nil {
-					still = append(still, k)
-					if round == u.opts.Rechecks-1 {
-						u.r.Remaining++
-						if len(u.r.RemainingSamples) < u.opts.Samples {
-							u.r.RemainingSamples = append(u.r.RemainingSamples, Sample{Key: DisplayKey(k), Detail: string(kind) + ": " + detail})
-						}
-					}
-				}
-			}
-			keys = still
-		}
-	}
-	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // UpperBound95 is the 95% upper confidence bound on the share of keys

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -174,5 +175,55 @@ func TestUpperBound95(t *testing.T) {
 	}
 	if got := UpperBound95(1000, 10); got < 0.01 || got > 0.02 {
 		t.Fatalf("wilson bound for 10/1000: %v", got)
+	}
+}
+
+// heldRepairer is a Repairer whose events stay in flight after Repair
+// returns, as a Kafka producer's buffered records do: each fails if the
+// context it was published under ended before Wait.
+type heldRepairer struct {
+	applier
+	ctxs []context.Context
+}
+
+func (h *heldRepairer) Repair(ctx context.Context, events []pipeline.Event) error {
+	h.ctxs = append(h.ctxs, ctx)
+	return h.applier.Repair(ctx, events)
+}
+
+func (h *heldRepairer) Wait(ctx context.Context) error {
+	for _, c := range h.ctxs {
+		if c.Err() != nil {
+			return fmt.Errorf("a repair was abandoned before Wait: its context ended: %w", c.Err())
+		}
+	}
+	return h.applier.Wait(ctx)
+}
+
+// TestRepairsPublishedDuringTheWalkOutliveIt: a re-check that runs while
+// the walk is still going (Pending is full) publishes its repairs. They
+// were published under the walk's own context, which ends with the walk,
+// and the Kafka producer fails a record still buffered when its context
+// ends: `reconcile --repair` stopped with "publish repairs: ... context
+// canceled" once more keys differed than Pending holds.
+func TestRepairsPublishedDuringTheWalkOutliveIt(t *testing.T) {
+	v := pipeline.ClockVersion(0, 5, true)
+	at := func(key string) pipeline.Event {
+		e := ev(key, str("a"), time.Time{})
+		e.Version = v
+		return e
+	}
+	src := &rereadable{
+		pages: pages{{Events: []pipeline.Event{at("k1"), at("k2")}}, {Events: []pipeline.Event{at("k3")}}},
+		state: map[string]pipeline.Event{"k1": at("k1"), "k2": at("k2"), "k3": at("k3")},
+	}
+	tgt := target{}
+	fix := &heldRepairer{applier: applier{tgt: tgt}}
+	rep, err := Run(context.Background(), src, listing{tgt}, Options{RecheckDelay: time.Millisecond, Pending: 1, Repair: fix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Repaired != 3 || rep.Unresolved() != 0 || len(fix.ctxs) < 2 {
+		t.Fatalf("repaired %d in %d calls, unresolved %d", rep.Repaired, len(fix.ctxs), rep.Unresolved())
 	}
 }
