@@ -43,7 +43,7 @@ func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin,
 		if scratch, err = pipeline.Encode(scratch[:0], e); err != nil {
 			return err
 		}
-		if size := len(e.Key) + len(scratch); size > r.opts.MaxRecordBytes {
+		if size := len(e.Key) + len(scratch) + recordFraming; size > r.opts.MaxRecordBytes {
 			return &RejectedKeyError{Reject: pipeline.Reject{Key: []byte(big.Key), Class: pipeline.RejectOversize, Size: big.Size,
 				Err: fmt.Errorf("%s of %d elements: piece %d is %d bytes, over the %d-byte record limit, because one element is that large; the key is not copied (raise kafka.max_record_bytes and the topic's max.message.bytes, or exclude the key)",
 					big.Type, big.Size, e.Chunk.Index, size, r.opts.MaxRecordBytes)}}
@@ -103,8 +103,13 @@ func (e *RejectedKeyError) Error() string {
 }
 
 // pieceOverhead is what an event adds around a piece's elements: the
-// envelope, the version, the source block.
+// envelope, the version, the source block, and the record's framing.
 const pieceOverhead = 2048
+
+// recordFraming is what Kafka adds to a record's key and value (the batch
+// header, the record's own fields, the content-type header), which counts
+// against the record limit as the publisher measures it.
+const recordFraming = 512
 
 // pieceBuilder accumulates elements until a piece is full.
 type pieceBuilder struct {

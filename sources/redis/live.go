@@ -235,6 +235,7 @@ func (l *Live) Run(ctx context.Context) error {
 		return fmt.Errorf("live capture: Subscribe was not called")
 	}
 	defer func() { l.ps.Close() }() //nolint:gosec // shutting down; receive may have replaced l.ps
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -254,10 +255,13 @@ func (l *Live) Run(ctx context.Context) error {
 		start(l.readLoop)
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	if parent.Err() != nil {
+		return nil // stopped
 	}
-	return nil
+	// A part failed. Its error may wrap context.Canceled (a publish whose
+	// records were canceled), and must still be returned: a live capture
+	// that stops on its own must never look like one that was stopped.
+	return context.Cause(ctx)
 }
 
 // receive reads notifications into the dirty set and notices gaps.

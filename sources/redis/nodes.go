@@ -10,6 +10,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cutover/cutover/pipeline"
 )
 
 // sourceNode is one server the source reads: the standalone server, or one
@@ -42,13 +44,39 @@ func (s *Source) openNode(ctx context.Context, shard Shard) (*sourceNode, error)
 	return &sourceNode{shard: shard, conn: conn, cl: cl, own: true}, nil
 }
 
+// nodePublisher publishes a node's events under the source's context
+// instead of the node's. A node is stopped on purpose when the cluster's
+// topology changes; its events already handed over must still be
+// delivered, because the producer fails a buffered record whose context
+// ends, and one failed record stops the publisher — and with it every
+// node of the source. A stopped node publishes nothing more; a node
+// stopped while the producer's buffer is full waits for room.
+type nodePublisher struct {
+	pipeline.Publisher
+	runCtx context.Context //nolint:containedctx // the source's run context, which must outlive the node's
+}
+
+func (p nodePublisher) Publish(ctx context.Context, b pipeline.Batch, onDurable func()) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return p.Publisher.Publish(p.runCtx, b, onDurable) //nolint:contextcheck // on purpose: the records must outlive the node (see nodePublisher)
+}
+
+func (p nodePublisher) Broadcast(ctx context.Context, e pipeline.Event, onDurable func()) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return p.Publisher.Broadcast(p.runCtx, e, onDurable) //nolint:contextcheck // on purpose: see nodePublisher
+}
+
 // nodeRun is one node's snapshot and live capture.
 type nodeRun struct {
 	node *sourceNode
 	snap *Snapshot // nil when no snapshot runs
 	live *Live     // nil when live capture does not run
 	log  *slog.Logger
-	stop context.CancelCauseFunc
+	stop context.CancelFunc
 	done chan struct{} // closed when the node stopped; err is its result
 	err  error         // nil when stopped by its context
 }
@@ -86,12 +114,13 @@ func (s *Source) startShard(ctx context.Context, sh Shard, heal string, failed c
 func (s *Source) startNode(ctx context.Context, node *sourceNode, heal string) (*nodeRun, error) {
 	o, mode := s.opts, s.opts.Mode
 	log := s.log.With("node", node.conn.Addr)
+	pub := nodePublisher{Publisher: s.pub, runCtx: ctx}
 	snap, err := NewSnapshot(node.cl, node.conn, SnapshotOptions{
 		Name: o.Name, Filter: o.Filter, Types: o.Types, ScanCount: o.ScanCount, Readers: o.Readers,
 		MaxElements: o.MaxElements, MaxValueBytes: o.MaxValueBytes, ChunkElements: o.ChunkElements, ChunkBytes: o.ChunkBytes,
 		MaxRecordBytes: o.MaxRecordBytes, KeysPerSecond: o.KeysPerSecond, Restart: mode.Restart, Epoch: s.epoch,
 		Slots: node.shard.Slots, Redirect: s.redirect, Logger: log,
-	}, s.pub, s.ck)
+	}, pub, s.ck)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +135,7 @@ func (s *Source) startNode(ctx context.Context, node *sourceNode, heal string) (
 			Name: o.Name, Filter: o.Filter, Types: o.Types, ScanCount: o.ScanCount, MaxElements: o.MaxElements,
 			MaxValueBytes: o.MaxValueBytes, ChunkElements: o.ChunkElements, ChunkBytes: o.ChunkBytes, MaxRecordBytes: o.MaxRecordBytes,
 			HealKeysPerSecond: o.HealKeysPerSecond, Epoch: s.epoch, Slots: node.shard.Slots, Elsewhere: s.lookAtTopology, Logger: log,
-		}, s.pub)
+		}, pub)
 		if err := live.Subscribe(ctx); err != nil {
 			return nil, err
 		}
@@ -129,7 +158,7 @@ func (s *Source) startNode(ctx context.Context, node *sourceNode, heal string) (
 	}
 	log.Info("source node starting", "slots", len(node.shard.Slots) > 0, "snapshot", runSnapshot, "sweep", snap.opts.Sweep,
 		"live", live != nil, "heal", heal != "")
-	ctx, stop := context.WithCancelCause(ctx)
+	ctx, stop := context.WithCancel(ctx)
 	nr.stop = stop
 	go func() {
 		nr.err = nr.run(ctx, s, heal)
@@ -168,7 +197,7 @@ func (nr *nodeRun) run(ctx context.Context, s *Source, heal string) error {
 	if heal != "" {
 		nr.live.RequestHeal(heal)
 	}
-	if err := <-liveErr; err != nil {
+	if err := <-liveErr; err != nil && ctx.Err() == nil {
 		return fmt.Errorf("live capture of %s: %w", nr.node.conn.Addr, err)
 	}
 	return nil
@@ -176,7 +205,7 @@ func (nr *nodeRun) run(ctx context.Context, s *Source, heal string) error {
 
 // halt stops the node and waits until it has: its reads are over.
 func (nr *nodeRun) halt() {
-	nr.stop(errStopped)
+	nr.stop()
 	<-nr.done
 }
 

@@ -60,7 +60,7 @@ type ReadCounts struct {
 
 // RejectUnreadable is the reject class of a key the source's user may not
 // read (Redis ACL key permissions).
-const RejectUnreadable = "unreadable"
+const RejectUnreadable = pipeline.RejectUnreadable
 
 // BigKey is a collection too large to read in one piece. Its version and
 // expiry were read atomically with its size; Stream reads its elements.

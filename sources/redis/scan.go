@@ -124,10 +124,21 @@ func (m *Scanners) Read(ctx context.Context, keys [][]byte) (pipeline.Batch, err
 	if err != nil {
 		return b, err
 	}
+	notRead(&b, info)
+	return b, nil
+}
+
+// notRead turns the keys of a read that are neither events nor gone into
+// rejects: reconcile must not compare (or repair) a key it could not read,
+// and must never take it for deleted.
+func notRead(b *pipeline.Batch, info ReadCounts) {
 	for _, big := range info.Big {
 		b.Rejects = append(b.Rejects, bigReject(big))
 	}
-	return b, nil
+	for _, k := range info.Elsewhere {
+		b.Rejects = append(b.Rejects, pipeline.Reject{Key: []byte(k), Class: RejectUnreadable,
+			Err: fmt.Errorf("its cluster slot is moving to another master: read it again once the move is over")})
+	}
 }
 
 func bigReject(big BigKey) pipeline.Reject {
@@ -201,9 +212,7 @@ func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err er
 	if err != nil {
 		return b, false, err
 	}
-	for _, big := range info.Big {
-		b.Rejects = append(b.Rejects, bigReject(big))
-	}
+	notRead(&b, info)
 	s.cursor = next
 	return b, next == 0, nil
 }

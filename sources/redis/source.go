@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -278,6 +277,3 @@ func (s *Source) readerOptions() ReaderOptions {
 	return ReaderOptions{Name: o.Name, Types: o.Types, MaxElements: o.MaxElements, MaxValueBytes: o.MaxValueBytes,
 		ChunkElements: o.ChunkElements, ChunkBytes: o.ChunkBytes, MaxRecordBytes: o.MaxRecordBytes, Epoch: s.epoch, Logger: s.log}
 }
-
-// errStopped is the cause of a node stopped on purpose.
-var errStopped = errors.New("stopped")
