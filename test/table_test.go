@@ -43,6 +43,13 @@ func newTablePipeline(t *testing.T, src string, extra ...string) pipelineArgs {
 func newOrders(t *testing.T, db *dynamodb.Client, n int, noStream ...bool) *datagen.Orders {
 	t.Helper()
 	o := &datagen.Orders{Table: stack.Unique("orders"), Items: n, Seed: 5, NoStream: len(noStream) > 0 && noStream[0]}
+	createOrders(t, db, o)
+	return o
+}
+
+// createOrders creates and fills the source table o describes.
+func createOrders(t *testing.T, db *dynamodb.Client, o *datagen.Orders) {
+	t.Helper()
 	stack.DropTables(t, db, o.Table, o.Table+"-copy")
 	ctx := testCtx(t, 3*time.Minute)
 	if err := o.CreateTable(ctx, db); err != nil {
@@ -52,8 +59,7 @@ func newOrders(t *testing.T, db *dynamodb.Client, n int, noStream ...bool) *data
 	if err := o.Fill(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote %d items in %v", n, time.Since(start).Round(time.Millisecond))
-	return o
+	t.Logf("wrote %d items in %v", o.Items, time.Since(start).Round(time.Millisecond))
 }
 
 // writeTableWhile runs w until the returned function is called.

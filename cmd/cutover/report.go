@@ -206,6 +206,9 @@ func (r *reporter) tableSummary(row func(string, int64, string)) int64 {
 	}
 	if s, ok := r.table.StreamStats(); ok {
 		row("stream records", s.Records, fmt.Sprintf("%s of them deletes, from %s shards", group(s.Deletes), group(s.Shards)))
+		if s.Rereads > 0 {
+			row("items re-read", s.Rereads, "their record had no usable new image")
+		}
 		row("gaps healed", r.table.Heals(), fmt.Sprintf("%s trimmed gaps detected", group(s.Gaps)))
 		read += s.Records
 	}

@@ -1,8 +1,10 @@
 package dynamoattr
 
 import (
+	"bytes"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+	"slices"
 
 	"github.com/cutover/cutover/pipeline"
 )
@@ -27,11 +29,11 @@ func From(av ddbtypes.AttributeValue) pipeline.Attr {
 	case *ddbtypes.AttributeValueMemberM:
 		return pipeline.Attr{Kind: pipeline.AttrM, M: FromItem(v.Value)}
 	case *ddbtypes.AttributeValueMemberSS:
-		return pipeline.Attr{Kind: pipeline.AttrSS, SS: v.Value}
+		return pipeline.Attr{Kind: pipeline.AttrSS, SS: sortedStrings(v.Value)}
 	case *ddbtypes.AttributeValueMemberNS:
-		return pipeline.Attr{Kind: pipeline.AttrNS, NS: v.Value}
+		return pipeline.Attr{Kind: pipeline.AttrNS, NS: sortedStrings(v.Value)}
 	case *ddbtypes.AttributeValueMemberBS:
-		return pipeline.Attr{Kind: pipeline.AttrBS, BS: v.Value}
+		return pipeline.Attr{Kind: pipeline.AttrBS, BS: sortedBytes(v.Value)}
 	}
 	return pipeline.Attr{Kind: pipeline.AttrNULL}
 }
@@ -65,13 +67,51 @@ func FromStream(av streamtypes.AttributeValue) pipeline.Attr {
 	case *streamtypes.AttributeValueMemberM:
 		return pipeline.Attr{Kind: pipeline.AttrM, M: FromStreamItem(v.Value)}
 	case *streamtypes.AttributeValueMemberSS:
-		return pipeline.Attr{Kind: pipeline.AttrSS, SS: v.Value}
+		return pipeline.Attr{Kind: pipeline.AttrSS, SS: sortedStrings(v.Value)}
 	case *streamtypes.AttributeValueMemberNS:
-		return pipeline.Attr{Kind: pipeline.AttrNS, NS: v.Value}
+		return pipeline.Attr{Kind: pipeline.AttrNS, NS: sortedStrings(v.Value)}
 	case *streamtypes.AttributeValueMemberBS:
-		return pipeline.Attr{Kind: pipeline.AttrBS, BS: v.Value}
+		return pipeline.Attr{Kind: pipeline.AttrBS, BS: sortedBytes(v.Value)}
 	}
 	return pipeline.Attr{Kind: pipeline.AttrNULL}
+}
+
+// FromStreamImage converts a stream record's new image; ok is false when
+// there is none, or a value in it names no attribute type (DynamoDB Local
+// writes an empty map as {}): it cannot be trusted to be the item.
+func FromStreamImage(m map[string]streamtypes.AttributeValue) (map[string]pipeline.Attr, bool) {
+	if m == nil || !streamValuesKnown(m) {
+		return nil, false
+	}
+	return FromStreamItem(m), true
+}
+
+func streamValuesKnown(m map[string]streamtypes.AttributeValue) bool {
+	for _, v := range m {
+		if !streamValueKnown(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func streamValueKnown(av streamtypes.AttributeValue) bool {
+	switch v := av.(type) {
+	case *streamtypes.AttributeValueMemberS, *streamtypes.AttributeValueMemberN, *streamtypes.AttributeValueMemberB,
+		*streamtypes.AttributeValueMemberBOOL, *streamtypes.AttributeValueMemberNULL, *streamtypes.AttributeValueMemberSS,
+		*streamtypes.AttributeValueMemberNS, *streamtypes.AttributeValueMemberBS:
+		return true
+	case *streamtypes.AttributeValueMemberL:
+		for _, x := range v.Value {
+			if !streamValueKnown(x) {
+				return false
+			}
+		}
+		return true
+	case *streamtypes.AttributeValueMemberM:
+		return streamValuesKnown(v.Value)
+	}
+	return false
 }
 
 // FromStreamItem converts a stream record's image or keys.
@@ -136,4 +176,20 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// sortedStrings and sortedBytes put a set's members in one order. A set
+// has none, and DynamoDB answers the same set in different orders (a Scan
+// and a stream image of one item, say): rendered as JSON, the same item
+// would then read as two different values.
+func sortedStrings(set []string) []string {
+	out := slices.Clone(set)
+	slices.Sort(out)
+	return out
+}
+
+func sortedBytes(set [][]byte) [][]byte {
+	out := slices.Clone(set)
+	slices.SortFunc(out, bytes.Compare)
+	return out
 }

@@ -163,9 +163,20 @@ func (p *Pages) Exists(ctx context.Context, keys [][]byte) (map[string]bool, err
 
 // batchGet reads keys in strongly consistent BatchGetItem calls of up to
 // 100 keys, retrying unprocessed keys, and calls fn with each item found.
-// Keys that are not item keys of this table are skipped.
+// Keys that are not item keys of this table are skipped, and a key asked
+// for twice is read once (DynamoDB refuses a request that names a key
+// twice).
 func (p *Pages) batchGet(ctx context.Context, keys [][]byte, proj *string, names map[string]string,
 	fn func(map[string]ddbtypes.AttributeValue) error) error {
+	seen := make(map[string]bool, len(keys))
+	unique := keys[:0:0]
+	for _, k := range keys {
+		if !seen[string(k)] {
+			seen[string(k)] = true
+			unique = append(unique, k)
+		}
+	}
+	keys = unique
 	for start := 0; start < len(keys); start += 100 {
 		var req []map[string]ddbtypes.AttributeValue
 		for _, k := range keys[start:min(start+100, len(keys))] {

@@ -22,12 +22,12 @@ import (
 	"github.com/cutover/cutover/pipeline/dynamoattr"
 )
 
-// Publisher takes batches of events and reports when they are durable;
-// pipeline/kafka.Publisher implements it.
-type Publisher interface {
-	Publish(ctx context.Context, b pipeline.Batch, onDurable func()) error
-	Broadcast(ctx context.Context, e pipeline.Event, onDurable func()) error
-	Flush(ctx context.Context) error
+// scanAPI is what the snapshot calls of DynamoDB; *dynamodb.Client
+// implements it.
+type scanAPI interface {
+	itemAPI
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 }
 
 // ScanOptions configure the snapshot.
@@ -72,6 +72,9 @@ type ScanProgress struct {
 // scanPosition is the checkpoint of a scan: each segment's last evaluated
 // key (DynamoDB JSON), or done.
 type scanPosition struct {
+	// Epoch is the version epoch the scan reads at: a scan is resumed only
+	// in its own epoch (rows read before a stop carry it).
+	Epoch    uint64            `json:"epoch,omitempty"`
 	Segments int               `json:"segments"`
 	Last     []json.RawMessage `json:"last"`
 	Done     []bool            `json:"done"`
@@ -82,10 +85,10 @@ type scanPosition struct {
 
 // Scan snapshots a table with a parallel Scan.
 type Scan struct {
-	db    *dynamodb.Client
+	db    scanAPI
 	table Table
 	opts  ScanOptions
-	pub   Publisher
+	pub   pipeline.Publisher
 	ck    checkpoint.Store
 	log   *slog.Logger
 	pace  *rate.Limiter
@@ -102,7 +105,7 @@ type Scan struct {
 }
 
 // NewScan prepares a snapshot of table.
-func NewScan(db *dynamodb.Client, table Table, opts ScanOptions, pub Publisher, ck checkpoint.Store) *Scan {
+func NewScan(db scanAPI, table Table, opts ScanOptions, pub pipeline.Publisher, ck checkpoint.Store) *Scan {
 	if opts.Segments <= 0 {
 		opts.Segments = 4
 	}
@@ -152,18 +155,32 @@ func (s *Scan) load(ctx context.Context) (scanPosition, error) {
 }
 
 // Run scans every segment and returns once everything read is
-// acknowledged by Kafka and the final position saved.
+// acknowledged by Kafka and the final position saved. It resumes a saved,
+// unfinished scan of the same epoch and segment count unless Restart is
+// set; a saved scan that finished in this epoch is not run again (a heal
+// stopped between its scan and its truncate).
 func (s *Scan) Run(ctx context.Context) error {
-	start := scanPosition{Segments: s.opts.Segments, Last: make([]json.RawMessage, s.opts.Segments), Done: make([]bool, s.opts.Segments)}
-	if pos, err := s.load(ctx); err == nil && !pos.Finished && !s.opts.Restart && pos.Segments == s.opts.Segments {
+	epoch := s.opts.Epoch.Load()
+	start := scanPosition{Epoch: epoch, Segments: s.opts.Segments, Last: make([]json.RawMessage, s.opts.Segments), Done: make([]bool, s.opts.Segments)}
+	pos, err := s.load(ctx)
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound), err == nil && s.opts.Restart:
+	case err != nil:
+		return err
+	case pos.Epoch != epoch:
+		s.log.Info("the saved scan is of an earlier version epoch; starting over", "table", s.table.Name, "saved", pos.Epoch, "epoch", epoch)
+	case pos.Finished:
+		s.log.Info("the scan of this version epoch finished already", "table", s.table.Name, "items", pos.Items)
+		s.items.Store(pos.Items)
+		s.finished.Store(true)
+		return nil
+	case pos.Segments != s.opts.Segments:
+		s.log.Warn("the saved scan used another number of segments; starting over", "saved", pos.Segments, "now", s.opts.Segments)
+	default:
 		start = pos
 		s.resumed.Store(true)
 		s.items.Store(pos.Items)
 		s.log.Info("resuming the table scan", "table", s.table.Name, "items", pos.Items)
-	} else if err != nil && !errors.Is(err, checkpoint.ErrNotFound) {
-		return err
-	} else if err == nil && !pos.Finished && pos.Segments != s.opts.Segments {
-		s.log.Warn("the saved scan used another number of segments; starting over", "saved", pos.Segments, "now", s.opts.Segments)
 	}
 	if out, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.table.Name)}); err == nil {
 		s.total.Store(aws.ToInt64(out.Table.ItemCount))
@@ -194,7 +211,7 @@ func (s *Scan) Run(ctx context.Context) error {
 		}
 		g.Go(func() error { return s.segment(gctx, ctx, seg, start.Last[seg]) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if err == nil {
 		err = s.pub.Flush(ctx)
 	}

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
@@ -23,46 +21,65 @@ type Mode struct {
 }
 
 // Source is the snapshot and the stream of one table, with gap healing.
+//
+// What keeps the target exact across runs:
+//
+//   - The stream's position is taken before a scan starts — by replicate,
+//     and by a backfill of a table whose stream is on — so a later
+//     replicate reads every change made since, whichever command ran
+//     first.
+//   - A position that can no longer be read is a gap: the stream was
+//     disabled and enabled again, a saved shard aged out of the stream,
+//     records were trimmed, the positions are older than the stream's
+//     retention, or a scan ran without a position. A gap is healed by a
+//     new version epoch, a full scan and a truncate of everything older.
+//   - A heal is written to the checkpoint store before the position it
+//     replaces is forgotten, and is resumed after a restart until its
+//     truncate is out: a gap is never lost between two runs.
+//   - A full scan that starts afresh while the target may hold rows of an
+//     earlier one starts a new epoch, so its rows outrank the old ones.
 type Source struct {
-	db      *dynamodb.Client
-	streams *dynamodbstreams.Client
+	db      scanAPI
 	table   Table
 	scanOpt ScanOptions
 	mode    Mode
-	pub     Publisher
+	pub     pipeline.Publisher
 	ck      checkpoint.Store
 	log     *slog.Logger
 	epoch   *pipeline.Epoch
 
 	scan   atomic.Pointer[Scan] // the current snapshot, nil when none runs
-	stream *Stream              // nil in snapshot-only mode
+	stream *Stream              // nil without a stream (a backfill of a table with none)
 	heals  atomic.Int64
+
+	mu    sync.Mutex
+	state sourceState // what is saved in the epoch checkpoint
+	gaps  chan string // gaps found by the stream, recorded already; buffered 1
 }
 
-// NewSource prepares the source of table.
-func NewSource(db *dynamodb.Client, streams *dynamodbstreams.Client, table Table, scan ScanOptions, stream StreamOptions,
-	mode Mode, pub Publisher, ck checkpoint.Store) (*Source, error) {
-	s := &Source{db: db, streams: streams, table: table, scanOpt: scan, mode: mode, pub: pub, ck: ck, log: scan.Logger}
+// NewSource prepares the source of table. The stream is followed unless
+// mode.SnapshotOnly; a backfill of a table whose stream is on still takes
+// its position.
+func NewSource(db scanAPI, streams streamsAPI, table Table, scan ScanOptions, stream StreamOptions,
+	mode Mode, pub pipeline.Publisher, ck checkpoint.Store) (*Source, error) {
+	s := &Source{db: db, table: table, scanOpt: scan, mode: mode, pub: pub, ck: ck, log: scan.Logger,
+		epoch: pipeline.NewEpoch(0), gaps: make(chan string, 1)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	epoch, err := s.loadEpoch(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	s.epoch = pipeline.NewEpoch(epoch)
 	s.scanOpt.Epoch, stream.Epoch = s.epoch, s.epoch
-	if !mode.SnapshotOnly {
-		if err := table.CheckStream(); err != nil {
-			return nil, err
-		}
-		s.stream = NewStream(streams, table, stream, pub, ck)
+	stream.OnGap = s.recordGap
+	switch err := table.CheckStream(); {
+	case err == nil:
+		s.stream = NewStream(streams, db, table, stream, pub, ck)
+	case !mode.SnapshotOnly:
+		return nil, err
 	}
 	s.scan.Store(NewScan(db, table, s.scanOpt, pub, ck))
 	return s, nil
 }
 
-// Heals is how many trimmed gaps were healed.
+// Heals is how many gaps were healed.
 func (s *Source) Heals() int64 { return s.heals.Load() }
 
 // ScanProgress is the progress of the current (or last) scan; ok is false
@@ -76,84 +93,241 @@ func (s *Source) ScanProgress() (p ScanProgress, ok bool) {
 
 // StreamStats are live capture's counters; ok is false without it.
 func (s *Source) StreamStats() (st StreamStats, ok bool) {
-	if s.stream == nil {
+	stream := s.streamNow()
+	if stream == nil || s.mode.SnapshotOnly {
 		return st, false
 	}
-	return s.stream.Stats(), true
+	return stream.Stats(), true
 }
 
 // Run takes the stream's position, snapshots the table (unless a finished
-// snapshot or live-only says otherwise) and follows the stream until ctx
-// ends (snapshot-only: until the snapshot is published).
+// snapshot or live-only says otherwise), heals what earlier runs left to
+// heal, and follows the stream until ctx ends (snapshot-only: until the
+// snapshot is published).
 func (s *Source) Run(ctx context.Context) error {
-	healNow := false
-	if s.stream != nil {
-		if _, err := s.stream.Start(ctx); err != nil {
-			if !errors.Is(err, ErrTrimmed) {
-				return err
-			}
-			healNow = true
-		}
+	if err := s.loadState(ctx); err != nil {
+		return err
 	}
-	_, finished, err := s.scan.Load().Status(ctx)
+	if s.mode.SnapshotOnly {
+		return s.backfill(ctx)
+	}
+	gap, err := s.stream.Start(ctx)
 	if err != nil {
 		return err
 	}
-	runScan := !s.mode.LiveOnly && (s.mode.SnapshotOnly || s.mode.Restart || !finished)
-	s.log.Info("dynamodb source starting", "table", s.table.Name, "scan", runScan, "stream", s.stream != nil, "epoch", s.epoch.Load())
+	if gap != "" {
+		if err := s.recordGap(ctx, gap); err != nil {
+			return err
+		}
+	}
+	exists, finished, err := s.scan.Load().Status(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	healing := s.state.Heal != nil
+	s.mu.Unlock()
+	var runScan, fresh bool
+	switch {
+	case healing:
+		// The heal scans.
+	case s.stream.FirstRun() && exists:
+		// A scan ran before the stream's position was ever taken (a
+		// backfill of a table whose stream was off, or of an older
+		// cutover): what changed since it read each item is in no stream
+		// we can read.
+		if err := s.recordGap(ctx, "the table was scanned before the stream's position was taken: changes made since are not in the stream"); err != nil {
+			return err
+		}
+		healing = true
+	case s.mode.LiveOnly:
+	case s.mode.Restart || !exists:
+		runScan, fresh = true, exists
+	case !finished:
+		runScan = true
+	}
+	s.log.Info("dynamodb source starting", "table", s.table.Name, "scan", runScan, "heal", healing, "stream", true, "epoch", s.epoch.Load())
 
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	streamErr := make(chan error, 1)
-	if s.stream != nil {
-		go func() { streamErr <- s.stream.Run(ctx) }()
+	stream := s.stream
+	go func() { streamErr <- stream.Run(ctx) }()
+	// Every return waits for the stream to stop (it saves its positions
+	// as it does).
+	stop := func(err error) error {
+		cancel(err)
+		if serr := <-streamErr; err == nil {
+			err = serr
+		}
+		return err
 	}
 	if runScan {
-		if err := s.scan.Load().Run(ctx); err != nil {
-			return fmt.Errorf("scan of %s stopped: %w (run the same command again to resume)", s.table.Name, err)
+		if err := s.runScan(ctx, fresh); err != nil {
+			return stop(err)
 		}
-		s.log.Info("snapshot published", "table", s.table.Name, "items", s.scan.Load().Progress().Items)
 	} else {
 		s.scan.Store(nil)
 	}
-	if s.stream == nil {
-		return nil
-	}
-	if healNow {
+	if healing {
 		if err := s.heal(ctx); err != nil {
-			return err
+			return stop(err)
 		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return <-streamErr
+			return stop(nil)
 		case err := <-streamErr:
-			return err
-		case gap := <-s.stream.Gaps():
-			s.log.Warn("the stream lost records before they were read", "table", s.table.Name, "err", gap)
+			if errors.Is(err, errStreamChanged) {
+				// The gap is recorded: follow the new stream, from before
+				// the heal its gap asks for.
+				if err := s.followNewStream(ctx); err != nil {
+					return stop(err)
+				}
+				stream := s.streamNow()
+				go func() { streamErr <- stream.Run(ctx) }()
+				continue
+			}
+			streamErr <- err // stop reads it
+			return stop(err)
+		case <-s.gaps:
 			if err := s.heal(ctx); err != nil {
-				return err
+				return stop(err)
 			}
 		}
 	}
 }
 
-// heal answers a trimmed gap: a new epoch, a full scan at it, then a
-// truncate of everything older — the items deleted while the stream's
-// records were lost.
-func (s *Source) heal(ctx context.Context) error {
-	e, err := s.epoch.Advance(func(next uint64) error { return s.saveEpoch(ctx, next) })
+// followNewStream starts reading the table's new stream: a new Stream,
+// whose Start sees the changed ARN (recording the gap again does no harm)
+// and takes a position on it.
+func (s *Source) followNewStream(ctx context.Context) error {
+	arn, view, err := currentStream(ctx, s.db, s.table.Name)
 	if err != nil {
-		return fmt.Errorf("heal: start a new version epoch: %w", err)
+		return fmt.Errorf("read the table's new stream: %w", explain(s.scanOpt.Endpoint, err))
 	}
-	s.log.Warn("healing a stream gap: re-scanning the whole table at a new version epoch", "table", s.table.Name, "epoch", e)
+	table := s.table
+	table.StreamARN, table.StreamView = arn, view
+	if err := table.CheckStream(); err != nil {
+		return err
+	}
+	s.log.Warn("the table has a new stream: following it", "table", table.Name, "stream", arn)
+	old := s.streamNow()
+	st := NewStream(old.cl, s.db, table, old.opts, s.pub, s.ck)
+	if _, err := st.Start(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.table = table
+	s.stream = st
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Source) streamNow() *Stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream
+}
+
+// backfill scans the table, after taking the stream's position if the
+// table has a stream, so that a replicate started later reads every
+// change made since the scan began.
+func (s *Source) backfill(ctx context.Context) error {
+	if s.stream != nil {
+		if err := s.stream.Mark(ctx); err != nil {
+			return err
+		}
+	}
+	exists, finished, err := s.scan.Load().Status(ctx)
+	if err != nil {
+		return err
+	}
+	return s.runScan(ctx, exists && (finished || s.mode.Restart))
+}
+
+// runScan runs the snapshot. fresh says it starts over while the target
+// may hold rows of an earlier scan: those rows carry the same version as
+// the new ones would (sequence 1 of the epoch), so the new scan starts a
+// new epoch to outrank them.
+func (s *Source) runScan(ctx context.Context, fresh bool) error {
 	opts := s.scanOpt
-	opts.Restart = true
+	if fresh {
+		if err := s.advanceEpoch(ctx, nil); err != nil {
+			return err
+		}
+		opts.Restart = true
+	} else {
+		opts.Restart = s.mode.Restart
+	}
 	scan := NewScan(s.db, s.table, opts, s.pub, s.ck)
 	s.scan.Store(scan)
 	if err := scan.Run(ctx); err != nil {
-		return fmt.Errorf("heal: %w", err)
+		return fmt.Errorf("scan of %s stopped: %w (run the same command again to resume)", s.table.Name, err)
+	}
+	s.log.Info("snapshot published", "table", s.table.Name, "items", scan.Progress().Items)
+	return nil
+}
+
+// recordGap writes down that a heal is needed, before the stream forgets
+// the position that can no longer be read, and wakes the heal.
+func (s *Source) recordGap(ctx context.Context, reason string) error {
+	s.mu.Lock()
+	st := s.state
+	if st.Heal == nil {
+		st.Heal = &healState{Reason: reason}
+	} else {
+		// A heal already pending, or running: one more must follow it
+		// unless it has not started reading yet.
+		h := *st.Heal
+		h.Again = h.Epoch != ""
+		h.Reason = reason
+		st.Heal = &h
+	}
+	err := s.saveState(ctx, st)
+	if err == nil {
+		s.state = st
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("record a stream gap (%s): %w", reason, err)
+	}
+	s.log.Error("GAP: changes of the table may be missing from the stream; a heal will re-scan the table and sweep what was deleted meanwhile",
+		"table", s.table.Name, "reason", reason)
+	select {
+	case s.gaps <- reason:
+	default:
+	}
+	return nil
+}
+
+// heal answers a gap: a new epoch, a full scan at it, then a truncate of
+// everything older — the items deleted while changes were not seen. A
+// heal interrupted by a restart resumes its scan in its own epoch.
+func (s *Source) heal(ctx context.Context) error {
+	s.mu.Lock()
+	h := s.state.Heal
+	s.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	resume := h.Epoch != "" && h.Epoch == strconv.FormatUint(s.epoch.Load(), 10)
+	if !resume {
+		if err := s.advanceEpoch(ctx, func(next uint64, st *sourceState) {
+			st.Heal = &healState{Reason: h.Reason, Epoch: strconv.FormatUint(next, 10)}
+		}); err != nil {
+			return fmt.Errorf("heal: %w", err)
+		}
+	}
+	e := s.epoch.Load()
+	s.log.Warn("healing a stream gap: scanning the whole table at a new version epoch", "table", s.table.Name, "epoch", e,
+		"reason", h.Reason, "resumed", resume)
+	opts := s.scanOpt
+	opts.Restart = !resume
+	scan := NewScan(s.db, s.table, opts, s.pub, s.ck)
+	s.scan.Store(scan)
+	if err := scan.Run(ctx); err != nil {
+		return fmt.Errorf("heal: %w (run the same command again: the heal resumes)", err)
 	}
 	since, _ := pipeline.SequenceVersion(e, "0")
 	t := pipeline.Event{Op: pipeline.OpTruncate, Origin: pipeline.OriginLive, Version: since, Scope: &pipeline.Scope{},
@@ -161,40 +335,139 @@ func (s *Source) heal(ctx context.Context) error {
 	if err := s.pub.Broadcast(ctx, t, nil); err != nil {
 		return fmt.Errorf("heal: %w", err)
 	}
+	if err := s.pub.Flush(ctx); err != nil {
+		return fmt.Errorf("heal: %w", err)
+	}
+	s.mu.Lock()
+	st := s.state
+	again := st.Heal != nil && st.Heal.Again
+	if again {
+		st.Heal = &healState{Reason: st.Heal.Reason} // another gap came during this heal
+	} else {
+		st.Heal = nil
+	}
+	err := s.saveState(ctx, st)
+	if err == nil {
+		s.state = st
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("heal done, but recording it failed: %w (the next run heals again)", err)
+	}
 	s.heals.Add(1)
 	s.log.Info("heal done: items deleted during the gap will be swept from the target", "table", s.table.Name, "items", scan.Progress().Items)
+	if again {
+		select {
+		case s.gaps <- st.Heal.Reason:
+		default:
+		}
+	}
 	return nil
 }
 
-func (s *Source) epochName() string { return epochName(s.scanOpt.Name, s.table.Name) }
+// sourceState is the source's pipeline-wide checkpoint.
+type sourceState struct {
+	// Epoch is the version epoch, as decimal text.
+	Epoch string `json:"epoch"`
+	// Heal, when set, is a heal still to do or under way.
+	Heal *healState `json:"heal,omitempty"`
+}
+
+type healState struct {
+	Reason string `json:"reason"`
+	// Epoch is the epoch the heal's scan reads at, once it started.
+	Epoch string `json:"epoch,omitempty"`
+	// Again is set when another gap came while the heal was under way:
+	// one more heal follows it.
+	Again bool `json:"again,omitempty"`
+}
 
 func epochName(name, table string) string { return fmt.Sprintf("%s/dynamodb/%s/epoch", name, table) }
 
-func (s *Source) loadEpoch(ctx context.Context) (uint64, error) {
-	return LoadEpoch(ctx, s.ck, s.scanOpt.Name, s.table.Name)
+// loadState reads the source's checkpoint and sets the epoch from it.
+func (s *Source) loadState(ctx context.Context) error {
+	st, err := loadState(ctx, s.ck, s.scanOpt.Name, s.table.Name)
+	if err != nil {
+		return err
+	}
+	e, err := st.epoch()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.state = st
+	s.mu.Unlock()
+	s.epoch = pipeline.NewEpoch(e)
+	s.scanOpt.Epoch = s.epoch
+	if s.stream != nil {
+		s.stream.opts.Epoch = s.epoch
+	}
+	if st.Heal != nil {
+		s.log.Warn("a heal of a stream gap is pending from an earlier run; it runs now", "table", s.table.Name, "reason", st.Heal.Reason)
+	}
+	return nil
+}
+
+func (st sourceState) epoch() (uint64, error) {
+	if st.Epoch == "" {
+		return 0, nil
+	}
+	return strconv.ParseUint(st.Epoch, 10, 64)
+}
+
+// advanceEpoch starts the next epoch, saved (with whatever edit changes in
+// the state) before anything is read in it.
+func (s *Source) advanceEpoch(ctx context.Context, edit func(next uint64, st *sourceState)) error {
+	_, err := s.epoch.Advance(func(next uint64) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		st := s.state
+		st.Epoch = strconv.FormatUint(next, 10)
+		if edit != nil {
+			edit(next, &st)
+		}
+		if err := s.saveState(ctx, st); err != nil {
+			return err
+		}
+		s.state = st
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("start a new version epoch: %w", err)
+	}
+	return nil
+}
+
+func (s *Source) saveState(ctx context.Context, st sourceState) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return s.ck.Save(ctx, epochName(s.scanOpt.Name, s.table.Name), raw)
+}
+
+func loadState(ctx context.Context, ck checkpoint.Store, name, table string) (sourceState, error) {
+	var st sourceState
+	key := epochName(name, table)
+	raw, err := ck.Load(ctx, key)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("epoch checkpoint %s is corrupt: %w (delete it to start at epoch 0)", key, err)
+	}
+	return st, nil
 }
 
 // LoadEpoch returns the version epoch the pipeline name's source of table
 // is at (0 before its first heal).
 func LoadEpoch(ctx context.Context, ck checkpoint.Store, name, table string) (uint64, error) {
-	key := epochName(name, table)
-	raw, err := ck.Load(ctx, key)
-	if errors.Is(err, checkpoint.ErrNotFound) {
-		return 0, nil
-	}
+	st, err := loadState(ctx, ck, name, table)
 	if err != nil {
 		return 0, err
 	}
-	var v struct {
-		Epoch string `json:"epoch"`
-	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return 0, fmt.Errorf("epoch checkpoint %s is corrupt: %w (delete it to start at epoch 0)", key, err)
-	}
-	return strconv.ParseUint(v.Epoch, 10, 64)
-}
-
-func (s *Source) saveEpoch(ctx context.Context, e uint64) error {
-	raw, _ := json.Marshal(map[string]string{"epoch": strconv.FormatUint(e, 10)})
-	return s.ck.Save(ctx, s.epochName(), raw)
+	return st.epoch()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 	"github.com/cenkalti/backoff/v4"
@@ -36,15 +37,35 @@ type StreamOptions struct {
 	PollInterval time.Duration
 	// RefreshEvery is how often shards are listed again; default 10s.
 	RefreshEvery time.Duration
-	Endpoint     string
-	Logger       *slog.Logger
+	// Retention is how long the stream keeps records; default 24h, as
+	// DynamoDB Streams does. Saved positions older than it (less an hour's
+	// margin for clocks) may point past trimmed records: a gap.
+	Retention time.Duration
+	// OnGap records that changes may be missing from the stream (a heal is
+	// needed). It is called before the stream forgets the position that
+	// can no longer be read, and must make the need durable: an error
+	// stops live capture.
+	OnGap    func(ctx context.Context, reason string) error
+	Endpoint string
+	Logger   *slog.Logger
+}
+
+// streamsAPI is what live capture calls of DynamoDB Streams;
+// *dynamodbstreams.Client implements it.
+type streamsAPI interface {
+	DescribeStream(ctx context.Context, in *dynamodbstreams.DescribeStreamInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.DescribeStreamOutput, error)
+	GetShardIterator(ctx context.Context, in *dynamodbstreams.GetShardIteratorInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *dynamodbstreams.GetRecordsInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetRecordsOutput, error)
 }
 
 // StreamStats count what live capture did.
 type StreamStats struct {
 	Records, Deletes int64
-	Shards, Done     int64
-	Gaps             int64
+	// Rereads are records without a usable new image whose item was read
+	// from the table instead.
+	Rereads      int64
+	Shards, Done int64
+	Gaps         int64
 	// Age is how old the last record read was when it was read.
 	Age time.Duration
 }
@@ -57,18 +78,33 @@ type shardState struct {
 	Done bool   `json:"done,omitempty"`
 }
 
+// streamPosition is the stream's checkpoint. A shard without a saved
+// sequence number is read from its trim horizon; Updated says when the
+// positions were last known to be readable (saved every second while the
+// stream runs, and when a backfill takes them).
 type streamPosition struct {
 	StreamARN string                 `json:"stream_arn"`
 	Shards    map[string]*shardState `json:"shards"`
 	Updated   time.Time              `json:"updated"`
 }
 
+// itemAPI reads one item; *dynamodb.Client implements it.
+type itemAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// errStreamChanged means the table's stream is another one than the
+// Stream follows: it was disabled and enabled again. The gap is recorded;
+// the caller starts a new Stream on the new one.
+var errStreamChanged = errors.New("the table's stream changed")
+
 // Stream follows a table's stream.
 type Stream struct {
-	cl    *dynamodbstreams.Client
+	cl    streamsAPI
+	items itemAPI // reads an item whose record has no usable image
 	table Table
 	opts  StreamOptions
-	pub   Publisher
+	pub   pipeline.Publisher
 	ck    checkpoint.Store
 	log   *slog.Logger
 
@@ -78,32 +114,39 @@ type Stream struct {
 	running                              map[string]bool    // shards being read
 	latest                               map[string]*string // LATEST iterators taken before the scan, by shard
 	parents                              map[string]string  // shard → parent
-	gap                                  chan error         // a trimmed gap, for the source to heal
+	firstRun                             bool               // Start found no checkpoint
 	records, deletes, shards, done, gaps atomic.Int64
+	rereads                              atomic.Int64
 	ageNanos                             atomic.Int64
 }
 
 // NewStream prepares live capture of table's stream.
-func NewStream(cl *dynamodbstreams.Client, table Table, opts StreamOptions, pub Publisher, ck checkpoint.Store) *Stream {
+func NewStream(cl streamsAPI, items itemAPI, table Table, opts StreamOptions, pub pipeline.Publisher, ck checkpoint.Store) *Stream {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 250 * time.Millisecond
 	}
 	if opts.RefreshEvery <= 0 {
 		opts.RefreshEvery = 10 * time.Second
 	}
+	if opts.Retention <= 0 {
+		opts.Retention = 24 * time.Hour
+	}
+	if opts.OnGap == nil {
+		opts.OnGap = func(context.Context, string) error { return nil }
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Stream{cl: cl, table: table, opts: opts, pub: pub, ck: ck, log: opts.Logger,
-		running: map[string]bool{}, latest: map[string]*string{}, parents: map[string]string{}, gap: make(chan error, 1)}
+	return &Stream{cl: cl, items: items, table: table, opts: opts, pub: pub, ck: ck, log: opts.Logger,
+		running: map[string]bool{}, latest: map[string]*string{}, parents: map[string]string{}}
 }
 
-// Gaps delivers trimmed gaps; the source heals each with a re-scan.
-func (st *Stream) Gaps() <-chan error { return st.gap }
+// FirstRun reports whether Start found no saved positions.
+func (st *Stream) FirstRun() bool { return st.firstRun }
 
 // Stats returns the counters so far.
 func (st *Stream) Stats() StreamStats {
-	return StreamStats{Records: st.records.Load(), Deletes: st.deletes.Load(), Shards: st.shards.Load(),
+	return StreamStats{Records: st.records.Load(), Deletes: st.deletes.Load(), Rereads: st.rereads.Load(), Shards: st.shards.Load(),
 		Done: st.done.Load(), Gaps: st.gaps.Load(), Age: time.Duration(st.ageNanos.Load())}
 }
 
@@ -111,60 +154,126 @@ func (st *Stream) checkpointName() string {
 	return fmt.Sprintf("%s/dynamodb/%s/stream", st.opts.Name, st.table.Name)
 }
 
-// Start loads the saved positions and, on a first run, takes a LATEST
-// iterator on every open shard: the position before the scan starts.
-// Shards without a saved position on a later run start at TRIM_HORIZON,
-// which repeats records at worst (versions make that harmless).
-func (st *Stream) Start(ctx context.Context) (firstRun bool, err error) {
-	st.pos = streamPosition{StreamARN: st.table.StreamARN, Shards: map[string]*shardState{}}
-	raw, err := st.ck.Load(ctx, st.checkpointName())
+// Start loads the saved positions. Without any (a first run), or when
+// they can no longer be read — the stream was disabled and enabled again
+// (a new stream ARN), or they are older than the stream's retention — it
+// takes a LATEST iterator on every open shard: the position before the
+// scan (or heal) starts. gap says why saved positions were unusable;
+// the caller must heal it.
+func (st *Stream) Start(ctx context.Context) (gap string, err error) {
+	pos, found, err := st.load(ctx)
+	if err != nil {
+		return "", err
+	}
 	switch {
-	case errors.Is(err, checkpoint.ErrNotFound):
-		firstRun = true
-	case err != nil:
-		return false, err
+	case !found:
+		st.firstRun = true
+	case pos.StreamARN != st.table.StreamARN:
+		gap = fmt.Sprintf("the table's stream changed since the last run (disabled and enabled again?): saved %s, now %s", pos.StreamARN, st.table.StreamARN)
+	case st.stale(pos):
+		gap = fmt.Sprintf("the stream's positions were saved %s ago, longer than the stream keeps records (%s): some may be trimmed",
+			time.Since(pos.Updated).Round(time.Minute), st.opts.Retention)
 	default:
-		var pos streamPosition
-		if err := json.Unmarshal(raw, &pos); err != nil {
-			return false, fmt.Errorf("stream checkpoint %s is corrupt: %w (delete it; the next run re-snapshots)", st.checkpointName(), err)
+		st.pos = pos
+		return "", nil
+	}
+	if gap != "" {
+		st.gaps.Add(1)
+		// The caller records the gap before anything is saved over the old
+		// positions: Run saves, Start does not.
+		if err := st.opts.OnGap(ctx, gap); err != nil {
+			return "", err
 		}
-		if pos.StreamARN != st.table.StreamARN {
-			st.log.Warn("the table's stream changed since the last run (disabled and enabled again?): its positions do not apply; changes in between are healed by a re-scan",
-				"saved", pos.StreamARN, "now", st.table.StreamARN)
-			return false, ErrTrimmed
+	}
+	if err := st.takeLatest(ctx); err != nil {
+		return "", err
+	}
+	return gap, nil
+}
+
+// stale reports whether saved positions may point past trimmed records.
+func (st *Stream) stale(pos streamPosition) bool {
+	return !pos.Updated.IsZero() && time.Since(pos.Updated) > st.opts.Retention-time.Hour
+}
+
+// takeLatest starts from now: a LATEST iterator on every open shard,
+// closed shards done (nothing in them is newer than now), and saves that.
+func (st *Stream) takeLatest(ctx context.Context) error {
+	st.pos = streamPosition{StreamARN: st.table.StreamARN, Shards: map[string]*shardState{}}
+	shards, err := st.listShards(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sh := range shards {
+		id := aws.ToString(sh.ShardId)
+		if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
+			st.pos.Shards[id] = &shardState{Done: true} // closed before we started: nothing of ours in it
+			continue
 		}
-		if pos.Shards != nil {
-			st.pos = pos
+		it, err := st.iterator(ctx, id, streamtypes.ShardIteratorTypeLatest, "")
+		if err != nil {
+			return err
 		}
+		st.latest[id] = it
+	}
+	st.saveNow(ctx)
+	return nil
+}
+
+// Mark takes the stream's position for a later run, if none is saved yet:
+// every open shard from its trim horizon (what is in it from now on is
+// newer than the scan that follows), closed shards done. A backfill calls
+// it before its scan, so that replicate started afterwards reads every
+// change made since — provided it starts within the stream's retention.
+func (st *Stream) Mark(ctx context.Context) error {
+	if _, found, err := st.load(ctx); err != nil || found {
+		return err
 	}
 	shards, err := st.listShards(ctx)
 	if err != nil {
-		return false, err
+		return err
 	}
-	if firstRun {
-		for _, sh := range shards {
-			id := aws.ToString(sh.ShardId)
-			if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
-				st.pos.Shards[id] = &shardState{Done: true} // closed before we started: nothing of ours in it
-				continue
-			}
-			it, err := st.iterator(ctx, id, streamtypes.ShardIteratorTypeLatest, "")
-			if err != nil {
-				return false, err
-			}
-			st.latest[id] = it
-		}
-		st.saveNow(ctx)
+	st.pos = streamPosition{StreamARN: st.table.StreamARN, Shards: map[string]*shardState{}}
+	for _, sh := range shards {
+		id := aws.ToString(sh.ShardId)
+		closed := sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil
+		st.pos.Shards[id] = &shardState{Done: closed}
 	}
-	return firstRun, nil
+	st.saveNow(ctx)
+	st.log.Info("took the stream's position before the scan: a replicate started within the stream's retention continues from it",
+		"table", st.table.Name, "shards", len(shards), "retention", st.opts.Retention)
+	return nil
+}
+
+func (st *Stream) load(ctx context.Context) (streamPosition, bool, error) {
+	var pos streamPosition
+	raw, err := st.ck.Load(ctx, st.checkpointName())
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound):
+		return pos, false, nil
+	case err != nil:
+		return pos, false, err
+	}
+	if err := json.Unmarshal(raw, &pos); err != nil {
+		return pos, false, fmt.Errorf("stream checkpoint %s is corrupt: %w (delete it; the next run re-snapshots)", st.checkpointName(), err)
+	}
+	if pos.Shards == nil {
+		pos.Shards = map[string]*shardState{}
+	}
+	return pos, true, nil
 }
 
 // Run reads every shard until ctx ends or publishing fails.
 func (st *Stream) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		// Stop the shard readers, then wait for them (and save what they
+		// made durable): Run may return while its own ctx is alive.
+		cancel(nil)
+		wg.Wait()
+		st.saveNow(context.WithoutCancel(ctx))
+	}()
 	saveT := time.NewTicker(time.Second)
 	defer saveT.Stop()
 	refresh := time.NewTimer(0)
@@ -186,11 +295,17 @@ func (st *Stream) Run(ctx context.Context) error {
 			st.mu.Unlock()
 			refresh.Reset(0) // its children may start now
 		case <-refresh.C:
+			if err := st.checkARN(ctx); err != nil {
+				return err
+			}
 			shards, err := st.listShards(ctx)
 			if err != nil {
 				st.log.Warn("listing the stream's shards failed; retrying", "err", err)
 				refresh.Reset(st.opts.RefreshEvery)
 				continue
+			}
+			if err := st.vanished(ctx, shards); err != nil {
+				return err
 			}
 			for _, sh := range st.ready(shards) {
 				wg.Add(1)
@@ -206,6 +321,86 @@ func (st *Stream) Run(ctx context.Context) error {
 			refresh.Reset(st.opts.RefreshEvery)
 		}
 	}
+}
+
+// checkARN looks whether the table still has the stream being read. A
+// stream disabled and enabled again is a new stream: what was written in
+// between is in neither, a gap. errStreamChanged tells the caller to
+// follow the new one; the new Stream's Start records the gap, after it has
+// taken its position, so that the heal's scan starts after it. While the
+// stream is off nothing is captured: the gap is recorded at once (a crash
+// must not forget it) and checkARN waits for a stream to read again. A
+// failed look is only logged.
+func (st *Stream) checkARN(ctx context.Context) error {
+	describer, ok := st.items.(scanAPI)
+	if !ok {
+		return nil
+	}
+	recorded := false
+	for {
+		arn, _, err := currentStream(ctx, describer, st.table.Name)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				st.log.Warn("reading the table's stream settings failed; retrying", "err", err)
+			}
+			return nil
+		case arn == st.table.StreamARN:
+			return nil
+		case arn != "":
+			return errStreamChanged
+		case !recorded:
+			st.gaps.Add(1)
+			if err := st.opts.OnGap(ctx, "the table's stream was disabled: changes are not captured until it is enabled again"); err != nil {
+				return err
+			}
+			recorded = true
+		}
+		if !sources.Sleep(ctx, st.opts.RefreshEvery) {
+			return nil
+		}
+	}
+}
+
+// vanished finds saved shards that are not read to their end and that the
+// stream no longer lists: they aged out (cutover was stopped for longer
+// than the stream's retention) with records cutover never read — a gap.
+// Each is recorded as a gap before it is marked done.
+func (st *Stream) vanished(ctx context.Context, shards []streamtypes.Shard) error {
+	listed := make(map[string]bool, len(shards))
+	for _, sh := range shards {
+		listed[aws.ToString(sh.ShardId)] = true
+	}
+	st.mu.Lock()
+	var gone []string
+	for id, s := range st.pos.Shards {
+		if !s.Done && !listed[id] && !st.running[id] {
+			gone = append(gone, id)
+		}
+	}
+	st.mu.Unlock()
+	for _, id := range gone {
+		if err := st.lost(ctx, id, "the stream no longer lists it (it aged out before it was read to its end)", true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lost records a gap on shard id and then forgets its position: the shard
+// is done (gone), or is read again from its trim horizon.
+func (st *Stream) lost(ctx context.Context, id, why string, gone bool) error {
+	st.gaps.Add(1)
+	st.log.Error("GAP: stream records were lost before cutover read them; the changes they held will be healed by a re-scan of the table",
+		"shard", id, "why", why)
+	if err := st.opts.OnGap(ctx, fmt.Sprintf("shard %s: %s", id, why)); err != nil {
+		return fmt.Errorf("stream shard %s: %w", id, err)
+	}
+	st.mu.Lock()
+	st.pos.Shards[id] = &shardState{Done: gone}
+	st.dirty = true
+	st.mu.Unlock()
+	return nil
 }
 
 // ready picks the shards to start: not done, not running, and whose parent
@@ -243,27 +438,41 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 	latest := st.latest[id]
 	delete(st.latest, id)
 	st.mu.Unlock()
+	failures := shardBackoff()
 	var it *string
-	var err error
-	switch {
-	case saved != nil && saved.Seq != "":
-		it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeAfterSequenceNumber, saved.Seq)
-	case latest != nil:
-		it = latest
-	default:
-		it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeTrimHorizon, "")
-	}
-	if err != nil {
-		return st.shardErr(ctx, id, err)
+	for {
+		var err error
+		switch {
+		case saved != nil && saved.Seq != "":
+			it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeAfterSequenceNumber, saved.Seq)
+		case latest != nil:
+			it = latest
+		default:
+			it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeTrimHorizon, "")
+		}
+		if err == nil {
+			break
+		}
+		if isGap(err) {
+			return st.shardErr(ctx, id, err) // recorded; the shard starts again at its trim horizon, or is done
+		}
+		if e := st.shardErr(ctx, id, err); e != nil || ctx.Err() != nil {
+			return e
+		}
+		if !sources.Sleep(ctx, failures.NextBackOff()) {
+			return nil
+		}
 	}
 	lastSeq := ""
 	if saved != nil {
 		lastSeq = saved.Seq
 	}
 	idle := st.opts.PollInterval
+	failures.Reset()
 	for it != nil {
 		out, err := st.cl.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1000)})
 		var expired *streamtypes.ExpiredIteratorException
+		var trimmed *streamtypes.TrimmedDataAccessException
 		switch {
 		case errors.As(err, &expired):
 			// Iterators last 15 minutes: take a new one where we are.
@@ -276,15 +485,30 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 				return st.shardErr(ctx, id, err)
 			}
 			continue
+		case errors.As(err, &trimmed):
+			// Records past the iterator were trimmed before we read them:
+			// a gap, then on from what the shard still holds.
+			if err := st.lost(ctx, id, "its records were trimmed before cutover read them", false); err != nil {
+				return err
+			}
+			lastSeq = ""
+			if it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeTrimHorizon, ""); err != nil {
+				return st.shardErr(ctx, id, err)
+			}
+			continue
 		case err != nil:
 			if e := st.shardErr(ctx, id, err); e != nil || ctx.Err() != nil {
 				return e
 			}
-			continue // shardErr waited; try again
+			if !sources.Sleep(ctx, failures.NextBackOff()) {
+				return nil
+			}
+			continue
 		}
+		failures.Reset()
 		if len(out.Records) > 0 {
 			idle = st.opts.PollInterval
-			b, last, err := st.events(id, out.Records)
+			b, last, err := st.events(ctx, id, out.Records)
 			if err != nil {
 				return err
 			}
@@ -315,7 +539,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 }
 
 // events turns stream records into events.
-func (st *Stream) events(shard string, recs []streamtypes.Record) (pipeline.Batch, string, error) {
+func (st *Stream) events(ctx context.Context, shard string, recs []streamtypes.Record) (pipeline.Batch, string, error) {
 	var b pipeline.Batch
 	last := ""
 	for _, r := range recs {
@@ -345,10 +569,26 @@ func (st *Stream) events(shard string, recs []streamtypes.Record) (pipeline.Batc
 				Origin: pipeline.OriginLive, Version: version, Source: src})
 			continue
 		}
-		if d.NewImage == nil {
-			return b, "", fmt.Errorf("shard %s record %s has no new image: the stream's view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES", shard, seq)
+		image, ok := dynamoattr.FromStreamImage(d.NewImage)
+		if !ok {
+			// No new image, or one with a value no attribute type names
+			// (DynamoDB Local writes an empty map so): the record says the
+			// item changed but not what it holds now. Read it.
+			if image, err = st.reread(ctx, d.Keys); err != nil {
+				return b, "", fmt.Errorf("shard %s record %s (%s) has no usable new image, and reading the item failed: %w", shard, seq, r.EventName, err)
+			}
+			st.rereads.Add(1)
+			if image == nil {
+				key, err := st.table.Key(dynamoattr.FromStreamItem(d.Keys))
+				if err != nil {
+					return b, "", fmt.Errorf("shard %s record %s: %w", shard, seq, err)
+				}
+				b.Events = append(b.Events, pipeline.Event{Key: pipeline.EncodeItemKey(key), Op: pipeline.OpDelete,
+					Origin: pipeline.OriginLive, Version: version, Source: src})
+				continue
+			}
 		}
-		e, err := st.table.event(dynamoattr.FromStreamItem(d.NewImage), version, pipeline.OriginLive, src)
+		e, err := st.table.event(image, version, pipeline.OriginLive, src)
 		if err != nil {
 			return b, "", fmt.Errorf("shard %s record %s: %w", shard, seq, err)
 		}
@@ -357,9 +597,50 @@ func (st *Stream) events(shard string, recs []streamtypes.Record) (pipeline.Batc
 	return b, last, nil
 }
 
-// shardErr handles a failed call on a shard: a trimmed gap is reported to
-// the source and the shard restarts at its trim horizon; other errors
-// wait and return nil to retry, or return the error if ctx ended.
+// reread reads an item whose stream record carries no usable image, with
+// a strongly consistent read: its state now, at least as new as the
+// record's (a change after it is a later record, with a greater sequence
+// number). nil means the item is gone.
+func (st *Stream) reread(ctx context.Context, keys map[string]streamtypes.AttributeValue) (map[string]pipeline.Attr, error) {
+	if st.items == nil {
+		return nil, fmt.Errorf("the stream's view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES")
+	}
+	key, err := st.table.Key(dynamoattr.FromStreamItem(keys))
+	if err != nil {
+		return nil, err
+	}
+	out, err := st.items.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(st.table.Name), Key: dynamoattr.Key(key), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, explain(st.opts.Endpoint, err)
+	}
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return dynamoattr.FromItem(out.Item), nil
+}
+
+// shardBackoff paces the retries of a shard's failed calls: a stream is
+// read until stopped, so it never gives up.
+func shardBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 500 * time.Millisecond
+	b.MaxInterval = 30 * time.Second
+	b.MaxElapsedTime = 0
+	return b
+}
+
+// isGap reports whether err says records were lost to the stream.
+func isGap(err error) bool {
+	var trimmed *streamtypes.TrimmedDataAccessException
+	var missing *streamtypes.ResourceNotFoundException
+	return errors.As(err, &trimmed) || errors.As(err, &missing)
+}
+
+// shardErr handles a failed call on a shard: records trimmed before they
+// were read, or a shard that is gone, is a gap (recorded, then the shard
+// restarts at its trim horizon, or is done); other errors are logged and
+// nil is returned so that the caller waits and tries again. An error is
+// returned when the gap cannot be recorded, or ctx ended (nil then).
 func (st *Stream) shardErr(ctx context.Context, id string, err error) error {
 	var trimmed *streamtypes.TrimmedDataAccessException
 	var missing *streamtypes.ResourceNotFoundException
@@ -367,25 +648,11 @@ func (st *Stream) shardErr(ctx context.Context, id string, err error) error {
 	case ctx.Err() != nil:
 		return nil
 	case errors.As(err, &trimmed):
-		st.gaps.Add(1)
-		st.log.Error("GAP: stream records were trimmed before cutover read them; the changes they held are lost to the stream and will be healed by a re-scan of the table",
-			"shard", id, "err", err)
-		st.mu.Lock()
-		st.pos.Shards[id] = &shardState{} // start over at the trim horizon
-		st.dirty = true
-		st.mu.Unlock()
-		select {
-		case st.gap <- fmt.Errorf("%w: shard %s", ErrTrimmed, id):
-		default:
-		}
-		return nil
+		return st.lost(ctx, id, "its records were trimmed before cutover read them", false)
 	case errors.As(err, &missing):
-		st.log.Warn("shard is gone (aged out of the stream)", "shard", id)
-		st.markDurable(id, "", true)
-		return nil
+		return st.lost(ctx, id, "the stream no longer has it (it aged out before it was read to its end)", true)
 	}
 	st.log.Warn("stream call failed, retrying", "shard", id, "err", err)
-	sources.Sleep(ctx, time.Second)
 	return nil
 }
 
@@ -402,21 +669,12 @@ func (st *Stream) iterator(ctx context.Context, shard string, typ streamtypes.Sh
 }
 
 // listShards lists every shard of the stream (DescribeStream is paged).
+// The SDK's retryer owns retries of throttling (LimitExceededException).
 func (st *Stream) listShards(ctx context.Context) ([]streamtypes.Shard, error) {
 	var shards []streamtypes.Shard
 	var start *string
-	bo := backoff.WithContext(backoff.NewExponentialBackOff(), ctx)
 	for {
-		var out *dynamodbstreams.DescribeStreamOutput
-		err := backoff.Retry(func() error {
-			var err error
-			out, err = st.cl.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(st.table.StreamARN), ExclusiveStartShardId: start})
-			var limit *streamtypes.LimitExceededException
-			if err != nil && !errors.As(err, &limit) {
-				return backoff.Permanent(err)
-			}
-			return err
-		}, bo)
+		out, err := st.cl.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(st.table.StreamARN), ExclusiveStartShardId: start})
 		if err != nil {
 			return nil, fmt.Errorf("describe stream of %s: %w", st.table.Name, explain(st.opts.Endpoint, err))
 		}

@@ -1,6 +1,7 @@
 package dynamodb
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ var orders = Table{Name: "Orders", Partition: "userId", PartitionType: "S", Sort
 	StreamView: "NEW_AND_OLD_IMAGES", TTLAttribute: "expires"}
 
 func TestStreamRecordsBecomeVersionedEvents(t *testing.T) {
-	st := NewStream(nil, orders, StreamOptions{Name: "p", Epoch: pipeline.NewEpoch(2)}, nil, nil)
+	st := NewStream(nil, nil, orders, StreamOptions{Name: "p", Epoch: pipeline.NewEpoch(2)}, nil, nil)
 	key := map[string]streamtypes.AttributeValue{
 		"userId": &streamtypes.AttributeValueMemberS{Value: "u1"}, "orderId": &streamtypes.AttributeValueMemberN{Value: "7"}}
 	image := map[string]streamtypes.AttributeValue{
@@ -28,7 +29,7 @@ func TestStreamRecordsBecomeVersionedEvents(t *testing.T) {
 		{EventName: streamtypes.OperationTypeInsert, Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String("100000000000000000001"), Keys: key, NewImage: image}},
 		{EventName: streamtypes.OperationTypeRemove, Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String("100000000000000000002"), Keys: key}},
 	}
-	b, last, err := st.events("shard-1", recs)
+	b, last, err := st.events(context.Background(), "shard-1", recs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestStreamRecordsBecomeVersionedEvents(t *testing.T) {
 	}
 
 	recs[0].Dynamodb.NewImage = nil
-	if _, _, err := st.events("shard-1", recs[:1]); err == nil || !strings.Contains(err.Error(), "NEW_IMAGE") {
+	if _, _, err := st.events(context.Background(), "shard-1", recs[:1]); err == nil || !strings.Contains(err.Error(), "NEW_IMAGE") {
 		t.Errorf("a record without a new image: %v", err)
 	}
 }

@@ -70,6 +70,19 @@ func Describe(ctx context.Context, db *dynamodb.Client, table, endpoint string) 
 	return t, nil
 }
 
+// currentStream reads the table's stream as it is now: its ARN and view
+// type, both empty when streams are off.
+func currentStream(ctx context.Context, db scanAPI, table string) (arn, view string, err error) {
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return "", "", err
+	}
+	if s := out.Table.StreamSpecification; s != nil && aws.ToBool(s.StreamEnabled) {
+		return aws.ToString(out.Table.LatestStreamArn), string(s.StreamViewType), nil
+	}
+	return "", "", nil
+}
+
 // CheckStream says what to enable when live capture cannot run.
 func (t Table) CheckStream() error {
 	switch t.StreamView {

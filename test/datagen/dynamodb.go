@@ -40,6 +40,13 @@ type Orders struct {
 	Seed uint64
 	// NoStream leaves DynamoDB Streams off.
 	NoStream bool
+	// NoEmptyMaps leaves out the empty map every seventh item holds.
+	// DynamoDB Local writes an empty map in a stream image as {}, a value
+	// of no attribute type (real DynamoDB writes {"M":{}}); the SDK reads
+	// that as nil or as the type of the value before it, so an item that
+	// reaches the target through the stream may hold an empty list there.
+	// Tests that replay the items' creation from the stream set it.
+	NoEmptyMaps bool
 }
 
 // CreateTable creates the table with the stream on (NEW_AND_OLD_IMAGES,
@@ -114,7 +121,7 @@ func (o *Orders) Item(rng *rand.Rand, i int) map[string]types.AttributeValue {
 		"zip":  &types.AttributeValueMemberN{Value: strconv.Itoa(8000 + rng.IntN(100))},
 		"geo":  &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberN{Value: "47.37"}, &types.AttributeValueMemberN{Value: "8.54"}}},
 	}
-	if i%7 == 0 {
+	if i%7 == 0 && !o.NoEmptyMaps {
 		address["empty"] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}
 		address["none"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
 	}
