@@ -195,8 +195,10 @@ func (l *Live) heal(ctx context.Context) error {
 				"keys", read, "in_moving_slots", unread.elsewhere)
 		}
 		if unread.elsewhere == 0 {
-			// Reading again would not help until the ACL or the
-			// configuration changes: the next gap heals again.
+			// Reading everything again would not help until the ACL
+			// changes: the refused keys are tried again on their own, and
+			// once one can be read the heal runs again.
+			l.unreadable.healOnRecovery()
 			return nil
 		}
 		return fmt.Errorf("%w: %d keys in slots moving to another master", errHealIncomplete, unread.elsewhere)

@@ -149,6 +149,10 @@ type Live struct {
 	subscribed     atomic.Bool
 	subscribedWake chan struct{}
 
+	// unreadable holds keys the user was refused (ACL) while reading them:
+	// they are read again until they can be.
+	unreadable *unreadableSet
+
 	notifications, events, deletes, rejected, gaps, heals, healed, incomplete atomic.Int64
 }
 
@@ -157,8 +161,9 @@ func NewLive(cl *goredis.Client, conn Conn, opts LiveOptions, pub pipeline.Publi
 	opts.setDefaults()
 	l := &Live{
 		cl: cl, conn: conn, opts: opts, pub: pub, log: opts.Logger,
-		channel:      fmt.Sprintf("__keyevent@%d__:", conn.DB),
-		dirty:        newDirtySet(),
+		channel:        fmt.Sprintf("__keyevent@%d__:", conn.DB),
+		dirty:          newDirtySet(),
+		unreadable:     newUnreadableSet(),
 		gap:            make(chan struct{}, 1),
 		snapshotDone:   make(chan struct{}),
 		subscribedWake: make(chan struct{}, 1),
@@ -251,6 +256,7 @@ func (l *Live) Run(ctx context.Context) error {
 	start(l.receive)
 	start(l.watchFlushes)
 	start(l.healLoop)
+	start(l.retryUnreadable)
 	for range l.opts.Readers {
 		start(l.readLoop)
 	}
@@ -409,6 +415,7 @@ func (l *Live) readAndPublish(ctx context.Context, keys []string, origin pipelin
 	for _, r := range b.Rejects {
 		if r.Class == RejectUnreadable {
 			unread.forbidden++
+			l.unreadable.add(string(r.Key))
 		}
 	}
 	if len(info.Elsewhere) > 0 && l.opts.Elsewhere != nil {
@@ -457,4 +464,3 @@ type publishError struct{ err error }
 
 func (e *publishError) Error() string { return "live capture: publish: " + e.err.Error() }
 func (e *publishError) Unwrap() error { return e.err }
-

@@ -144,7 +144,7 @@ type Snapshot struct {
 	log  *slog.Logger
 
 	total, scanned, events, rejected, filtered, vanished, bigKeys, elsewhere, forbidden atomic.Int64
-	resumed, done, swept                                                            atomic.Bool
+	resumed, done, swept                                                                atomic.Bool
 
 	reader *Reader
 
