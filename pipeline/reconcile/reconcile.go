@@ -495,6 +495,15 @@ func (u *run) differs(ctx context.Context, key []byte, kind Kind, detail string)
 // classify compares the source's state of a key (an upsert or a delete
 // event) with the target's; "" means equal.
 func (u *run) classify(e *pipeline.Event, f Found, addressable bool) (Kind, string) {
+	if e.Op == pipeline.OpUpsert && expiring(e.ExpireAt, u.opts.TTLTolerance) {
+		// Its time has come: it is gone, whatever the source still shows.
+		// Redis removes an expired key at once; DynamoDB's TTL deletes an
+		// expired item when it gets to it, days later at worst.
+		if addressable && f.Exists && !expiring(f.ExpireAt, u.opts.TTLTolerance) {
+			return Extra, fmt.Sprintf("expired in the source at %s, in the target without that expiry", e.ExpireAt.UTC().Format(time.RFC3339))
+		}
+		return "", ""
+	}
 	if e.Op != pipeline.OpUpsert {
 		if addressable && f.Exists {
 			return Extra, "in the target, not in the source"
@@ -519,6 +528,12 @@ func (u *run) classify(e *pipeline.Event, f Found, addressable bool) (Kind, stri
 		return TTLDifferent, d
 	}
 	return "", ""
+}
+
+// expiring reports whether an expiry has come, or comes within tol (a key
+// that expires while it is compared counts as gone on both sides).
+func expiring(at time.Time, tol time.Duration) bool {
+	return !at.IsZero() && time.Until(at) < tol
 }
 
 // UpperBound95 is the 95% upper confidence bound on the share of keys

@@ -227,3 +227,28 @@ func TestRepairsPublishedDuringTheWalkOutliveIt(t *testing.T) {
 		t.Fatalf("repaired %d in %d calls, unresolved %d", rep.Repaired, len(fix.ctxs), rep.Unresolved())
 	}
 }
+
+// TestExpiredSourceItemIsGone: DynamoDB deletes an expired item when its
+// TTL process gets to it, days later at worst, while a Redis target drops
+// the key at once. Reconcile used to report such an item as missing in the
+// target (the workflow checker found it on every DynamoDB → Redis run with
+// TTLs). An item whose expiry has come is gone on both sides.
+func TestExpiredSourceItemIsGone(t *testing.T) {
+	past := time.Now().Add(-time.Minute)
+	src := pages{{Events: []pipeline.Event{
+		ev("expired-gone", str("a"), past),
+		ev("expired-both", str("a"), past),
+		ev("expired-kept", str("a"), past),
+	}}}
+	tgt := target{
+		"expired-both": {Exists: true, Value: str("a"), ExpireAt: past},
+		"expired-kept": {Exists: true, Value: str("a")}, // lost its expiry: a real difference
+	}
+	rep, err := Run(context.Background(), &src, tgt, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Equal != 2 || rep.Counts[Extra] != 1 || rep.Differences() != 1 {
+		t.Errorf("equal %d, counts %v: want the two expired keys equal and the one kept without expiry extra", rep.Equal, rep.Counts)
+	}
+}
