@@ -80,6 +80,11 @@ chaos: up build ## prove the guarantees under faults: every chaos scenario at fu
 	CUTOVER_CHAOS=full CUTOVER_CHAOS_REPORT=$(CURDIR)/chaos-report.md $(LOCAL_AWS) \
 	  $(GO) test -tags chaos -count=1 -timeout 40m -v -run 'TestChaos' ./test/ | \
 	  tee -a chaos.log | grep --line-buffered -E '^ +[a-z_]+_test.go:[0-9]+: |^--- |^(ok|FAIL)'
+	@# The workflow checker, long: random sequences of commands, stops and faults.
+	$(STACK) fresh dynamodb
+	CUTOVER_WORKFLOW_BUDGET=10m $(LOCAL_AWS) \
+	  $(GO) test -count=1 -timeout 60m -v -run 'TestWorkflows' ./test/ | \
+	  tee -a chaos.log | grep --line-buffered -E '^ +[a-z_]+_test.go:[0-9]+: |^--- |^(ok|FAIL)'
 	@echo; cat chaos-report.md
 
 .PHONY: build

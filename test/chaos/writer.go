@@ -44,6 +44,9 @@ type Writer struct {
 
 	seq, ops, failed atomic.Int64
 	paused           atomic.Bool
+	// busy is true while Run may have a batch in flight: it is set
+	// before Run looks at paused, so Quiesce cannot miss a batch.
+	busy atomic.Bool
 }
 
 // Pause stops the writer between two batches until Resume; a batch
@@ -52,6 +55,25 @@ func (w *Writer) Pause() { w.paused.Store(true) }
 
 // Resume lets a paused writer go on.
 func (w *Writer) Resume() { w.paused.Store(false) }
+
+// Quiesce pauses the writer and waits until the batch it had in flight,
+// if any, has completed: from then on the source changes only by expiry.
+func (w *Writer) Quiesce(ctx context.Context) error {
+	w.Pause()
+	return waitIdle(ctx, &w.busy)
+}
+
+// waitIdle waits until busy is false, or ctx ends.
+func waitIdle(ctx context.Context, busy *atomic.Bool) error {
+	for busy.Load() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the writer to pause: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
 
 // Key is the name of key i.
 func (w *Writer) Key(i int) string { return w.prefix() + strconv.Itoa(i) }
@@ -110,10 +132,14 @@ func (w *Writer) Run(ctx context.Context, cl goredis.UniversalClient) {
 		every = time.Second * time.Duration(perTick) / time.Duration(w.Rate)
 	}
 	next := time.Now()
+	defer w.busy.Store(false)
 	for ctx.Err() == nil {
+		w.busy.Store(true)
 		for w.paused.Load() && ctx.Err() == nil {
+			w.busy.Store(false)
 			time.Sleep(10 * time.Millisecond)
 			next = time.Now()
+			w.busy.Store(true)
 		}
 		if every > 0 {
 			next = next.Add(every)

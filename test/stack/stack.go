@@ -90,8 +90,18 @@ type Redis struct {
 	Client *goredis.Client
 	cmd    *exec.Cmd
 	args   []string
+	env    []string // extra environment of the server process (NewRedisEnv)
 	bin    string
 	killed bool
+}
+
+// command is the server's command line, with its extra environment.
+func (r *Redis) command() *exec.Cmd {
+	cmd := exec.Command(r.bin, r.args...)
+	if len(r.env) > 0 {
+		cmd.Env = append(os.Environ(), r.env...)
+	}
+	return cmd
 }
 
 // Restart saves the dataset, stops the server and starts it again on the
@@ -105,7 +115,7 @@ func (r *Redis) Restart(t testing.TB) {
 	}
 	r.cmd.Process.Kill() //nolint:errcheck // the dataset is saved
 	r.cmd.Wait()         //nolint:errcheck // reaped
-	r.cmd = exec.Command(r.bin, r.args...)
+	r.cmd = r.command()
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("restart redis-server: %v", err)
 	}
@@ -122,17 +132,25 @@ func (r *Redis) Restart(t testing.TB) {
 // arguments are passed to redis-server (e.g. "--requirepass", "secret").
 func NewRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
+	return NewRedisEnv(t, nil, extra...)
+}
+
+// NewRedisEnv is NewRedis with extra environment variables (NAME=value)
+// for the server process, kept across Restart: NewRedisClock uses it to
+// preload libfaketime.
+func NewRedisEnv(t testing.TB, env []string, extra ...string) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server is not installed: %v\ninstall it with `deploy/local/stack up redis` (make test does this)", err)
 	}
-	r := &Redis{Dir: t.TempDir(), bin: bin}
+	r := &Redis{Dir: t.TempDir(), bin: bin, env: env}
 	for attempt := 0; ; attempt++ {
 		port := freePort(t)
 		r.Addr = "127.0.0.1:" + strconv.Itoa(port)
 		r.args = append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", r.Dir,
 			"--save", "", "--appendonly", "no", "--daemonize", "no"}, extra...)
-		r.cmd = exec.Command(bin, r.args...)
+		r.cmd = r.command()
 		r.cmd.Stdout, r.cmd.Stderr = nil, nil
 		if err := r.cmd.Start(); err != nil {
 			t.Fatalf("start redis-server: %v", err)
@@ -514,7 +532,7 @@ func NewRedisTLS(t testing.TB, f TLSFiles, extra ...string) *Redis {
 			r.args[i+1] = port
 		}
 	}
-	r.cmd = exec.Command(r.bin, r.args...)
+	r.cmd = r.command()
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
