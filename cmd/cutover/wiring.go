@@ -164,10 +164,11 @@ func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 	if w.e2eLag == nil {
 		w.e2eLag = newLagHistogram()
 	}
-	wopts := kafka.WorkerOptions{Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
-		MaxDeadLetterBytes: cfg.Kafka.MaxRecordBytes,
-		InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout, Logger: w.log,
-		ObserveLag: func(d time.Duration) { w.e2eLag.Observe(d.Seconds()) }}
+	wopts := kafka.WorkerOptions{
+		Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		MaxDeadLetterBytes: cfg.Kafka.MaxRecordBytes, InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout,
+		Logger: w.log, ObserveLag: func(d time.Duration) { w.e2eLag.Observe(d.Seconds()) },
+	}
 	kcfg, err := w.kafkaConfig(ctx)
 	if err != nil {
 		return err
