@@ -86,3 +86,25 @@ func TestFileStore(t *testing.T) {
 		t.Fatalf("reopened Load = %v, %v", got, err)
 	}
 }
+
+func TestFileStoreLock(t *testing.T) {
+	s, err := NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := s.Lock("demo/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock locks belong to an open file: a second open in this process
+	// stands for another process.
+	if _, err := s.Lock("demo/source"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	unlock()
+	unlock2, err := s.Lock("demo/source")
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+}

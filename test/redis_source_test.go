@@ -363,3 +363,27 @@ func TestClockSteppedBackWhileReplicating(t *testing.T) {
 		t.Errorf("the step was not noticed:\n%s", errOut)
 	}
 }
+
+// TestOneSourcePerPipeline: two sources of one pipeline at once (a
+// backfill started while replicate runs) would each start their own
+// version epoch, and the later one would outrank the other's newer
+// reads. The second is refused, and says why.
+func TestOneSourcePerPipeline(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	seedNumbered(t, src.Client, "k:", 100)
+	p := newRedisPipeline(t, src, dst)
+	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
+	waitKeys(t, dst.Client, "k:*", 100, time.Minute)
+	res := stack.Run(testCtx(t, time.Minute), t, append([]string{"backfill"}, p.args...)...)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "another cutover source of pipeline") {
+		t.Errorf("a backfill while replicate runs: exit %d, want 1 with the reason\n%s", res.Code, res.Stderr)
+	}
+	if code := proc.Stop(); code != 0 {
+		t.Fatalf("replicate exited %d on SIGTERM", code)
+	}
+	// Once it stopped, the pipeline's source may run again.
+	if res := stack.Run(testCtx(t, time.Minute), t, append([]string{"backfill"}, p.args...)...); res.Code != 0 {
+		t.Errorf("backfill after replicate stopped: exit %d\n%s", res.Code, res.Stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/checkpoint"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
@@ -113,6 +114,11 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 // process: until the source's snapshot is published and applied
 // (snapshotOnly), or until ctx ends or either fails.
 func (w *wiring) runSource(ctx context.Context, run func(context.Context) error, mode replicateMode, what string, out io.Writer, rep *reporter) error {
+	unlock, err := w.lockSource()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	srcErr := make(chan error, 1)
@@ -179,6 +185,22 @@ func (w *wiring) runSource(ctx context.Context, run func(context.Context) error,
 	}
 	w.log.Info("replicate stopped")
 	return rep.summary(out, what, time.Since(rep.start))
+}
+
+// lockSource makes sure no other source of this pipeline runs from the
+// same checkpoint directory: two would each start their own version
+// epochs, and the one started last would outrank the other's newer reads.
+func (w *wiring) lockSource() (unlock func(), err error) {
+	fs, ok := w.store.(*checkpoint.FileStore)
+	if !ok {
+		return func() {}, nil
+	}
+	unlock, err = fs.Lock(w.cfg.Name + "/source")
+	if errors.Is(err, checkpoint.ErrLocked) {
+		return nil, fmt.Errorf("another cutover source of pipeline %q is running with checkpoint directory %s: %w; stop it first "+
+			"(a backfill and a replicate of one pipeline must not run at once)", w.cfg.Name, fs.Dir(), err)
+	}
+	return unlock, err
 }
 
 // finish, once the source stopped, gives the producer a moment to deliver
