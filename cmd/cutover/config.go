@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -518,12 +519,20 @@ func loadFile(path string, c *Config) error {
 		return v
 	})
 	if len(missing) > 0 {
-		return fmt.Errorf("config %s refers to environment variables that are not set: %s", path, strings.Join(missing, ", "))
+		return &configError{problems: []string{fmt.Sprintf("config %s refers to environment variables that are not set: %s (export them, or write the values in the file)",
+			path, strings.Join(missing, ", "))}}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(expanded), &doc); err != nil {
+		return &configError{problems: []string{fmt.Sprintf("config %s is not valid YAML: %v", path, err)}}
+	}
+	if problems := unknownKeys(&doc, reflect.TypeOf(c)); len(problems) > 0 {
+		return &configError{problems: problems}
 	}
 	dec := yaml.NewDecoder(strings.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config %s: %w", path, err)
+		return &configError{problems: []string{fmt.Sprintf("config %s: %v", path, err)}}
 	}
 	return nil
 }

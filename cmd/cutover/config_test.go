@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -84,12 +85,16 @@ sink: {dynamodb: {table: "${TEST_TABLE}", tombstone_retention: 48h}}
 
 func TestConfigErrors(t *testing.T) {
 	cases := map[string]struct{ body, want string }{
-		"unknown key":       {"sink: {dynamodb: {tabel: x}}", "field tabel not found"},
-		"unset variable":    {"sink: {dynamodb: {table: ${CUTOVER_SURELY_UNSET_VAR}}}", "CUTOVER_SURELY_UNSET_VAR"},
-		"every problem":     {"name: 'bad name'\nsource: {redis: {readers: 0}}\nsink: {dynamodb: {key_type: N}}", "name: \"bad name\""},
-		"paths in messages": {"source: {redis: {readers: 0}}", "source.redis.readers: must be positive"},
-		"missing sink":      {"name: x", "sink: required: set sink.dynamodb.table"},
-		"two sinks":         {"sink: {dynamodb: {table: t}, redis: {addr: \"h:1\"}}", "a pipeline writes to one target"},
+		"unknown key":        {"sink: {dynamodb: {tabel: x}}", "sink.dynamodb.tabel: unknown key (line 1); the keys allowed in sink.dynamodb are: attributes, concurrency, create_table"},
+		"unknown top key":    {"bogus: 1\nsink: {redis: {adr: x}}", "bogus: unknown key (line 1); the keys allowed in the top level are: checkpoint, kafka, log"},
+		"unknown nested key": {"bogus: 1\nsink: {redis: {adr: x}}", "sink.redis.adr: unknown key (line 2)"},
+		"unknown rule key":   {"sink: {dynamodb: {rules: [{match: x, tabel: y}]}}", "sink.dynamodb.rules[0].tabel: unknown key"},
+		"not yaml":           {"sink: [", "is not valid YAML"},
+		"unset variable":     {"sink: {dynamodb: {table: ${CUTOVER_SURELY_UNSET_VAR}}}", "CUTOVER_SURELY_UNSET_VAR"},
+		"every problem":      {"name: 'bad name'\nsource: {redis: {readers: 0}}\nsink: {dynamodb: {key_type: N}}", "name: \"bad name\""},
+		"paths in messages":  {"source: {redis: {readers: 0}}", "source.redis.readers: must be positive"},
+		"missing sink":       {"name: x", "sink: required: set sink.dynamodb.table"},
+		"two sinks":          {"sink: {dynamodb: {table: t}, redis: {addr: \"h:1\"}}", "a pipeline writes to one target"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -101,6 +106,11 @@ func TestConfigErrors(t *testing.T) {
 			err := applyConfig(cmd, &cfg)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want it to mention %q", err, c.want)
+			}
+			// A configuration mistake exits 2, and names no Go type.
+			var ce *configError
+			if !errors.As(err, &ce) || strings.Contains(err.Error(), "main.") {
+				t.Errorf("error %T %v: want a configError (exit 2) that names no internal type", err, err)
 			}
 		})
 	}
