@@ -308,8 +308,12 @@ func TestTableSourceSurvivesSIGKILL(t *testing.T) {
 	// make chaos kills it ten times, seven of them during the scan.
 	scanKills := size(1, 7)
 	o := newOrders(t, db, size(8_000, 20_000))
+	// The scan must outlast the first kill on any machine: DynamoDB Local
+	// reports about 5 read units per page of 100 items here (0.5 per 4 KB),
+	// so 8,000 items cost about 400 units: some 20 s at 20 units a second,
+	// however fast the machine.
 	p := newTablePipeline(t, o.Table, "--dynamodb-endpoint", stack.DynamoDBEndpoint(t), "--create-table",
-		"--dynamodb-table", o.Table+"-copy", "--scan-page-size", "100", "--read-capacity-per-second", size("300", "30"))
+		"--dynamodb-table", o.Table+"-copy", "--scan-page-size", "100", "--read-capacity-per-second", size("20", "30"))
 	w := &datagen.OrdersWriter{Orders: o, Keys: 9_000, Seed: 10, Rate: 100}
 	stop := writeTableWhile(t, db, w)
 	args := append([]string{"replicate"}, p.args...)
