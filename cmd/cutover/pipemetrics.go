@@ -42,8 +42,17 @@ func newLagHistogram() prometheus.Histogram {
 const stalled = 2 * time.Minute
 
 // ready is /readyz: the connections were made (the server starts after
-// them) and the sink worker, if any, polls Kafka.
+// them), the publisher, if any, works, a Redis source follows at least one
+// node, and the sink worker, if any, polls Kafka.
 func (r *reporter) ready() error {
+	if r.w.pub != nil {
+		if err := r.w.pub.Err(); err != nil {
+			return fmt.Errorf("publishing to Kafka failed: %w", err)
+		}
+	}
+	if st := r.redisStats(); st.HasLive && st.Nodes == 0 {
+		return errors.New("the Redis source follows no node")
+	}
 	if r.w.worker == nil {
 		return nil
 	}

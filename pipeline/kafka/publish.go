@@ -373,6 +373,13 @@ func (p *Publisher) Flush(ctx context.Context) error {
 	return p.err
 }
 
+// Err is the failure that stopped the publisher, nil while it works.
+func (p *Publisher) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
 // Stats returns the counters so far.
 func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{Published: p.published.Load(), Bytes: p.bytes.Load(), DeadLettered: p.deadLettered.Load(),
