@@ -68,12 +68,17 @@ func (s *Sink) eachNode(ctx context.Context, f func(context.Context, *goredis.Cl
 func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 	var swept atomic.Int64
 	scope := *e.Scope
+	// covers says whether the truncate covers a target key. With Items the
+	// scope is about item keys: a Redis key is read back into its item key
+	// with the template (one-to-one), and a key the template does not give
+	// back is not this pipeline's — another pipeline's, or the
+	// application's — and is left alone.
+	covers := func(k string) bool { return scope.Covers([]byte(k)) }
 	if s.opts.Items != nil {
-		// An item's partition comes from its item key, which a rendered
-		// Redis key does not give back. Sweeping every partition's keys is
-		// still right: a DynamoDB source's re-read rows are newer than its
-		// truncate, so a key swept before its row lands comes back with it.
-		scope.Partitions = 0
+		covers = func(k string) bool {
+			item, ok := s.opts.Items.parseKey(k)
+			return ok && scope.Covers(item)
+		}
 	}
 	scan := func(ctx context.Context, node *goredis.Client) error {
 		var cursor uint64
@@ -84,7 +89,7 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 			}
 			var dels []pipeline.Event
 			for _, k := range keys {
-				if s.IsVersionKey(k) || !scope.Covers([]byte(k)) {
+				if s.IsVersionKey(k) || !covers(k) {
 					continue
 				}
 				dels = append(dels, pipeline.Event{Key: []byte(k), Op: pipeline.OpDelete, Origin: e.Origin, Version: e.Version})

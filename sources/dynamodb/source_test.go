@@ -286,3 +286,20 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestOldTrimHorizonPositionIsAGap: a shard's position "from the trim
+// horizon" (taken by a backfill, or before any record was read) used to
+// count as good for ever while the checkpoint kept being saved: a shard
+// that could not be read for a day was then opened at a trim horizon past
+// records already trimmed, silently. Each such position now carries when
+// it was taken.
+func TestOldTrimHorizonPositionIsAGap(t *testing.T) {
+	h := newHarness()
+	h.streams.addShard("s1", "", false)
+	h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
+		Shards: map[string]*shardState{"s1": {Since: time.Now().Add(-25 * time.Hour)}}})
+	h.scanned(t)
+	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(h.pub.truncates()) == 1 }); err != nil {
+		t.Fatal(err)
+	}
+}

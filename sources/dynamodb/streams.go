@@ -76,6 +76,10 @@ type StreamStats struct {
 type shardState struct {
 	Seq  string `json:"seq,omitempty"`
 	Done bool   `json:"done,omitempty"`
+	// Since, for a shard without Seq, is when its position was taken as
+	// "from the trim horizon": opened later than the stream's retention
+	// after it, records since may be trimmed — a gap.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // streamPosition is the stream's checkpoint. A shard without a saved
@@ -215,6 +219,8 @@ func (st *Stream) takeLatest(ctx context.Context) error {
 			return err
 		}
 		st.latest[id] = it
+		// A restart before a record is read goes from the trim horizon.
+		st.pos.Shards[id] = &shardState{Since: time.Now().UTC()}
 	}
 	st.saveNow(ctx)
 	return nil
@@ -237,7 +243,7 @@ func (st *Stream) Mark(ctx context.Context) error {
 	for _, sh := range shards {
 		id := aws.ToString(sh.ShardId)
 		closed := sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil
-		st.pos.Shards[id] = &shardState{Done: closed}
+		st.pos.Shards[id] = &shardState{Done: closed, Since: time.Now().UTC()}
 	}
 	st.saveNow(ctx)
 	st.log.Info("took the stream's position before the scan: a replicate started within the stream's retention continues from it",
@@ -397,7 +403,7 @@ func (st *Stream) lost(ctx context.Context, id, why string, gone bool) error {
 		return fmt.Errorf("stream shard %s: %w", id, err)
 	}
 	st.mu.Lock()
-	st.pos.Shards[id] = &shardState{Done: gone}
+	st.pos.Shards[id] = &shardState{Done: gone, Since: time.Now().UTC()}
 	st.dirty = true
 	st.mu.Unlock()
 	return nil
@@ -423,6 +429,11 @@ func (st *Stream) ready(shards []streamtypes.Shard) []streamtypes.Shard {
 			continue // a parent shard is read to its end before its children
 		}
 		st.running[id] = true
+		if st.pos.Shards[id] == nil {
+			// First seen now (a child of a shard read to its end).
+			st.pos.Shards[id] = &shardState{Since: time.Now().UTC()}
+			st.dirty = true
+		}
 		st.shards.Add(1)
 		out = append(out, sh)
 	}
@@ -438,6 +449,16 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 	latest := st.latest[id]
 	delete(st.latest, id)
 	st.mu.Unlock()
+	if latest == nil && saved != nil && saved.Seq == "" && !saved.Done && !saved.Since.IsZero() &&
+		time.Since(saved.Since) > st.opts.Retention-time.Hour {
+		// From the trim horizon, taken so long ago that records after it
+		// may be trimmed already (the shard could not be read for a day,
+		// or cutover was stopped).
+		if err := st.lost(ctx, id, fmt.Sprintf("its position was taken %s ago, longer than the stream keeps records",
+			time.Since(saved.Since).Round(time.Minute)), false); err != nil {
+			return err
+		}
+	}
 	failures := shardBackoff()
 	var it *string
 	for {

@@ -125,6 +125,31 @@ func (l *Live) healLoop(ctx context.Context) error {
 	}
 }
 
+// healWhenReadable arranges for a heal that could not sweep because of
+// refused keys to run again once one of them can be read. The retry loop
+// watches for that; but a key refused for only a moment may have been
+// read again already, while the heal still ran: those keys are looked at
+// once more now, and the heal is asked for at once if one can be read.
+func (l *Live) healWhenReadable(ctx context.Context, refused []string) {
+	l.unreadable.healOnRecovery()
+	if len(refused) == 0 {
+		return
+	}
+	b, _, err := l.reader.Read(ctx, refused, pipeline.OriginLive, nil)
+	if err != nil {
+		return // the retry loop and the next gap cover it
+	}
+	still := 0
+	for _, r := range b.Rejects {
+		if r.Class == RejectUnreadable {
+			still++
+		}
+	}
+	if still < len(refused) {
+		l.RequestHeal("keys refused during the heal can be read now: the heal that could not sweep runs again")
+	}
+}
+
 // errHealIncomplete is a heal that could not read every key: it must not
 // sweep, and is tried again.
 var errHealIncomplete = errors.New("heal incomplete")
@@ -152,6 +177,7 @@ func (l *Live) heal(ctx context.Context) error {
 		return fmt.Errorf("heal: read server time: %w", Explain(l.conn, err))
 	}
 	since := pipeline.ClockVersion(epoch, uint64(now.UnixMicro()), false)
+	elsewhere := l.elsewhereReads.Load()
 	l.log.Info("heal started: re-reading every key", "keys_per_second", l.opts.HealKeysPerSecond)
 	var limiter *rate.Limiter
 	if l.opts.HealKeysPerSecond > 0 {
@@ -179,6 +205,9 @@ func (l *Live) heal(ctx context.Context) error {
 		}
 		unread.elsewhere += n.elsewhere
 		unread.forbidden += n.forbidden
+		if room := maxRefused - len(unread.refused); room > 0 {
+			unread.refused = append(unread.refused, n.refused[:min(room, len(n.refused))]...)
+		}
 		read += uint64(len(keys))
 		cursor = next
 	}
@@ -198,15 +227,29 @@ func (l *Live) heal(ctx context.Context) error {
 			// Reading everything again would not help until the ACL
 			// changes: the refused keys are tried again on their own, and
 			// once one can be read the heal runs again.
-			l.unreadable.healOnRecovery()
+			l.healWhenReadable(ctx, unread.refused)
 			return nil
 		}
 		return fmt.Errorf("%w: %d keys in slots moving to another master", errHealIncomplete, unread.elsewhere)
+	}
+	if n := l.elsewhereReads.Load() - elsewhere; n > 0 {
+		// A live read met a key another master serves now: a slot is
+		// moving, and keys the heal's SCAN no longer saw here may have
+		// moved with it.
+		l.incomplete.Add(1)
+		return fmt.Errorf("%w: %d keys read meanwhile are in slots moving to another master", errHealIncomplete, n)
+	}
+	if why, err := slotsSettled(ctx, l.cl, l.opts.Slots); err != nil {
+		return fmt.Errorf("heal: %w", Explain(l.conn, err))
+	} else if why != "" {
+		l.incomplete.Add(1)
+		return fmt.Errorf("%w: %s", errHealIncomplete, why)
 	}
 	if e := l.opts.Epoch.Load(); e != epoch {
 		l.incomplete.Add(1)
 		return fmt.Errorf("%w: the version epoch moved on from %d to %d during the heal", errHealIncomplete, epoch, e)
 	}
+	l.barrier()
 	truncate := pipeline.Event{
 		Op: pipeline.OpTruncate, Origin: pipeline.OriginLive, Version: since,
 		Scope:  &pipeline.Scope{Filter: l.opts.Filter, Slots: l.opts.Slots},

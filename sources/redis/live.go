@@ -153,6 +153,14 @@ type Live struct {
 	// they are read again until they can be.
 	unreadable *unreadableSet
 
+	// inflight is held (read) by every read of changed keys from before
+	// it is sent until it is published: a sweep takes it (write) first,
+	// so no read made before the sweep's start is published after it.
+	inflight sync.RWMutex
+	// elsewhereReads counts keys read here that another master serves:
+	// a heal during which it moved must not sweep.
+	elsewhereReads atomic.Int64
+
 	notifications, events, deletes, rejected, gaps, heals, healed, incomplete atomic.Int64
 }
 
@@ -373,7 +381,9 @@ func (l *Live) readLoop(ctx context.Context) error {
 			}
 			continue
 		}
+		l.inflight.RLock()
 		unread, err := l.readAndPublish(ctx, keys, pipeline.OriginLive)
+		l.inflight.RUnlock()
 		var pe *publishError
 		switch {
 		case ctx.Err() != nil:
@@ -391,6 +401,16 @@ func (l *Live) readLoop(ctx context.Context) error {
 	}
 }
 
+// barrier returns once every read of changed keys in flight when it was
+// called is published. A sweep calls it before its truncate: a read made
+// before the sweep's start and published after it could bring back a key
+// the sweep is about to be told is gone (deleted during the gap, and so
+// absent from the target, where no tombstone would stop it).
+func (l *Live) barrier() {
+	l.inflight.Lock()
+	defer l.inflight.Unlock()
+}
+
 // unreadKeys counts the keys of a read that are neither events nor
 // known to be gone.
 type unreadKeys struct {
@@ -398,7 +418,12 @@ type unreadKeys struct {
 	elsewhere int
 	// forbidden: the user may not read them (ACL); dead-lettered.
 	forbidden int
+	// refused names some of the forbidden keys (at most maxRefused).
+	refused []string
 }
+
+// maxRefused bounds the refused keys a heal keeps to look at again.
+const maxRefused = 1000
 
 func (u unreadKeys) total() int { return u.elsewhere + u.forbidden }
 
@@ -412,9 +437,13 @@ func (l *Live) readAndPublish(ctx context.Context, keys []string, origin pipelin
 		return unread, err
 	}
 	unread.elsewhere = len(info.Elsewhere)
+	l.elsewhereReads.Add(int64(len(info.Elsewhere)))
 	for _, r := range b.Rejects {
 		if r.Class == RejectUnreadable {
 			unread.forbidden++
+			if len(unread.refused) < maxRefused {
+				unread.refused = append(unread.refused, string(r.Key))
+			}
 			l.unreadable.add(string(r.Key))
 		}
 	}

@@ -150,6 +150,7 @@ func (s *Source) startNode(ctx context.Context, node *sourceNode, heal string) (
 		// resumes a saved cursor cannot (keys it copied before the stop
 		// may have changed since) and is followed by a heal.
 		snap.opts.Sweep = true
+		snap.opts.BeforeSweep = live.barrier
 	case !runSnapshot && ranBefore:
 		heal = "cutover was not running: changes made meanwhile were not captured"
 	}
@@ -330,6 +331,18 @@ func (s *Source) followTopology(ctx context.Context, failed chan<- error) error 
 	if len(changed) == 0 && len(gone) == 0 {
 		return nil
 	}
+	if len(gone) == 0 && slices.EqualFunc(shards, s.lastShards, Shard.Equal) {
+		// The topology is the one already answered with a new epoch; only
+		// masters that could not be started yet are missing. Moving the
+		// epoch again for them would leave every heal incomplete.
+		for _, sh := range changed {
+			if err := s.startShard(ctx, sh, "this master took over slots (failover or resharding): changes there may have been missed", failed); err != nil {
+				s.log.Warn("starting a master failed; trying again", "node", sh.Addr, "err", err)
+			}
+		}
+		return nil
+	}
+	s.lastShards = shards
 	s.nodes.topologyChanges.Add(1)
 	s.log.Warn("the cluster's topology changed: a new version epoch starts and the masters whose slots changed are healed",
 		"changed_masters", len(changed), "stopped_nodes", len(gone))

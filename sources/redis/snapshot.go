@@ -58,6 +58,10 @@ type SnapshotOptions struct {
 	// every key is then as good as a heal. See Swept.
 	Sweep bool
 	Slots [][2]int
+	// BeforeSweep, if set, runs before the truncate is sent: live
+	// capture's barrier, so that no read it made before the snapshot
+	// started is published after the truncate.
+	BeforeSweep func()
 	// Redirect, if set, reads the keys this server no longer serves (a
 	// cluster slot migrating while the snapshot runs) through a client
 	// that follows the cluster's redirections. Without it they are
@@ -300,6 +304,15 @@ func (s *Snapshot) sweep(ctx context.Context, t *pipeline.Event, epoch uint64) e
 	case s.opts.Epoch.Load() != epoch:
 		s.log.Info("the version epoch moved on during the snapshot, so it sweeps nothing from the target", "from", epoch, "to", s.opts.Epoch.Load())
 		return nil
+	}
+	if why, err := slotsSettled(ctx, s.cl, s.opts.Slots); err != nil {
+		return fmt.Errorf("snapshot: %w", Explain(s.conn, err))
+	} else if why != "" {
+		s.log.Info("the snapshot sweeps nothing from the target", "because", why)
+		return nil
+	}
+	if s.opts.BeforeSweep != nil {
+		s.opts.BeforeSweep()
 	}
 	if err := s.pub.Broadcast(ctx, *t, nil); err != nil {
 		return err

@@ -107,6 +107,8 @@ type Source struct {
 	ranBefore bool
 	// checkTopology asks the watcher to look now; buffered 1.
 	checkTopology chan struct{}
+	// lastShards is the topology last answered with a new epoch.
+	lastShards []Shard
 }
 
 // NewSource prepares a source reading the server seed is connected to
@@ -192,6 +194,7 @@ func (s *Source) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.lastShards = shards
 	defer s.nodes.closeAll()
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -131,6 +131,8 @@ func (l *Live) rereadUnreadable(ctx context.Context) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
+	l.inflight.RLock()
+	defer l.inflight.RUnlock()
 	b, info, err := l.reader.Read(ctx, keys, pipeline.OriginLive, nil)
 	if err != nil {
 		return 0, err
