@@ -90,13 +90,19 @@ type RedisSourceConfig struct {
 
 // KafkaConfig is the transport.
 type KafkaConfig struct {
-	Brokers           []string `yaml:"brokers"`
-	Topic             string   `yaml:"topic"`
-	DeadLetterTopic   string   `yaml:"dead_letter_topic"`
-	Group             string   `yaml:"group"`
-	Partitions        int32    `yaml:"partitions"`
-	ReplicationFactor int16    `yaml:"replication_factor"`
-	MaxRecordBytes    int      `yaml:"max_record_bytes"`
+	Brokers         []string `yaml:"brokers"`
+	Topic           string   `yaml:"topic"`
+	DeadLetterTopic string   `yaml:"dead_letter_topic"`
+	Group           string   `yaml:"group"`
+	Partitions      int32    `yaml:"partitions"`
+	// ReplicationFactor of the topics cutover creates; -1 (the default)
+	// takes the cluster's default.replication.factor.
+	ReplicationFactor int16 `yaml:"replication_factor"`
+	MaxRecordBytes    int   `yaml:"max_record_bytes"`
+	// AllowShortTombstones starts a sink whose tombstones expire before
+	// the topic's retention: a replay from further back could then bring
+	// a deleted key back.
+	AllowShortTombstones bool `yaml:"allow_short_tombstones"`
 	// SessionTimeout is how long the group waits for a silent sink worker.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	TLS            TLSConfig     `yaml:"tls"`
@@ -274,7 +280,7 @@ func defaultConfig() Config {
 			DynamoDB: DynamoDBSourceConfig{Region: "us-east-1", Segments: 4},
 		},
 		Kafka: KafkaConfig{
-			Brokers: []string{"127.0.0.1:9092"}, Partitions: 12, ReplicationFactor: 1, MaxRecordBytes: 1_000_000,
+			Brokers: []string{"127.0.0.1:9092"}, Partitions: 12, ReplicationFactor: -1, MaxRecordBytes: 1_000_000,
 			SessionTimeout: 10 * time.Second,
 		},
 		Sink: SinkConfig{
@@ -379,8 +385,8 @@ func (c *Config) validate() error {
 	if k.Partitions <= 0 {
 		bad("kafka.partitions", "must be positive")
 	}
-	if k.ReplicationFactor <= 0 {
-		bad("kafka.replication_factor", "must be positive")
+	if k.ReplicationFactor <= 0 && k.ReplicationFactor != -1 {
+		bad("kafka.replication_factor", "must be -1 (the cluster's default) or positive")
 	}
 	if k.SessionTimeout < 6*time.Second || k.SessionTimeout > 5*time.Minute {
 		bad("kafka.session_timeout", "must be between 6s and 5m (the broker's group.min/max.session.timeout.ms)")

@@ -75,7 +75,9 @@ func bindKafka(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&k.DeadLetterTopic, "dead-letter-topic", k.DeadLetterTopic, "topic of records that could not be copied (kafka.dead_letter_topic; default <topic>.dlq)")
 	fs.StringVar(&k.Group, "group", k.Group, "consumer group of the sink workers (kafka.group; default cutover-<name>-sink)")
 	fs.Int32Var(&k.Partitions, "partitions", k.Partitions, "partitions of the topic when cutover creates it (kafka.partitions)")
-	fs.Int16Var(&k.ReplicationFactor, "replication-factor", k.ReplicationFactor, "replication factor of topics cutover creates (kafka.replication_factor)")
+	fs.Int16Var(&k.ReplicationFactor, "replication-factor", k.ReplicationFactor, "replication factor of topics cutover creates; -1 takes the cluster's default.replication.factor (kafka.replication_factor)")
+	fs.BoolVar(&k.AllowShortTombstones, "allow-short-tombstones", k.AllowShortTombstones,
+		"start a sink whose tombstones expire before the topic's retention.ms, accepting that a replay from further back can bring a deleted key back (kafka.allow_short_tombstones)")
 	fs.IntVar(&k.MaxRecordBytes, "max-record-bytes", k.MaxRecordBytes, "largest event published; keep it under the topic's max.message.bytes (kafka.max_record_bytes)")
 	fs.DurationVar(&k.SessionTimeout, "session-timeout", k.SessionTimeout, "how long the group waits for a silent sink worker before moving its partitions (kafka.session_timeout)")
 }

@@ -141,6 +141,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		if err != nil {
 			return nil, err
 		}
+		w.checkDurability(ctx, w.pcl)
 		if w.partitions, err = w.publishPartitions(ctx, topicPartitions); err != nil {
 			return nil, err
 		}
@@ -183,6 +184,9 @@ func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 		return err
 	}
 	w.closers = append(w.closers, w.closeWorker)
+	if err := w.checkTombstones(ctx, w.wcl); err != nil {
+		return err
+	}
 	if w.worker, err = kafka.NewWorker(ctx, w.wcl, wopts, w.sink); err != nil {
 		return err
 	}
@@ -311,7 +315,11 @@ func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *Config, log *slog.Lo
 			return 0, err
 		}
 		if st.Created {
-			log.Info("created topic", "topic", name, "partitions", st.Partitions, "replication_factor", cfg.Kafka.ReplicationFactor)
+			rf := any(cfg.Kafka.ReplicationFactor)
+			if cfg.Kafka.ReplicationFactor == -1 {
+				rf = "the cluster's default"
+			}
+			log.Info("created topic", "topic", name, "partitions", st.Partitions, "replication_factor", rf)
 		}
 		if name == cfg.Kafka.Topic {
 			partitions = st.Partitions

@@ -193,3 +193,67 @@ func CommitGroupOffsets(ctx context.Context, cl *kgo.Client, group, topic string
 	}
 	return nil
 }
+
+// TopicInfo is what a topic's durability and retention are.
+type TopicInfo struct {
+	Partitions int32
+	// ReplicationFactor is the fewest replicas any partition has.
+	ReplicationFactor int
+	// MinInsyncReplicas is the topic's min.insync.replicas.
+	MinInsyncReplicas int
+	// Retention is the topic's retention.ms; negative means forever.
+	Retention time.Duration
+}
+
+// DescribeTopic reads a topic's partitions, replicas and the configs that
+// decide whether an acknowledged event survives a broker's loss and how
+// long a replay can reach back.
+func DescribeTopic(ctx context.Context, cl *kgo.Client, topic string) (TopicInfo, error) {
+	adm := kadm.NewClient(cl)
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return TopicInfo{}, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	d, ok := details[topic]
+	switch {
+	case !ok:
+		return TopicInfo{}, fmt.Errorf("describe topic %s: %w", topic, kerr.UnknownTopicOrPartition)
+	case d.Err != nil:
+		return TopicInfo{}, fmt.Errorf("describe topic %s: %w", topic, d.Err)
+	}
+	info := TopicInfo{Partitions: int32(len(d.Partitions)), ReplicationFactor: -1, MinInsyncReplicas: 1}
+	for _, p := range d.Partitions {
+		if n := len(p.Replicas); info.ReplicationFactor < 0 || n < info.ReplicationFactor {
+			info.ReplicationFactor = n
+		}
+	}
+	cfgs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return info, fmt.Errorf("describe configs of topic %s: %w", topic, err)
+	}
+	rc, err := cfgs.On(topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return info, fmt.Errorf("describe configs of topic %s: %w", topic, err)
+	}
+	for _, c := range rc.Configs {
+		if c.Value == nil {
+			continue
+		}
+		switch c.Key {
+		case "min.insync.replicas":
+			_, _ = fmt.Sscan(*c.Value, &info.MinInsyncReplicas)
+		case "retention.ms":
+			var ms int64
+			if _, err := fmt.Sscan(*c.Value, &ms); err == nil {
+				info.Retention = time.Duration(ms) * time.Millisecond
+				if ms < 0 {
+					info.Retention = -1
+				}
+			}
+		}
+	}
+	return info, nil
+}

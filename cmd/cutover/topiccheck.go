@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cutover/cutover/pipeline/kafka"
+)
+
+// checkDurability warns when the event topic could lose events Kafka
+// acknowledged: with one replica, or with min.insync.replicas 1, the loss
+// of one broker can take acknowledged events with it (acks=all only waits
+// for the replicas in sync). A topic is the replayable log of the
+// migration: it should survive a broker.
+func (w *wiring) checkDurability(ctx context.Context, cl *kgo.Client) {
+	info, err := kafka.DescribeTopic(ctx, cl, w.cfg.Kafka.Topic)
+	if err != nil {
+		w.log.Warn("could not check the topic's replication", "topic", w.cfg.Kafka.Topic, "err", err)
+		return
+	}
+	switch {
+	case info.ReplicationFactor < 2:
+		w.log.Warn("the topic has one replica: losing its broker loses events Kafka acknowledged (fine on a one-broker test stack; "+
+			"in production create it with replication factor 3 and min.insync.replicas 2)",
+			"topic", w.cfg.Kafka.Topic, "replication_factor", info.ReplicationFactor)
+	case info.MinInsyncReplicas < 2:
+		w.log.Warn("the topic's min.insync.replicas is 1: an event acknowledged by one replica is lost with that broker "+
+			"(set min.insync.replicas to 2 on the topic)",
+			"topic", w.cfg.Kafka.Topic, "replication_factor", info.ReplicationFactor, "min_insync_replicas", info.MinInsyncReplicas)
+	}
+}
+
+// checkTombstones refuses to start a sink whose tombstones expire before
+// the topic forgets its events: a replay from the topic's oldest events
+// could then reach a deleted key after its tombstone is gone and bring it
+// back. --allow-short-tombstones accepts that risk.
+func (w *wiring) checkTombstones(ctx context.Context, cl *kgo.Client) error {
+	keep, flag := w.cfg.Sink.Redis.TombstoneRetention, "--target-redis-tombstone-retention (sink.redis.tombstone_retention)"
+	if w.cfg.hasDynamoDBSink() {
+		keep, flag = w.cfg.Sink.DynamoDB.TombstoneRetention, "--tombstone-retention (sink.dynamodb.tombstone_retention)"
+	}
+	info, err := kafka.DescribeTopic(ctx, cl, w.cfg.Kafka.Topic)
+	if err != nil {
+		w.log.Warn("could not compare the tombstones' retention with the topic's", "topic", w.cfg.Kafka.Topic, "err", err)
+		return nil
+	}
+	if info.Retention >= 0 && keep >= info.Retention {
+		return nil
+	}
+	retention := "forever"
+	if info.Retention >= 0 {
+		retention = info.Retention.String()
+	}
+	if w.cfg.Kafka.AllowShortTombstones {
+		w.log.Warn("tombstones expire before the topic's events (--allow-short-tombstones): a replay from further back than the tombstones can bring a deleted key back",
+			"tombstone_retention", keep, "topic_retention", retention)
+		return nil
+	}
+	return &configError{problems: []string{fmt.Sprintf(
+		"tombstones are kept %s but topic %s keeps events %s: a replay of older events could bring a deleted key back after its tombstone expired. "+
+			"Raise %s to at least the topic's retention.ms, lower the topic's retention.ms, or accept the risk with --allow-short-tombstones",
+		round(keep), w.cfg.Kafka.Topic, retention, flag)}}
+}
+
+func round(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
