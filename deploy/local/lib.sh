@@ -33,6 +33,10 @@ REPO_DIR="$(cd "$LOCAL_DIR/../.." && pwd)"
 export CUTOVER_STACK_DIR CUTOVER_CACHE_DIR CUTOVER_REDIS_PORT CUTOVER_KAFKA_PORT \
   CUTOVER_KAFKA_CONTROLLER_PORT CUTOVER_KAFKA_SASL_PORT CUTOVER_DYNAMODB_PORT
 
+# The Kafka TLS listener's CA and certificate: shared by every checkout on
+# the machine, like the ports (see kafka_tls).
+KAFKA_TLS_DIR="$CUTOVER_CACHE_DIR/kafka-tls"
+
 LOG_DIR="$CUTOVER_STACK_DIR/logs"
 PID_DIR="$CUTOVER_STACK_DIR/pids"
 mkdir -p "$LOG_DIR" "$PID_DIR" "$CUTOVER_CACHE_DIR"

@@ -569,11 +569,19 @@ func KafkaSASL(t testing.TB) (brokers []string, caFile string) {
 	} else {
 		c.Close()
 	}
-	_, file, _, _ := runtime.Caller(0)
-	stackDir := env("CUTOVER_STACK_DIR", filepath.Join(filepath.Dir(file), "..", "..", ".stack"))
-	caFile = env("CUTOVER_KAFKA_CA_FILE", filepath.Join(stackDir, "kafka", "tls", "ca.pem"))
+	// deploy/local/stack keeps the CA in the cache directory, shared by
+	// every checkout (a second clone reuses the first one's broker).
+	cache := os.Getenv("CUTOVER_CACHE_DIR")
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatalf("the local stack's cache directory: %v", err)
+		}
+		cache = filepath.Join(base, "cutover")
+	}
+	caFile = env("CUTOVER_KAFKA_CA_FILE", filepath.Join(cache, "kafka-tls", "ca.pem"))
 	if _, err := os.Stat(caFile); err != nil {
-		t.Fatalf("the local stack's Kafka CA: %v", err)
+		t.Fatalf("the local stack's Kafka CA: %v\na Kafka started by an older local stack keeps its CA elsewhere: restart it (deploy/local/stack down kafka && deploy/local/stack up kafka)", err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(KafkaBrokers(t)...))
 	if err != nil {
