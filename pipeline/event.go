@@ -104,7 +104,8 @@ type Chunk struct {
 	// Index is 0 for the first piece.
 	Index int
 	// Offset is the position of the piece's first element in the whole
-	// value, so that re-applying a list piece is idempotent.
+	// value (of its first byte, for a string), so that re-applying a list
+	// or string piece is idempotent.
 	Offset int64
 	// Last is true on the final piece.
 	Last bool
@@ -211,7 +212,7 @@ func (e *Event) Validate() error {
 		switch {
 		case c.Index < 0 || c.Offset < 0:
 			return fmt.Errorf("%w: key %q: negative chunk index or offset", ErrInvalidEvent, e.Key)
-		case e.Value.Type == TypeString || e.Value.Type == TypeItem:
+		case e.Value.Type == TypeItem:
 			return fmt.Errorf("%w: key %q: a %s is never sent in chunks", ErrInvalidEvent, e.Key, e.Value.Type)
 		}
 	}

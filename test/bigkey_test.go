@@ -88,3 +88,55 @@ func TestBackfillMillionFieldHash(t *testing.T) {
 		t.Errorf("peak RSS %d MB: memory is not bounded by the piece size", peak>>20)
 	}
 }
+
+// TestBigStringInPieces: a string over about 1 MB was dead-lettered even
+// for a Redis target, which holds strings up to 512 MB. A string too long
+// for one Kafka record now travels in pieces like a big collection (read
+// with GETRANGE, appended in order), with memory bounded by a piece; live
+// capture re-reads it whole when it changes. A DynamoDB target, whose
+// items hold 400 KB, dead-letters it.
+func TestBigStringInPieces(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	ctx := testCtx(t, 3*time.Minute)
+	big := make([]byte, 20<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i/251)
+	}
+	must(t, src.Client.Set(ctx, "big:string", big, 2*time.Hour).Err())
+	must(t, src.Client.Set(ctx, "small", "v", 0).Err())
+
+	p := newRedisPipeline(t, src, dst)
+	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
+	peak := make(chan int64, 1)
+	go func() { peak <- proc.PeakRSS() }()
+	same := func() bool {
+		got, err := dst.Client.Get(ctx, "big:string").Bytes()
+		want, _ := src.Client.Get(ctx, "big:string").Bytes()
+		return err == nil && string(got) == string(want)
+	}
+	waitLog(t, proc, 2*time.Minute, func(string) bool { return same() })
+	if ttl := dst.Client.TTL(ctx, "big:string").Val(); ttl < time.Hour {
+		t.Errorf("the string's TTL arrived as %v", ttl)
+	}
+	// A live change: the whole string is read again, in pieces.
+	must(t, src.Client.SetRange(ctx, "big:string", 10<<20, "changed in the middle").Err())
+	must(t, src.Client.Append(ctx, "big:string", "and at the end").Err())
+	waitLog(t, proc, 2*time.Minute, func(string) bool { return same() })
+	if code := proc.Stop(); code != 0 {
+		t.Fatalf("replicate exited %d", code)
+	}
+	if rss := <-peak; rss > 300<<20 {
+		t.Errorf("peak RSS %d MB for a 20 MB string: memory is not bounded by the piece size", rss>>20)
+	}
+
+	// To DynamoDB: dead-lettered, the rest copied.
+	pd := newPipeline(t, src, "--create-table", "--key-type", "S")
+	res := stack.Run(ctx, t, append([]string{"backfill"}, pd.args...)...)
+	if res.Code != 3 {
+		t.Fatalf("backfill to DynamoDB exited %d, want 3\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if cls := deadLetters(t, pd.name, 1)["big:string"]; cls != "unmappable" {
+		t.Errorf("dead letter of big:string to DynamoDB: class %q, want unmappable", cls)
+	}
+}

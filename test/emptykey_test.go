@@ -91,7 +91,7 @@ func TestBackfillDeadLettersTheEmptyKeyForDynamoDB(t *testing.T) {
 	if res.Code != 3 {
 		t.Fatalf("backfill exited %d, want 3 (done, the empty key dead-lettered)\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
 	}
-	if !strings.Contains(res.Stdout, "1 keys were not copied") {
+	if !strings.Contains(res.Stdout, "1 events were not copied") {
 		t.Errorf("summary does not count the empty key:\n%s", res.Stdout)
 	}
 	if !strings.Contains(res.Stderr, `key=""`) {

@@ -273,7 +273,7 @@ func defaultConfig() Config {
 		Name: "cutover",
 		Source: SourceConfig{
 			Redis: RedisSourceConfig{
-				Addr: "127.0.0.1:6379", ScanCount: 1000, Readers: 4, MaxElements: 10_000_000, MaxValueBytes: 1_000_000,
+				Addr: "127.0.0.1:6379", ScanCount: 1000, Readers: 4, MaxElements: 10_000_000, MaxValueBytes: 512 << 20,
 				ChunkElements: 10_000, ChunkBytes: 256 << 10,
 				HealKeysPerSecond: 20_000,
 			},

@@ -45,7 +45,7 @@ func bindRedisSource(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.ScanCount, "scan-count", r.ScanCount, "COUNT hint of each SCAN: keys per page (source.redis.scan_count)")
 	fs.IntVar(&r.Readers, "readers", r.Readers, "pages read from Redis concurrently, one pipelined round trip each (source.redis.readers)")
 	fs.IntVar(&r.MaxElements, "max-elements", r.MaxElements, "largest hash/list/set/zset copied; larger keys go to the dead-letter topic (source.redis.max_elements)")
-	fs.IntVar(&r.MaxValueBytes, "max-value-bytes", r.MaxValueBytes, "largest string copied, in bytes; larger keys go to the dead-letter topic (source.redis.max_value_bytes)")
+	fs.IntVar(&r.MaxValueBytes, "max-value-bytes", r.MaxValueBytes, "largest string copied, in bytes (default: Redis' own limit); a string too long for one Kafka record travels in pieces; larger keys go to the dead-letter topic (source.redis.max_value_bytes)")
 	fs.IntVar(&r.ChunkElements, "chunk-elements", r.ChunkElements, "collections with more elements are read and sent in pieces of at most this many (source.redis.chunk_elements)")
 	fs.IntVar(&r.ChunkBytes, "chunk-bytes", r.ChunkBytes, "collections larger than this in memory are read in pieces of about this many encoded bytes (source.redis.chunk_bytes)")
 	bindTLS(fs, &r.TLS, "redis-tls", "source.redis.tls")

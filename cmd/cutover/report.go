@@ -169,7 +169,8 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 	row("dead-lettered", dead, "topic "+cfg.Kafka.DeadLetterTopic)
 	fmt.Fprintf(w, "  %-18s %12s  keys/s\n", "rate", group(int64(float64(read)/elapsed.Seconds())))
 	if dead > 0 {
-		fmt.Fprintf(w, "\n%d keys were not copied; each is logged above with its reason and is in topic %s.\n", dead, cfg.Kafka.DeadLetterTopic)
+		fmt.Fprintf(w, "\n%d events were not copied (a key read in pieces counts once per piece); each is logged above with its reason and is in topic %s.\n",
+			dead, cfg.Kafka.DeadLetterTopic)
 		return &exitError{code: exitDeadLettered}
 	}
 	return nil

@@ -208,18 +208,32 @@ type TopicInfo struct {
 // DescribeTopic reads a topic's partitions, replicas and the configs that
 // decide whether an acknowledged event survives a broker's loss and how
 // long a replay can reach back.
+//
+// A topic just created may not be known to every broker yet: an unknown
+// topic is asked again for up to 10 seconds.
 func DescribeTopic(ctx context.Context, cl *kgo.Client, topic string) (TopicInfo, error) {
 	adm := kadm.NewClient(cl)
-	details, err := adm.ListTopics(ctx, topic)
+	var d kadm.TopicDetail
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxElapsedTime(10*time.Second))
+	err := backoff.Retry(func() error {
+		details, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			return backoff.Permanent(err)
+		}
+		var ok bool
+		if d, ok = details[topic]; !ok {
+			return kerr.UnknownTopicOrPartition
+		}
+		if errors.Is(d.Err, kerr.UnknownTopicOrPartition) || errors.Is(d.Err, kerr.LeaderNotAvailable) {
+			return d.Err
+		}
+		if d.Err != nil {
+			return backoff.Permanent(d.Err)
+		}
+		return nil
+	}, backoff.WithContext(bo, ctx))
 	if err != nil {
 		return TopicInfo{}, fmt.Errorf("describe topic %s: %w", topic, err)
-	}
-	d, ok := details[topic]
-	switch {
-	case !ok:
-		return TopicInfo{}, fmt.Errorf("describe topic %s: %w", topic, kerr.UnknownTopicOrPartition)
-	case d.Err != nil:
-		return TopicInfo{}, fmt.Errorf("describe topic %s: %w", topic, d.Err)
 	}
 	info := TopicInfo{Partitions: int32(len(d.Partitions)), ReplicationFactor: -1, MinInsyncReplicas: 1}
 	for _, p := range d.Partitions {

@@ -13,7 +13,7 @@ import (
 // ARGV[3] type: string | hash | list | set | zset
 // ARGV[4] absolute expiry in ms, or ”
 // ARGV[5] how long the version key lives, in ms (the tombstone retention)
-// ARGV[6] the chunk's element offset (lists), or ”
+// ARGV[6] the chunk's offset: elements of a list, bytes of a string; or ”
 // ARGV[7..] the value: the string; hash field, value, …; list or set
 // elements; zset score, member, …
 //
@@ -39,6 +39,9 @@ if op == 'c' then
   if ty == 'list' and redis.call('LLEN', key) ~= tonumber(ARGV[6]) then
     return 0 -- this piece is already there (a replay)
   end
+  if ty == 'string' and redis.call('STRLEN', key) ~= tonumber(ARGV[6]) then
+    return 0 -- the same, for a string read in pieces
+  end
 else
   if not newer(ver, cur) then return 0 end
   if op == 'u' and ty == 'string' then
@@ -57,7 +60,9 @@ end
 if op ~= 'd' then
   local n = #ARGV
   local cmd = nil
-  if ty == 'string' then
+  if ty == 'string' and op == 'c' then
+    redis.call('APPEND', key, ARGV[7])
+  elseif ty == 'string' then
     redis.call('SET', key, ARGV[7])
   elseif ty == 'hash' then cmd = 'HSET'
   elseif ty == 'list' then cmd = 'RPUSH'

@@ -15,7 +15,7 @@ import (
 // bounded by one piece; emit may block (the publisher's backpressure).
 //
 // Hashes and sets are read with HSCAN/SSCAN, lists and sorted sets by
-// rank with LRANGE/ZRANGE. The pieces are not one atomic read: a write
+// rank with LRANGE/ZRANGE, strings by byte range with GETRANGE. The pieces are not one atomic read: a write
 // during the stream may or may not be in them. Live capture re-reads the
 // key after any such write with a newer version, which supersedes the
 // pieces; without live capture (a backfill alone) a big key changed while
@@ -57,7 +57,11 @@ func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin,
 		e.Value = v
 		e.Chunk = &pipeline.Chunk{Index: index, Offset: offset}
 		index++
-		offset += int64(v.Len())
+		if v.Type == pipeline.TypeString {
+			offset += int64(len(v.String)) // a string piece's offset counts bytes
+		} else {
+			offset += int64(v.Len())
+		}
 		if held != nil {
 			if err := send(held); err != nil {
 				return err
@@ -73,6 +77,8 @@ func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin,
 		err = r.streamScan(ctx, big, b, piece)
 	case pipeline.TypeList, pipeline.TypeZSet:
 		err = r.streamRange(ctx, big, b, piece)
+	case pipeline.TypeString:
+		err = r.streamString(ctx, big, piece)
 	default:
 		err = fmt.Errorf("key %q: type %s is not read in pieces", big.Key, big.Type)
 	}
@@ -240,6 +246,32 @@ func (r *Reader) streamRange(ctx context.Context, big BigKey, b *pieceBuilder, p
 		}
 		if n < page {
 			return b.flush(piece, big.Type)
+		}
+	}
+}
+
+// streamString reads a long string with GETRANGE, ChunkBytes at a time;
+// a piece's offset is its first byte's.
+func (r *Reader) streamString(ctx context.Context, big BigKey, piece func(pipeline.Value) error) error {
+	step := int64(r.opts.ChunkBytes)
+	for start := int64(0); ; start += step {
+		var part string
+		err := retry(ctx, r.log, "range big string", func() error {
+			var err error
+			part, err = r.cl.GetRange(ctx, big.Key, start, start+step-1).Result()
+			return err
+		})
+		if err != nil {
+			return Explain(r.conn, err)
+		}
+		if part == "" {
+			return nil
+		}
+		if err := piece(pipeline.Value{Type: pipeline.TypeString, String: []byte(part)}); err != nil {
+			return err
+		}
+		if int64(len(part)) < step {
+			return nil
 		}
 	}
 }

@@ -22,13 +22,15 @@ import (
 // ARGV[3]: the most bytes of a string copied.
 // ARGV[4]: the most elements of a collection read in one piece.
 // ARGV[5]: the most bytes (in memory) of a collection read in one piece.
+// ARGV[6]: the most bytes of a string read whole; a longer one (up to
+// ARGV[3]) is read in pieces.
 //
 // Returns {sec, usec, type, pttl, value} for a key it read, or
 // {sec, usec, "none"} for a key that is gone, {sec, usec, "skip", type}
 // for a type not asked for, {sec, usec, "big", type, size} for a value
 // over the limits, {sec, usec, "unsupported", type} for a type cutover
 // cannot carry, and {sec, usec, "chunk", type, size, pttl} for a
-// collection to read in pieces (at this version).
+// collection or string to read in pieces (at this version).
 var readScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local k = KEYS[1]
@@ -45,6 +47,7 @@ local n
 if ty == 'string' then
   n = redis.call('STRLEN', k)
   if n > maxBytes then return {t[1], t[2], 'big', ty, n} end
+  if n > tonumber(ARGV[6]) then return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)} end
   return {t[1], t[2], ty, redis.call('PTTL', k), redis.call('GET', k)}
 elseif ty == 'hash' then
   n = redis.call('HLEN', k)

@@ -20,7 +20,9 @@ type ReaderOptions struct {
 	// Types selects keys by type; empty means every carried type.
 	Types []pipeline.Type
 	// MaxElements is the largest collection copied, MaxValueBytes the
-	// largest string; larger keys are rejected.
+	// largest string; larger keys are rejected. Defaults 100,000 and
+	// 512 MiB (the largest string Redis holds): a string too long for one
+	// Kafka record travels in pieces, like a big collection.
 	MaxElements   int
 	MaxValueBytes int
 	// ChunkElements and ChunkBytes bound what is read in one piece: a
@@ -92,7 +94,7 @@ func NewReader(cl goredis.UniversalClient, conn Conn, opts ReaderOptions) *Reade
 		opts.MaxElements = 100_000
 	}
 	if opts.MaxValueBytes <= 0 {
-		opts.MaxValueBytes = 1_000_000
+		opts.MaxValueBytes = 512 << 20
 	}
 	if opts.ChunkElements <= 0 {
 		opts.ChunkElements = 10_000
@@ -147,7 +149,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 		cmds = make([]*goredis.Cmd, len(keys))
 		for i, k := range keys {
 			cmds[i] = readScript.EvalSha(ctx, pipe, []string{k}, r.types, r.opts.MaxElements, r.opts.MaxValueBytes,
-				r.opts.ChunkElements, r.opts.ChunkBytes)
+				r.opts.ChunkElements, r.opts.ChunkBytes, r.wholeString())
 		}
 		_, _ = pipe.Exec(ctx) // each command's error is looked at below
 		for _, c := range cmds {
@@ -258,6 +260,13 @@ func isElsewhere(err error) bool {
 }
 
 func isNoScript(err error) bool { return strings.HasPrefix(err.Error(), "NOSCRIPT") }
+
+// wholeString is the longest string read whole: one that fits in a Kafka
+// record once encoded (base64 grows it by a third). A longer one travels
+// in pieces of ChunkBytes.
+func (r *Reader) wholeString() int {
+	return max(r.opts.ChunkBytes, (r.opts.MaxRecordBytes-pieceOverhead)/4*3)
+}
 
 func (r *Reader) source(pos []byte, micros uint64) pipeline.SourceInfo {
 	return pipeline.SourceInfo{
