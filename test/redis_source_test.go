@@ -387,3 +387,27 @@ func TestOneSourcePerPipeline(t *testing.T) {
 		t.Errorf("backfill after replicate stopped: exit %d\n%s", res.Code, res.Stderr)
 	}
 }
+
+// TestRepairBeforeTheFirstReplicate: reconcile --repair writes to the
+// target, but a replicate started afterwards took itself for the first
+// run of the pipeline: its snapshot swept nothing, and keys a repair had
+// copied and the source deleted since stayed in the target for good (the
+// workflow checker found 178 of them). A repair now records that the
+// pipeline wrote to its target.
+func TestRepairBeforeTheFirstReplicate(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	seedNumbered(t, src.Client, "k:", 200)
+	p := newRedisPipeline(t, src, dst)
+	res := stack.Run(testCtx(t, 2*time.Minute), t, append([]string{"reconcile", "--repair"}, p.args...)...)
+	if res.Code != 4 && res.Code != 0 {
+		t.Fatalf("reconcile --repair exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	waitKeys(t, dst.Client, "k:*", 200, time.Minute)
+	deleteKeys(t, src.Client, "k:", 20)
+	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
+	waitConverged(t, p, time.Minute)
+	if code := proc.Stop(); code != 0 {
+		t.Fatalf("replicate exited %d", code)
+	}
+}

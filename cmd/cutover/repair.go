@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/kafka"
+	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
+	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
 // repairer carries reconcile's repairs through the pipeline: it publishes
@@ -17,14 +20,36 @@ import (
 type repairer struct {
 	wr      *wiring
 	timeout time.Duration
+	mu      sync.Mutex
+	marked  bool // markWritten was done
 }
 
 // Repair implements reconcile.Repairer.
 func (r *repairer) Repair(ctx context.Context, events []pipeline.Event) error {
+	r.mu.Lock()
+	if !r.marked {
+		// Before the first repair reaches the target: the next source run
+		// must know the pipeline wrote there.
+		if err := r.wr.markWritten(ctx); err != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("record that reconcile writes to the target: %w", err)
+		}
+		r.marked = true
+	}
+	r.mu.Unlock()
 	for i := range events {
 		events[i].Source.Connector = "reconcile"
 	}
 	return r.wr.pub.Publish(ctx, pipeline.Batch{Events: events}, nil)
+}
+
+// markWritten records, in the source's checkpoint, that the pipeline
+// wrote to its target (see redissrc.MarkWritten, ddbsrc.MarkWritten).
+func (w *wiring) markWritten(ctx context.Context) error {
+	if w.cfg.sourceKind() == "dynamodb" {
+		return ddbsrc.MarkWritten(ctx, w.store, w.cfg.Name, w.dtable.Name)
+	}
+	return redissrc.MarkWritten(ctx, w.store, w.cfg.Name)
 }
 
 // Wait implements reconcile.Repairer.

@@ -471,3 +471,24 @@ func LoadEpoch(ctx context.Context, ck checkpoint.Store, name, table string) (ui
 	}
 	return st.epoch()
 }
+
+// MarkWritten records that the pipeline name has written to its target
+// without a source run (reconcile --repair does). Without a stream
+// position yet, what changes in the table from now on until replicate
+// takes one is in no stream it can read: a heal is recorded, which the
+// next replicate runs (a scan at a new epoch and a sweep).
+func MarkWritten(ctx context.Context, ck checkpoint.Store, name, table string) error {
+	if _, err := ck.Load(ctx, fmt.Sprintf("%s/dynamodb/%s/stream", name, table)); !errors.Is(err, checkpoint.ErrNotFound) {
+		return err // a stream position exists (or the store failed)
+	}
+	st, err := loadState(ctx, ck, name, table)
+	if err != nil || st.Heal != nil {
+		return err
+	}
+	st.Heal = &healState{Reason: "reconcile --repair wrote to the target before the table's stream position was taken"}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return ck.Save(ctx, epochName(name, table), raw)
+}

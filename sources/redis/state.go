@@ -53,3 +53,15 @@ func saveState(ctx context.Context, ck checkpoint.Store, name string, st State) 
 	}
 	return nil
 }
+
+// MarkWritten records that the pipeline name has written to its target
+// without a source run (reconcile --repair does): the next run of the
+// source then takes the pipeline for one that ran before, and sweeps from
+// the target what the source no longer has — keys a repair wrote and the
+// source deleted since would otherwise stay for good.
+func MarkWritten(ctx context.Context, ck checkpoint.Store, name string) error {
+	if _, found, err := LoadState(ctx, ck, name); err != nil || found {
+		return err
+	}
+	return saveState(ctx, ck, name, State{})
+}
