@@ -342,7 +342,13 @@ func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.R
 			return nil, err
 		}
 		s.log.Info("truncate applied", "partition", events[0].Scope.Partition, "swept", n)
+		// A truncate that found nothing older changed nothing: counted as
+		// skipped, so that a replay that only repeats what the target holds
+		// reports no event applied.
 		results[0] = pipeline.Result{Outcome: pipeline.Applied}
+		if n == 0 {
+			results[0].Outcome = pipeline.SkippedOlder
+		}
 		return results, nil
 	}
 	newest := make(map[string]int, len(events))
