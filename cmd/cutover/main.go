@@ -79,6 +79,18 @@ func run(ctx context.Context, args []string) int {
 	return code
 }
 
+// stoppedWhileStarting turns the error of a long-running command stopped
+// by SIGINT or SIGTERM before it was up (connecting, checking the topic)
+// into a clean stop: nothing was read or applied yet, and a stop signal is
+// how replicate and sink are meant to end.
+func stoppedWhileStarting(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "cutover: stopped while starting; nothing was lost, run the command again to continue")
+		return nil
+	}
+	return err
+}
+
 // usageError is a mistake on the command line: a bad flag or argument.
 type usageError struct{ err error }
 

@@ -67,7 +67,7 @@ source, for sink workers started with "cutover sink".`,
 			if mode.snapshotOnly {
 				what = "replicate --snapshot-only"
 			}
-			return runReplicate(cmd.Context(), &cfg, mode, what, cmd.OutOrStdout())
+			return stoppedWhileStarting(cmd.Context(), runReplicate(cmd.Context(), &cfg, mode, what, cmd.OutOrStdout()))
 		},
 	}
 	fs := cmd.Flags()

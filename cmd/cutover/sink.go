@@ -23,7 +23,7 @@ topic's partitions; pair it with "cutover replicate --no-sink".`,
 			if err := applyConfig(cmd, &cfg); err != nil {
 				return err
 			}
-			return runSink(cmd.Context(), &cfg, workerID, cmd.OutOrStdout())
+			return stoppedWhileStarting(cmd.Context(), runSink(cmd.Context(), &cfg, workerID, cmd.OutOrStdout()))
 		},
 	}
 	bindPipeline(cmd.Flags(), &cfg)
