@@ -97,18 +97,8 @@ func appendValue(dst []byte, v *Value, expireAt time.Time, c *Chunk) []byte {
 		dst = append(dst, `,"string":`...)
 		dst = appendBase64(dst, v.String)
 	case TypeHash:
-		dst = append(dst, `,"hash":[`...)
-		for i, f := range v.Hash {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, '[')
-			dst = appendBase64(dst, f.Name)
-			dst = append(dst, ',')
-			dst = appendBase64(dst, f.Value)
-			dst = append(dst, ']')
-		}
-		dst = append(dst, ']')
+		dst = append(dst, `,"hash":`...)
+		dst = appendFields(dst, v.Hash)
 	case TypeList:
 		dst = append(dst, `,"list":`...)
 		dst = appendBase64List(dst, v.List)
@@ -131,9 +121,66 @@ func appendValue(dst []byte, v *Value, expireAt time.Time, c *Chunk) []byte {
 	case TypeItem:
 		dst = append(dst, `,"item":`...)
 		dst = appendAttrMap(dst, v.Item)
+	case TypeStream:
+		dst = append(dst, `,"stream":`...)
+		dst = appendStream(dst, v.Stream)
 	default: // TypeNone: Validate has rejected it already
 	}
 	return append(dst, '}')
+}
+
+// appendFields writes [[b64 name, b64 value], …].
+func appendFields(dst []byte, fields []Field) []byte {
+	dst = append(dst, '[')
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '[')
+		dst = appendBase64(dst, f.Name)
+		dst = append(dst, ',')
+		dst = appendBase64(dst, f.Value)
+		dst = append(dst, ']')
+	}
+	return append(dst, ']')
+}
+
+// appendStream writes a stream as
+// {"entries":[{"id":"1-0","fields":[[b64,b64],…]},…],"last_id":"…",
+// "max_deleted_id":"…","entries_added":N,"groups":[{"name":b64,
+// "last_delivered_id":"…","entries_read":N},…]}.
+func appendStream(dst []byte, st *Stream) []byte {
+	dst = append(dst, `{"entries":[`...)
+	for i, e := range st.Entries {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"id":`...)
+		dst = appendString(dst, e.ID)
+		dst = append(dst, `,"fields":`...)
+		dst = appendFields(dst, e.Fields)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `],"last_id":`...)
+	dst = appendString(dst, st.LastID)
+	dst = append(dst, `,"max_deleted_id":`...)
+	dst = appendString(dst, st.MaxDeletedID)
+	dst = append(dst, `,"entries_added":`...)
+	dst = strconv.AppendInt(dst, st.EntriesAdded, 10)
+	dst = append(dst, `,"groups":[`...)
+	for i, g := range st.Groups {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"name":`...)
+		dst = appendBase64(dst, g.Name)
+		dst = append(dst, `,"last_delivered_id":`...)
+		dst = appendString(dst, g.LastDeliveredID)
+		dst = append(dst, `,"entries_read":`...)
+		dst = strconv.AppendInt(dst, g.EntriesRead, 10)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
 }
 
 func appendScope(dst []byte, s *Scope) []byte {
@@ -416,6 +463,22 @@ type wireValue struct {
 	Set        [][]byte            `json:"set"`
 	ZSet       [][2]string         `json:"zset"`
 	Item       map[string]wireAttr `json:"item"`
+	Stream     *wireStream         `json:"stream"`
+}
+
+type wireStream struct {
+	Entries []struct {
+		ID     string      `json:"id"`
+		Fields [][2][]byte `json:"fields"`
+	} `json:"entries"`
+	LastID       string `json:"last_id"`
+	MaxDeletedID string `json:"max_deleted_id"`
+	EntriesAdded int64  `json:"entries_added"`
+	Groups       []struct {
+		Name            []byte `json:"name"`
+		LastDeliveredID string `json:"last_delivered_id"`
+		EntriesRead     int64  `json:"entries_read"`
+	} `json:"groups"`
 }
 
 type wireSource struct {
@@ -563,6 +626,22 @@ func (w *wireValue) value() (Value, time.Time, error) {
 		for k, a := range w.Item {
 			v.Item[k] = a.Attr
 		}
+	case TypeStream:
+		if w.Stream == nil {
+			return v, expireAt, fmt.Errorf("stream value without \"stream\"")
+		}
+		st := &Stream{LastID: w.Stream.LastID, MaxDeletedID: w.Stream.MaxDeletedID, EntriesAdded: w.Stream.EntriesAdded}
+		for _, e := range w.Stream.Entries {
+			fields := make([]Field, len(e.Fields))
+			for i, f := range e.Fields {
+				fields[i] = Field{Name: nonNil(f[0]), Value: nonNil(f[1])}
+			}
+			st.Entries = append(st.Entries, StreamEntry{ID: e.ID, Fields: fields})
+		}
+		for _, g := range w.Stream.Groups {
+			st.Groups = append(st.Groups, StreamGroup{Name: nonNil(g.Name), LastDeliveredID: g.LastDeliveredID, EntriesRead: g.EntriesRead})
+		}
+		v.Stream = st
 	case TypeNone:
 		return v, expireAt, fmt.Errorf("upsert of type none")
 	}

@@ -16,6 +16,14 @@ func sampleEvents() map[string]Event {
 	exp := time.UnixMilli(1767225600000)
 	bin := []byte{0x00, 0xff, 0x80, '"', '\\', '\n'}
 	return map[string]Event{
+		"stream": {Key: []byte("k:stream"), Op: OpUpsert, Origin: OriginLive, Version: ver, Source: src,
+			Value: Value{Type: TypeStream, Stream: &Stream{
+				Entries: []StreamEntry{{ID: "1-0", Fields: []Field{{Name: []byte("f"), Value: bin}}}, {ID: "1-5", Fields: []Field{{Name: bin, Value: []byte{}}}}},
+				LastID:  "7-2", MaxDeletedID: "7-2", EntriesAdded: 9,
+				Groups: []StreamGroup{{Name: []byte("readers"), LastDeliveredID: "1-0", EntriesRead: 1}, {Name: bin, LastDeliveredID: "0-0", EntriesRead: -1}},
+			}}},
+		"empty stream": {Key: []byte("k:stream0"), Op: OpUpsert, Origin: OriginLive, Version: ver, Source: src,
+			Value: Value{Type: TypeStream, Stream: &Stream{LastID: "3-0", EntriesAdded: -1}}},
 		"string": {Key: []byte("k:str"), Op: OpUpsert, Origin: OriginSnapshot, Version: ver,
 			Value: Value{Type: TypeString, String: bin}, ExpireAt: exp, Source: src},
 		"empty string": {Key: []byte("k:empty"), Op: OpUpsert, Origin: OriginLive, Version: ver,

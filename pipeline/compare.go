@@ -68,9 +68,64 @@ func Diff(a, b *Value) string {
 				return fmt.Sprintf("attribute %q differs", name)
 			}
 		}
+	case TypeStream:
+		return diffStream(a.Stream, b.Stream)
 	default: // TypeNone: two deletes are equal
 	}
 	return ""
+}
+
+// diffStream compares two streams: entries in order, the last ID, and the
+// groups by name; the counters Redis 7 adds are compared when both sides
+// have them.
+func diffStream(a, b *Stream) string {
+	if a == nil || b == nil {
+		if a != b {
+			return "stream missing on one side"
+		}
+		return ""
+	}
+	if len(a.Entries) != len(b.Entries) {
+		return fmt.Sprintf("stream of %d entries ≠ %d entries", len(a.Entries), len(b.Entries))
+	}
+	for i := range a.Entries {
+		x, y := a.Entries[i], b.Entries[i]
+		if x.ID != y.ID {
+			return fmt.Sprintf("stream entry %d: ID %s ≠ %s", i, x.ID, y.ID)
+		}
+		if !slices.EqualFunc(x.Fields, y.Fields, func(f, g Field) bool { return bytes.Equal(f.Name, g.Name) && bytes.Equal(f.Value, g.Value) }) {
+			return fmt.Sprintf("stream entry %s differs", x.ID)
+		}
+	}
+	switch {
+	case a.LastID != b.LastID:
+		return fmt.Sprintf("stream last ID %s ≠ %s", a.LastID, b.LastID)
+	case a.MaxDeletedID != "" && b.MaxDeletedID != "" && a.MaxDeletedID != b.MaxDeletedID:
+		return fmt.Sprintf("stream max deleted ID %s ≠ %s", a.MaxDeletedID, b.MaxDeletedID)
+	case a.EntriesAdded >= 0 && b.EntriesAdded >= 0 && a.EntriesAdded != b.EntriesAdded:
+		return fmt.Sprintf("stream entries added %d ≠ %d", a.EntriesAdded, b.EntriesAdded)
+	case len(a.Groups) != len(b.Groups):
+		return fmt.Sprintf("stream of %d consumer groups ≠ %d", len(a.Groups), len(b.Groups))
+	}
+	ga, gb := sortedGroups(a.Groups), sortedGroups(b.Groups)
+	for i := range ga {
+		x, y := ga[i], gb[i]
+		switch {
+		case !bytes.Equal(x.Name, y.Name):
+			return fmt.Sprintf("stream group %q ≠ %q", x.Name, y.Name)
+		case x.LastDeliveredID != y.LastDeliveredID:
+			return fmt.Sprintf("stream group %q: last delivered ID %s ≠ %s", x.Name, x.LastDeliveredID, y.LastDeliveredID)
+		case x.EntriesRead >= 0 && y.EntriesRead >= 0 && x.EntriesRead != y.EntriesRead:
+			return fmt.Sprintf("stream group %q: entries read %d ≠ %d", x.Name, x.EntriesRead, y.EntriesRead)
+		}
+	}
+	return ""
+}
+
+func sortedGroups(gs []StreamGroup) []StreamGroup {
+	out := slices.Clone(gs)
+	slices.SortFunc(out, func(x, y StreamGroup) int { return bytes.Compare(x.Name, y.Name) })
+	return out
 }
 
 func diffElems(kind string, a, b [][]byte) string {

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 )
 
 // Type is the data type of a Value.
@@ -23,6 +25,8 @@ const (
 	TypeZSet
 	// TypeItem is a DynamoDB item: Value.Item.
 	TypeItem
+	// TypeStream is a Redis stream: Value.Stream.
+	TypeStream
 )
 
 var typeNames = [...]string{
@@ -33,6 +37,7 @@ var typeNames = [...]string{
 	TypeSet:    "set",
 	TypeZSet:   "zset",
 	TypeItem:   "item",
+	TypeStream: "stream",
 }
 
 func (t Type) String() string {
@@ -49,7 +54,7 @@ func ParseType(s string) (Type, error) {
 			return Type(i), nil
 		}
 	}
-	return TypeNone, fmt.Errorf("unknown value type %q (want string, hash, list, set, zset or item)", s)
+	return TypeNone, fmt.Errorf("unknown value type %q (want string, hash, list, set, zset, stream or item)", s)
 }
 
 // Value is the typed state of one key. Exactly the field that matches Type
@@ -63,6 +68,42 @@ type Value struct {
 	Set    [][]byte
 	ZSet   []ScoredMember
 	Item   map[string]Attr
+	Stream *Stream
+}
+
+// Stream is a Redis stream: its entries, and what XADD, XDEL and XTRIM
+// leave behind that the entries alone do not say (the last ID given out,
+// the deleted and added counts), and its consumer groups. A group's
+// pending entries and its consumers are not carried: a new consumer
+// reads from the group's last-delivered ID.
+type Stream struct {
+	// Entries in ID order.
+	Entries []StreamEntry
+	// LastID is the last ID the stream gave out ("ms-seq"), which may be
+	// past the last entry's (deleted or trimmed ones). XSETID sets it.
+	LastID string
+	// MaxDeletedID and EntriesAdded (Redis 7+: XINFO STREAM's
+	// max-deleted-entry-id and entries-added; "" and -1 when unknown).
+	MaxDeletedID string
+	EntriesAdded int64
+	// Groups are the consumer groups.
+	Groups []StreamGroup
+}
+
+// StreamEntry is one entry of a stream.
+type StreamEntry struct {
+	ID     string
+	Fields []Field
+}
+
+// StreamGroup is one consumer group of a stream.
+type StreamGroup struct {
+	Name []byte
+	// LastDeliveredID is the ID a new consumer of the group reads after.
+	LastDeliveredID string
+	// EntriesRead is the group's entries-read counter (Redis 7+); -1 when
+	// unknown.
+	EntriesRead int64
 }
 
 // Field is one field of a Redis hash.
@@ -92,6 +133,11 @@ func (v *Value) Len() int {
 		return len(v.Set)
 	case TypeZSet:
 		return len(v.ZSet)
+	case TypeStream:
+		if v.Stream == nil {
+			return 0
+		}
+		return len(v.Stream.Entries)
 	default:
 		return 0
 	}
@@ -102,7 +148,7 @@ func (v *Value) Len() int {
 // a collection when its last element goes, so an empty one is a bug).
 func (v *Value) Validate() error {
 	set := 0
-	for _, b := range []bool{v.String != nil, v.Hash != nil, v.List != nil, v.Set != nil, v.ZSet != nil, v.Item != nil} {
+	for _, b := range []bool{v.String != nil, v.Hash != nil, v.List != nil, v.Set != nil, v.ZSet != nil, v.Item != nil, v.Stream != nil} {
 		if b {
 			set++
 		}
@@ -120,6 +166,12 @@ func (v *Value) Validate() error {
 		if v.Len() == 0 {
 			return fmt.Errorf("%s value is empty", v.Type)
 		}
+	case TypeStream:
+		// A stream may be empty: XDEL of every entry leaves the key.
+		if v.Stream == nil {
+			return fmt.Errorf("stream value is missing")
+		}
+		return v.Stream.validate()
 	case TypeNone:
 		return fmt.Errorf("upsert has no value")
 	default:
@@ -138,4 +190,58 @@ func (v *Value) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validate checks what a Redis target needs to rebuild the stream: IDs
+// that parse, entries in increasing ID order with at least one field, and
+// a last ID at or past the last entry's.
+func (s *Stream) validate() error {
+	var prev StreamID
+	for i, e := range s.Entries {
+		id, err := ParseStreamID(e.ID)
+		if err != nil {
+			return fmt.Errorf("stream entry %d: %w", i, err)
+		}
+		if i > 0 && !prev.Less(id) {
+			return fmt.Errorf("stream entry %s is not after %s", e.ID, s.Entries[i-1].ID)
+		}
+		if len(e.Fields) == 0 {
+			return fmt.Errorf("stream entry %s has no field", e.ID)
+		}
+		prev = id
+	}
+	if s.LastID != "" {
+		last, err := ParseStreamID(s.LastID)
+		if err != nil {
+			return fmt.Errorf("stream last ID: %w", err)
+		}
+		if len(s.Entries) > 0 && last.Less(prev) {
+			return fmt.Errorf("stream last ID %s is before its last entry %s", s.LastID, s.Entries[len(s.Entries)-1].ID)
+		}
+	}
+	for _, g := range s.Groups {
+		if _, err := ParseStreamID(g.LastDeliveredID); err != nil {
+			return fmt.Errorf("stream group %q: %w", g.Name, err)
+		}
+	}
+	return nil
+}
+
+// StreamID is a stream entry ID: milliseconds and a sequence number.
+type StreamID struct{ Ms, Seq uint64 }
+
+// ParseStreamID reads "ms-seq".
+func ParseStreamID(s string) (StreamID, error) {
+	ms, seq, ok := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(ms, 10, 64)
+	b, err2 := strconv.ParseUint(seq, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return StreamID{}, fmt.Errorf("stream ID %q is not ms-seq", s)
+	}
+	return StreamID{a, b}, nil
+}
+
+// Less reports whether id comes before o.
+func (id StreamID) Less(o StreamID) bool {
+	return id.Ms < o.Ms || id.Ms == o.Ms && id.Seq < o.Seq
 }

@@ -367,7 +367,7 @@ func (c *Config) validate() error {
 	}
 	for _, t := range r.Types {
 		if pt, err := pipeline.ParseType(t); err != nil || pt == pipeline.TypeItem || pt == pipeline.TypeNone {
-			bad("source.redis.types", "%q is not a Redis type (string, hash, list, set, zset)", t)
+			bad("source.redis.types", "%q is not a Redis type (string, hash, list, set, zset, stream)", t)
 		}
 	}
 	for path, v := range map[string]int{"source.redis.scan_count": r.ScanCount, "source.redis.readers": r.Readers,

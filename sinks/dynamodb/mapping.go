@@ -289,6 +289,9 @@ func redisValue(v *pipeline.Value) (types.AttributeValue, error) {
 				&types.AttributeValueMemberB{Value: m.Member}, scoreAV(m.Score)}}
 		}
 		return &types.AttributeValueMemberL{Value: l}, nil
+	case pipeline.TypeStream:
+		return nil, fmt.Errorf("a Redis stream (entries with their IDs, consumer groups) has no DynamoDB item form: " +
+			"copy it to a Redis target, or leave it out (--exclude, or --type without stream)")
 	default:
 		return nil, fmt.Errorf("type %s has no DynamoDB mapping", v.Type)
 	}

@@ -14,8 +14,10 @@
 //
 // A big key arrives in chunks of one version: the first replaces the
 // value, each later one adds its elements only while the key still holds
-// that version (list pieces also check their offset, so a replayed piece
-// is not added twice).
+// that version (list, string and stream pieces also check their offset,
+// so a replayed piece is not added twice). A stream's entries are added
+// with their own IDs; its last ID, counters and consumer groups are set
+// with its last piece.
 //
 // Writes are pipelined; keys are spread over Concurrency pipelines by hash
 // so a key's events stay in order. The sink owns retries: OOM, LOADING,

@@ -10,12 +10,13 @@ import (
 // KEYS[1] the data key; KEYS[2] its version key (same hash slot).
 // ARGV[1] the event's version (bytes)
 // ARGV[2] op: 'u' whole value or first chunk, 'c' a later chunk, 'd' delete
-// ARGV[3] type: string | hash | list | set | zset
+// ARGV[3] type: string | hash | list | set | zset | stream
 // ARGV[4] absolute expiry in ms, or ”
 // ARGV[5] how long the version key lives, in ms (the tombstone retention)
-// ARGV[6] the chunk's offset: elements of a list, bytes of a string; or ”
+// ARGV[6] the chunk's offset: elements of a list or stream, bytes of a
+// string; or ”
 // ARGV[7..] the value: the string; hash field, value, …; list or set
-// elements; zset score, member, …
+// elements; zset score, member, …; for a stream see streamArgs.
 //
 // Returns 1 when it wrote, 0 when the target already held this version or
 // a newer one (or, for a later chunk, another version).
@@ -32,6 +33,37 @@ local function newer(a, b)
   end
   return #a > #b
 end
+-- writeStream adds a stream piece's entries with their own IDs and, at
+-- its last piece, sets what the entries do not say: the last ID, the
+-- counters, the consumer groups. A stream left empty by XDEL still exists:
+-- MKSTREAM through a scratch group creates it.
+local function writeStream(key)
+  local ngroups = tonumber(ARGV[11])
+  local i, n = 12 + 3 * ngroups, #ARGV
+  while i <= n do
+    local nf = tonumber(ARGV[i + 1])
+    redis.call('XADD', key, ARGV[i], unpack(ARGV, i + 2, i + 1 + 2 * nf))
+    i = i + 2 + 2 * nf
+  end
+  if ARGV[7] ~= '1' then return end
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('XGROUP', 'CREATE', key, 'cutover:empty', '$', 'MKSTREAM')
+    redis.call('XGROUP', 'DESTROY', key, 'cutover:empty')
+  end
+  -- The counters exist from Redis 7 on: without them, the last ID alone.
+  local set = false
+  if ARGV[9] ~= '' and ARGV[10] ~= '-1' then
+    set = not redis.pcall('XSETID', key, ARGV[8], 'ENTRIESADDED', ARGV[10], 'MAXDELETEDID', ARGV[9])['err']
+  end
+  if not set then redis.call('XSETID', key, ARGV[8]) end
+  for g = 12, 11 + 3 * ngroups, 3 do
+    local created = false
+    if ARGV[g + 2] ~= '-1' then
+      created = not redis.pcall('XGROUP', 'CREATE', key, ARGV[g], ARGV[g + 1], 'ENTRIESREAD', ARGV[g + 2])['err']
+    end
+    if not created then redis.call('XGROUP', 'CREATE', key, ARGV[g], ARGV[g + 1]) end
+  end
+end
 local key, vkey, ver, op, ty = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('GET', vkey)
 if op == 'c' then
@@ -41,6 +73,9 @@ if op == 'c' then
   end
   if ty == 'string' and redis.call('STRLEN', key) ~= tonumber(ARGV[6]) then
     return 0 -- the same, for a string read in pieces
+  end
+  if ty == 'stream' and redis.call('XLEN', key) ~= tonumber(ARGV[6]) then
+    return 0 -- the same, for a stream read in pieces
   end
 else
   if not newer(ver, cur) then return 0 end
@@ -68,6 +103,7 @@ if op ~= 'd' then
   elseif ty == 'list' then cmd = 'RPUSH'
   elseif ty == 'set' then cmd = 'SADD'
   elseif ty == 'zset' then cmd = 'ZADD'
+  elseif ty == 'stream' then writeStream(key)
   else
     return redis.error_reply('cutover: cannot write type ' .. ty)
   end

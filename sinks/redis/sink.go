@@ -358,8 +358,47 @@ func (s *Sink) args(e *pipeline.Event) ([]any, error) {
 		for _, m := range v.ZSet {
 			a = append(a, pipeline.AppendScore(nil, m.Score), m.Member)
 		}
+	case pipeline.TypeStream:
+		var err error
+		if a, err = streamArgs(a, v.Stream, e.Chunk == nil || e.Chunk.Last); err != nil {
+			return nil, fmt.Errorf("%w: key %q: %w", pipeline.ErrUnmappable, e.Key, err)
+		}
 	default:
 		return nil, fmt.Errorf("%w: key %q: a DynamoDB item has no Redis form in this sink yet", pipeline.ErrUnmappable, e.Key)
+	}
+	return a, nil
+}
+
+// maxEntryFields is the most fields of one stream entry the apply script
+// can pass to XADD: Lua's unpack stops near 8,000 values.
+const maxEntryFields = 3900
+
+// streamArgs appends a stream's ARGV from ARGV[7] on: 1 at the value's
+// last piece (or whole value), else 0; the last ID; the max deleted ID
+// and entries-added ("" and -1 when unknown); the number of groups, and
+// name, last-delivered ID, entries-read of each; then each entry's ID,
+// number of fields, and field, value, ….
+func streamArgs(a []any, st *pipeline.Stream, last bool) ([]any, error) {
+	flag := "0"
+	if last {
+		flag = "1"
+	}
+	lastID := st.LastID
+	if lastID == "" {
+		lastID = "0-0"
+	}
+	a = append(a, flag, lastID, st.MaxDeletedID, strconv.FormatInt(st.EntriesAdded, 10), strconv.Itoa(len(st.Groups)))
+	for _, g := range st.Groups {
+		a = append(a, g.Name, g.LastDeliveredID, strconv.FormatInt(g.EntriesRead, 10))
+	}
+	for _, e := range st.Entries {
+		if len(e.Fields) > maxEntryFields {
+			return nil, fmt.Errorf("stream entry %s has %d fields; a Redis target takes at most %d per entry through cutover's apply script", e.ID, len(e.Fields), maxEntryFields)
+		}
+		a = append(a, e.ID, strconv.Itoa(len(e.Fields)))
+		for _, f := range e.Fields {
+			a = append(a, f.Name, f.Value)
+		}
 	}
 	return a, nil
 }

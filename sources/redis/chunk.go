@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -15,7 +16,9 @@ import (
 // bounded by one piece; emit may block (the publisher's backpressure).
 //
 // Hashes and sets are read with HSCAN/SSCAN, lists and sorted sets by
-// rank with LRANGE/ZRANGE, strings by byte range with GETRANGE. The pieces are not one atomic read: a write
+// rank with LRANGE/ZRANGE, strings by byte range with GETRANGE, streams
+// by ID with XRANGE (their last ID and groups ride on the last piece).
+// The pieces are not one atomic read: a write
 // during the stream may or may not be in them. Live capture re-reads the
 // key after any such write with a newer version, which supersedes the
 // pieces; without live capture (a backfill alone) a big key changed while
@@ -70,7 +73,7 @@ func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin,
 		held = &e
 		return nil
 	}
-	b := &pieceBuilder{r: r, v: pipeline.Value{Type: big.Type}, budget: r.opts.MaxRecordBytes - len(big.Key) - pieceOverhead}
+	b := &pieceBuilder{r: r, v: emptyPiece(big.Type), budget: r.opts.MaxRecordBytes - len(big.Key) - pieceOverhead}
 	var err error
 	switch big.Type {
 	case pipeline.TypeHash, pipeline.TypeSet:
@@ -79,8 +82,22 @@ func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin,
 		err = r.streamRange(ctx, big, b, piece)
 	case pipeline.TypeString:
 		err = r.streamString(ctx, big, piece)
+	case pipeline.TypeStream:
+		err = r.streamStream(ctx, big, b, piece)
 	default:
 		err = fmt.Errorf("key %q: type %s is not read in pieces", big.Key, big.Type)
+	}
+	if err == nil && held != nil && big.Type == pipeline.TypeStream {
+		err = r.finishStream(ctx, big, held.Value.Stream)
+	}
+	if errors.Is(err, errStreamGone) {
+		// The stream went (or changed type) while it was read: what was
+		// sent of it goes too; live capture reads its new state.
+		if emitted > 0 {
+			del := pipeline.Event{Key: []byte(big.Key), Op: pipeline.OpDelete, Origin: origin, Version: version.Next(), Source: base.Source}
+			return emit(del)
+		}
+		return nil
 	}
 	if err == nil && held != nil {
 		held.Chunk.Last = true
@@ -153,8 +170,17 @@ func (b *pieceBuilder) flush(piece func(pipeline.Value) error, typ pipeline.Type
 		return nil
 	}
 	v := b.v
-	b.v, b.bytes = pipeline.Value{Type: typ}, 0
+	b.v, b.bytes = emptyPiece(typ), 0
 	return piece(v)
+}
+
+// emptyPiece is a piece of type typ with no elements yet.
+func emptyPiece(typ pipeline.Type) pipeline.Value {
+	v := pipeline.Value{Type: typ}
+	if typ == pipeline.TypeStream {
+		v.Stream = &pipeline.Stream{EntriesAdded: -1}
+	}
+	return v
 }
 
 // add puts one element of size encoded bytes into the piece (appendTo
@@ -275,3 +301,95 @@ func (r *Reader) streamString(ctx context.Context, big BigKey, piece func(pipeli
 		}
 	}
 }
+
+// streamStream reads a stream's entries by ID with XRANGE, a page at a
+// time, each page starting after the last ID of the one before. (The raw
+// reply, not go-redis' XMessage: a map loses the fields' order and an
+// entry's repeated fields.)
+func (r *Reader) streamStream(ctx context.Context, big BigKey, b *pieceBuilder, piece func(pipeline.Value) error) error {
+	const page = 1000
+	start := "-"
+	for {
+		var raw []any
+		err := retry(ctx, r.log, "range big stream", func() error {
+			var err error
+			raw, err = r.cl.Do(ctx, "XRANGE", big.Key, start, "+", "COUNT", page).Slice()
+			return err
+		})
+		if err != nil {
+			if isWrongType(err) {
+				return errStreamGone
+			}
+			return Explain(r.conn, err)
+		}
+		entries, err := streamEntries(raw)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			size := encoded([]byte(e.ID))
+			for _, f := range e.Fields {
+				size += encoded(f.Name, f.Value)
+			}
+			if err := b.add(size, func() { b.v.Stream.Entries = append(b.v.Stream.Entries, e) }, piece, big.Type); err != nil {
+				return err
+			}
+		}
+		if len(entries) < page {
+			return b.flush(piece, big.Type)
+		}
+		start = "(" + entries[len(entries)-1].ID
+	}
+}
+
+// streamMetaScript reads a stream's last ID, counters and groups at once.
+var streamMetaScript = goredis.NewScript(streamMetaLua + `
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'stream' then return false end
+return streamMeta(KEYS[1])
+`)
+
+// errStreamGone says a stream was deleted, or replaced by another type,
+// while it was read in pieces.
+var errStreamGone = errors.New("the stream went while it was read")
+
+// finishStream puts the stream's last ID, counters and groups, read after
+// its entries, on its last piece. The last ID is never before the last
+// entry read, nor entries-added below the entries sent, so the target
+// accepts them whatever changed during the read.
+func (r *Reader) finishStream(ctx context.Context, big BigKey, last *pipeline.Stream) error {
+	var reply any
+	err := retry(ctx, r.log, "read stream groups", func() error {
+		var err error
+		reply, err = streamMetaScript.Run(ctx, r.cl, []string{big.Key}).Result()
+		if errors.Is(err, goredis.Nil) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return Explain(r.conn, err)
+	}
+	meta, ok := reply.([]any)
+	if !ok {
+		return errStreamGone
+	}
+	st, err := streamMeta(meta)
+	if err != nil {
+		return fmt.Errorf("key %q: %w", big.Key, err)
+	}
+	top := last.Entries[len(last.Entries)-1].ID
+	if id, err := pipeline.ParseStreamID(st.LastID); err != nil || id.Less(mustStreamID(top)) {
+		st.LastID = top
+	}
+	last.LastID, last.MaxDeletedID, last.EntriesAdded, last.Groups = st.LastID, st.MaxDeletedID, st.EntriesAdded, st.Groups
+	return nil
+}
+
+// mustStreamID parses an ID Redis gave out.
+func mustStreamID(s string) pipeline.StreamID {
+	id, _ := pipeline.ParseStreamID(s)
+	return id
+}
+
+// isWrongType reports a reply saying the key holds another type now.
+func isWrongType(err error) bool { return strings.HasPrefix(err.Error(), "WRONGTYPE") }

@@ -16,7 +16,10 @@
 // the saved cursor; SCAN guarantees that every key present for the whole
 // walk is returned at least once, so none is skipped.
 //
-// Keys that cannot become events — a type cutover does not carry (streams,
-// module types), a collection larger than MaxElements, a string larger than
+// Streams are read with their entries, last ID, counters and consumer
+// groups (XRANGE and XINFO in the same script); a big one in pieces by ID.
+//
+// Keys that cannot become events — a type cutover does not carry (module
+// types), a collection larger than MaxElements, a string larger than
 // MaxValueBytes — are rejected into the dead-letter topic, never dropped.
 package redis

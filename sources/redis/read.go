@@ -25,13 +25,14 @@ import (
 // ARGV[6]: the most bytes of a string read whole; a longer one (up to
 // ARGV[3]) is read in pieces.
 //
-// Returns {sec, usec, type, pttl, value} for a key it read, or
+// Returns {sec, usec, type, pttl, value} for a key it read (a stream's
+// value is {entries, meta}, see streamMetaLua), or
 // {sec, usec, "none"} for a key that is gone, {sec, usec, "skip", type}
 // for a type not asked for, {sec, usec, "big", type, size} for a value
 // over the limits, {sec, usec, "unsupported", type} for a type cutover
 // cannot carry, and {sec, usec, "chunk", type, size, pttl} for a
 // collection or string to read in pieces (at this version).
-var readScript = goredis.NewScript(`
+var readScript = goredis.NewScript(streamMetaLua + `
 local t = redis.call('TIME')
 local k = KEYS[1]
 local ty = redis.call('TYPE', k)['ok']
@@ -57,6 +58,8 @@ elseif ty == 'set' then
   n = redis.call('SCARD', k)
 elseif ty == 'zset' then
   n = redis.call('ZCARD', k)
+elseif ty == 'stream' then
+  n = redis.call('XLEN', k)
 else
   return {t[1], t[2], 'unsupported', ty}
 end
@@ -77,11 +80,34 @@ elseif ty == 'list' then
   v = redis.call('LRANGE', k, 0, -1)
 elseif ty == 'set' then
   v = redis.call('SMEMBERS', k)
+elseif ty == 'stream' then
+  v = {redis.call('XRANGE', k, '-', '+'), streamMeta(k)}
 else
   v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
 end
 return {t[1], t[2], ty, redis.call('PTTL', k), v}
 `)
+
+// streamMetaLua reads what a stream holds besides its entries, as
+// {{last-generated-id, max-deleted-entry-id or "", entries-added or -1},
+// {{group, last-delivered-id, entries-read or -1}, …}}. The last two
+// counters and entries-read exist from Redis 7 on.
+const streamMetaLua = `
+local function field(arr, name)
+  for i = 1, #arr, 2 do
+    if arr[i] == name then return arr[i + 1] end
+  end
+  return false
+end
+local function streamMeta(k)
+  local info = redis.call('XINFO', 'STREAM', k)
+  local groups = {}
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', k)) do
+    table.insert(groups, {field(g, 'name'), field(g, 'last-delivered-id'), field(g, 'entries-read') or -1})
+  end
+  return {{field(info, 'last-generated-id'), field(info, 'max-deleted-entry-id') or '', field(info, 'entries-added') or -1}, groups}
+end
+`
 
 // readResult is what the script said about one key.
 type readResult struct {
@@ -163,6 +189,9 @@ func (r *readResult) toValue(key string) (pipeline.Value, error) {
 	if !ok {
 		return pipeline.Value{}, fmt.Errorf("key %q: %s value arrived as %T", key, r.kind, r.value)
 	}
+	if r.kind == "stream" {
+		return streamValue(key, arr)
+	}
 	elems := make([][]byte, len(arr))
 	for i, e := range arr {
 		s, ok := e.(string)
@@ -222,4 +251,88 @@ func typesArg(types []pipeline.Type) string {
 		b.WriteByte(',')
 	}
 	return b.String()
+}
+
+// streamValue reads the read script's {entries, meta} of a stream.
+func streamValue(key string, arr []any) (pipeline.Value, error) {
+	bad := func(what string) (pipeline.Value, error) {
+		return pipeline.Value{}, fmt.Errorf("key %q: stream %s arrived in an unexpected shape", key, what)
+	}
+	if len(arr) != 2 {
+		return bad("value")
+	}
+	raw, ok := arr[0].([]any)
+	if !ok {
+		return bad("entries")
+	}
+	entries, err := streamEntries(raw)
+	if err != nil {
+		return pipeline.Value{}, fmt.Errorf("key %q: %w", key, err)
+	}
+	meta, ok := arr[1].([]any)
+	if !ok {
+		return bad("meta")
+	}
+	st, err := streamMeta(meta)
+	if err != nil {
+		return pipeline.Value{}, fmt.Errorf("key %q: %w", key, err)
+	}
+	st.Entries = entries
+	return pipeline.Value{Type: pipeline.TypeStream, Stream: st}, nil
+}
+
+// streamEntries reads XRANGE's reply: {{id, {field, value, …}}, …}.
+func streamEntries(raw []any) ([]pipeline.StreamEntry, error) {
+	out := make([]pipeline.StreamEntry, 0, len(raw))
+	for _, r := range raw {
+		e, ok := r.([]any)
+		if !ok || len(e) != 2 {
+			return nil, fmt.Errorf("stream entry arrived as %T", r)
+		}
+		kv, ok := e[1].([]any)
+		if !ok || len(kv)%2 != 0 {
+			return nil, fmt.Errorf("stream entry %v: fields arrived as %T", e[0], e[1])
+		}
+		fields := make([]pipeline.Field, len(kv)/2)
+		for i := range fields {
+			fields[i] = pipeline.Field{Name: []byte(asString(kv[2*i])), Value: []byte(asString(kv[2*i+1]))}
+		}
+		out = append(out, pipeline.StreamEntry{ID: asString(e[0]), Fields: fields})
+	}
+	return out, nil
+}
+
+// streamMeta reads streamMetaLua's reply.
+func streamMeta(meta []any) (*pipeline.Stream, error) {
+	if len(meta) != 2 {
+		return nil, fmt.Errorf("stream meta arrived with %d parts", len(meta))
+	}
+	info, ok := meta[0].([]any)
+	if !ok || len(info) != 3 {
+		return nil, fmt.Errorf("stream info arrived as %T", meta[0])
+	}
+	st := &pipeline.Stream{LastID: asString(info[0]), MaxDeletedID: asString(info[1]), EntriesAdded: asInt(info[2])}
+	groups, _ := meta[1].([]any)
+	for _, g := range groups {
+		a, ok := g.([]any)
+		if !ok || len(a) != 3 {
+			return nil, fmt.Errorf("stream group arrived as %T", g)
+		}
+		st.Groups = append(st.Groups, pipeline.StreamGroup{Name: []byte(asString(a[0])), LastDeliveredID: asString(a[1]), EntriesRead: asInt(a[2])})
+	}
+	return st, nil
+}
+
+func asInt(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			return -1
+		}
+		return i
+	}
+	return -1
 }
