@@ -13,6 +13,7 @@ import (
 
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/sources"
 )
 
 // Mode says what a Source runs.
@@ -70,7 +71,10 @@ func NewSource(db scanAPI, streams streamsAPI, table Table, scan ScanOptions, st
 	s.scanOpt.Epoch, stream.Epoch = s.epoch, s.epoch
 	stream.OnGap = s.recordGap
 	switch err := table.CheckStream(); {
-	case err == nil:
+	case err == nil, table.StreamView == "" && !mode.SnapshotOnly:
+		// A stream that is off now may be off only for a moment (disabled
+		// and enabled again): Run decides, once it knows whether this
+		// pipeline captured the table's stream before.
 		s.stream = NewStream(streams, db, table, stream, pub, ck)
 	case !mode.SnapshotOnly:
 		return nil, err
@@ -110,6 +114,14 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	if s.mode.SnapshotOnly {
 		return s.backfill(ctx)
+	}
+	if s.table.StreamView == "" {
+		if err := s.awaitStream(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while waiting: nothing was read
+			}
+			return err
+		}
 	}
 	gap, err := s.stream.Start(ctx)
 	if err != nil {
@@ -182,6 +194,9 @@ func (s *Source) Run(ctx context.Context) error {
 				// The gap is recorded: follow the new stream, from before
 				// the heal its gap asks for.
 				if err := s.followNewStream(ctx); err != nil {
+					if ctx.Err() != nil {
+						err = nil // stopped while waiting for the stream
+					}
 					return stop(err)
 				}
 				stream := s.streamNow()
@@ -202,16 +217,11 @@ func (s *Source) Run(ctx context.Context) error {
 // whose Start sees the changed ARN (recording the gap again does no harm)
 // and takes a position on it.
 func (s *Source) followNewStream(ctx context.Context) error {
-	arn, view, err := currentStream(ctx, s.db, s.table.Name)
+	table, err := s.streamOn(ctx)
 	if err != nil {
-		return fmt.Errorf("read the table's new stream: %w", explain(s.scanOpt.Endpoint, err))
-	}
-	table := s.table
-	table.StreamARN, table.StreamView = arn, view
-	if err := table.CheckStream(); err != nil {
 		return err
 	}
-	s.log.Warn("the table has a new stream: following it", "table", table.Name, "stream", arn)
+	s.log.Warn("the table has a new stream: following it", "table", table.Name, "stream", table.StreamARN)
 	old := s.streamNow()
 	st := NewStream(old.cl, s.db, table, old.opts, s.pub, s.ck)
 	if _, err := st.Start(ctx); err != nil {
@@ -222,6 +232,57 @@ func (s *Source) followNewStream(ctx context.Context) error {
 	s.stream = st
 	s.mu.Unlock()
 	return nil
+}
+
+// awaitStream runs before live capture starts on a table whose stream is
+// off. A pipeline that never captured the table's stream is refused with
+// the command that turns it on: the user forgot it. One that did capture
+// it before waits until the stream is back (disabled and enabled again,
+// maybe while cutover restarted): the new stream's Start then records the
+// gap, and a heal re-scans what neither stream holds. Exiting instead
+// would turn a stream toggled for a moment into a failed replicate.
+func (s *Source) awaitStream(ctx context.Context) error {
+	stream := s.streamNow()
+	if _, found, err := stream.load(ctx); err != nil {
+		return err
+	} else if !found {
+		return s.table.CheckStream()
+	}
+	table, err := s.streamOn(ctx)
+	if err != nil {
+		return err
+	}
+	st := NewStream(stream.cl, s.db, table, stream.opts, s.pub, s.ck)
+	s.mu.Lock()
+	s.table = table
+	s.stream = st
+	s.mu.Unlock()
+	return nil
+}
+
+// streamOn describes the table until its stream is on and returns the
+// table with that stream; while it is off it waits, saying so once.
+func (s *Source) streamOn(ctx context.Context) (Table, error) {
+	waiting := false
+	for {
+		arn, view, err := currentStream(ctx, s.db, s.table.Name)
+		if err != nil {
+			return Table{}, fmt.Errorf("read the table's stream settings: %w", explain(s.scanOpt.Endpoint, err))
+		}
+		if arn != "" {
+			table := s.table
+			table.StreamARN, table.StreamView = arn, view
+			return table, table.CheckStream()
+		}
+		if !waiting {
+			s.log.Warn("the table's stream is off: waiting for it to be enabled again (changes meanwhile are healed by a re-scan)",
+				"table", s.table.Name, "fix", fmt.Sprintf("aws dynamodb update-table --table-name %s --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES", s.table.Name))
+			waiting = true
+		}
+		if !sources.Sleep(ctx, s.streamNow().opts.RefreshEvery) {
+			return Table{}, ctx.Err()
+		}
+	}
 }
 
 func (s *Source) streamNow() *Stream {

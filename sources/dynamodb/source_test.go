@@ -257,6 +257,14 @@ func TestStreamReenabledWhileRunningIsAGap(t *testing.T) {
 	waitFor(t, func() bool { return h.table.scanCount() == 1 })
 
 	// Off and on: a new stream with a new shard.
+	h.followsNewStream(t, cancel, done)
+}
+
+// followsNewStream gives the table a new stream, then checks that the
+// running source heals (one truncate), reads the new stream and saves its
+// positions.
+func (h *harness) followsNewStream(t *testing.T, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
 	h.streams.mu.Lock()
 	h.streams.shards = nil
 	h.streams.mu.Unlock()
@@ -301,5 +309,66 @@ func TestOldTrimHorizonPositionIsAGap(t *testing.T) {
 	h.scanned(t)
 	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(h.pub.truncates()) == 1 }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReplicateStartedWhileStreamOffWaitsForIt: the workflow checker
+// turned a table's stream off and on while a replicate was starting
+// (seed 1795767739413967548); the replicate saw the stream off, refused
+// the table as if the user had never enabled it, and exited 1. For a
+// pipeline that captured the stream before, a stream off is a gap, as it
+// is while replicate runs: wait for it, follow the new stream and heal.
+func TestReplicateStartedWhileStreamOffWaitsForIt(t *testing.T) {
+	h := newHarness()
+	h.streams.addShard("s1", "", false)
+	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return h.table.scanCount() == 1 }); err != nil {
+		t.Fatal(err)
+	}
+
+	// Stopped; the stream goes off; replicate starts again meanwhile.
+	h.table.mu.Lock()
+	h.table.arn = ""
+	h.table.mu.Unlock()
+	h.def.StreamARN, h.def.StreamView = "", ""
+	src := h.source(t, Mode{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("replicate stopped while the stream was off: %v", err)
+	case <-time.After(100 * time.Millisecond): // ten looks at the table
+	}
+
+	// On again: a new stream, with a change in it.
+	h.followsNewStream(t, cancel, done)
+}
+
+// TestFirstReplicateOfTableWithoutStreamIsRefused: a pipeline that never
+// read the table's stream is refused with the command that enables it.
+func TestFirstReplicateOfTableWithoutStreamIsRefused(t *testing.T) {
+	h := newHarness()
+	h.table.arn = ""
+	h.def.StreamARN, h.def.StreamView = "", ""
+	err := h.source(t, Mode{}).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "DynamoDB Streams is off on table T") {
+		t.Fatalf("got %v, want the table refused with the fix", err)
+	}
+}
+
+// TestStoppedWhileWaitingForTheStream: SIGTERM while waiting is a clean
+// stop.
+func TestStoppedWhileWaitingForTheStream(t *testing.T) {
+	h := newHarness()
+	h.streams.addShard("s1", "", false)
+	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return h.table.scanCount() == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	h.table.arn = ""
+	h.def.StreamARN, h.def.StreamView = "", ""
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.source(t, Mode{}).Run(ctx); err != nil {
+		t.Fatalf("stopped while waiting for the stream: %v, want nil", err)
 	}
 }
