@@ -210,6 +210,9 @@ func (r *reporter) tableSummary(row func(string, int64, string)) int64 {
 		if s.Rereads > 0 {
 			row("items re-read", s.Rereads, "their record had no usable new image")
 		}
+		if s.Skipped > 0 {
+			row("records skipped", s.Skipped, "older than the position saved by an earlier run (read again from the shard's start)")
+		}
 		row("gaps healed", r.table.Heals(), fmt.Sprintf("%s trimmed gaps detected", group(s.Gaps)))
 		read += s.Records
 	}

@@ -31,6 +31,8 @@ type fakeStreams struct {
 	trimmed map[string]int
 	// calls counts GetRecords calls per shard.
 	calls map[string]int
+	// age is added to now for the creation time of the records put.
+	age time.Duration
 }
 
 func newFakeStreams() *fakeStreams {
@@ -57,7 +59,9 @@ func (f *fakeStreams) put(shard, pk string, remove bool) {
 	defer f.mu.Unlock()
 	seq := fmt.Sprintf("1%020d", len(f.records[shard])+1)
 	key := map[string]streamtypes.AttributeValue{"pk": &streamtypes.AttributeValueMemberS{Value: pk}}
-	r := streamtypes.Record{EventName: streamtypes.OperationTypeInsert, Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String(seq), Keys: key}}
+	created := time.Now().Add(f.age).Truncate(time.Second) // rounded down, as DynamoDB does
+	r := streamtypes.Record{EventName: streamtypes.OperationTypeInsert,
+		Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String(seq), Keys: key, ApproximateCreationDateTime: &created}}
 	if remove {
 		r.EventName = streamtypes.OperationTypeRemove
 	} else {
@@ -238,7 +242,7 @@ func newHarness() *harness {
 func (h *harness) source(t *testing.T, mode Mode) *Source {
 	t.Helper()
 	src, err := NewSource(h.table, h.streams, h.def, ScanOptions{Name: "p", Segments: 1},
-		StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond}, mode, h.pub, h.ck)
+		StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 1100 * time.Millisecond}, mode, h.pub, h.ck)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,10 +95,11 @@ func (s *Source) ScanProgress() (p ScanProgress, ok bool) {
 	return p, false
 }
 
-// StreamStats are live capture's counters; ok is false without it.
+// StreamStats are live capture's counters (a backfill follows the stream
+// during its scan too); ok is false without a stream.
 func (s *Source) StreamStats() (st StreamStats, ok bool) {
 	stream := s.streamNow()
-	if stream == nil || s.mode.SnapshotOnly {
+	if stream == nil {
 		return st, false
 	}
 	return stream.Stats(), true
@@ -291,20 +292,59 @@ func (s *Source) streamNow() *Stream {
 	return s.stream
 }
 
-// backfill scans the table, after taking the stream's position if the
-// table has a stream, so that a replicate started later reads every
-// change made since the scan began.
+// backfill scans the table. With a stream, it follows the stream while
+// it scans, as replicate does, and stops once the positions it leaves are
+// exact (Stream.settle): a replicate started later reads from them every
+// change made since the scan began, and none made before — re-applied
+// over the scan's rows, an older change would move a key backwards.
 func (s *Source) backfill(ctx context.Context) error {
-	if s.stream != nil {
-		if err := s.stream.Mark(ctx); err != nil {
-			return err
-		}
-	}
 	exists, finished, err := s.scan.Load().Status(ctx)
 	if err != nil {
 		return err
 	}
-	return s.runScan(ctx, exists && (finished || s.mode.Restart))
+	fresh := exists && (finished || s.mode.Restart)
+	stream := s.streamNow()
+	if stream == nil {
+		return s.runScan(ctx, fresh)
+	}
+	gap, err := stream.Start(ctx)
+	if err != nil {
+		return err
+	}
+	if gap == "" && stream.FirstRun() && exists && !fresh {
+		// The scan resumed began before any stream position was taken (an
+		// older cutover, or the stream was off then): its first pages are
+		// older than the position.
+		gap = "the scan resumed began before the stream's position was taken: changes made since are not in the stream"
+	}
+	if gap != "" {
+		if err := s.recordGap(ctx, gap); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	streamErr := make(chan error, 1)
+	go func() {
+		err := stream.Run(ctx)
+		if err != nil {
+			cancel(err)
+		}
+		streamErr <- err
+	}()
+	err = s.runScan(ctx, fresh)
+	if err == nil {
+		stream.settle(ctx)
+	}
+	cancel(nil)
+	switch serr := <-streamErr; {
+	case errors.Is(serr, errStreamChanged):
+		// The stream was disabled and enabled again meanwhile: the
+		// positions left are of the old one, and the next replicate heals
+		// the gap.
+	case serr != nil:
+		return fmt.Errorf("follow the stream of %s during the scan: %w", s.table.Name, serr)
+	}
+	return err
 }
 
 // runScan runs the snapshot. fresh says it starts over while the target

@@ -230,7 +230,7 @@ func TestRecordWithoutUsableImageIsReadAgain(t *testing.T) {
 			NewImage: map[string]streamtypes.AttributeValue{"pk": key("a")["pk"], "empty": nil}}},
 		{EventName: streamtypes.OperationTypeInsert, Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String("100000000000000000002"), Keys: key("gone")}},
 	}
-	b, _, err := st.events(context.Background(), "s1", recs)
+	b, _, err := st.events(context.Background(), "s1", recs, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,5 +370,62 @@ func TestStoppedWhileWaitingForTheStream(t *testing.T) {
 	defer cancel()
 	if err := h.source(t, Mode{}).Run(ctx); err != nil {
 		t.Fatalf("stopped while waiting for the stream: %v, want nil", err)
+	}
+}
+
+// TestReplicateAfterBackfillReadsNothingOlderThanTheScan: the workflow
+// checker (seed 1795768696025143239) saw keys move backwards when a
+// replicate followed a backfill: the backfill had saved its shards as
+// "from the trim horizon", so replicate read the whole history of the open
+// shard again — every change made before the backfill, stamped newer than
+// the backfill's rows — and put old values over the newer ones the scan
+// had copied. A backfill now follows the stream during its scan and
+// leaves positions at the shard's end; the records before them are
+// skipped, those after them are read.
+func TestReplicateAfterBackfillReadsNothingOlderThanTheScan(t *testing.T) {
+	h := newHarness()
+	h.streams.addShard("s1", "", false)
+	h.streams.age = -time.Hour
+	h.streams.put("s1", "old", false) // an hour before the backfill
+	h.streams.age = 0
+	if err := h.source(t, Mode{SnapshotOnly: true}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pos := h.streamPos(t); pos.Shards["s1"] == nil || pos.Shards["s1"].From.IsZero() {
+		t.Fatalf("the backfill left no position at the shard's end: %+v", pos.Shards["s1"])
+	}
+	h.streams.put("s1", "new", false) // between the commands
+	src := h.source(t, Mode{})
+	if err := h.runFor(t, src, func() bool { return h.pub.hasEvent("new", pipeline.OpUpsert) }); err != nil {
+		t.Fatal(err)
+	}
+	if h.pub.hasEvent("old", pipeline.OpUpsert) {
+		t.Error("replicate published a change made before the backfill's scan: it would move the key back")
+	}
+	if n := len(h.pub.truncates()); n != 0 {
+		t.Errorf("%d truncates: the backfill's positions need no heal", n)
+	}
+}
+
+// TestBackfillCarriesChangesMadeWhileItRuns: the backfill follows the
+// stream while it scans; a change made then is published by the backfill
+// and the position saved is after it.
+func TestBackfillCarriesChangesMadeWhileItRuns(t *testing.T) {
+	h := newHarness()
+	h.streams.addShard("s1", "", false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.source(t, Mode{SnapshotOnly: true}).Run(ctx) }()
+	waitFor(t, func() bool { return h.table.scanCount() == 1 })
+	h.streams.put("s1", "during", false)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !h.pub.hasEvent("during", pipeline.OpUpsert) {
+		t.Error("a change made during the backfill's scan was not published")
+	}
+	if pos := h.streamPos(t); pos.Shards["s1"] == nil || pos.Shards["s1"].Seq == "" {
+		t.Errorf("the position is not after the change read: %+v", pos.Shards["s1"])
 	}
 }

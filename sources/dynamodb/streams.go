@@ -41,6 +41,10 @@ type StreamOptions struct {
 	// DynamoDB Streams does. Saved positions older than it (less an hour's
 	// margin for clocks) may point past trimmed records: a gap.
 	Retention time.Duration
+	// Settle is how long after its write a record is assumed to be
+	// readable in the stream, clock differences and rounding included;
+	// default 15s (see shardState.From).
+	Settle time.Duration
 	// OnGap records that changes may be missing from the stream (a heal is
 	// needed). It is called before the stream forgets the position that
 	// can no longer be read, and must make the need durable: an error
@@ -63,7 +67,10 @@ type StreamStats struct {
 	Records, Deletes int64
 	// Rereads are records without a usable new image whose item was read
 	// from the table instead.
-	Rereads      int64
+	Rereads int64
+	// Skipped are records read again from a shard's trim horizon that
+	// precede its saved position (see shardState.From): not published.
+	Skipped      int64
 	Shards, Done int64
 	Gaps         int64
 	// Age is how old the last record read was when it was read.
@@ -80,6 +87,18 @@ type shardState struct {
 	// "from the trim horizon": opened later than the stream's retention
 	// after it, records since may be trimmed — a gap.
 	Since time.Time `json:"since,omitzero"`
+	// From, for a shard without Seq whose position was taken at its end
+	// (LATEST) rather than at its start, is the last time the shard was
+	// seen holding no record after that position: refreshed by every
+	// empty read. A LATEST iterator cannot be saved, so such a shard is
+	// opened again at its trim horizon, and the records created before
+	// From (less StreamOptions.Settle) are skipped: a record created
+	// more than Settle before an empty read of its shard that the read did
+	// not return was in the shard before the position was taken: they precede the position,
+	// and re-applied over the rows of a scan that read newer states they
+	// would move keys backwards. Zero for a shard all of whose records
+	// are to be read (a child of a shard read to its end, a gap).
+	From time.Time `json:"from,omitzero"`
 }
 
 // streamPosition is the stream's checkpoint. A shard without a saved
@@ -119,8 +138,9 @@ type Stream struct {
 	latest                               map[string]*string // LATEST iterators taken before the scan, by shard
 	parents                              map[string]string  // shard → parent
 	firstRun                             bool               // Start found no checkpoint
+	started                              time.Time          // when Start ran
 	records, deletes, shards, done, gaps atomic.Int64
-	rereads                              atomic.Int64
+	rereads, skipped                     atomic.Int64
 	ageNanos                             atomic.Int64
 }
 
@@ -134,6 +154,9 @@ func NewStream(cl streamsAPI, items itemAPI, table Table, opts StreamOptions, pu
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = 24 * time.Hour
+	}
+	if opts.Settle <= 0 {
+		opts.Settle = 15 * time.Second
 	}
 	if opts.OnGap == nil {
 		opts.OnGap = func(context.Context, string) error { return nil }
@@ -150,7 +173,7 @@ func (st *Stream) FirstRun() bool { return st.firstRun }
 
 // Stats returns the counters so far.
 func (st *Stream) Stats() StreamStats {
-	return StreamStats{Records: st.records.Load(), Deletes: st.deletes.Load(), Rereads: st.rereads.Load(), Shards: st.shards.Load(),
+	return StreamStats{Records: st.records.Load(), Deletes: st.deletes.Load(), Rereads: st.rereads.Load(), Skipped: st.skipped.Load(), Shards: st.shards.Load(),
 		Done: st.done.Load(), Gaps: st.gaps.Load(), Age: time.Duration(st.ageNanos.Load())}
 }
 
@@ -165,6 +188,7 @@ func (st *Stream) checkpointName() string {
 // scan (or heal) starts. gap says why saved positions were unusable;
 // the caller must heal it.
 func (st *Stream) Start(ctx context.Context) (gap string, err error) {
+	st.started = time.Now().UTC()
 	pos, found, err := st.load(ctx)
 	if err != nil {
 		return "", err
@@ -219,36 +243,51 @@ func (st *Stream) takeLatest(ctx context.Context) error {
 			return err
 		}
 		st.latest[id] = it
-		// A restart before a record is read goes from the trim horizon.
-		st.pos.Shards[id] = &shardState{Since: time.Now().UTC()}
+		// A restart before a record is read goes from the trim horizon,
+		// skipping what was there before now.
+		now := time.Now().UTC()
+		st.pos.Shards[id] = &shardState{Since: now, From: now}
 	}
 	st.saveNow(ctx)
 	return nil
 }
 
-// Mark takes the stream's position for a later run, if none is saved yet:
-// every open shard from its trim horizon (what is in it from now on is
-// newer than the scan that follows), closed shards done. A backfill calls
-// it before its scan, so that replicate started afterwards reads every
-// change made since — provided it starts within the stream's retention.
-func (st *Stream) Mark(ctx context.Context) error {
-	if _, found, err := st.load(ctx); err != nil || found {
-		return err
+// settle returns once the positions saved for every open shard are
+// exact for a later run: the shard has a saved sequence number, or it was
+// read empty for Settle after this run took or loaded its position
+// (its From is that late), so that no record created before the position
+// is read again from its trim horizon. A backfill calls it after its scan,
+// while Run still reads; a busy table settles at once, an idle one within
+// Settle. It returns early when ctx ends.
+func (st *Stream) settle(ctx context.Context) {
+	tick := time.NewTicker(st.opts.PollInterval)
+	defer tick.Stop()
+	// A shard that cannot be read (the stream disabled meanwhile, say)
+	// never settles: give up after twice the wait, and say so.
+	deadline := time.NewTimer(time.Until(st.started.Add(2*st.opts.Settle + 30*time.Second)))
+	defer deadline.Stop()
+	for {
+		var open []string
+		st.mu.Lock()
+		for id, sh := range st.pos.Shards {
+			if !sh.Done && sh.Seq == "" && !sh.From.IsZero() && sh.From.Before(st.started.Add(st.opts.Settle)) {
+				open = append(open, id)
+			}
+		}
+		st.mu.Unlock()
+		if len(open) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			st.log.Warn("some stream shards could not be read to confirm their positions; a replicate may apply again changes made up to this long before the backfill began",
+				"shards", open, "settle", st.opts.Settle)
+			return
+		case <-tick.C:
+		}
 	}
-	shards, err := st.listShards(ctx)
-	if err != nil {
-		return err
-	}
-	st.pos = streamPosition{StreamARN: st.table.StreamARN, Shards: map[string]*shardState{}}
-	for _, sh := range shards {
-		id := aws.ToString(sh.ShardId)
-		closed := sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil
-		st.pos.Shards[id] = &shardState{Done: closed, Since: time.Now().UTC()}
-	}
-	st.saveNow(ctx)
-	st.log.Info("took the stream's position before the scan: a replicate started within the stream's retention continues from it",
-		"table", st.table.Name, "shards", len(shards), "retention", st.opts.Retention)
-	return nil
 }
 
 func (st *Stream) load(ctx context.Context) (streamPosition, bool, error) {
@@ -461,6 +500,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 	}
 	failures := shardBackoff()
 	var it *string
+	var skipBefore time.Time // records created before it precede the position
 	for {
 		var err error
 		switch {
@@ -469,6 +509,9 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 		case latest != nil:
 			it = latest
 		default:
+			if saved != nil && !saved.From.IsZero() {
+				skipBefore = saved.From.Add(-st.opts.Settle)
+			}
 			it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeTrimHorizon, "")
 		}
 		if err == nil {
@@ -491,6 +534,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 	idle := st.opts.PollInterval
 	failures.Reset()
 	for it != nil {
+		asked := time.Now().UTC()
 		out, err := st.cl.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1000)})
 		var expired *streamtypes.ExpiredIteratorException
 		var trimmed *streamtypes.TrimmedDataAccessException
@@ -500,6 +544,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			if lastSeq != "" {
 				it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeAfterSequenceNumber, lastSeq)
 			} else {
+				skipBefore = st.from(id)
 				it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeTrimHorizon, "")
 			}
 			if err != nil {
@@ -512,7 +557,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			if err := st.lost(ctx, id, "its records were trimmed before cutover read them", false); err != nil {
 				return err
 			}
-			lastSeq = ""
+			lastSeq, skipBefore = "", time.Time{}
 			if it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeTrimHorizon, ""); err != nil {
 				return st.shardErr(ctx, id, err)
 			}
@@ -529,7 +574,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 		failures.Reset()
 		if len(out.Records) > 0 {
 			idle = st.opts.PollInterval
-			b, last, err := st.events(ctx, id, out.Records)
+			b, last, err := st.events(ctx, id, out.Records, skipBefore)
 			if err != nil {
 				return err
 			}
@@ -544,6 +589,9 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			break // the shard is closed and read to its end
 		}
 		if len(out.Records) == 0 {
+			if lastSeq == "" {
+				st.readEmpty(id, asked)
+			}
 			if !sources.Sleep(ctx, idle) {
 				return nil
 			}
@@ -559,8 +607,32 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 	return nil
 }
 
-// events turns stream records into events.
-func (st *Stream) events(ctx context.Context, shard string, recs []streamtypes.Record) (pipeline.Batch, string, error) {
+// from is the time before which (less Settle) shard id's records
+// precede its position; zero when every record is to be read.
+func (st *Stream) from(id string) time.Time {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if sh := st.pos.Shards[id]; sh != nil && sh.Seq == "" && !sh.From.IsZero() {
+		return sh.From.Add(-st.opts.Settle)
+	}
+	return time.Time{}
+}
+
+// readEmpty records that shard id, of which no record was read yet, held
+// none after its position when asked at asked: its From moves there.
+func (st *Stream) readEmpty(id string, asked time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if sh := st.pos.Shards[id]; sh != nil && sh.Seq == "" && !sh.From.IsZero() && asked.After(sh.From) {
+		sh.From = asked
+		st.dirty = true
+	}
+}
+
+// events turns stream records into events. Records created before
+// skipBefore precede the shard's position (see shardState.From) and are
+// skipped; the last sequence number counts them all.
+func (st *Stream) events(ctx context.Context, shard string, recs []streamtypes.Record, skipBefore time.Time) (pipeline.Batch, string, error) {
 	var b pipeline.Batch
 	last := ""
 	for _, r := range recs {
@@ -570,6 +642,10 @@ func (st *Stream) events(ctx context.Context, shard string, recs []streamtypes.R
 		}
 		seq := aws.ToString(d.SequenceNumber)
 		last = seq
+		if t := d.ApproximateCreationDateTime; t != nil && t.Before(skipBefore) {
+			st.skipped.Add(1)
+			continue
+		}
 		version, err := pipeline.SequenceVersion(st.opts.Epoch.Load(), seq)
 		if err != nil {
 			return b, "", fmt.Errorf("shard %s: %w", shard, err)

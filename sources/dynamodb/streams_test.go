@@ -29,7 +29,7 @@ func TestStreamRecordsBecomeVersionedEvents(t *testing.T) {
 		{EventName: streamtypes.OperationTypeInsert, Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String("100000000000000000001"), Keys: key, NewImage: image}},
 		{EventName: streamtypes.OperationTypeRemove, Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String("100000000000000000002"), Keys: key}},
 	}
-	b, last, err := st.events(context.Background(), "shard-1", recs)
+	b, last, err := st.events(context.Background(), "shard-1", recs, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestStreamRecordsBecomeVersionedEvents(t *testing.T) {
 	}
 
 	recs[0].Dynamodb.NewImage = nil
-	if _, _, err := st.events(context.Background(), "shard-1", recs[:1]); err == nil || !strings.Contains(err.Error(), "NEW_IMAGE") {
+	if _, _, err := st.events(context.Background(), "shard-1", recs[:1], time.Time{}); err == nil || !strings.Contains(err.Error(), "NEW_IMAGE") {
 		t.Errorf("a record without a new image: %v", err)
 	}
 }
