@@ -66,7 +66,8 @@ func (p *Pages) SetSample(fraction float64) {
 func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 	active := p.todo[:min(len(p.todo), p.opts.Segments)]
 	pages := make([][]pipeline.Event, len(active))
-	finished := make([]bool, len(active))
+	// Each reader writes only its own slot; p.last is updated after Wait.
+	next := make([]map[string]ddbtypes.AttributeValue, len(active))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, seg := range active {
 		last := p.last[seg]
@@ -89,8 +90,7 @@ func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 				}
 				pages[i] = append(pages[i], e)
 			}
-			p.last[seg] = out.LastEvaluatedKey
-			finished[i] = len(out.LastEvaluatedKey) == 0
+			next[i] = out.LastEvaluatedKey
 			return nil
 		})
 	}
@@ -101,9 +101,10 @@ func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 	var todo []int
 	for i, seg := range active {
 		b.Events = append(b.Events, pages[i]...)
-		if finished[i] {
+		if len(next[i]) == 0 {
 			delete(p.last, seg)
 		} else {
+			p.last[seg] = next[i]
 			todo = append(todo, seg)
 		}
 	}
