@@ -192,15 +192,24 @@ func (v *Value) Validate() error {
 	return nil
 }
 
-// validate checks what a Redis target needs to rebuild the stream: IDs
-// that parse, entries in increasing ID order with at least one field, and
-// a last ID at or past the last entry's.
+// validate checks what a Redis target needs to rebuild the stream, so
+// that a sink finds any fault before it touches the key (a script that
+// fails half-way is not rolled back): IDs in their canonical form, entries
+// after 0-0 (XADD refuses 0-0) in increasing ID order with at least one
+// field; a last ID at or past the last entry's, which a stream without
+// entries (one read whole: a piece always has entries) must have, and
+// without which it carries no groups or deleted ID (they ride on the last
+// piece, with the last ID); counters of -1 (unknown) or more; and group
+// names that are unique (XGROUP CREATE refuses a second one).
 func (s *Stream) validate() error {
 	var prev StreamID
 	for i, e := range s.Entries {
 		id, err := ParseStreamID(e.ID)
 		if err != nil {
 			return fmt.Errorf("stream entry %d: %w", i, err)
+		}
+		if id == (StreamID{}) {
+			return fmt.Errorf("stream entry %d has ID 0-0, which Redis never gives out", i)
 		}
 		if i > 0 && !prev.Less(id) {
 			return fmt.Errorf("stream entry %s is not after %s", e.ID, s.Entries[i-1].ID)
@@ -210,7 +219,8 @@ func (s *Stream) validate() error {
 		}
 		prev = id
 	}
-	if s.LastID != "" {
+	switch {
+	case s.LastID != "":
 		last, err := ParseStreamID(s.LastID)
 		if err != nil {
 			return fmt.Errorf("stream last ID: %w", err)
@@ -218,11 +228,31 @@ func (s *Stream) validate() error {
 		if len(s.Entries) > 0 && last.Less(prev) {
 			return fmt.Errorf("stream last ID %s is before its last entry %s", s.LastID, s.Entries[len(s.Entries)-1].ID)
 		}
+	case len(s.Entries) == 0:
+		return fmt.Errorf("stream without entries has no last ID")
+	case len(s.Groups) > 0 || s.MaxDeletedID != "":
+		return fmt.Errorf("stream piece carries groups or a max deleted ID without a last ID")
 	}
+	if s.MaxDeletedID != "" {
+		if _, err := ParseStreamID(s.MaxDeletedID); err != nil {
+			return fmt.Errorf("stream max deleted ID: %w", err)
+		}
+	}
+	if s.EntriesAdded < -1 {
+		return fmt.Errorf("stream entries-added %d is negative", s.EntriesAdded)
+	}
+	names := make(map[string]bool, len(s.Groups))
 	for _, g := range s.Groups {
 		if _, err := ParseStreamID(g.LastDeliveredID); err != nil {
 			return fmt.Errorf("stream group %q: %w", g.Name, err)
 		}
+		if g.EntriesRead < -1 {
+			return fmt.Errorf("stream group %q: entries-read %d is negative", g.Name, g.EntriesRead)
+		}
+		if names[string(g.Name)] {
+			return fmt.Errorf("stream group %q appears twice", g.Name)
+		}
+		names[string(g.Name)] = true
 	}
 	return nil
 }
@@ -230,12 +260,14 @@ func (s *Stream) validate() error {
 // StreamID is a stream entry ID: milliseconds and a sequence number.
 type StreamID struct{ Ms, Seq uint64 }
 
-// ParseStreamID reads "ms-seq".
+// ParseStreamID reads "ms-seq", in the canonical form Redis gives out (no
+// sign, no leading zero): Redis would read "01-0" as 1-0, and the copy
+// would then differ from the event.
 func ParseStreamID(s string) (StreamID, error) {
 	ms, seq, ok := strings.Cut(s, "-")
 	a, err1 := strconv.ParseUint(ms, 10, 64)
 	b, err2 := strconv.ParseUint(seq, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
+	if !ok || err1 != nil || err2 != nil || strconv.FormatUint(a, 10) != ms || strconv.FormatUint(b, 10) != seq {
 		return StreamID{}, fmt.Errorf("stream ID %q is not ms-seq", s)
 	}
 	return StreamID{a, b}, nil

@@ -17,10 +17,12 @@
 // that version (list, string and stream pieces also check their offset,
 // so a replayed piece is not added twice). A stream's entries are added
 // with their own IDs; its last ID, counters and consumer groups are set
-// with its last piece.
+// with its last piece (the target's groups become exactly the source's). A
+// later piece the server or the sink rejects is followed by a delete just
+// after the pieces' version: all pieces of a key land, or none do.
 //
 // Writes are pipelined; keys are spread over Concurrency pipelines by hash
 // so a key's events stay in order. The sink owns retries: OOM, LOADING,
-// BUSY, failovers and lost connections are retried with backoff until they
+// BUSY (not BUSYGROUP or BUSYKEY), failovers and lost connections are retried with backoff until they
 // pass or the worker stops; a value the server refuses is Rejected.
 package redis

@@ -35,11 +35,14 @@ local function newer(a, b)
 end
 -- writeStream adds a stream piece's entries with their own IDs and, at
 -- its last piece, sets what the entries do not say: the last ID, the
--- counters, the consumer groups. A stream left empty by XDEL still exists:
--- MKSTREAM through a scratch group creates it.
+-- counters, the consumer groups (see streamArgs for the ARGV). A stream
+-- left empty by XDEL still exists: MKSTREAM through a scratch group
+-- creates it. Nothing here may fail once the key is written (a script is
+-- not rolled back): the sink checked the event (Value.Validate), and a
+-- call that an older target may refuse runs under pcall with a fallback.
 local function writeStream(key)
-  local ngroups = tonumber(ARGV[11])
-  local i, n = 12 + 3 * ngroups, #ARGV
+  local ngroups = tonumber(ARGV[12])
+  local i, n = 13 + 3 * ngroups, #ARGV
   while i <= n do
     local nf = tonumber(ARGV[i + 1])
     redis.call('XADD', key, ARGV[i], unpack(ARGV, i + 2, i + 1 + 2 * nf))
@@ -51,12 +54,27 @@ local function writeStream(key)
     redis.call('XGROUP', 'DESTROY', key, 'cutover:empty')
   end
   -- The counters exist from Redis 7 on: without them, the last ID alone.
+  -- XSETID refuses a max deleted ID past the ID it sets, yet a stream
+  -- may hold one (XDEL, then XSETID lowers the last ID): the counters go
+  -- in at ARGV[11], the later of the two, then the last ID is lowered.
   local set = false
   if ARGV[9] ~= '' and ARGV[10] ~= '-1' then
-    set = not redis.pcall('XSETID', key, ARGV[8], 'ENTRIESADDED', ARGV[10], 'MAXDELETEDID', ARGV[9])['err']
+    set = not redis.pcall('XSETID', key, ARGV[11], 'ENTRIESADDED', ARGV[10], 'MAXDELETEDID', ARGV[9])['err']
   end
-  if not set then redis.call('XSETID', key, ARGV[8]) end
-  for g = 12, 11 + 3 * ngroups, 3 do
+  if not set then
+    redis.call('XSETID', key, ARGV[8])
+  elseif ARGV[11] ~= ARGV[8] then
+    redis.pcall('XSETID', key, ARGV[8])
+  end
+  -- The groups become the event's: a group made on the target while the
+  -- pieces were written (an application's XGROUP CREATE … MKSTREAM) goes,
+  -- as a whole write's DEL would have taken it.
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    for f = 1, #g, 2 do
+      if g[f] == 'name' then redis.call('XGROUP', 'DESTROY', key, g[f + 1]) end
+    end
+  end
+  for g = 13, 12 + 3 * ngroups, 3 do
     local created = false
     if ARGV[g + 2] ~= '-1' then
       created = not redis.pcall('XGROUP', 'CREATE', key, ARGV[g], ARGV[g + 1], 'ENTRIESREAD', ARGV[g + 2])['err']

@@ -242,7 +242,7 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 	bo.InitialInterval = 50 * time.Millisecond
 	bo.MaxInterval = 5 * time.Second
 	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
-	return backoff.RetryNotify(func() error {
+	err := backoff.RetryNotify(func() error {
 		pipe := s.cl.Pipeline()
 		cmds := make([]*goredis.Cmd, len(idx))
 		for j := range idx {
@@ -293,6 +293,52 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
 		s.log.Warn("redis sink write failed, retrying", "addr", s.opts.Addr, "err", err, "retry_in", wait)
 	})
+	if err != nil {
+		return err
+	}
+	return s.takeBack(ctx, events, idx, results, keyOf)
+}
+
+// takeBack deletes, for every later piece of a big key that was rejected,
+// the pieces before it, which are on the target: a key's pieces land all
+// or none (as the source does for a piece too big for a record), so the
+// target never keeps part of a value as if it were the whole. The delete
+// is versioned just after the pieces, like the source's: a newer value
+// already on the target stays, and any later change of the key wins over
+// it. The piece itself stays rejected, and is dead-lettered.
+func (s *Sink) takeBack(ctx context.Context, events []pipeline.Event, idx []int, results []pipeline.Result, keyOf func(*pipeline.Event) (string, error)) error {
+	var dels []pipeline.Event
+	var pieces []int
+	for _, i := range idx {
+		e := &events[i]
+		if results[i].Outcome != pipeline.Rejected || e.Chunk == nil || e.Chunk.Index == 0 {
+			continue
+		}
+		dels = append(dels, pipeline.Event{Key: e.Key, Op: pipeline.OpDelete, Origin: e.Origin, Version: e.Version.Next(), Source: e.Source})
+		pieces = append(pieces, i)
+	}
+	if len(dels) == 0 {
+		return nil
+	}
+	all := make([]int, len(dels))
+	for j := range all {
+		all[j] = j
+	}
+	res := make([]pipeline.Result, len(dels))
+	if err := s.applyPipeline(ctx, dels, all, res, keyOf); err != nil {
+		return err
+	}
+	for j, i := range pieces {
+		switch res[j].Outcome {
+		case pipeline.Applied:
+			results[i].Err = fmt.Errorf("%w; the key's earlier pieces are taken back (deleted at the next version)", results[i].Err)
+		case pipeline.Rejected:
+			results[i].Err = fmt.Errorf("%w; the key's earlier pieces could not be taken back either: %w", results[i].Err, res[j].Err)
+		default:
+			results[i].Err = fmt.Errorf("%w; the target already holds a newer version of the key (or the take-back itself)", results[i].Err)
+		}
+	}
+	return nil
 }
 
 // literalKey is the event's key itself: for the sweep's deletes, whose
@@ -359,8 +405,17 @@ func (s *Sink) args(e *pipeline.Event) ([]any, error) {
 			a = append(a, pipeline.AppendScore(nil, m.Score), m.Member)
 		}
 	case pipeline.TypeStream:
+		// The apply script cannot undo what it wrote before a failing
+		// call: every fault it could meet is looked for here first.
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: key %q: %w", pipeline.ErrInvalidEvent, e.Key, err)
+		}
+		last := e.Chunk == nil || e.Chunk.Last
+		if last && v.Stream.LastID == "" {
+			return nil, fmt.Errorf("%w: key %q: a whole stream, or its last piece, needs its last ID", pipeline.ErrInvalidEvent, e.Key)
+		}
 		var err error
-		if a, err = streamArgs(a, v.Stream, e.Chunk == nil || e.Chunk.Last); err != nil {
+		if a, err = streamArgs(a, v.Stream, last); err != nil {
 			return nil, fmt.Errorf("%w: key %q: %w", pipeline.ErrUnmappable, e.Key, err)
 		}
 	default:
@@ -375,19 +430,23 @@ const maxEntryFields = 3900
 
 // streamArgs appends a stream's ARGV from ARGV[7] on: 1 at the value's
 // last piece (or whole value), else 0; the last ID; the max deleted ID
-// and entries-added ("" and -1 when unknown); the number of groups, and
-// name, last-delivered ID, entries-read of each; then each entry's ID,
-// number of fields, and field, value, ….
+// and entries-added ("" and -1 when unknown); the ID to set the counters
+// at (the later of the last and the max deleted ID: XSETID refuses a max
+// deleted ID past the ID it sets); the number of groups, and name,
+// last-delivered ID, entries-read of each; then each entry's ID, number
+// of fields, and field, value, …. The stream is valid (Value.Validate).
 func streamArgs(a []any, st *pipeline.Stream, last bool) ([]any, error) {
 	flag := "0"
 	if last {
 		flag = "1"
 	}
-	lastID := st.LastID
-	if lastID == "" {
-		lastID = "0-0"
+	counterID := st.LastID
+	if l, err := pipeline.ParseStreamID(st.LastID); err == nil {
+		if m, err := pipeline.ParseStreamID(st.MaxDeletedID); err == nil && l.Less(m) {
+			counterID = st.MaxDeletedID
+		}
 	}
-	a = append(a, flag, lastID, st.MaxDeletedID, strconv.FormatInt(st.EntriesAdded, 10), strconv.Itoa(len(st.Groups)))
+	a = append(a, flag, st.LastID, st.MaxDeletedID, strconv.FormatInt(st.EntriesAdded, 10), counterID, strconv.Itoa(len(st.Groups)))
 	for _, g := range st.Groups {
 		a = append(a, g.Name, g.LastDeliveredID, strconv.FormatInt(g.EntriesRead, 10))
 	}
@@ -411,9 +470,12 @@ func isTransient(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
+	// The error code is the reply's first word, compared whole: BUSY (a
+	// script running too long) passes, BUSYGROUP and BUSYKEY do not.
 	msg := err.Error()
+	code, _, _ := strings.Cut(msg, " ")
 	for _, p := range []string{"OOM", "LOADING", "BUSY", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "MOVED", "ASK", "NOREPLICAS"} {
-		if strings.HasPrefix(msg, p) || strings.Contains(msg, " "+p+" ") {
+		if code == p || strings.Contains(msg, " "+p+" ") {
 			return true
 		}
 	}

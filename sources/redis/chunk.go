@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,7 +32,17 @@ import (
 // never keeps part of the value as if it were the whole (any later change
 // of the key still wins over that delete). It returns a
 // *RejectedKeyError, whose reject goes to the dead-letter topic.
+//
+// A stream trimmed to no entries (XTRIM MAXLEN 0) before its first page
+// still exists, with its last ID and groups: Stream reads it again, and
+// emits what that read finds.
 func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin, pos []byte, emit func(pipeline.Event) error) error {
+	return r.stream(ctx, big, origin, pos, emit, true)
+}
+
+// stream is Stream; reread says whether a stream found without entries is
+// read again (once: its second read in pieces is the last).
+func (r *Reader) stream(ctx context.Context, big BigKey, origin pipeline.Origin, pos []byte, emit func(pipeline.Event) error, reread bool) error {
 	version := pipeline.ClockVersion(big.epoch, big.micros, origin != pipeline.OriginSnapshot)
 	res := readResult{micros: big.micros, pttl: big.pttl}
 	base := pipeline.Event{
@@ -87,15 +98,27 @@ func (r *Reader) Stream(ctx context.Context, big BigKey, origin pipeline.Origin,
 	default:
 		err = fmt.Errorf("key %q: type %s is not read in pieces", big.Key, big.Type)
 	}
-	if err == nil && held != nil && big.Type == pipeline.TypeStream {
-		err = r.finishStream(ctx, big, held.Value.Stream)
+	if err == nil && big.Type == pipeline.TypeStream {
+		switch {
+		case held != nil:
+			err = r.finishStream(ctx, big, held.Value.Stream)
+			if err == nil {
+				err = r.fitStreamMeta(held, piece)
+			}
+		case reread:
+			return r.readAgain(ctx, big, origin, pos, emit)
+		}
 	}
 	if errors.Is(err, errStreamGone) {
 		// The stream went (or changed type) while it was read: what was
-		// sent of it goes too; live capture reads its new state.
+		// sent of it goes too; live capture reads its new state. With
+		// nothing sent yet, what is there now is read at once.
 		if emitted > 0 {
 			del := pipeline.Event{Key: []byte(big.Key), Op: pipeline.OpDelete, Origin: origin, Version: version.Next(), Source: base.Source}
 			return emit(del)
+		}
+		if reread {
+			return r.readAgain(ctx, big, origin, pos, emit)
 		}
 		return nil
 	}
@@ -303,12 +326,13 @@ func (r *Reader) streamString(ctx context.Context, big BigKey, piece func(pipeli
 }
 
 // streamStream reads a stream's entries by ID with XRANGE, a page at a
-// time, each page starting after the last ID of the one before. (The raw
-// reply, not go-redis' XMessage: a map loses the fields' order and an
-// entry's repeated fields.)
+// time, each page starting at the last ID of the one before, whose entry
+// it repeats and which is dropped (the exclusive "(" start needs Redis
+// 6.2). (The raw reply, not go-redis' XMessage: a map loses the fields'
+// order and an entry's repeated fields.)
 func (r *Reader) streamStream(ctx context.Context, big BigKey, b *pieceBuilder, piece func(pipeline.Value) error) error {
 	const page = 1000
-	start := "-"
+	start, prev := "-", ""
 	for {
 		var raw []any
 		err := retry(ctx, r.log, "range big stream", func() error {
@@ -327,19 +351,75 @@ func (r *Reader) streamStream(ctx context.Context, big BigKey, b *pieceBuilder, 
 			return err
 		}
 		for _, e := range entries {
-			size := encoded([]byte(e.ID))
-			for _, f := range e.Fields {
-				size += encoded(f.Name, f.Value)
+			if e.ID == prev {
+				continue // the last entry of the page before
 			}
-			if err := b.add(size, func() { b.v.Stream.Entries = append(b.v.Stream.Entries, e) }, piece, big.Type); err != nil {
+			if err := b.add(streamEntrySize(e), func() { b.v.Stream.Entries = append(b.v.Stream.Entries, e) }, piece, big.Type); err != nil {
 				return err
 			}
 		}
 		if len(entries) < page {
 			return b.flush(piece, big.Type)
 		}
-		start = "(" + entries[len(entries)-1].ID
+		start = entries[len(entries)-1].ID
+		prev = start
 	}
+}
+
+// streamEntrySize is what one entry adds to an encoded stream value:
+// {"id":"…","fields":[["b64","b64"],…]} and a comma (pipeline's
+// appendStream). The read script's streamEntries counts the same.
+func streamEntrySize(e pipeline.StreamEntry) int {
+	n := 21 + len(e.ID)
+	for _, f := range e.Fields {
+		n += base64.StdEncoding.EncodedLen(len(f.Name)) + base64.StdEncoding.EncodedLen(len(f.Value)) + 8
+	}
+	return n
+}
+
+// fitStreamMeta makes room for what finishStream put on the last piece
+// (held), which was cut to the record's size before it was known: if the
+// groups take the piece over the record limit, they and the last ID move
+// to a piece of their own, without entries.
+func (r *Reader) fitStreamMeta(held *pipeline.Event, piece func(pipeline.Value) error) error {
+	last := *held
+	last.Chunk = &pipeline.Chunk{Index: held.Chunk.Index, Offset: held.Chunk.Offset, Last: true}
+	buf, err := pipeline.Encode(nil, &last)
+	if err != nil {
+		return err
+	}
+	if len(held.Key)+len(buf)+recordFraming <= r.opts.MaxRecordBytes {
+		return nil
+	}
+	st := held.Value.Stream
+	meta := emptyPiece(pipeline.TypeStream)
+	meta.Stream.LastID, meta.Stream.MaxDeletedID, meta.Stream.EntriesAdded, meta.Stream.Groups = st.LastID, st.MaxDeletedID, st.EntriesAdded, st.Groups
+	st.LastID, st.MaxDeletedID, st.EntriesAdded, st.Groups = "", "", -1, nil
+	return piece(meta)
+}
+
+// readAgain reads a big stream again when its read in pieces sent nothing:
+// it was deleted, retyped, or trimmed to nothing since it was found big.
+// Trimmed, it still exists with its last ID and groups, and is small now:
+// its event is emitted (a delete, for live capture, if it is gone; the
+// new value if it is another key now; in pieces once more if it is big).
+func (r *Reader) readAgain(ctx context.Context, big BigKey, origin pipeline.Origin, pos []byte, emit func(pipeline.Event) error) error {
+	b, counts, err := r.Read(ctx, []string{big.Key}, origin, pos)
+	if err != nil {
+		return fmt.Errorf("read big key %q again, found without entries: %w", big.Key, err)
+	}
+	if len(b.Rejects) > 0 {
+		return &RejectedKeyError{Reject: b.Rejects[0]}
+	}
+	for _, e := range b.Events {
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	if len(counts.Big) > 0 {
+		return r.stream(ctx, counts.Big[0], origin, pos, emit, false)
+	}
+	return nil
 }
 
 // streamMetaScript reads a stream's last ID, counters and groups at once.

@@ -17,7 +17,9 @@
 // walk is returned at least once, so none is skipped.
 //
 // Streams are read with their entries, last ID, counters and consumer
-// groups (XRANGE and XINFO in the same script); a big one in pieces by ID.
+// groups (XRANGE and XINFO in the same script) while their entries'
+// encoded size, measured entry by entry, fits in ChunkBytes; a bigger one
+// in pieces by ID.
 //
 // Keys that cannot become events — a type cutover does not carry (module
 // types), a collection larger than MaxElements, a string larger than

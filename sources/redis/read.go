@@ -21,7 +21,8 @@ import (
 // ARGV[2]: the most elements of a collection copied at all.
 // ARGV[3]: the most bytes of a string copied.
 // ARGV[4]: the most elements of a collection read in one piece.
-// ARGV[5]: the most bytes (in memory) of a collection read in one piece.
+// ARGV[5]: the most bytes (in memory) of a collection read in one piece;
+// for a stream, the most bytes its entries take in the event.
 // ARGV[6]: the most bytes of a string read whole; a longer one (up to
 // ARGV[3]) is read in pieces.
 //
@@ -65,10 +66,25 @@ else
 end
 if n > maxElems then return {t[1], t[2], 'big', ty, n} end
 local pieces = n > chunkElems
--- Many elements may still be many bytes: estimate before loading them.
-if not pieces and n > 128 then
+-- Few elements may still be many bytes: estimate before loading them. A
+-- stream's memory says little of its event (its listpacks hold field
+-- names once per node and IDs as deltas): its entries, then its groups,
+-- are measured as they are read, below.
+if not pieces and ty ~= 'stream' then
   local bytes = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', 16)
   if bytes and bytes > chunkBytes then pieces = true end
+end
+local entries, meta
+if not pieces and ty == 'stream' then
+  local size
+  entries, size = streamEntries(k, chunkBytes)
+  if entries then
+    meta = streamMeta(k)
+    for _, g in ipairs(meta[2]) do
+      size = size + 72 + 4 * math.ceil(#g[1] / 3) + #g[2]
+    end
+  end
+  pieces = not entries or size > chunkBytes
 end
 if pieces then
   return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)}
@@ -81,7 +97,7 @@ elseif ty == 'list' then
 elseif ty == 'set' then
   v = redis.call('SMEMBERS', k)
 elseif ty == 'stream' then
-  v = {redis.call('XRANGE', k, '-', '+'), streamMeta(k)}
+  v = {entries, meta}
 else
   v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
 end
@@ -92,7 +108,31 @@ return {t[1], t[2], ty, redis.call('PTTL', k), v}
 // {{last-generated-id, max-deleted-entry-id or "", entries-added or -1},
 // {{group, last-delivered-id, entries-read or -1}, …}}. The last two
 // counters and entries-read exist from Redis 7 on.
+//
+// streamEntries reads a stream's entries while their size in an event
+// (streamEntrySize, in Go) stays within budget, and returns them and
+// that size; false once it would not fit.
+// Pages grow from 16 entries, so that a few huge entries are found
+// without loading many. A page starts at the last ID of the one before,
+// which it repeats: the exclusive "(" start needs Redis 6.2.
 const streamMetaLua = `
+local function streamEntries(k, budget)
+  local out, size, start, from, count = {}, 0, '-', 1, 16
+  while true do
+    local page = redis.call('XRANGE', k, start, '+', 'COUNT', count)
+    for i = from, #page do
+      local e = page[i]
+      size = size + 21 + #e[1]
+      for _, part in ipairs(e[2]) do
+        size = size + 4 * math.ceil(#part / 3) + 4
+      end
+      if size > budget then return false end
+      out[#out + 1] = e
+    end
+    if #page < count then return out, size end
+    start, from, count = page[#page][1], 2, math.min(2 * count, 1024)
+  end
+end
 local function field(arr, name)
   for i = 1, #arr, 2 do
     if arr[i] == name then return arr[i + 1] end
