@@ -10,6 +10,11 @@ import (
 	"time"
 )
 
+// floatSum is 0.1 + 0.2 in float64 arithmetic, 0.30000000000000004: a
+// score that needs all 17 digits. Written as the constant 0.1 + 0.2 it
+// would be exactly 0.3 (Go adds untyped constants exactly).
+var floatSum = math.Nextafter(0.3, 1)
+
 func sampleEvents() map[string]Event {
 	src := SourceInfo{Connector: "redis", Name: "demo", DB: 3, Node: "127.0.0.1:6379", Position: []byte("cursor-17"), Time: time.UnixMilli(1767225599000)}
 	ver := ClockVersion(0, 1767225599000123, false)
@@ -38,7 +43,7 @@ func sampleEvents() map[string]Event {
 			Value: Value{Type: TypeSet, Set: [][]byte{[]byte("a"), bin}}, Source: src},
 		"zset": {Key: []byte("k:zset"), Op: OpUpsert, Origin: OriginSnapshot, Version: ver,
 			Value: Value{Type: TypeZSet, ZSet: []ScoredMember{{Member: []byte("a"), Score: 1.5}, {Member: []byte("b"), Score: math.Inf(-1)},
-				{Member: []byte("c"), Score: math.Inf(1)}, {Member: bin, Score: 0.1 + 0.2}, {Member: []byte("e"), Score: -1e300}}}, Source: src},
+				{Member: []byte("c"), Score: math.Inf(1)}, {Member: bin, Score: floatSum}, {Member: []byte("e"), Score: -1e300}}}, Source: src},
 		"item": {Key: []byte("k:item"), Op: OpUpsert, Origin: OriginLive, Version: ver,
 			Value: Value{Type: TypeItem, Item: map[string]Attr{
 				"s": {Kind: AttrS, S: "héllo \"q\"\n"}, "n": {Kind: AttrN, N: "123456789012345678901234567890.123"},
@@ -197,7 +202,7 @@ func TestVersionOrder(t *testing.T) {
 }
 
 func TestScoreRoundTrip(t *testing.T) {
-	for _, f := range []float64{0, -0.5, 1e-300, 5e-324, math.MaxFloat64, math.Inf(1), math.Inf(-1), 0.1 + 0.2, 3} {
+	for _, f := range []float64{0, -0.5, 1e-300, 5e-324, math.MaxFloat64, math.Inf(1), math.Inf(-1), floatSum, 3} {
 		got, err := ParseScore(string(AppendScore(nil, f)))
 		if err != nil || got != f {
 			t.Fatalf("score %v → %q → %v, %v", f, AppendScore(nil, f), got, err)
@@ -251,11 +256,18 @@ func TestDiff(t *testing.T) {
 	l1 := Value{Type: TypeList, List: [][]byte{[]byte("x"), []byte("y")}}
 	l2 := Value{Type: TypeList, List: [][]byte{[]byte("y"), []byte("x")}}
 	z1 := Value{Type: TypeZSet, ZSet: []ScoredMember{{Member: []byte("m"), Score: 0}}}
+	z1b := Value{Type: TypeZSet, ZSet: []ScoredMember{{Member: []byte("m"), Score: 0}}} // equal to z1, built apart
 	z2 := Value{Type: TypeZSet, ZSet: []ScoredMember{{Member: []byte("m"), Score: math.Copysign(0, -1)}}}
+	z3 := Value{Type: TypeZSet, ZSet: []ScoredMember{{Member: []byte("a"), Score: 1}, {Member: []byte("b"), Score: math.Nextafter(0.3, 1)}}}
+	z4 := Value{Type: TypeZSet, ZSet: []ScoredMember{{Member: []byte("a"), Score: 1}, {Member: []byte("b"), Score: 0.3}}}
+	z5 := Value{Type: TypeZSet, ZSet: []ScoredMember{{Member: []byte("a"), Score: 1}, {Member: []byte("c"), Score: 0.3}}}
 	for _, c := range []struct {
 		a, b  Value
 		equal bool
-	}{{h1, h2, true}, {h1, h3, false}, {s1, s2, true}, {l1, l2, false}, {l1, s1, false}, {z1, z1, true}, {z1, z2, false}} {
+	}{
+		{h1, h2, true}, {h1, h3, false}, {s1, s2, true}, {l1, l2, false}, {l1, s1, false},
+		{z1, z1b, true}, {z1, z2, false}, {z3, z4, false}, {z3, z5, false}, {z1, z3, false},
+	} {
 		if got := Diff(&c.a, &c.b) == ""; got != c.equal {
 			t.Errorf("Diff(%v, %v) = %q, want equal=%v", c.a, c.b, Diff(&c.a, &c.b), c.equal)
 		}

@@ -28,15 +28,18 @@ func TestReplicateRedisClusterWithFailover(t *testing.T) {
 		t.Fatalf("%d masters, want 3", len(masters))
 	}
 	p := newRedisPipeline(t, masters[0], dst)
-	stop := writeWhile(t, nil, &datagen.Writer{Keys: 1000, Seed: 5, Prefix: "w:", Rate: 1000}, cluster.Client)
+	w := &datagen.Writer{Keys: 1000, Seed: 5, Prefix: "w:", Rate: 1000}
+	stop := writeWhile(t, nil, w, cluster.Client)
 	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
 	waitLog(t, proc, time.Minute, func(s string) bool { return strings.Count(s, "snapshot published") == 3 })
 
 	masters[1].Kill()
+	// A heal done after the topology change, not one from before it.
 	waitLog(t, proc, time.Minute, func(s string) bool {
-		return strings.Contains(s, "topology changed") && strings.Contains(s, "heal done")
+		i := strings.Index(s, "topology changed")
+		return i >= 0 && strings.Contains(s[i:], "heal done")
 	})
-	time.Sleep(2 * time.Second)
+	waitOps(t, w, w.Ops()+2000, time.Minute) // writes on the new topology
 	stop()
 	waitConverged(t, p, 2*time.Minute)
 	if code := proc.Stop(); code != 0 {

@@ -37,11 +37,32 @@ func checkArgs(t *testing.T, where string, args []string) string {
 			continue
 		}
 		flag := strings.SplitN(a, "=", 2)[0]
-		if !regexp.MustCompile(`(?m)^\s+(-\w, )?` + regexp.QuoteMeta(flag) + `\b`).MatchString(help.Stdout) {
+		if !helpHasFlag(help.Stdout, flag) {
 			t.Errorf("%s: cutover %s has no flag %s", where, args[0], flag)
 		}
 	}
 	return args[0]
+}
+
+// helpHasFlag reports whether a --help text lists flag: the whole name,
+// then the flag's type, its description or the line's end. (A word
+// boundary after the name took --sink for --sink-concurrency.)
+func helpHasFlag(help, flag string) bool {
+	return regexp.MustCompile(`(?m)^\s+(-\w, )?` + regexp.QuoteMeta(flag) + `([ \t]|$)`).MatchString(help)
+}
+
+// TestHelpHasFlagWantsTheWholeName pins the check the manifest tests rely
+// on: a flag is found by its whole name only.
+func TestHelpHasFlagWantsTheWholeName(t *testing.T) {
+	help := "Flags:\n      --sink-concurrency int   writes in flight (default 16)\n  -h, --help   help for sink\n      --dry-run\n"
+	for flag, want := range map[string]bool{
+		"--sink-concurrency": true, "--help": true, "--dry-run": true,
+		"--sink": false, "--sink-concurrenc": false, "--dry": false, "--he": false,
+	} {
+		if got := helpHasFlag(help, flag); got != want {
+			t.Errorf("helpHasFlag(%s) = %v, want %v", flag, got, want)
+		}
+	}
 }
 
 func yamlDocs(t *testing.T, path string) []map[string]any {

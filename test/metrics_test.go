@@ -84,7 +84,10 @@ func TestMetricsAndHealthChecks(t *testing.T) {
 }
 
 // TestStatusShowsCheckpointsLagAndDeadLetters: status after a source that
-// published without a sink shows the lag; after a sink caught up, none.
+// published without a sink shows the lag and no dead letter; after a sink
+// caught up, no lag, and the one record it could not decode counted as a
+// dead letter (a run that never dead-letters would show 0 whether status
+// counts them or not).
 func TestStatusShowsCheckpointsLagAndDeadLetters(t *testing.T) {
 	t.Parallel()
 	src, dst := stack.NewRedis(t), stack.NewRedis(t)
@@ -119,6 +122,11 @@ func TestStatusShowsCheckpointsLagAndDeadLetters(t *testing.T) {
 	if !strings.Contains(string(rep.Checkpoints[len(rep.Checkpoints)-1].Name), "/") {
 		t.Fatalf("checkpoint names: %+v", rep.Checkpoints)
 	}
+	if rep.DeadLetters != 0 {
+		t.Fatalf("dead letters before anything was dead-lettered: %d", rep.DeadLetters)
+	}
+	// A record that is not an event, for the sink to dead-letter.
+	produce(t, "cutover."+p.name, []byte("\x00not an event"))
 	// A sink worker catches up.
 	sink := stack.Start(t, nil, append([]string{"sink"}, p.args...)...)
 	deadline := time.Now().Add(time.Minute)
@@ -129,7 +137,7 @@ func TestStatusShowsCheckpointsLagAndDeadLetters(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	sink.Stop()
-	if rep.DeadLetters != 0 {
-		t.Fatalf("dead letters: %d", rep.DeadLetters)
+	if rep.DeadLetters != 1 {
+		t.Fatalf("dead letters: %d, want the 1 record that is not an event", rep.DeadLetters)
 	}
 }

@@ -104,16 +104,16 @@ func TestHealDuringSlotMigrationKeepsMovedKeys(t *testing.T) {
 		}
 		return false
 	})
-	waitSweepApplied := func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, errOut := proc.Output(); strings.Count(errOut, "truncate applied") >= 4 || !strings.Contains(errOut, "heal done") {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitSweepApplied()
+	// Every truncate sent so far (each snapshot's sweep and each heal's,
+	// to each of the 4 partitions) must be applied before the target is
+	// read: a sweep still in flight would let the keys it wrongly deletes
+	// pass the check below. (This wait used to give up silently after 30s
+	// and read the target anyway, and counted any 4 truncates, whoever
+	// sent them.)
+	waitLog(t, proc, time.Minute, func(s string) bool {
+		sent := 4 * (strings.Count(s, "snapshot done: keys the target holds") + strings.Count(s, "heal done"))
+		return strings.Count(s, "truncate applied") >= sent
+	})
 
 	// The source still has every moved key (on the importing master).
 	for _, k := range moved {

@@ -360,9 +360,14 @@ func TestReconcileUnderWritesHasNoFalseDifferences(t *testing.T) {
 	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
 	defer proc.Stop()
 	waitConverged(t, p, 2*time.Minute)
-	stop := writeWhile(t, src, &datagen.Writer{Keys: 3000, Seed: 8, Prefix: "w:", Rate: 800})
+	w := &datagen.Writer{Keys: 3000, Seed: 8, Prefix: "w:", Rate: 2000}
+	stop := writeWhile(t, src, w)
 	defer stop()
-	time.Sleep(2 * time.Second)
+	waitOps(t, w, 4000, time.Minute)
+	// Each run exits 0: no difference reported. That shows re-checks
+	// clear changes in flight only if some were in flight: with keys
+	// changing 2,000 times a second while replicate follows, a full compare
+	// sees some differ at first; if none did, the runs proved nothing.
 	var cleared int64
 	for range 3 {
 		rep := reconcileJSON(t, p, 0, "--recheck-delay", "1s")
@@ -370,6 +375,9 @@ func TestReconcileUnderWritesHasNoFalseDifferences(t *testing.T) {
 		if rep.Compared < 5000 {
 			t.Fatalf("compared only %d keys", rep.Compared)
 		}
+	}
+	if cleared == 0 {
+		t.Fatalf("no difference cleared on re-check over three runs while the writer made %d operations: no change was in flight, so re-checking was not tested", w.Ops())
 	}
 	t.Logf("%d differences cleared on re-check over three runs", cleared)
 

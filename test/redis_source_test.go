@@ -221,8 +221,13 @@ func TestHealWaitsForTheSubscription(t *testing.T) {
 	}
 	waitLog(t, proc, time.Minute, func(s string) bool { return strings.Contains(s, "pub/sub connection lost") })
 	// A heal that started now would re-read the keys before the changes
-	// below and never see them. Give a wrong heal the time to show itself.
-	time.Sleep(3 * time.Second)
+	// below and never see them. The heal is pending once the progress
+	// line says healing=true; a wrong heal starts within milliseconds of
+	// that, so two progress lines (one interval apart) saying so with no
+	// heal started show it waits.
+	waitLog(t, proc, time.Minute, func(s string) bool {
+		return strings.Count(s, "healing=true") >= 2 || strings.Contains(s, "heal started")
+	})
 	if _, errOut := proc.Output(); strings.Contains(errOut, "heal started") {
 		t.Fatalf("a heal started while the subscription was down:\n%s", errOut)
 	}

@@ -73,19 +73,25 @@ func TestReplicateConvergesUnderWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newRedisPipeline(t, src, dst, "--keys-per-second", "15000")
-	stop := writeWhile(t, src, &datagen.Writer{Keys: 2000, Seed: 1, Prefix: "w:", Rate: 3000})
+	w := &datagen.Writer{Keys: 2000, Seed: 1, Prefix: "w:", Rate: 3000}
+	stop := writeWhile(t, src, w)
 	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
-	time.Sleep(6 * time.Second) // the snapshot takes about 2s of it
+	// Writes during the snapshot (however long it takes), then after it.
+	waitLog(t, proc, 2*time.Minute, func(s string) bool { return strings.Contains(s, "snapshot published") })
+	during := w.Ops()
+	waitOps(t, w, during+6000, 2*time.Minute)
 	ops := stop()
-	t.Logf("writer made %d operations", ops)
+	t.Logf("writer made %d operations, %d of them before the snapshot was published", ops, during)
 	waitConverged(t, p, 90*time.Second)
 	if code := proc.Stop(); code != 0 {
 		out, errOut := proc.Output()
 		t.Fatalf("replicate exited %d on SIGTERM\n%s\n%s", code, out, errOut)
 	}
 	out, _ := proc.Output()
-	if !strings.Contains(out, "live events") {
-		t.Errorf("summary lacks live events:\n%s", out)
+	// The changes after the snapshot reached the target through live
+	// capture (the summary prints the row whatever its count).
+	if n := summaryCount(t, out, "live events"); n == 0 {
+		t.Errorf("no live events after %d writes:\n%s", ops-during, out)
 	}
 }
 
@@ -98,13 +104,20 @@ func TestReplicateToDynamoDBConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newPipeline(t, src, "--create-table", "--key-type", "B")
-	stop := writeWhile(t, src, &datagen.Writer{Keys: 300, Seed: 2, Prefix: "w:", Rate: 300})
+	w := &datagen.Writer{Keys: 300, Seed: 2, Prefix: "w:", Rate: 300}
+	stop := writeWhile(t, src, w)
 	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
-	time.Sleep(8 * time.Second)
+	// Writes during the snapshot, and after it.
+	waitLog(t, proc, 2*time.Minute, func(s string) bool { return strings.Contains(s, "snapshot published") })
+	waitOps(t, w, w.Ops()+1500, 2*time.Minute)
 	stop()
 	waitConverged(t, p, 90*time.Second)
 	if code := proc.Stop(); code != 0 {
 		t.Fatalf("replicate exited %d on SIGTERM", code)
+	}
+	out, _ := proc.Output()
+	if n := summaryCount(t, out, "live events"); n == 0 {
+		t.Errorf("no live events after the snapshot:\n%s", out)
 	}
 }
 
@@ -120,23 +133,34 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newRedisPipeline(t, src, dst, "--keys-per-second", "4000")
-	stop := writeWhile(t, src, &datagen.Writer{Keys: 2000, Seed: 3, Prefix: "w:", Rate: 2000})
+	w := &datagen.Writer{Keys: 2000, Seed: 3, Prefix: "w:", Rate: 2000}
+	stop := writeWhile(t, src, w)
 	args := append([]string{"replicate"}, p.args...)
 	until := func(proc *stack.Proc, _ string, cond func(stderr string) bool) {
 		t.Helper()
 		waitLog(t, proc, time.Minute, cond)
 	}
 	cursorSaved := func(string) bool { return snapshotCursorSaved(t, p.ckDir) }
+	// scannedPast: the resumed snapshot saved a position beyond n keys
+	// and is not done yet.
+	scannedPast := func(n int64) func(string) bool {
+		return func(string) bool {
+			pos, ok := snapshotPos(t, p.ckDir)
+			return ok && !pos.Done && pos.Scanned > n
+		}
+	}
 	logged := func(msg string) func(string) bool { return func(s string) bool { return strings.Contains(s, msg) } }
 
 	// 1: during the snapshot, after a cursor was saved.
 	proc := stack.Start(t, nil, args...)
 	until(proc, "a saved snapshot cursor", cursorSaved)
 	proc.Kill()
-	// 2: the restart resumes the snapshot; kill it again midway.
+	// 2: the restart resumes the snapshot; kill it again once it has
+	// saved progress of its own.
+	killedAt, _ := snapshotPos(t, p.ckDir)
 	proc = stack.Start(t, nil, args...)
 	until(proc, "the snapshot resuming", logged("resuming snapshot"))
-	time.Sleep(1500 * time.Millisecond)
+	until(proc, "the resumed snapshot saving a position of its own", scannedPast(killedAt.Scanned))
 	proc.Kill()
 	// 3 and 4: during live capture; each restart heals the downtime.
 	for range 2 {
@@ -149,7 +173,7 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 	}
 	proc = stack.Start(t, nil, args...)
 	until(proc, "a heal of the downtime", logged("heal done"))
-	time.Sleep(time.Second)
+	waitOps(t, w, w.Ops()+2000, time.Minute) // and writes after it
 	stop()
 	waitConverged(t, p, 2*time.Minute)
 	if code := proc.Stop(); code != 0 {
@@ -160,6 +184,21 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 // snapshotCursorSaved reports whether an unfinished snapshot's cursor is
 // in the checkpoint directory.
 func snapshotCursorSaved(t *testing.T, dir string) bool {
+	pos, ok := snapshotPos(t, dir)
+	return ok && pos.Cursor != 0 && !pos.Done
+}
+
+// savedSnapshot is the part of a Redis snapshot's checkpoint tests read.
+type savedSnapshot struct {
+	Cursor  uint64 `json:"cursor"`
+	Done    bool   `json:"done"`
+	Scanned int64  `json:"scanned"`
+}
+
+// snapshotPos reads the snapshot checkpoint in dir, if there is one.
+func snapshotPos(t *testing.T, dir string) (savedSnapshot, bool) {
+	t.Helper()
+	var pos savedSnapshot
 	var found bool
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, "snapshot.ckpt") {
@@ -169,22 +208,20 @@ func snapshotCursorSaved(t *testing.T, dir string) bool {
 		if err != nil {
 			return nil
 		}
-		var pos struct {
-			Cursor uint64 `json:"cursor"`
-			Done   bool   `json:"done"`
-		}
-		if json.Unmarshal(raw, &pos) == nil && pos.Cursor != 0 && !pos.Done {
-			found = true
-		}
+		found = json.Unmarshal(raw, &pos) == nil
 		return nil
 	})
-	return found
+	return pos, found
 }
 
 // TestReplicateHealsPubSubGaps kills cutover's pub/sub connection on the
 // server (as Redis does to a subscriber that falls behind) and then
 // flushes the database: each gap is detected, counted and healed, nothing
 // written meanwhile is lost, and nothing the flush deleted survives.
+//
+// Each kill must hit a subscribed connection (CLIENT KILL says how many
+// it killed), and the next waits until cutover noticed the gap and
+// subscribed again: kills in one outage would be one gap.
 func TestReplicateHealsPubSubGaps(t *testing.T) {
 	t.Parallel()
 	src, dst := stack.NewRedis(t), stack.NewRedis(t)
@@ -193,35 +230,61 @@ func TestReplicateHealsPubSubGaps(t *testing.T) {
 	}
 	p := newRedisPipeline(t, src, dst)
 	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
-	time.Sleep(3 * time.Second) // snapshot done, live running
-	stop := writeWhile(t, src, &datagen.Writer{Keys: 1000, Seed: 4, Prefix: "w:", Rate: 2000})
-	ctx := testCtx(t, time.Minute)
-	for range 3 {
-		time.Sleep(time.Second)
-		if err := src.Client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-			t.Fatal(err)
+	waitLog(t, proc, time.Minute, func(s string) bool { return strings.Contains(s, "snapshot published") })
+	w := &datagen.Writer{Keys: 1000, Seed: 4, Prefix: "w:", Rate: 2000}
+	stop := writeWhile(t, src, w)
+	ctx := testCtx(t, 2*time.Minute)
+	const kills = 3
+	for i := range kills {
+		waitSubscribed(t, src)
+		waitOps(t, w, w.Ops()+1000, time.Minute) // changes on this connection
+		n, err := src.Client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Int()
+		if err != nil || n == 0 {
+			t.Fatalf("CLIENT KILL TYPE pubsub killed %d connections: %v", n, err)
 		}
+		waitLog(t, proc, time.Minute, func(s string) bool { return strings.Count(s, `reason="pub/sub`) > i })
 	}
 	// FLUSHDB sends no notification at all: it must be noticed and its
 	// deletes swept from the target.
+	waitSubscribed(t, src)
 	if err := src.Client.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	waitLog(t, proc, time.Minute, func(s string) bool { return strings.Contains(s, "FLUSHDB ran on the server") })
+	waitOps(t, w, w.Ops()+1000, time.Minute) // writes after the flush
 	stop()
 	waitConverged(t, p, 90*time.Second)
 	if code := proc.Stop(); code != 0 {
 		t.Fatalf("replicate exited %d", code)
 	}
 	out, errOut := proc.Output()
-	if !strings.Contains(errOut, "FLUSHDB ran on the server") {
-		t.Errorf("the FLUSHDB was not noticed:\n%s", errOut)
+	if n := strings.Count(errOut, `reason="pub/sub`); n < kills {
+		t.Errorf("%d pub/sub gaps logged for %d kills:\n%s", n, kills, errOut)
 	}
-	if !strings.Contains(errOut, "pub/sub") {
-		t.Errorf("no gap was logged:\n%s", errOut)
-	}
-	if strings.Contains(out, "gaps healed                   0") {
+	// A heal pending covers the gaps found meanwhile: at least one heal,
+	// and every gap (the kills and the flush) detected.
+	if n := summaryCount(t, out, "gaps healed"); n == 0 {
 		t.Errorf("no gap was healed:\n%s", out)
+	}
+	if n := noteCount(t, out, "gaps detected"); n < kills+1 {
+		t.Errorf("%d gaps detected, want at least %d (the kills and the flush):\n%s", n, kills+1, out)
+	}
+}
+
+// waitSubscribed waits until a client is subscribed to r's keyspace
+// notifications.
+func waitSubscribed(t *testing.T, r *stack.Redis) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		list, err := r.Client.ClientList(testCtx(t, 10*time.Second)).Result()
+		if err == nil && strings.Contains(list, "psub=1") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no client subscribed to keyspace notifications within a minute: %v\n%s", err, list)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,6 +29,84 @@ func summaryCount(t *testing.T, out, label string) int64 {
 	return n
 }
 
+// noteCount reads a number written just before what in a summary row's
+// note, e.g. "throttled and retried" in "12,000 writes, 34 throttled and
+// retried".
+func noteCount(t *testing.T, out, what string) int64 {
+	t.Helper()
+	m := regexp.MustCompile(`([0-9,]+) ` + regexp.QuoteMeta(what)).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("summary has no count of %q:\n%s", what, out)
+	}
+	n, _ := strconv.ParseInt(strings.ReplaceAll(m[1], ",", ""), 10, 64)
+	return n
+}
+
+// waitOps waits until a writer has made n operations: a workload measured
+// in changes, not in seconds, is the same on a slow machine.
+func waitOps(t *testing.T, w *datagen.Writer, n int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for w.Ops() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer made %d of %d operations within %v", w.Ops(), n, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// groupState is a consumer group as the broker describes it: its state
+// (Stable, PreparingRebalance, Empty, ...) and the partitions each member
+// holds, by instance ID (a sink's --worker-id) or client ID.
+type groupState struct {
+	state string
+	held  map[string]int
+}
+
+func (g groupState) String() string { return fmt.Sprintf("%s %v", g.state, g.held) }
+
+// waitGroup waits until the sink group of the pipeline named name is in a
+// state cond accepts.
+func waitGroup(t *testing.T, name string, within time.Duration, cond func(groupState) bool) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.KafkaBrokers(t)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	group := "cutover-" + name + "-sink"
+	deadline := time.Now().Add(within)
+	var last groupState
+	for {
+		described, err := adm.DescribeGroups(testCtx(t, 10*time.Second), group)
+		if err == nil {
+			if g, ok := described[group]; ok && g.Err == nil {
+				last = groupState{state: g.State, held: map[string]int{}}
+				for _, m := range g.Members {
+					id := m.ClientID
+					if m.InstanceID != nil {
+						id = *m.InstanceID
+					}
+					last.held[id] = 0
+					if c, ok := m.Assigned.AsConsumer(); ok {
+						for _, tp := range c.Topics {
+							last.held[id] += len(tp.Partitions)
+						}
+					}
+				}
+				if cond(last) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s not in the state waited for within %v: last %v (err %v)", group, within, last, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestReplayFromZeroChangesNothing: after a backfill and live changes, a
 // replay of the whole topic leaves the target exactly as it was, and
 // every replayed event is counted as skipped (the target already held it
@@ -42,16 +121,19 @@ func TestReplayFromZeroChangesNothing(t *testing.T) {
 	p := newRedisPipeline(t, src, dst)
 	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
 	waitLog(t, proc, time.Minute, func(s string) bool { return strings.Contains(s, "snapshot published") })
-	stop := writeWhile(t, src, &datagen.Writer{Keys: 500, Seed: 6, Prefix: "w:", Rate: 1000})
-	time.Sleep(3 * time.Second)
+	w := &datagen.Writer{Keys: 500, Seed: 6, Prefix: "w:", Rate: 1000}
+	stop := writeWhile(t, src, w)
+	waitOps(t, w, 3000, time.Minute)
 	stop()
 	waitConverged(t, p, time.Minute)
 	proc.Stop()
 
-	// A running worker blocks the replay.
+	// A running worker blocks the replay: once it holds the partitions
+	// (before that, the replay would rightly find no worker and go ahead).
 	worker := stack.Start(t, nil, append([]string{"sink", "--worker-id", "w1"}, p.args...)...)
-	waitLog(t, worker, time.Minute, func(s string) bool { return strings.Contains(s, "sink worker starting") })
-	time.Sleep(2 * time.Second) // joined the group
+	waitGroup(t, p.name, time.Minute, func(g groupState) bool {
+		return g.state == "Stable" && g.held["cutover-"+p.name+"-w1"] > 0
+	})
 	res := stack.Run(ctx, t, append([]string{"replay", "--to-beginning"}, p.args...)...)
 	if res.Code != 1 || !strings.Contains(res.Stderr, "are running") {
 		t.Fatalf("replay with a running worker exited %d:\n%s", res.Code, res.Stderr)
@@ -187,23 +269,31 @@ func TestBackfillUnderThrottling(t *testing.T) {
 	if st.Throttled < 1000 {
 		t.Fatalf("the proxy throttled only %d writes", st.Throttled)
 	}
-	if !strings.Contains(res.Stdout, "throttled and retried") {
-		t.Errorf("throttles not reported:\n%s", res.Stdout)
+	// Every throttle the proxy answered was seen and retried by the sink
+	// (the SDK's own retryer is off for its writes), and reported.
+	if n := noteCount(t, res.Stdout, "throttled and retried"); n != st.Throttled {
+		t.Errorf("%d throttles reported, the proxy throttled %d:\n%s", n, st.Throttled, res.Stdout)
 	}
 	proxy.Set(faultproxy.Faults{})
 	waitConverged(t, p, time.Minute)
 }
 
-// TestSinkAdaptsToTableCapacity: a table that takes 150 writes/s and
+// TestSinkAdaptsToTableCapacity: a table that takes 40 writes/s and
 // throttles the excess, as a provisioned table does. The sink slows down
 // to what the table takes (instead of hammering it with retries), stops
 // fetching from Kafka while it is over, and loses nothing.
+//
+// The capacity is far below what 32 concurrent writers offer on any
+// machine that runs DynamoDB Local at all, so the table throttles however
+// fast the machine is; and the test checks that it did, since a sink
+// that never exceeded the capacity would pass every other check here
+// without having adapted to anything.
 func TestSinkAdaptsToTableCapacity(t *testing.T) {
 	t.Parallel()
 	stack.LoadDynamoDB(t, 1)
 	src := stack.NewRedis(t)
 	ctx := testCtx(t, 5*time.Minute)
-	if _, err := datagen.Seed(ctx, src.Client, datagen.Spec{Keys: 5000, Seed: 52, MaxElements: 3}); err != nil {
+	if _, err := datagen.Seed(ctx, src.Client, datagen.Spec{Keys: 800, Seed: 52, MaxElements: 3}); err != nil {
 		t.Fatal(err)
 	}
 	proxy, err := faultproxy.Start("127.0.0.1:0", stack.DynamoDBEndpoint(t))
@@ -211,8 +301,7 @@ func TestSinkAdaptsToTableCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	// Well below what the sink writes even on a busy machine.
-	proxy.Set(faultproxy.Faults{Capacity: 150})
+	proxy.Set(faultproxy.Faults{Capacity: 40})
 	p := newPipeline(t, src, "--create-table", "--sink-concurrency", "32")
 	args := withFlags(p.args, "--dynamodb-endpoint", proxy.URL)
 	res := stack.Run(ctx, t, append([]string{"backfill"}, args...)...)
@@ -221,6 +310,12 @@ func TestSinkAdaptsToTableCapacity(t *testing.T) {
 	}
 	st := proxy.Stats()
 	t.Logf("proxy: %d requests, %d throttled\n%s", st.Requests, st.Throttled, res.Stdout)
+	if st.Throttled == 0 {
+		t.Fatalf("the table never throttled: the sink did not write faster than its capacity, so nothing here was tested\n%s", res.Stdout)
+	}
+	if n := noteCount(t, res.Stdout, "throttled and retried"); n != st.Throttled {
+		t.Errorf("%d throttles reported, the proxy throttled %d", n, st.Throttled)
+	}
 	if summaryCount(t, res.Stdout, "fetch pauses") == 0 {
 		t.Errorf("fetching never paused while the table throttled:\n%s", res.Stdout)
 	}
@@ -279,8 +374,11 @@ func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 }
 
 // TestSinkWorkersScaleOutAndSurviveSIGKILL: the source runs alone; two
-// sink workers share the partitions; one is killed with SIGKILL mid-run
-// and a third joins later. The target ends exact.
+// sink workers share the partitions; one is killed with SIGKILL while it
+// applies events and a third joins later. Each step waits for the group to
+// show it (both workers holding partitions and applying; the killed one's
+// partitions moved to the other two once its session expired, and the
+// newcomer applying), and the target ends exact.
 func TestSinkWorkersScaleOutAndSurviveSIGKILL(t *testing.T) {
 	t.Parallel()
 	src, dst := stack.NewRedis(t), stack.NewRedis(t)
@@ -289,15 +387,28 @@ func TestSinkWorkersScaleOutAndSurviveSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newRedisPipeline(t, src, dst, "--partitions", "6")
+	member := func(id string) string { return "cutover-" + p.name + "-" + id }
+	applying := func(w *stack.Proc) {
+		t.Helper()
+		waitLog(t, w, time.Minute, func(s string) bool { return regexp.MustCompile(`\bapplied=[1-9]`).MatchString(s) })
+	}
 	source := stack.Start(t, nil, append([]string{"replicate", "--no-sink"}, p.args...)...)
 	a := stack.Start(t, nil, append([]string{"sink", "--worker-id", "a"}, p.args...)...)
 	b := stack.Start(t, nil, append([]string{"sink", "--worker-id", "b"}, p.args...)...)
 	stop := writeWhile(t, src, &datagen.Writer{Keys: 1000, Seed: 7, Prefix: "w:", Rate: 1500})
-	time.Sleep(3 * time.Second)
+	waitGroup(t, p.name, time.Minute, func(g groupState) bool {
+		return g.state == "Stable" && g.held[member("a")] > 0 && g.held[member("b")] > 0
+	})
+	applying(a)
 	a.Kill()
-	time.Sleep(2 * time.Second)
 	c := stack.Start(t, nil, append([]string{"sink", "--worker-id", "c"}, p.args...)...)
-	time.Sleep(3 * time.Second)
+	// a, a static member, keeps its partitions until its session times out.
+	waitGroup(t, p.name, time.Minute, func(g groupState) bool {
+		_, stale := g.held[member("a")]
+		return g.state == "Stable" && !stale && g.held[member("b")] > 0 && g.held[member("c")] > 0 &&
+			g.held[member("b")]+g.held[member("c")] == 6
+	})
+	applying(c)
 	stop()
 	waitConverged(t, p, 90*time.Second)
 	for name, w := range map[string]*stack.Proc{"source": source, "b": b, "c": c} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,18 +84,31 @@ sink: {dynamodb: {table: "${TEST_TABLE}", tombstone_retention: 48h}}
 	}
 }
 
+// TestConfigErrors: each case lists every problem its file has, one
+// string per problem; the error must name each, in a problem of its own,
+// and report no other (a case passing on its first problem alone would not
+// show that the rest are reported).
 func TestConfigErrors(t *testing.T) {
-	cases := map[string]struct{ body, want string }{
-		"unknown key":        {"sink: {dynamodb: {tabel: x}}", "sink.dynamodb.tabel: unknown key (line 1); the keys allowed in sink.dynamodb are: attributes, concurrency, create_table"},
-		"unknown top key":    {"bogus: 1\nsink: {redis: {adr: x}}", "bogus: unknown key (line 1); the keys allowed in the top level are: checkpoint, kafka, log"},
-		"unknown nested key": {"bogus: 1\nsink: {redis: {adr: x}}", "sink.redis.adr: unknown key (line 2)"},
-		"unknown rule key":   {"sink: {dynamodb: {rules: [{match: x, tabel: y}]}}", "sink.dynamodb.rules[0].tabel: unknown key"},
-		"not yaml":           {"sink: [", "is not valid YAML"},
-		"unset variable":     {"sink: {dynamodb: {table: ${CUTOVER_SURELY_UNSET_VAR}}}", "CUTOVER_SURELY_UNSET_VAR"},
-		"every problem":      {"name: 'bad name'\nsource: {redis: {readers: 0}}\nsink: {dynamodb: {key_type: N}}", "name: \"bad name\""},
-		"paths in messages":  {"source: {redis: {readers: 0}}", "source.redis.readers: must be positive"},
-		"missing sink":       {"name: x", "sink: required: set sink.dynamodb.table"},
-		"two sinks":          {"sink: {dynamodb: {table: t}, redis: {addr: \"h:1\"}}", "a pipeline writes to one target"},
+	cases := map[string]struct {
+		body string
+		want []string
+	}{
+		"unknown key": {"sink: {dynamodb: {tabel: x}}", []string{
+			"sink.dynamodb.tabel: unknown key (line 1); the keys allowed in sink.dynamodb are: attributes, concurrency, create_table"}},
+		"unknown keys": {"bogus: 1\nsink: {redis: {adr: x}}", []string{
+			"bogus: unknown key (line 1); the keys allowed in the top level are: checkpoint, kafka, log",
+			"sink.redis.adr: unknown key (line 2)"}},
+		"unknown rule key": {"sink: {dynamodb: {rules: [{match: x, tabel: y}]}}", []string{"sink.dynamodb.rules[0].tabel: unknown key"}},
+		"not yaml":         {"sink: [", []string{"is not valid YAML"}},
+		"unset variable":   {"sink: {dynamodb: {table: ${CUTOVER_SURELY_UNSET_VAR}}}", []string{"CUTOVER_SURELY_UNSET_VAR"}},
+		"every problem": {"name: 'bad name'\nsource: {redis: {readers: 0}}\nsink: {dynamodb: {table: t, key_type: N, region: ''}}", []string{
+			`name: "bad name" must be`,
+			"source.redis.readers: must be positive",
+			`sink.dynamodb.key_type: "N" must be S or B`,
+			"sink.dynamodb.region: required"}},
+		"paths in messages": {"source: {redis: {readers: 0}}", []string{"source.redis.readers: must be positive", "sink: required"}},
+		"missing sink":      {"name: x", []string{"sink: required: set sink.dynamodb.table"}},
+		"two sinks":         {"sink: {dynamodb: {table: t}, redis: {addr: \"h:1\"}}", []string{"a pipeline writes to one target"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -104,15 +118,35 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := applyConfig(cmd, &cfg)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %v, want it to mention %q", err, c.want)
-			}
 			// A configuration mistake exits 2, and names no Go type.
 			var ce *configError
 			if !errors.As(err, &ce) || strings.Contains(err.Error(), "main.") {
-				t.Errorf("error %T %v: want a configError (exit 2) that names no internal type", err, err)
+				t.Fatalf("error %T %v: want a configError (exit 2) that names no internal type", err, err)
 			}
+			checkProblems(t, ce.problems, c.want)
 		})
+	}
+}
+
+// checkProblems fails t unless problems are exactly one for each of want,
+// each containing its string.
+func checkProblems(t *testing.T, problems, want []string) {
+	t.Helper()
+	if len(problems) != len(want) {
+		t.Errorf("%d problems reported, want %d (%q):\n  %s", len(problems), len(want), want, strings.Join(problems, "\n  "))
+	}
+	used := make([]bool, len(problems))
+	for _, w := range want {
+		found := false
+		for i, p := range problems {
+			if !used[i] && strings.Contains(p, w) {
+				used[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("no problem mentions %q:\n  %s", w, strings.Join(problems, "\n  "))
+		}
 	}
 }
 
@@ -127,6 +161,15 @@ sink: {dynamodb: {table: t, region: ""}}
 	if code := run(t.Context(), []string{"config", "validate", "--config", bad}); code != exitUsage {
 		t.Fatalf("invalid config: exit %d, want %d", code, exitUsage)
 	}
+	validate := newConfigCmd()
+	validate.SetOut(io.Discard)
+	validate.SetErr(io.Discard)
+	validate.SetArgs([]string{"validate", "--config", bad})
+	var ce *configError
+	if err := validate.Execute(); !errors.As(err, &ce) {
+		t.Fatalf("invalid config: %T %v, want a configError", err, err)
+	}
+	checkProblems(t, ce.problems, []string{`name: "bad name!" must be`, "sink.dynamodb.region: required"})
 	good := writeConfig(t, `
 name: ok
 source: {redis: {addr: "127.0.0.1:6379", password: hunter2}}

@@ -271,16 +271,66 @@ func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
 	}
 
 	// A third worker of the same group finds nothing left to do: a replay
-	// of nothing, not of everything.
+	// of nothing, not of everything. Waiting a while and finding its sink
+	// empty would prove nothing on a slow machine, where the worker may
+	// not have fetched yet; so one marker is published per partition after
+	// it started, and once it has committed every marker it has provably
+	// read each partition from the group's offsets on: the markers, and
+	// nothing committed before them, must be all it applied.
 	sink3 := &memSink{store: map[string]pipeline.Event{}}
-	_, stop3 := runWorker(t, cfg, opts, sink3)
-	time.Sleep(500 * time.Millisecond)
+	w3, stop3 := runWorker(t, cfg, opts, sink3)
+	markers := markerPerPartition(t, len(ends))
+	var markerRecs []*kgo.Record
+	for _, key := range markers {
+		e := stringEvent(key, 1000, "marker")
+		b, err := pipeline.Encode(nil, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		markerRecs = append(markerRecs, &kgo.Record{Topic: "events", Key: e.Key, Value: b})
+	}
+	if err := pcl.ProduceSync(ctxT(t), markerRecs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ends3, err := EndOffsets(ctxT(t), pcl, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w3.Progress().WaitFor(ctxT(t), ends3, nil); err != nil {
+		t.Fatalf("third worker did not commit the markers: %v (committed %v, end %v)", err, w3.Progress().Committed(), ends3)
+	}
 	if err := stop3(); err != nil {
 		t.Fatal(err)
 	}
-	if len(sink3.store) != 0 {
-		t.Fatalf("a restarted worker re-applied %d committed events", len(sink3.store))
+	sink3.mu.Lock()
+	defer sink3.mu.Unlock()
+	for _, key := range markers {
+		if _, ok := sink3.store[key]; !ok {
+			t.Fatalf("third worker committed past marker %q without applying it", key)
+		}
 	}
+	if extra := len(sink3.store) - len(markers); extra != 0 {
+		t.Fatalf("a restarted worker re-applied %d committed events", extra)
+	}
+}
+
+// markerPerPartition returns one key for each of n partitions, chosen with
+// the partitioner the publisher uses.
+func markerPerPartition(t *testing.T, n int) []string {
+	t.Helper()
+	keys := make([]string, n)
+	found := 0
+	for i := 0; found < n && i < 10000; i++ {
+		key := fmt.Sprintf("marker-%d", i)
+		if p := pipeline.PartitionOf([]byte(key), int32(n)); keys[p] == "" {
+			keys[p] = key
+			found++
+		}
+	}
+	if found != n {
+		t.Fatalf("found marker keys for %d of %d partitions", found, n)
+	}
+	return keys
 }
 
 func TestConnectUnreachable(t *testing.T) {

@@ -32,6 +32,9 @@ func sortedHash(h []pipeline.Field) []pipeline.Field {
 
 func TestMappingRoundTrip(t *testing.T) {
 	bin := []byte{0, 0xff, 0xc3}
+	// 0.1 + 0.2 in float64 arithmetic, a score that needs all 17 digits;
+	// the constant expression 0.1 + 0.2 would be exactly 0.3.
+	floatSum := math.Nextafter(0.3, 1)
 	cases := map[string]struct {
 		v        pipeline.Value
 		wantAttr string // the type of the value attribute
@@ -46,7 +49,7 @@ func TestMappingRoundTrip(t *testing.T) {
 		"set with empty member": {pipeline.Value{Type: pipeline.TypeSet, Set: [][]byte{[]byte("a"), {}}}, "L"},
 		"zset": {pipeline.Value{Type: pipeline.TypeZSet, ZSet: []pipeline.ScoredMember{
 			{Member: []byte("ninf"), Score: math.Inf(-1)}, {Member: []byte("neg"), Score: -1e300}, {Member: []byte("negzero"), Score: math.Copysign(0, -1)},
-			{Member: []byte("zero"), Score: 0}, {Member: []byte("tiny"), Score: 5e-324}, {Member: bin, Score: 0.1 + 0.2},
+			{Member: []byte("zero"), Score: 0}, {Member: []byte("tiny"), Score: 5e-324}, {Member: bin, Score: floatSum},
 			{Member: []byte("big"), Score: math.MaxFloat64}, {Member: []byte("inf"), Score: math.Inf(1)}}}, "L"},
 	}
 	m := testMapping(types.ScalarAttributeTypeB)

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -62,10 +63,17 @@ func TestItemValueFormats(t *testing.T) {
 	}
 	want := map[string]string{"s": "x", "n": "1.50", "b": "\x00\x01", "t": "true", "z": "",
 		"l": "[12345678901234567890123456789012345678]", "ss": `["a","b"]`}
+	// Every attribute becomes exactly one field: a missing, extra or
+	// repeated field fails, not only a wrong value.
+	got := map[string]string{}
 	for _, f := range h.Hash {
-		if want[string(f.Name)] != string(f.Value) {
-			t.Errorf("field %s = %q, want %q", f.Name, f.Value, want[string(f.Name)])
+		if _, dup := got[string(f.Name)]; dup {
+			t.Errorf("field %s appears twice", f.Name)
 		}
+		got[string(f.Name)] = string(f.Value)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("hash fields = %q, want %q", got, want)
 	}
 	j, err := ItemOptions{Format: FormatJSON}.itemValue(item)
 	if err != nil || string(j.String) != `{"b":"AAE=","l":[12345678901234567890123456789012345678],"n":1.50,"s":"x","ss":["a","b"],"t":true,"z":null}` {
