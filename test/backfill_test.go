@@ -5,9 +5,13 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -317,4 +321,168 @@ func compareItem(ctx context.Context, rdb *goredis.Client, key string, item map[
 		return fmt.Errorf("unexpected redis type %s", typ)
 	}
 	return nil
+}
+
+// TestBackfillSelectsByPatternAndType: --include, --exclude and --type
+// copy exactly the keys they select. Two shapes, because the snapshot
+// filters in two places: one pattern and one type go to SCAN itself
+// (MATCH and TYPE), several are checked per key.
+func TestBackfillSelectsByPatternAndType(t *testing.T) {
+	t.Parallel()
+	src := stack.NewRedis(t)
+	ctx := testCtx(t, 2*time.Minute)
+	pipe := src.Client.Pipeline()
+	for i := range 300 {
+		pipe.HSet(ctx, fmt.Sprint("user:", i), "name", fmt.Sprint("u", i))
+		pipe.HSet(ctx, fmt.Sprint("user:", i, ":lock"), "owner", "x") // excluded by pattern
+		pipe.Set(ctx, fmt.Sprint("user:", i, ":name"), "text", 0)     // a string
+		pipe.ZAdd(ctx, fmt.Sprint("user:", i, ":scores"), goredis.Z{Member: "m", Score: float64(i)})
+		pipe.HSet(ctx, fmt.Sprint("order:", i), "total", i)
+		pipe.RPush(ctx, fmt.Sprint("acct:", i), "a", "b")
+	}
+	_, err := pipe.Exec(ctx)
+	must(t, err)
+
+	for _, c := range []struct {
+		name  string
+		flags []string
+		want  func(key, typ string) bool
+	}{
+		{"one pattern and one type", []string{"--include", "user:*", "--exclude", "user:*:lock", "--type", "hash"},
+			func(k, typ string) bool {
+				return strings.HasPrefix(k, "user:") && !strings.HasSuffix(k, ":lock") && typ == "hash"
+			}},
+		{"several patterns and types", []string{"--include", "user:*", "--include", "acct:*", "--exclude", "user:*:lock",
+			"--type", "hash", "--type", "zset", "--type", "list"},
+			func(k, typ string) bool {
+				return (strings.HasPrefix(k, "user:") || strings.HasPrefix(k, "acct:")) && !strings.HasSuffix(k, ":lock") &&
+					(typ == "hash" || typ == "zset" || typ == "list")
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dst := stack.NewRedis(t)
+			p := newRedisPipeline(t, src, dst, c.flags...)
+			res := stack.Run(ctx, t, append([]string{"backfill"}, p.args...)...)
+			if res.Code != 0 {
+				t.Fatalf("backfill exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+			}
+			all := redisContents(ctx, t, src.Client)
+			want := map[string]string{}
+			for k, v := range all {
+				if c.want(k, strings.Fields(v)[0]) {
+					want[k] = v
+				}
+			}
+			got := redisContents(ctx, t, dst.Client)
+			if len(want) == 0 || !maps.Equal(got, want) {
+				t.Fatalf("the target is not exactly the selected keys:\n%s", diffContents(want, got))
+			}
+			if read := summaryCount(t, res.Stdout, "keys read"); read != int64(len(want)) {
+				t.Errorf("summary: %d keys read, want %d\n%s", read, len(want), res.Stdout)
+			}
+		})
+	}
+}
+
+// TestBackfillKeysPerSecond: --keys-per-second paces the snapshot's
+// reads. The pace is measured at the source, from the server's own count
+// of the read script's calls (one per key), so neither the process' start
+// nor the sink's speed is in it: 4,000 keys at 1,000 keys/s, after a
+// burst of one SCAN page (1,000 keys), take 3 s to read. A SCAN page is
+// only about COUNT keys, so 80% of that is required; unpaced, the reads
+// take a few hundred milliseconds.
+func TestBackfillKeysPerSecond(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	const keys, pace = 4000, 1000
+	seedStrings1K(t, src.Client, "k:", keys)
+	p := newRedisPipeline(t, src, dst, "--keys-per-second", strconv.Itoa(pace), "--scan-count", "1000")
+	proc := stack.Start(t, nil, append([]string{"backfill"}, p.args...)...)
+	var first, last time.Time
+	for last.IsZero() {
+		n := evalshaCalls(t, src)
+		now := time.Now()
+		if n > 0 && first.IsZero() {
+			first = now
+		}
+		if n >= keys {
+			last = now
+		}
+		if proc.Exited() && last.IsZero() {
+			out, errOut := proc.Output()
+			t.Fatalf("backfill ended with %d keys read\n%s\n%s", n, out, errOut)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := last.Sub(first)
+	t.Logf("%d keys read in %v at --keys-per-second %d", keys, took, pace)
+	if least := time.Duration(keys-pace) * time.Second / pace * 8 / 10; took < least {
+		t.Fatalf("%d keys were read in %v: faster than --keys-per-second %d allows (at least %v)", keys, took, pace, least)
+	}
+	waitLog(t, proc, time.Minute, func(string) bool { return proc.Exited() })
+	if out, errOut := proc.Output(); proc.Stop() != 0 {
+		t.Fatalf("backfill failed\n%s\n%s", out, errOut)
+	}
+	waitSame(t, src.Client, dst.Client, 30*time.Second)
+}
+
+// TestBackfillResumesAtSavedCursor: an interrupted snapshot resumes from
+// its saved cursor, which was only shown by a log line ("resuming
+// snapshot"). Here the server counts the reads: after a SIGKILL, the
+// second run reads exactly the keys SCAN returns from the saved cursor
+// on — not the keys before it — and the target still gets every key.
+func TestBackfillResumesAtSavedCursor(t *testing.T) {
+	t.Parallel()
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	ctx := testCtx(t, 2*time.Minute)
+	const keys = 20_000
+	seedNumbered(t, src.Client, "k:", keys)
+	p := newRedisPipeline(t, src, dst, "--keys-per-second", "4000", "--scan-count", "1000")
+	proc := stack.Start(t, nil, append([]string{"backfill"}, p.args...)...)
+	var pos struct {
+		Cursor  uint64 `json:"cursor"`
+		Scanned int64  `json:"scanned"`
+	}
+	readPos := func() {
+		pos.Cursor, pos.Scanned = 0, 0
+		_ = filepath.WalkDir(p.ckDir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(path, "snapshot.ckpt") {
+				if raw, err := os.ReadFile(path); err == nil {
+					_ = json.Unmarshal(raw, &pos)
+				}
+			}
+			return nil
+		})
+	}
+	deadline := time.Now().Add(time.Minute)
+	for readPos(); pos.Cursor == 0 || pos.Scanned < 4000; readPos() {
+		if proc.Exited() || time.Now().After(deadline) {
+			t.Fatal("the backfill saved no cursor past 4,000 keys before it ended")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	proc.Kill()
+	readPos() // the last one saved before the kill
+	// What SCAN returns from the saved cursor on, with the same COUNT.
+	remaining := 0
+	for cursor := pos.Cursor; ; {
+		page, next, err := src.Client.Scan(ctx, cursor, "", 1000).Result()
+		must(t, err)
+		remaining += len(page)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	must(t, src.Client.ConfigResetStat(ctx).Err())
+	res := stack.Run(ctx, t, append([]string{"backfill"}, withFlags(p.args, "--keys-per-second", "0")...)...)
+	if res.Code != 0 {
+		t.Fatalf("the resumed backfill exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	reads := evalshaCalls(t, src)
+	t.Logf("cursor saved after %d keys; the resumed run read %d keys, SCAN from the cursor returns %d", pos.Scanned, reads, remaining)
+	if reads != int64(remaining) || remaining >= keys-1000 {
+		t.Fatalf("the resumed run read %d keys; from the saved cursor (after %d of %d keys) SCAN returns %d", reads, pos.Scanned, keys, remaining)
+	}
+	waitSame(t, src.Client, dst.Client, 30*time.Second)
 }

@@ -84,8 +84,11 @@ func TestBackfillMillionFieldHash(t *testing.T) {
 	if dst.Client.Get(ctx, "small").Val() != "v" {
 		t.Error("the small key next to the big ones was not copied")
 	}
-	if peak > 300<<20 {
-		t.Errorf("peak RSS %d MB: memory is not bounded by the piece size", peak>>20)
+	// Measured 122–138 MB in three runs (peak RSS sampled every 50 ms, on
+	// 2 cores with other tests running). Reading the hash in one HSCAN
+	// instead of pieces took it to 318 MB.
+	if peak > 200<<20 {
+		t.Errorf("peak RSS %d MB, over the 200 MB bound: memory is not bounded by the piece size", peak>>20)
 	}
 }
 
@@ -126,8 +129,13 @@ func TestBigStringInPieces(t *testing.T) {
 	if code := proc.Stop(); code != 0 {
 		t.Fatalf("replicate exited %d", code)
 	}
-	if rss := <-peak; rss > 300<<20 {
-		t.Errorf("peak RSS %d MB for a 20 MB string: memory is not bounded by the piece size", rss>>20)
+	// Measured 105–193 MB over six runs (replicate: source, live capture
+	// and sink in one process, the string read twice); the bound guards
+	// against a regression, it is not tight enough to prove the pieces.
+	rss := <-peak
+	t.Logf("peak RSS %.1f MB for a 20 MB string", float64(rss)/1e6)
+	if rss > 250<<20 {
+		t.Errorf("peak RSS %d MB for a 20 MB string, over the 250 MB bound", rss>>20)
 	}
 
 	// To DynamoDB: dead-lettered, the rest copied.
