@@ -29,6 +29,22 @@ type Kafka struct {
 // on free loopback ports; it is killed when the test ends.
 func NewKafka(t testing.TB) *Kafka {
 	t.Helper()
+	k := &Kafka{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), dir: t.TempDir()}
+	k.launch(t, brokerListener{})
+	return k
+}
+
+// brokerListener is a listener a private broker has besides PLAINTEXT
+// (k.Addr) and its controller's: its name, address and settings.
+type brokerListener struct {
+	name, addr string
+	props      []string
+}
+
+// launch writes the broker's settings into k.dir, formats its storage
+// and starts it; it is killed when the test ends.
+func (k *Kafka) launch(t testing.TB, extra brokerListener) {
+	t.Helper()
 	home, _ := os.UserHomeDir()
 	cache := env("CUTOVER_CACHE_DIR", filepath.Join(env("XDG_CACHE_HOME", filepath.Join(home, ".cache")), "cutover"))
 	cpFile := filepath.Join(cache, "kafka-"+env("CUTOVER_KAFKA_VERSION", "4.3.1")+".classpath")
@@ -38,20 +54,26 @@ func NewKafka(t testing.TB) *Kafka {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	log4j := filepath.Join(filepath.Dir(file), "..", "..", "deploy", "local", "kafka", "log4j2.yaml")
-	dir := t.TempDir()
-	k := &Kafka{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), dir: dir}
 	controller := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	props := filepath.Join(dir, "server.properties")
-	conf := strings.Join([]string{
+	listeners := "PLAINTEXT://" + k.Addr + ",CONTROLLER://" + controller
+	advertised := "PLAINTEXT://" + k.Addr
+	protocols := "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+	if extra.name != "" {
+		listeners += "," + extra.name + "://" + extra.addr
+		advertised += "," + extra.name + "://" + extra.addr
+		protocols += "," + extra.name + ":" + extra.name
+	}
+	props := filepath.Join(k.dir, "server.properties")
+	conf := strings.Join(append([]string{
 		"process.roles=broker,controller",
 		"node.id=1",
 		"controller.quorum.voters=1@" + controller,
-		"listeners=PLAINTEXT://" + k.Addr + ",CONTROLLER://" + controller,
-		"advertised.listeners=PLAINTEXT://" + k.Addr,
+		"listeners=" + listeners,
+		"advertised.listeners=" + advertised,
 		"controller.listener.names=CONTROLLER",
-		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"listener.security.protocol.map=" + protocols,
 		"inter.broker.listener.name=PLAINTEXT",
-		"log.dirs=" + filepath.Join(dir, "data"),
+		"log.dirs=" + filepath.Join(k.dir, "data"),
 		"num.partitions=1",
 		"auto.create.topics.enable=false",
 		"offsets.topic.replication.factor=1",
@@ -61,7 +83,7 @@ func NewKafka(t testing.TB) *Kafka {
 		"share.coordinator.state.topic.replication.factor=1",
 		"share.coordinator.state.topic.min.isr=1",
 		"group.initial.rebalance.delay.ms=0",
-	}, "\n") + "\n"
+	}, extra.props...), "\n") + "\n"
 	if err := os.WriteFile(props, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +99,6 @@ func NewKafka(t testing.TB) *Kafka {
 		"-Dlog4j2.configurationFile=" + log4j, "-cp", classpath, "kafka.Kafka", props}
 	k.start(t)
 	t.Cleanup(k.Kill)
-	return k
 }
 
 func (k *Kafka) start(t testing.TB) {

@@ -6,16 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -40,14 +36,6 @@ type KafkaMTLS struct {
 // requires client certificates; it is killed when the test ends.
 func NewKafkaMTLS(t testing.TB) *KafkaMTLS {
 	t.Helper()
-	home, _ := os.UserHomeDir()
-	cache := env("CUTOVER_CACHE_DIR", filepath.Join(env("XDG_CACHE_HOME", filepath.Join(home, ".cache")), "cutover"))
-	cp, err := os.ReadFile(filepath.Join(cache, "kafka-"+env("CUTOVER_KAFKA_VERSION", "4.3.1")+".classpath"))
-	if err != nil {
-		t.Fatalf("Kafka's jars are not installed (%v)\ninstall them with `deploy/local/stack up kafka` (make test does this)", err)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	log4j := filepath.Join(filepath.Dir(file), "..", "..", "deploy", "local", "kafka", "log4j2.yaml")
 	dir := t.TempDir()
 
 	ca, caKey := newCA(t, "cutover test Kafka CA")
@@ -68,48 +56,13 @@ func NewKafkaMTLS(t testing.TB) *KafkaMTLS {
 
 	k := &Kafka{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), dir: dir}
 	m.Kafka, m.TLSAddr = k, "127.0.0.1:"+strconv.Itoa(freePort(t))
-	controller := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	props := filepath.Join(dir, "server.properties")
-	conf := strings.Join([]string{
-		"process.roles=broker,controller",
-		"node.id=1",
-		"controller.quorum.voters=1@" + controller,
-		"listeners=PLAINTEXT://" + k.Addr + ",CONTROLLER://" + controller + ",SSL://" + m.TLSAddr,
-		"advertised.listeners=PLAINTEXT://" + k.Addr + ",SSL://" + m.TLSAddr,
-		"controller.listener.names=CONTROLLER",
-		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL",
-		"inter.broker.listener.name=PLAINTEXT",
+	k.launch(t, brokerListener{name: "SSL", addr: m.TLSAddr, props: []string{
 		"listener.name.ssl.ssl.keystore.type=PEM",
 		"listener.name.ssl.ssl.keystore.location=" + brokerKeystore,
 		"listener.name.ssl.ssl.truststore.type=PEM",
 		"listener.name.ssl.ssl.truststore.location=" + m.CA,
 		"listener.name.ssl.ssl.client.auth=required",
-		"log.dirs=" + filepath.Join(dir, "data"),
-		"num.partitions=1",
-		"auto.create.topics.enable=false",
-		"offsets.topic.replication.factor=1",
-		"offsets.topic.num.partitions=4",
-		"transaction.state.log.replication.factor=1",
-		"transaction.state.log.min.isr=1",
-		"share.coordinator.state.topic.replication.factor=1",
-		"share.coordinator.state.topic.min.isr=1",
-		"group.initial.rebalance.delay.ms=0",
-	}, "\n") + "\n"
-	if err := os.WriteFile(props, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	classpath := strings.TrimSpace(string(cp))
-	format := exec.Command("java", "-cp", classpath, "-Dlog4j2.configurationFile="+log4j, "kafka.tools.StorageTool", "format",
-		"-t", base64.RawURLEncoding.EncodeToString(id), "-c", props)
-	if out, err := format.CombinedOutput(); err != nil {
-		t.Fatalf("format a private Kafka's storage: %v\n%s", err, out)
-	}
-	k.args = []string{"-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-		"-Dlog4j2.configurationFile=" + log4j, "-cp", classpath, "kafka.Kafka", props}
-	k.start(t)
-	t.Cleanup(k.Kill)
+	}})
 	return m
 }
 
