@@ -198,7 +198,9 @@ func (s *Source) Run(ctx context.Context) error {
 					if ctx.Err() != nil {
 						err = nil // stopped while waiting for the stream
 					}
-					return stop(err)
+					// The old stream has returned already: nothing to wait for.
+					cancel(err)
+					return err
 				}
 				stream := s.streamNow()
 				go func() { streamErr <- stream.Run(ctx) }()
@@ -267,15 +269,20 @@ func (s *Source) streamOn(ctx context.Context) (Table, error) {
 	waiting := false
 	for {
 		arn, view, err := currentStream(ctx, s.db, s.table.Name)
-		if err != nil {
-			return Table{}, fmt.Errorf("read the table's stream settings: %w", explain(s.scanOpt.Endpoint, err))
-		}
-		if arn != "" {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return Table{}, ctx.Err()
+		case err != nil:
+			// The SDK retried already; a failed look while waiting is
+			// logged and looked at again, as checkARN does.
+			s.log.Warn("reading the table's stream settings failed; retrying", "table", s.table.Name,
+				"err", explain(s.scanOpt.Endpoint, err))
+		case arn != "":
 			table := s.table
 			table.StreamARN, table.StreamView = arn, view
 			return table, table.CheckStream()
 		}
-		if !waiting {
+		if err == nil && !waiting {
 			s.log.Warn("the table's stream is off: waiting for it to be enabled again (changes meanwhile are healed by a re-scan)",
 				"table", s.table.Name, "fix", fmt.Sprintf("aws dynamodb update-table --table-name %s --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES", s.table.Name))
 			waiting = true
@@ -324,16 +331,18 @@ func (s *Source) backfill(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	streamErr := make(chan error, 1)
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		err := stream.Run(ctx)
-		if err != nil {
-			cancel(err)
+		if err != nil && !errors.Is(err, errStreamChanged) {
+			cancel(err) // the scan stops too
 		}
 		streamErr <- err
 	}()
 	err = s.runScan(ctx, fresh)
 	if err == nil {
-		stream.settle(ctx)
+		stream.settle(ctx, stopped)
 	}
 	cancel(nil)
 	switch serr := <-streamErr; {

@@ -136,6 +136,7 @@ type Stream struct {
 	dirty                                bool
 	running                              map[string]bool    // shards being read
 	latest                               map[string]*string // LATEST iterators taken before the scan, by shard
+	tookLatest                           map[string]bool    // shards whose position this run took at LATEST
 	parents                              map[string]string  // shard → parent
 	firstRun                             bool               // Start found no checkpoint
 	started                              time.Time          // when Start ran
@@ -165,7 +166,7 @@ func NewStream(cl streamsAPI, items itemAPI, table Table, opts StreamOptions, pu
 		opts.Logger = slog.Default()
 	}
 	return &Stream{cl: cl, items: items, table: table, opts: opts, pub: pub, ck: ck, log: opts.Logger,
-		running: map[string]bool{}, latest: map[string]*string{}, parents: map[string]string{}}
+		running: map[string]bool{}, latest: map[string]*string{}, tookLatest: map[string]bool{}, parents: map[string]string{}}
 }
 
 // FirstRun reports whether Start found no saved positions.
@@ -243,6 +244,7 @@ func (st *Stream) takeLatest(ctx context.Context) error {
 			return err
 		}
 		st.latest[id] = it
+		st.tookLatest[id] = true
 		// A restart before a record is read goes from the trim horizon,
 		// skipping what was there before now.
 		now := time.Now().UTC()
@@ -259,18 +261,22 @@ func (st *Stream) takeLatest(ctx context.Context) error {
 // is read again from its trim horizon. A backfill calls it after its scan,
 // while Run still reads; a busy table settles at once, an idle one within
 // Settle. It returns early when ctx ends.
-func (st *Stream) settle(ctx context.Context) {
+func (st *Stream) settle(ctx context.Context, stopped <-chan struct{}) {
 	tick := time.NewTicker(st.opts.PollInterval)
 	defer tick.Stop()
 	// A shard that cannot be read (the stream disabled meanwhile, say)
-	// never settles: give up after twice the wait, and say so.
-	deadline := time.NewTimer(time.Until(st.started.Add(2*st.opts.Settle + 30*time.Second)))
+	// never settles: give up after the wait and as long again, and say so.
+	wait := max(time.Until(st.started.Add(st.opts.Settle)), 0) + st.opts.Settle + 30*time.Second
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
 		var open []string
 		st.mu.Lock()
 		for id, sh := range st.pos.Shards {
-			if !sh.Done && sh.Seq == "" && !sh.From.IsZero() && sh.From.Before(st.started.Add(st.opts.Settle)) {
+			// Only a position this run took at a shard's end is waited
+			// for; one loaded (read again from the trim horizon) keeps
+			// the From it was saved with.
+			if st.tookLatest[id] && !sh.Done && sh.Seq == "" && !sh.From.IsZero() && sh.From.Before(st.started.Add(st.opts.Settle)) {
 				open = append(open, id)
 			}
 		}
@@ -280,6 +286,8 @@ func (st *Stream) settle(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-stopped:
 			return
 		case <-deadline.C:
 			st.log.Warn("some stream shards could not be read to confirm their positions; a replicate may apply again changes made up to this long before the backfill began",
@@ -360,7 +368,10 @@ func (st *Stream) Run(ctx context.Context) error {
 						cancel(err)
 						return
 					}
-					finished <- aws.ToString(sh.ShardId)
+					select { // Run may have returned: never block on it
+					case finished <- aws.ToString(sh.ShardId):
+					case <-ctx.Done():
+					}
 				}()
 			}
 			refresh.Reset(st.opts.RefreshEvery)
@@ -501,6 +512,10 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 	failures := shardBackoff()
 	var it *string
 	var skipBefore time.Time // records created before it precede the position
+	// An empty read proves nothing about the records after the position
+	// unless the chain started at it (LATEST): from the trim horizon,
+	// GetRecords may answer empty pages before it reaches any record.
+	atPosition := latest != nil
 	for {
 		var err error
 		switch {
@@ -544,7 +559,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			if lastSeq != "" {
 				it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeAfterSequenceNumber, lastSeq)
 			} else {
-				skipBefore = st.from(id)
+				skipBefore, atPosition = st.from(id), false
 				it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeTrimHorizon, "")
 			}
 			if err != nil {
@@ -557,7 +572,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			if err := st.lost(ctx, id, "its records were trimmed before cutover read them", false); err != nil {
 				return err
 			}
-			lastSeq, skipBefore = "", time.Time{}
+			lastSeq, skipBefore, atPosition = "", time.Time{}, false
 			if it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeTrimHorizon, ""); err != nil {
 				return st.shardErr(ctx, id, err)
 			}
@@ -589,7 +604,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			break // the shard is closed and read to its end
 		}
 		if len(out.Records) == 0 {
-			if lastSeq == "" {
+			if lastSeq == "" && atPosition {
 				st.readEmpty(id, asked)
 			}
 			if !sources.Sleep(ctx, idle) {
