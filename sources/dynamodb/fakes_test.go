@@ -59,7 +59,7 @@ func (f *fakeStreams) put(shard, pk string, remove bool) {
 	defer f.mu.Unlock()
 	seq := fmt.Sprintf("1%020d", len(f.records[shard])+1)
 	key := map[string]streamtypes.AttributeValue{"pk": &streamtypes.AttributeValueMemberS{Value: pk}}
-	created := time.Now().Add(f.age).Truncate(time.Second) // rounded down, as DynamoDB does
+	created := time.Now().Add(f.age).Truncate(time.Minute) // rounded down, as DynamoDB Local does (DynamoDB: to the second)
 	r := streamtypes.Record{EventName: streamtypes.OperationTypeInsert,
 		Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String(seq), Keys: key, ApproximateCreationDateTime: &created}}
 	if remove {

@@ -99,7 +99,24 @@ type shardState struct {
 	// would move keys backwards. Zero for a shard all of whose records
 	// are to be read (a child of a shard read to its end, a gap).
 	From time.Time `json:"from,omitzero"`
+	// Iterator, for such a shard, is the iterator its last empty read
+	// returned, at IteratorAt: it continues exactly at the position while
+	// it is valid (DynamoDB Streams keeps an iterator 15 minutes), so a
+	// restart soon after reads neither less nor more than it must.
+	Iterator   string    `json:"iterator,omitempty"`
+	IteratorAt time.Time `json:"iterator_at,omitzero"`
 }
+
+// iteratorLife is how long a saved iterator is used: less than the 15
+// minutes DynamoDB Streams keeps one, for clocks. An expired one falls
+// back to the trim horizon, skipping by From.
+const iteratorLife = 13 * time.Minute
+
+// creationRounding is how much a record's creation time may have been
+// rounded down: DynamoDB rounds to the second, DynamoDB Local to the
+// minute. A record is skipped only when it was surely created before
+// skipBefore.
+const creationRounding = time.Minute
 
 // streamPosition is the stream's checkpoint. A shard without a saved
 // sequence number is read from its trim horizon; Updated says when the
@@ -523,6 +540,8 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			it, err = st.iterator(ctx, id, streamtypes.ShardIteratorTypeAfterSequenceNumber, saved.Seq)
 		case latest != nil:
 			it = latest
+		case saved != nil && saved.Iterator != "" && time.Since(saved.IteratorAt) < iteratorLife:
+			it, atPosition = aws.String(saved.Iterator), true
 		default:
 			if saved != nil && !saved.From.IsZero() {
 				skipBefore = saved.From.Add(-st.opts.Settle)
@@ -605,7 +624,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 		}
 		if len(out.Records) == 0 {
 			if lastSeq == "" && atPosition {
-				st.readEmpty(id, asked)
+				st.readEmpty(id, asked, out.NextShardIterator)
 			}
 			if !sources.Sleep(ctx, idle) {
 				return nil
@@ -635,11 +654,12 @@ func (st *Stream) from(id string) time.Time {
 
 // readEmpty records that shard id, of which no record was read yet, held
 // none after its position when asked at asked: its From moves there.
-func (st *Stream) readEmpty(id string, asked time.Time) {
+func (st *Stream) readEmpty(id string, asked time.Time, next *string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if sh := st.pos.Shards[id]; sh != nil && sh.Seq == "" && !sh.From.IsZero() && asked.After(sh.From) {
 		sh.From = asked
+		sh.Iterator, sh.IteratorAt = aws.ToString(next), asked
 		st.dirty = true
 	}
 }
@@ -657,7 +677,7 @@ func (st *Stream) events(ctx context.Context, shard string, recs []streamtypes.R
 		}
 		seq := aws.ToString(d.SequenceNumber)
 		last = seq
-		if t := d.ApproximateCreationDateTime; t != nil && t.Before(skipBefore) {
+		if t := d.ApproximateCreationDateTime; t != nil && t.Add(creationRounding).Before(skipBefore) {
 			st.skipped.Add(1)
 			continue
 		}
