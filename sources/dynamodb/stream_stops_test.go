@@ -278,7 +278,10 @@ func TestTrimHorizonEmptyPagesLoseNoRecords(t *testing.T) {
 	go func() { done <- src3.Run(ctx) }()
 	// The record is published by the backfill (which now continues at the
 	// saved iterator) or by this replicate: never skipped.
-	waitFor(t, func() bool { st := src3.streamNow().Stats(); return st.Records+st.Skipped > 0 || h.pub.hasEvent("lost", pipeline.OpUpsert) })
+	waitFor(t, func() bool {
+		st := src3.streamNow().Stats()
+		return st.Records+st.Skipped > 0 || h.pub.hasEvent("lost", pipeline.OpUpsert)
+	})
 	cancel()
 	<-done
 	if !h.pub.hasEvent("lost", pipeline.OpUpsert) {
