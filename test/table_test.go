@@ -355,7 +355,7 @@ func TestTableSourceSurvivesSIGKILL(t *testing.T) {
 	// reads the whole table for each page of a parallel Scan.
 	check := p
 	check.args = withFlags(p.args, "--scan-page-size", "2000")
-	waitConverged(t, check, 2*time.Minute)
+	waitConverged(t, check, 5*time.Minute)
 	if code := proc.Stop(); code != 0 {
 		t.Fatalf("replicate exited %d on SIGTERM", code)
 	}
