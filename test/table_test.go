@@ -51,7 +51,9 @@ func newOrders(t *testing.T, db *dynamodb.Client, n int, noStream ...bool) *data
 func createOrders(t *testing.T, db *dynamodb.Client, o *datagen.Orders) {
 	t.Helper()
 	stack.DropTables(t, db, o.Table, o.Table+"-copy")
-	ctx := testCtx(t, 3*time.Minute)
+	// DynamoDB Local writes a table with a stream at well under 100
+	// items a second on a busy machine: a bound for a state, not a speed.
+	ctx := testCtx(t, 10*time.Minute)
 	if err := o.CreateTable(ctx, db); err != nil {
 		t.Fatal(err)
 	}
