@@ -361,6 +361,9 @@ func TestBackfillSelectsByPatternAndType(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
+			// Its own bound: a parallel subtest starts only when a slot is
+			// free, which can be minutes after its parent returned.
+			ctx := testCtx(t, 2*time.Minute)
 			dst := stack.NewRedis(t)
 			p := newRedisPipeline(t, src, dst, c.flags...)
 			res := stack.Run(ctx, t, append([]string{"backfill"}, p.args...)...)
