@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -271,7 +272,18 @@ func TestTableToRedisAndDynamoDB(t *testing.T) {
 	for _, p := range []pipelineArgs{toHash, toJSON, toTable} {
 		procs = append(procs, stack.Start(t, nil, append([]string{"replicate"}, p.args...)...))
 	}
-	time.Sleep(15 * time.Second)
+	// Writes during the scan and after it: every replicate finished its
+	// scan (it logged "snapshot published"), then 300 more operations
+	// (two seconds at 150 a second, however slow the machine).
+	for _, proc := range procs {
+		waitLog(t, proc, 3*time.Minute, func(s string) bool { return strings.Contains(s, "snapshot published") })
+	}
+	after := w.Ops() + 300
+	for deadline := time.Now().Add(time.Minute); w.Ops() < after; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer made %d operations in a minute after the scans, want 300", w.Ops()-after+300)
+		}
+	}
 	ops := stop()
 	failed, lastErr := w.Errs()
 	t.Logf("writer made %d operations (%d failed, the last with %v)", ops, failed, lastErr)
@@ -292,41 +304,83 @@ func TestTableToRedisAndDynamoDB(t *testing.T) {
 	}
 	compareTables(t, src, tableItems(t, db, o.Table+"-copy"))
 	compareRedisHashes(t, src, dst, 0)
+	// The summary counts what was read: about the 10,000 items by the
+	// scan, and at least the 300 changes made after every scan finished
+	// from the stream.
 	out, _ := procs[0].Output()
-	if !strings.Contains(out, "items scanned") || !strings.Contains(out, "stream records") {
-		t.Errorf("summary lacks the table's counts:\n%s", out)
+	if n := summaryCount(t, out, "items scanned"); n < 9000 || n > 12_000 {
+		t.Errorf("the summary counts %d items scanned, want about 10,000:\n%s", n, out)
+	}
+	if n := summaryCount(t, out, "stream records"); n < 300 {
+		t.Errorf("the summary counts %d stream records, want at least the 300 changes made after the scan:\n%s", n, out)
 	}
 }
 
 // TestTableSourceSurvivesSIGKILL kills replicate from a table with SIGKILL
-// during the scan (after a segment position was saved) and during stream
-// capture, while a writer keeps changing items. Each restart resumes the
-// scan or the stream from its checkpoints; the end state is exact.
+// during the scan (each time once the scan saved a new segment position)
+// and during stream capture (once records were read), while a writer keeps
+// changing items (unique values, a growing sequence number in each). Each
+// restart resumes the scan or the stream from its checkpoints. The end
+// state is exact, item by item; and the target table's own stream, on
+// from its creation, shows no item going backwards and no deleted item
+// coming back, write by write (chaos.CheckStream). The table is small: a
+// DynamoDB Local table with a stream takes about 45 writes a second.
 func TestTableSourceSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	begin := time.Now()
 	stack.LoadDynamoDB(t, 1)
 	db := dynamoClient(t)
+	ctx := testCtx(t, 15*time.Minute)
+	var start func() *stack.Proc
+	streams, err := chaos.StreamsClient(ctx, stack.DynamoDBEndpoint(t))
+	must(t, err)
 	// make chaos kills it ten times, seven of them during the scan.
 	scanKills := size(1, 7)
-	o := newOrders(t, db, size(8_000, 20_000))
-	// The scan must outlast the first kill on any machine: DynamoDB Local
-	// reports about 5 read units per page of 100 items here (0.5 per 4 KB),
-	// so 8,000 items cost about 400 units: some 20 s at 20 units a second,
-	// however fast the machine.
-	p := newTablePipeline(t, o.Table, "--dynamodb-endpoint", stack.DynamoDBEndpoint(t), "--create-table",
-		"--dynamodb-table", o.Table+"-copy", "--scan-page-size", "100", "--read-capacity-per-second", size("20", "30"))
-	w := &datagen.OrdersWriter{Orders: o, Keys: 9_000, Seed: 10, Rate: 100}
-	stop := writeTableWhile(t, db, w)
+	w := &chaos.ItemWriter{Table: stack.Unique("items"), Keys: size(800, 4000), Seed: 10, Rate: 20, TTLShare: 0.1,
+		MinTTL: time.Hour, MaxTTL: 2 * time.Hour}
+	target := w.Table + "-copy"
+	stack.DropTables(t, db, w.Table, target)
+	must(t, w.CreateTable(ctx, db))
+	filled := time.Now()
+	must(t, w.Fill(ctx, db))
+	t.Logf("wrote %d items in %v", w.Keys, time.Since(filled).Round(time.Millisecond))
+	must(t, chaos.CreateTargetTable(ctx, db, target, chaos.ItemLayout))
+	// The scan must outlast the first kills on any machine: it reads
+	// pages of 25 small items at one read unit a second (DynamoDB Local
+	// charges half a unit per 4 KB read), some 15 s for 800 items however
+	// fast the machine.
+	p := newTablePipeline(t, w.Table, "--dynamodb-endpoint", stack.DynamoDBEndpoint(t), "--dynamodb-table", target,
+		"--scan-page-size", "25", "--read-capacity-per-second", "1")
+	wctx, stopWriter := context.WithCancel(ctx)
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); w.Run(wctx, db) }()
+	defer func() { stopWriter(); <-writerDone }()
 	args := append([]string{"replicate"}, p.args...)
 	logged := func(msg string) func(string) bool { return func(s string) bool { return strings.Contains(s, msg) } }
+	var procs []*stack.Proc
+	start = func() *stack.Proc {
+		proc := stack.Start(t, nil, args...)
+		procs = append(procs, proc)
+		return proc
+	}
+	t.Cleanup(func() {
+		// A failure keeps every run's log, kills included, to be read.
+		if dir := os.Getenv("CUTOVER_CHAOS_LOGS"); dir != "" && t.Failed() {
+			for i, proc := range procs {
+				out, errOut := proc.Output()
+				_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.log", p.name, i)), []byte(errOut+"\n"+out), 0o600)
+			}
+		}
+	})
 
-	proc := stack.Start(t, nil, args...)
-	waitLog(t, proc, time.Minute, func(string) bool { return tableScanSaved(t, p) })
+	proc := start()
+	since := time.Now()
+	waitLog(t, proc, time.Minute, func(string) bool { return tableScanSavedSince(p, since) })
 	proc.Kill()
 	kills := 1
 	for range scanKills {
-		proc = stack.Start(t, nil, args...)
+		proc = start()
+		since = time.Now()
 		waitLog(t, proc, time.Minute, func(s string) bool {
 			return strings.Contains(s, "resuming the table scan") || strings.Contains(s, "scan=false")
 		})
@@ -337,42 +391,100 @@ func TestTableSourceSurvivesSIGKILL(t *testing.T) {
 			t.Logf("the scan finished after %d kills", kills)
 			break
 		}
-		time.Sleep(size(2*time.Second, time.Second))
+		// Killed again once the resumed scan saved a position of its own,
+		// or once it finished.
+		waitLog(t, proc, time.Minute, func(s string) bool {
+			return tableScanSavedSince(p, since) || strings.Contains(s, "snapshot published")
+		})
 		proc.Kill()
 		kills++
 	}
 	for range 2 {
-		proc = stack.Start(t, nil, args...)
-		waitLog(t, proc, 2*time.Minute, func(s string) bool {
-			return strings.Contains(s, "snapshot published") || strings.Contains(s, "scan=false")
-		})
-		time.Sleep(2 * time.Second)
+		proc = start()
+		// During stream capture: once it read stream records after its
+		// scan finished (or with none to do).
+		waitLog(t, proc, 3*time.Minute, capturing)
 		proc.Kill()
+		kills++
 	}
-	proc = stack.Start(t, nil, args...)
+	proc = start()
 	waitLog(t, proc, time.Minute, logged("scan=false"))
-	time.Sleep(2 * time.Second)
-	t.Logf("writer made %d operations", stop())
-	// Reconcile with larger pages than the scan's 100: DynamoDB Local
-	// reads the whole table for each page of a parallel Scan.
+	waitLog(t, proc, 2*time.Minute, capturing)
+	stopWriter()
+	<-writerDone
+	stopped := time.Now()
+	failed, lastErr := w.Failed()
+	t.Logf("writer made %d operations (%d failed: %v)", w.Ops(), failed, lastErr)
+
+	// Item by item equal: nothing lost, resurrected or older at the end.
+	var d chaos.Diff
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(time.Second) {
+		src, err := chaos.ReadTable(ctx, db, w.Table, chaos.ItemLayout)
+		must(t, err)
+		dst, err := chaos.ReadTable(ctx, db, target, chaos.ItemLayout)
+		must(t, err)
+		if d = chaos.CompareStates(src, dst, time.Now(), ttlTolerance); d.OK() || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("%v after the writer stopped: %s", time.Since(stopped).Round(time.Second), d)
+	var res chaos.Result
+	res.AddDiff(d)
+	// Reconcile with larger pages than the scan's: DynamoDB Local reads
+	// the whole table for each page of a parallel Scan.
 	check := p
 	check.args = withFlags(p.args, "--scan-page-size", "2000")
 	waitConverged(t, check, 5*time.Minute)
 	if code := proc.Stop(); code != 0 {
 		t.Fatalf("replicate exited %d on SIGTERM", code)
 	}
-	compareTables(t, tableItems(t, db, o.Table), tableItems(t, db, o.Table+"-copy"))
-	if !t.Failed() {
-		// Item by item equal: nothing lost, resurrected or older.
-		writeChaosLine(t, chaos.Result{Scenario: "source-sigkill-dynamodb", Faults: kills + 2, Events: w.Ops(),
-			Keys: size(8_000, 20_000), Took: time.Since(begin)})
+	// Every write to the target, in order: no regression, ever.
+	r, err := chaos.CheckStream(ctx, db, streams, target, chaos.ItemLayout)
+	res.Regressions += r.Regressions
+	res.Resurrected += r.Resurrected
+	res.Examples = append(res.Examples, r.Examples...)
+	if err != nil || r.Unparsed > 0 {
+		t.Errorf("the target's stream could not be checked, its count is not a measurement: %v\n%s", err, r)
+	} else {
+		res.Watched = fmt.Sprintf("stream: %d records of %d keys in %d shards", r.Records, r.Keys, r.Shards)
 	}
+	res.Scenario, res.Faults, res.Events, res.Keys, res.Took = "source-sigkill-dynamodb", kills, w.Ops(), w.Keys, time.Since(begin)
+	t.Log(res.String())
+	if !res.OK() {
+		t.Errorf("a guarantee broke:\n  %s", strings.Join(res.Examples, "\n  "))
+	}
+	writeChaosLine(t, res)
 }
 
-// tableScanSaved reports whether an unfinished table scan saved a segment
-// position.
-func tableScanSaved(t *testing.T, p pipelineArgs) bool {
-	t.Helper()
+// capturing reports whether a replicate's log shows stream records read
+// after its scan finished (or after it found no scan to do): its progress
+// lines' stream_records count grew after that line.
+func capturing(stderr string) bool {
+	i := strings.Index(stderr, "snapshot published")
+	if j := strings.Index(stderr, "scan=false"); i < 0 || j >= 0 && j < i {
+		i = j
+	}
+	if i < 0 {
+		return false
+	}
+	before := streamRecordsRe.FindAllStringSubmatch(stderr[:i], -1)
+	after := streamRecordsRe.FindAllStringSubmatch(stderr[i:], -1)
+	if len(after) == 0 {
+		return false
+	}
+	from := int64(0)
+	if len(before) > 0 {
+		from = numberOfRow(before[len(before)-1][1])
+	}
+	return numberOfRow(after[len(after)-1][1]) > from
+}
+
+var streamRecordsRe = regexp.MustCompile(`stream_records=(\d+)`)
+
+// tableScanSavedSince reports whether an unfinished table scan saved a
+// segment position after since.
+func tableScanSavedSince(p pipelineArgs, since time.Time) bool {
+	since = since.Add(-time.Second) // checkpoint times have a coarse clock
 	var pos struct {
 		Last     []json.RawMessage `json:"last"`
 		Finished bool              `json:"finished"`
@@ -382,8 +494,9 @@ func tableScanSaved(t *testing.T, p pipelineArgs) bool {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, "/scan.ckpt") {
 			return nil
 		}
+		info, ierr := d.Info()
 		raw, err := os.ReadFile(path)
-		if err != nil || json.Unmarshal(raw, &pos) != nil || pos.Finished {
+		if err != nil || ierr != nil || !info.ModTime().After(since) || json.Unmarshal(raw, &pos) != nil || pos.Finished {
 			return nil
 		}
 		for _, l := range pos.Last {

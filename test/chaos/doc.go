@@ -1,16 +1,24 @@
 // Package chaos is the writers and the checkers behind the chaos scenarios
-// of test/chaos_test.go and the workflow test of test/workflow_test.go
-// (make chaos, and short forms in make test).
+// of test/chaos_test.go and test/chaos_full_test.go and the workflow test
+// of test/workflow_test.go (short forms in make test, full ones in make
+// chaos).
 //
 // The Writer (Redis strings) and the ItemWriter (DynamoDB items) give
 // every value they write a sequence number larger than any before it, and
 // a value unique to that write, so a lost event can never leave a final
 // state identical to the right one.
 //
-// The checkers: Monitor samples the target while faults are injected;
-// NotifyMonitor reads every key the target changes, continuously, and
-// fails on its own errors; Compare (values) and CompareStates (type, whole
-// value, absolute expiry) run once the writers have stopped and the
-// pipeline caught up, and count keys lost, deletes resurrected, values
-// older than the source's and any other difference.
+// The checkers see every write, not samples: NotifyMonitor reads every
+// key a Redis target changes, the whole run, and fails on its own errors
+// or when it read nothing; CheckStream reads a DynamoDB target's own
+// stream (on from the table's creation, CreateTargetTable) and checks
+// every write in the order the table applied it. CompareStates (type,
+// whole value, absolute expiry) runs once the writers stopped and the
+// pipeline caught up, on ReadRedis or ReadTable states, and counts keys
+// lost, deletes resurrected, values older than the source's and any other
+// difference. HoldProxy stalls a sink worker's writes to a Redis target
+// and counts the target's answers to them when they arrive late.
+//
+// sampling.go is the old sampling checker, kept only until
+// test/reconcile_repair_test.go moves to NotifyMonitor.
 package chaos

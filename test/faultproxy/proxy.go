@@ -43,9 +43,11 @@ type Faults struct {
 	Unprocessed float64
 }
 
-// Stats count what the proxy did.
+// Stats count what the proxy did: requests of any kind, write calls
+// (PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems),
+// and the faults.
 type Stats struct {
-	Requests, Throttled, Dropped, Partial int64
+	Requests, Writes, Throttled, Dropped, Partial int64
 }
 
 // Proxy is a running fault proxy.
@@ -57,8 +59,8 @@ type Proxy struct {
 	rng      *rand.Rand
 	capacity *rate.Limiter
 
-	srv                                   *http.Server
-	requests, throttled, dropped, partial atomic.Int64
+	srv                                           *http.Server
+	requests, writes, throttled, dropped, partial atomic.Int64
 }
 
 var writeOps = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true, "TransactWriteItems": true}
@@ -97,7 +99,7 @@ func (p *Proxy) Set(f Faults) {
 
 // Stats returns the counters so far.
 func (p *Proxy) Stats() Stats {
-	return Stats{Requests: p.requests.Load(), Throttled: p.throttled.Load(), Dropped: p.dropped.Load(), Partial: p.partial.Load()}
+	return Stats{Requests: p.requests.Load(), Writes: p.writes.Load(), Throttled: p.throttled.Load(), Dropped: p.dropped.Load(), Partial: p.partial.Load()}
 }
 
 // Close stops the proxy.
@@ -126,6 +128,7 @@ func (p *Proxy) handler(rp *httputil.ReverseProxy) http.HandlerFunc {
 			rp.ServeHTTP(w, r)
 			return
 		}
+		p.writes.Add(1)
 		throttle, drop, partial := p.roll()
 		switch {
 		case throttle:

@@ -10,6 +10,12 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
+// This file is the old sampling checker: values only (MGET), read at
+// sampling instants. The chaos scenarios and the workflow test no longer
+// use it (NotifyMonitor and CompareStates see every change, types and
+// expiries); only test/reconcile_repair_test.go still does. Delete this
+// file once that test moves to them.
+
 // Reader reads the current values of keys from one store; a key that does
 // not exist (or has expired) is absent from the map.
 type Reader interface {
@@ -93,36 +99,21 @@ func (m *Monitor) Regressions() (int64, []string) {
 	return m.regressions, append([]string(nil), m.examples...)
 }
 
-// Result is what a scenario proves, or fails to.
-type Result struct {
-	Scenario string
-	Faults   int
-	Events   int64
-	Keys     int
-	// Lost: in the source, not in the target. Resurrected: in the target,
-	// deleted (or expired) in the source. Regressions: seen going
-	// backwards in the target, or older than the source at the end.
-	// Differences: any other value that differs, plus what reconcile
-	// still reports (types, TTLs).
+// SampleResult is what Compare found.
+type SampleResult struct {
 	Lost, Resurrected, Regressions, Differences int64
 	Examples                                    []string
-	Took                                        time.Duration
 }
 
-// OK is true when the scenario kept every guarantee.
-func (r Result) OK() bool {
+// OK is true when nothing differed.
+func (r SampleResult) OK() bool {
 	return r.Lost == 0 && r.Resurrected == 0 && r.Regressions == 0 && r.Differences == 0
-}
-
-func (r Result) String() string {
-	return fmt.Sprintf("chaos %-22s faults=%-3d events=%-8d keys=%-7d lost=%d regressions=%d resurrected=%d differences=%d (%s)",
-		r.Scenario, r.Faults, r.Events, r.Keys, r.Lost, r.Regressions, r.Resurrected, r.Differences, r.Took.Round(time.Second))
 }
 
 // Compare reads keys from both stores once and counts what differs. The
 // source is the truth: the writer has stopped.
-func Compare(ctx context.Context, src, dst Reader, keys []string) (Result, error) {
-	var res Result
+func Compare(ctx context.Context, src, dst Reader, keys []string) (SampleResult, error) {
+	var res SampleResult
 	want, err := src.Read(ctx, keys)
 	if err != nil {
 		return res, fmt.Errorf("source: %w", err)
@@ -163,7 +154,7 @@ func Compare(ctx context.Context, src, dst Reader, keys []string) (Result, error
 
 // WaitConverged compares the stores until nothing differs or within ends,
 // and returns the last comparison.
-func WaitConverged(ctx context.Context, src, dst Reader, keys []string, within time.Duration) (Result, error) {
+func WaitConverged(ctx context.Context, src, dst Reader, keys []string, within time.Duration) (SampleResult, error) {
 	deadline := time.Now().Add(within)
 	for {
 		res, err := Compare(ctx, src, dst, keys)

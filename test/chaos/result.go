@@ -1,0 +1,58 @@
+package chaos
+
+import (
+	"fmt"
+	"time"
+)
+
+// Result is what a chaos scenario proves, or fails to: one line of the
+// README's chaos table.
+type Result struct {
+	Scenario string
+	Faults   int
+	Events   int64
+	Keys     int
+	// Lost: in the source, not in the target. Resurrected: in the target
+	// though deleted (or expired) in the source, or brought back after a
+	// delete during the run. Regressions: a key seen going backwards in
+	// the target during the run, or older than the source's at the end.
+	// Differences: any other difference of type, value or expiry at the
+	// end.
+	Lost, Resurrected, Regressions, Differences int64
+	// Watched says what the regression monitor read: without it, the
+	// regressions column is not measured and the result is not OK.
+	Watched  string
+	Examples []string
+	Took     time.Duration
+}
+
+// OK is true when the scenario kept every guarantee and its regressions
+// were measured.
+func (r Result) OK() bool {
+	return r.Lost == 0 && r.Resurrected == 0 && r.Regressions == 0 && r.Differences == 0 && r.Watched != ""
+}
+
+// AddDiff counts what a final comparison found.
+func (r *Result) AddDiff(d Diff) {
+	r.Lost += int64(d.Lost)
+	r.Resurrected += int64(d.Resurrected)
+	r.Regressions += int64(d.Older)
+	r.Differences += int64(d.Different)
+	r.note(d.Examples...)
+}
+
+func (r *Result) note(examples ...string) {
+	for _, e := range examples {
+		if len(r.Examples) < 20 {
+			r.Examples = append(r.Examples, e)
+		}
+	}
+}
+
+// Note adds an example (a failed check) to the result.
+func (r *Result) Note(format string, args ...any) { r.note(fmt.Sprintf(format, args...)) }
+
+func (r Result) String() string {
+	return fmt.Sprintf("chaos %-24s faults=%-3d events=%-8d keys=%-7d lost=%d regressions=%d resurrected=%d differences=%d (%s); %s",
+		r.Scenario, r.Faults, r.Events, r.Keys, r.Lost, r.Regressions, r.Resurrected, r.Differences, r.Took.Round(time.Second), r.Watched)
+}
