@@ -505,7 +505,9 @@ func (u *run) classify(e *pipeline.Event, f Found, addressable bool) (Kind, stri
 		return "", ""
 	}
 	if e.Op != pipeline.OpUpsert {
-		if addressable && f.Exists {
+		// A target item whose expiry has come is gone too, even while
+		// DynamoDB's TTL has not removed it yet.
+		if addressable && f.Exists && !expiring(f.ExpireAt, u.opts.TTLTolerance) {
 			return Extra, "in the target, not in the source"
 		}
 		return "", ""

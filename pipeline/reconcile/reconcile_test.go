@@ -252,3 +252,27 @@ func TestExpiredSourceItemIsGone(t *testing.T) {
 		t.Errorf("equal %d, counts %v: want the two expired keys equal and the one kept without expiry extra", rep.Equal, rep.Counts)
 	}
 }
+
+// TestExpiredTargetItemIsNotExtra: a target item whose expiry has come is
+// gone, even while DynamoDB's TTL has not removed it yet; one whose
+// source key is gone and that does not expire is extra. The chaos checker
+// found the first reported as extra after a Redis key expired.
+func TestExpiredTargetItemIsNotExtra(t *testing.T) {
+	past := time.Now().Add(-time.Minute)
+	src := &rereadable{
+		pages: pages{{Events: []pipeline.Event{ev("kept", str("a"), time.Time{})}}},
+		state: map[string]pipeline.Event{"kept": ev("kept", str("a"), time.Time{})},
+	}
+	tgt := target{
+		"kept":          {Exists: true, Value: str("a")},
+		"expired-extra": {Exists: true, Value: str("x"), ExpireAt: past},
+		"live-extra":    {Exists: true, Value: str("x")},
+	}
+	rep, err := Run(context.Background(), src, listing{tgt}, Options{RecheckDelay: time.Millisecond, DeleteExtra: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Counts[Extra] != 1 || len(rep.Samples[Extra]) != 1 || rep.Samples[Extra][0].Key != "live-extra" {
+		t.Fatalf("extra %d, samples %v: want only live-extra", rep.Counts[Extra], rep.Samples[Extra])
+	}
+}

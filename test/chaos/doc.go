@@ -18,7 +18,4 @@
 // lost, deletes resurrected, values older than the source's and any other
 // difference. HoldProxy stalls a sink worker's writes to a Redis target
 // and counts the target's answers to them when they arrive late.
-//
-// sampling.go is the old sampling checker, kept only until
-// test/reconcile_repair_test.go moves to NotifyMonitor.
 package chaos
