@@ -26,7 +26,8 @@ import (
 //  1. cutover backfill Redis → Kafka → DynamoDB of CUTOVER_BENCH_DYNAMODB_KEYS
 //     strings of 100 bytes (default 200,000; 10% with a TTL), against a
 //     direct copy: SCAN, pipelined GET + PTTL, BatchWriteItem of the same
-//     items (key, type, value, expiry), 16 batches in flight;
+//     items (key, type, value, expiry), 16 batches in flight, run before
+//     and after cutover (DynamoDB Local slows down with use);
 //  2. cutover backfill DynamoDB → Kafka → Redis of a table of as many
 //     items of every attribute type (datagen.Orders), against a direct
 //     copy: a parallel Scan of 4 segments, each page written as hashes
@@ -56,38 +57,54 @@ func BenchmarkBackfillDynamoDB(b *testing.B) {
 	b.Logf("filled a table of %d items in %v", n, time.Since(t0).Round(time.Millisecond))
 
 	for b.Loop() {
-		// 1. Redis → DynamoDB.
-		direct := stack.Unique("bench-direct")
-		stack.DropTables(b, db, direct)
-		createKeyTable(ctx, b, db, direct, false)
-		t0 = time.Now()
-		if err := directToDynamoDB(ctx, src.Client, db, direct); err != nil {
-			b.Fatal(err)
+		// 1. Redis → DynamoDB. DynamoDB Local slows down as it is used, so
+		// the baseline runs before and after cutover and counts as the
+		// mean of the two: neither side gets the fresher server.
+		toDirect := func() time.Duration {
+			direct := stack.Unique("bench-direct")
+			stack.DropTables(b, db, direct)
+			createKeyTable(ctx, b, db, direct, false)
+			t0 := time.Now()
+			if err := directToDynamoDB(ctx, src.Client, db, direct); err != nil {
+				b.Fatal(err)
+			}
+			took := time.Since(t0)
+			stack.DropTables(b, db, direct)
+			return took
 		}
-		toTableDirect := time.Since(t0)
+		toBefore := toDirect()
 		table := stack.Unique("bench-cutover")
 		stack.DropTables(b, db, table)
 		toTable := runMeasured(ctx, b, "backfill", "--name", stack.Unique("bench"), "--redis-addr", src.Addr,
 			"--kafka-brokers", strings.Join(stack.KafkaBrokers(b), ","), "--checkpoint-dir", b.TempDir(), "--progress-interval", "0",
 			"--partitions", "12", "--dynamodb-endpoint", stack.DynamoDBEndpoint(b), "--dynamodb-table", table,
 			"--create-table", "--key-type", "S", "--sink-concurrency", "16")
-		stack.DropTables(b, db, direct, table)
+		stack.DropTables(b, db, table)
+		toAfter := toDirect()
+		toTableDirect := (toBefore + toAfter) / 2
 
-		// 2. DynamoDB → Redis.
+		// 2. DynamoDB → Redis, the baseline around cutover as well.
 		dst := stack.NewRedis(b)
-		t0 = time.Now()
-		if err := directFromDynamoDB(ctx, db, o.Table, dst.Client); err != nil {
-			b.Fatal(err)
+		fromDirect := func() time.Duration {
+			t0 := time.Now()
+			if err := directFromDynamoDB(ctx, db, o.Table, dst.Client); err != nil {
+				b.Fatal(err)
+			}
+			took := time.Since(t0)
+			if got := dst.Client.DBSize(ctx).Val(); got != int64(n) {
+				b.Fatalf("the direct copy wrote %d hashes, want %d", got, n)
+			}
+			dst.Client.FlushAll(ctx)
+			return took
 		}
-		fromTableDirect := time.Since(t0)
-		if got := dst.Client.DBSize(ctx).Val(); got != int64(n) {
-			b.Fatalf("the direct copy wrote %d hashes, want %d", got, n)
-		}
-		dst.Client.FlushAll(ctx)
+		fromBefore := fromDirect()
 		fromTable := runMeasured(ctx, b, "backfill", "--name", stack.Unique("bench"), "--source-table", o.Table,
 			"--source-endpoint", stack.DynamoDBEndpoint(b), "--kafka-brokers", strings.Join(stack.KafkaBrokers(b), ","),
 			"--checkpoint-dir", b.TempDir(), "--progress-interval", "0", "--partitions", "12",
 			"--target-redis-addr", dst.Addr, "--target-key-template", "order:{userId}:{orderId}")
+		dst.Client.FlushAll(ctx)
+		fromAfter := fromDirect()
+		fromTableDirect := (fromBefore + fromAfter) / 2
 
 		rate := func(d time.Duration) string { return group(int64(float64(n) / d.Seconds())) }
 		writeReport(b, fmt.Sprintf(`| DynamoDB Local, %s keys / items | direct baseline | cutover | ratio | target |
@@ -95,16 +112,20 @@ func BenchmarkBackfillDynamoDB(b *testing.B) {
 | 3a. backfill Redis → Kafka → DynamoDB | %.1fs, %s keys/s | %.1fs, %s keys/s | %.2f | ≥ 0.8 |
 | 3b. backfill DynamoDB → Kafka → Redis | %.1fs, %s items/s | %.1fs, %s items/s | %.2f | ≥ 0.8 |
 
+Each baseline is the mean of a run before cutover's and one after it (3a: %.1fs and %.1fs; 3b: %.1fs and %.1fs): DynamoDB Local slows down with use.
 cutover: 3a %.1fs of CPU, peak RSS %d MB; 3b %.1fs of CPU, peak RSS %d MB.
 Machine: %d CPUs, %s, %s; DynamoDB Local (in memory), Redis, Kafka and cutover on the same machine; %s.
 `, group(int64(n)),
 			toTableDirect.Seconds(), rate(toTableDirect), toTable.wall.Seconds(), rate(toTable.wall), toTableDirect.Seconds()/toTable.wall.Seconds(),
 			fromTableDirect.Seconds(), rate(fromTableDirect), fromTable.wall.Seconds(), rate(fromTable.wall), fromTableDirect.Seconds()/fromTable.wall.Seconds(),
+			toBefore.Seconds(), toAfter.Seconds(), fromBefore.Seconds(), fromAfter.Seconds(),
 			toTable.cpu.Seconds(), toTable.rssMB, fromTable.cpu.Seconds(), fromTable.rssMB,
 			runtime.NumCPU(), memTotal(), runtime.Version(), time.Now().UTC().Format("2006-01-02")))
 		writeJSON(b, "3a. backfill Redis → Kafka → DynamoDB", map[string]any{"keys": n, "baseline_s": toTableDirect.Seconds(),
+			"baseline_before_s": toBefore.Seconds(), "baseline_after_s": toAfter.Seconds(),
 			"cutover_s": toTable.wall.Seconds(), "ratio": toTableDirect.Seconds() / toTable.wall.Seconds(), "cpu_s": toTable.cpu.Seconds(), "peak_rss_mb": toTable.rssMB})
 		writeJSON(b, "3b. backfill DynamoDB → Kafka → Redis", map[string]any{"items": n, "baseline_s": fromTableDirect.Seconds(),
+			"baseline_before_s": fromBefore.Seconds(), "baseline_after_s": fromAfter.Seconds(),
 			"cutover_s": fromTable.wall.Seconds(), "ratio": fromTableDirect.Seconds() / fromTable.wall.Seconds(), "cpu_s": fromTable.cpu.Seconds(), "peak_rss_mb": fromTable.rssMB})
 	}
 }
