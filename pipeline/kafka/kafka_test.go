@@ -361,3 +361,37 @@ func TestPartitionOfMatchesKafka(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerJoinsTheGroupOnlyWhenItRuns: a command that connects its
+// worker and then fails before running it (replicate on a table whose
+// stream is off) used to hang in Close for a minute on a busy broker: the
+// client had started joining the group as soon as it was made, and Close
+// waits for a join in flight. The worker's client now names its topic
+// only when Run starts, so until then it is no group member at all.
+func TestWorkerJoinsTheGroupOnlyWhenItRuns(t *testing.T) {
+	cfg := fakeCluster(t, "events", "events.dlq")
+	opts := WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}
+	cl, err := Connect(ctxT(t), cfg, WorkerOpts(opts)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewWorker(ctxT(t), cl, opts, &memSink{store: map[string]pipeline.Event{}}); err != nil {
+		t.Fatal(err)
+	}
+	if topics := cl.GetConsumeTopics(); len(topics) != 0 {
+		t.Fatalf("a worker that has not run consumes %v: it would join the group", topics)
+	}
+	cl.Close() // no join in flight: returns at once
+
+	w, stop := runWorker(t, cfg, opts, &memSink{store: map[string]pipeline.Event{}})
+	defer stop()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		topics := w.cl.GetConsumeTopics()
+		if len(topics) == 1 && topics[0] == "events" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a running worker consumes %v, want [events]", topics)
+		}
+	}
+}

@@ -108,7 +108,10 @@ type Worker struct {
 
 // WorkerOpts are the franz-go options a Worker's client needs: a consumer
 // group that commits only what the worker says, and never rebalances
-// between applying a batch and committing it.
+// between applying a batch and committing it. They name no topic: the
+// client joins the group only once Run starts (it adds the topic), so a
+// command that fails before it runs its worker leaves the group alone and
+// closes at once, instead of waiting on a join it started for nothing.
 func WorkerOpts(o WorkerOptions) []kgo.Opt {
 	session := o.SessionTimeout
 	if session <= 0 {
@@ -118,7 +121,6 @@ func WorkerOpts(o WorkerOptions) []kgo.Opt {
 		kgo.SessionTimeout(session),
 		kgo.HeartbeatInterval(session / 5),
 		kgo.ConsumerGroup(o.Group),
-		kgo.ConsumeTopics(o.Topic),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -190,6 +192,7 @@ func (w *Worker) Stats() WorkerStats {
 // committed. When Run returns an error, the batch in hand is not committed:
 // it will be applied again by whichever worker next owns its partitions.
 func (w *Worker) Run(ctx context.Context) error {
+	w.cl.AddConsumeTopics(w.opts.Topic) // joins the group
 	// The throttle check runs beside the poll loop: a batch applied at a
 	// throttled table's pace can take many seconds, and fetching must
 	// pause while it does, not only between batches.
