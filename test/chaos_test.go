@@ -650,6 +650,15 @@ func TestChaosSourceRedisRestart(t *testing.T) {
 					restarted++
 					continue
 				}
+				// Only a kill of the subscription cutover listens on is a
+				// gap: after a gap, wait until it subscribed again (its
+				// heal started), or the kill may hit only the connection
+				// go-redis reconnected by itself, which cutover closes.
+				e.waitFor(2*time.Minute, "cutover subscribed again after the last gap", func() (bool, error) {
+					_, errOut := e.source.Output()
+					gap := strings.LastIndex(errOut, "changes may have been missed")
+					return gap < 0 || strings.Contains(errOut[gap:], "heal started"), nil
+				})
 				n, err := e.src.Client.ClientKillByFilter(ctx, "TYPE", "pubsub").Result()
 				if err != nil {
 					e.t.Logf("CLIENT KILL TYPE pubsub: %v", err)
