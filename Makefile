@@ -69,7 +69,7 @@ bench: up build ## measure speed against direct copies in the same run, latency 
 	@echo "report: bench-report.md, bench-report.jsonl"
 
 .PHONY: chaos
-chaos: up build ## prove the guarantees under faults: every chaos scenario at full size, about 15 minutes (report: chaos-report.md, log: chaos.log)
+chaos: up build ## prove the guarantees under faults: every chaos scenario at full size and the workflow checker long, about 40 minutes (report: chaos-report.md, log: chaos.log)
 	$(STACK) fresh dynamodb
 	@printf '| scenario | faults | events | keys | lost | regressions | resurrected | differences | took | every guarantee kept |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n' >chaos-report.md
 	@# The DynamoDB source alone first: DynamoDB Local slows down with use.
@@ -92,6 +92,10 @@ mutate: up ## prove the chaos checker: with a sink's version check switched off,
 	test/chaos/mutate.sh redis 'TestChaosReplayFromZero$$|TestChaosHotKeys$$|TestChaosSinkSIGSTOP$$'
 	$(STACK) fresh dynamodb
 	test/chaos/mutate.sh dynamodb 'TestChaosAmbiguousSuccess$$'
+
+.PHONY: docs
+docs: ## regenerate docs/reference (CLI, configuration, metrics, exit codes) from the code; make test fails when it is out of date
+	$(GO) run ./cmd/cutover dev gen-docs --dir docs/reference
 
 .PHONY: build
 build: ## build bin/cutover

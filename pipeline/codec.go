@@ -19,7 +19,7 @@ const FormatVersion = 1
 const ContentType = "application/vnd.cutover.event.v1+json"
 
 // Encode appends the wire form of e (one JSON object, format version 1) to
-// dst. The format is documented in the README ("Wire format"); in short, a
+// dst. The format is documented in docs/wire-format.md; in short, a
 // Debezium-style envelope where every Redis byte string is base64:
 //
 //	{"v":1,"op":"r","key":"dXNlcjox","version":"…hex…","origin":"snapshot",

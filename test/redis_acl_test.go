@@ -15,17 +15,18 @@ import (
 	"github.com/cutover/cutover/test/stack"
 )
 
-// readmeACL returns the arguments of the README's minimal ACL for the
-// source user, read from the README itself so that the test follows what
+// readmeACL returns the arguments of the documented minimal ACL for the
+// source user, read from docs/redis.md itself (it was in the README
+// before the manual was split into pages) so that the test follows what
 // users are told: `ACL SETUSER cutover on >password -@all …`.
 func readmeACL(t *testing.T) []any {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "README.md"))
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "docs", "redis.md"))
 	must(t, err)
 	_, rest, ok := strings.Cut(string(raw), "`ACL SETUSER cutover ")
 	if !ok {
-		t.Fatal("the README has no `ACL SETUSER cutover …` line")
+		t.Fatal("docs/redis.md has no `ACL SETUSER cutover …` line")
 	}
 	rest, _, _ = strings.Cut(rest, "`")
 	args := []any{"ACL", "SETUSER", "cutover"}
@@ -35,10 +36,10 @@ func readmeACL(t *testing.T) []any {
 	return args
 }
 
-// TestMinimalACLUser: the README says a source user needs exactly its
+// TestMinimalACLUser: docs/redis.md says a source user needs exactly its
 // minimal ACL, marked "(tested)", but the only ACL user of the tests had
-// +@all. Here the user has exactly the README's ACL (read from the
-// README), and backfill, replicate (notifications turned on by cutover
+// +@all. Here the user has exactly the documented ACL (read from the
+// page), and backfill, replicate (notifications turned on by cutover
 // with CONFIG SET, live changes, a heal after its pub/sub connection is
 // killed, big hashes read in pieces, a stream) and reconcile all work,
 // with nothing refused.

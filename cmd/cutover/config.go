@@ -14,8 +14,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/cutover/cutover/pipeline"
-	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
 	redissink "github.com/cutover/cutover/sinks/redis"
 )
 
@@ -318,174 +316,15 @@ func (c *Config) finish() {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
-// validate reports every problem, each with its path in the file.
+// validate reports every problem, each with its path in the file: it
+// runs configRules.
 func (c *Config) validate() error {
 	var problems []string
 	bad := func(path, format string, args ...any) {
 		problems = append(problems, path+": "+fmt.Sprintf(format, args...))
 	}
-	if !nameRE.MatchString(c.Name) {
-		bad("name", "%q must be letters, digits, '.', '_' or '-'", c.Name)
-	}
-	switch s := c.Kafka.SASL; s.Mechanism {
-	case "", "AWS_MSK_IAM":
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if s.Username == "" || s.Password == "" {
-			bad("kafka.sasl", "%s needs a username and a password (kafka.sasl.password or KAFKA_SASL_PASSWORD)", s.Mechanism)
-		}
-	default:
-		bad("kafka.sasl.mechanism", "%q must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM", s.Mechanism)
-	}
-	r := c.Source.Redis
-	if ds := c.Source.DynamoDB; ds.Table != "" {
-		if ds.Region == "" {
-			bad("source.dynamodb.region", "required")
-		}
-		if ds.Segments <= 0 || ds.Segments > 1_000_000 {
-			bad("source.dynamodb.segments", "must be between 1 and 1000000")
-		}
-		if ds.PageSize < 0 {
-			bad("source.dynamodb.page_size", "must be 0 (DynamoDB's 1 MB pages) or more")
-		}
-		if ds.ReadCapacityPerSecond < 0 {
-			bad("source.dynamodb.read_capacity_per_second", "must be 0 (no limit) or more")
-		}
-		if c.Sink.DynamoDB.Table == ds.Table && c.Sink.DynamoDB.Endpoint == ds.Endpoint && c.Sink.DynamoDB.Region == ds.Region {
-			bad("sink.dynamodb.table", "the target is the source table %s", ds.Table)
-		}
-	}
-	if r.Addr == "" {
-		bad("source.redis.addr", "required")
-	}
-	if r.DB < 0 {
-		bad("source.redis.db", "must be 0 or more")
-	}
-	if r.KeysPerSecond < 0 {
-		bad("source.redis.keys_per_second", "must be 0 (no limit) or more")
-	}
-	for _, t := range r.Types {
-		if pt, err := pipeline.ParseType(t); err != nil || pt == pipeline.TypeItem || pt == pipeline.TypeNone {
-			bad("source.redis.types", "%q is not a Redis type (string, hash, list, set, zset, stream)", t)
-		}
-	}
-	for path, v := range map[string]int{"source.redis.scan_count": r.ScanCount, "source.redis.readers": r.Readers,
-		"source.redis.max_elements": r.MaxElements, "source.redis.max_value_bytes": r.MaxValueBytes,
-		"source.redis.heal_keys_per_second": r.HealKeysPerSecond, "source.redis.chunk_elements": r.ChunkElements,
-		"source.redis.chunk_bytes": r.ChunkBytes} {
-		if v <= 0 {
-			bad(path, "must be positive")
-		}
-	}
-	k := c.Kafka
-	if len(k.Brokers) == 0 {
-		bad("kafka.brokers", "required")
-	}
-	if k.Partitions <= 0 {
-		bad("kafka.partitions", "must be positive")
-	}
-	if k.ReplicationFactor <= 0 && k.ReplicationFactor != -1 {
-		bad("kafka.replication_factor", "must be -1 (the cluster's default) or positive")
-	}
-	if k.SessionTimeout < 6*time.Second || k.SessionTimeout > 5*time.Minute {
-		bad("kafka.session_timeout", "must be between 6s and 5m (the broker's group.min/max.session.timeout.ms)")
-	}
-	if k.MaxRecordBytes < 1024 {
-		bad("kafka.max_record_bytes", "must be at least 1024")
-	}
-	if r.ChunkBytes*3 > k.MaxRecordBytes*2 {
-		bad("source.redis.chunk_bytes", "%d is too close to kafka.max_record_bytes (%d): a piece must fit in a record after base64 (keep it under two thirds)", r.ChunkBytes, k.MaxRecordBytes)
-	}
-	if k.Topic == k.DeadLetterTopic {
-		bad("kafka.dead_letter_topic", "must differ from kafka.topic")
-	}
-	d, rs := c.Sink.DynamoDB, c.Sink.Redis
-	switch {
-	case c.hasDynamoDBSink() && rs.Addr != "":
-		bad("sink", "both sink.dynamodb and sink.redis.addr are set; a pipeline writes to one target")
-	case !c.hasDynamoDBSink() && rs.Addr == "":
-		bad("sink", "required: set sink.dynamodb.table (--dynamodb-table), sink.dynamodb.rules, or sink.redis.addr (--target-redis-addr)")
-	case c.hasDynamoDBSink():
-		// Two rules writing one table would map keys of both patterns to
-		// one item (user:{id} and member:{id} both reach id=1).
-		tables := map[string]string{}
-		if d.Table != "" {
-			tables[d.Table] = "sink.dynamodb.table"
-		}
-		for i, r := range d.Rules {
-			path := fmt.Sprintf("sink.dynamodb.rules[%d]", i)
-			if r.Table == "" {
-				bad(path+".table", "required")
-			} else if other, ok := tables[r.Table]; ok {
-				bad(path+".table", "%s is also %s's table: keys of both would meet in one item (give each rule its own table)", r.Table, other)
-			} else {
-				tables[r.Table] = path
-			}
-			rule := ddbsink.Rule{Match: r.Match, Key: r.Key, KeyTypes: r.KeyTypes, Fields: r.Fields}
-			if err := rule.Validate(); err != nil {
-				bad(path, "%v", err)
-			}
-			if c.sourceKind() == "dynamodb" {
-				bad(path, "rules map Redis keys; with a DynamoDB source set sink.dynamodb.table")
-			}
-		}
-		if d.Region == "" {
-			bad("sink.dynamodb.region", "required")
-		}
-		if d.KeyType != "S" && d.KeyType != "B" && c.sourceKind() == "redis" {
-			bad("sink.dynamodb.key_type", "%q must be S or B", d.KeyType)
-		}
-		if d.Concurrency <= 0 {
-			bad("sink.dynamodb.concurrency", "must be positive")
-		}
-		if d.MaxWritesPerSecond < 0 {
-			bad("sink.dynamodb.max_writes_per_second", "must be 0 (no cap) or more")
-		}
-		seen := map[string]string{}
-		for path, name := range map[string]string{"key_attribute": d.KeyAttribute, "attributes.type": d.Attributes.Type,
-			"attributes.value": d.Attributes.Value, "attributes.ttl": d.Attributes.TTL, "attributes.version": d.Attributes.Version,
-			"attributes.deleted": d.Attributes.Deleted} {
-			if name == "" {
-				bad("sink.dynamodb."+path, "required")
-			} else if other, dup := seen[name]; dup {
-				bad("sink.dynamodb."+path, "%q is also sink.dynamodb.%s; each attribute needs its own name", name, other)
-			}
-			seen[name] = path
-		}
-	default:
-		if rs.DB < 0 {
-			bad("sink.redis.db", "must be 0 or more")
-		}
-		if rs.Concurrency <= 0 {
-			bad("sink.redis.concurrency", "must be positive")
-		}
-		if rs.Addr == r.Addr && rs.DB == r.DB && c.sourceKind() == "redis" {
-			bad("sink.redis", "the target is the source database (%s db %d)", rs.Addr, rs.DB)
-		}
-		if err := (redissink.ItemOptions{Format: rs.ItemFormat}).Validate(); err != nil {
-			bad("sink.redis.item_format", "%v", err)
-		}
-		if err := (redissink.ItemOptions{KeyTemplate: rs.KeyTemplate}).Validate(); err != nil {
-			bad("sink.redis.key_template", "%v", err)
-		}
-	}
-	if c.Checkpoint.Dir == "" {
-		bad("checkpoint.dir", "required")
-	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", "%q must be debug, info, warn or error", c.Log.Level)
-	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		bad("log.format", "%q must be text or json", c.Log.Format)
-	}
-	if _, err := r.TLS.build("source.redis.tls"); err != nil {
-		problems = append(problems, err.Error())
-	}
-	if _, err := rs.TLS.build("sink.redis.tls"); err != nil {
-		problems = append(problems, err.Error())
+	for _, r := range configRules {
+		r.check(c, bad)
 	}
 	if len(problems) == 0 {
 		return nil

@@ -15,7 +15,7 @@ import (
 // is hidden from --help: none of it belongs in a production runbook.
 func newDevCmd() *cobra.Command {
 	dev := &cobra.Command{Use: "dev", Short: "Helpers for the demo and tests", Hidden: true}
-	dev.AddCommand(newSeedCmd(), newFaultProxyCmd())
+	dev.AddCommand(newSeedCmd(), newFaultProxyCmd(), newGenDocsCmd())
 	return dev
 }
 

@@ -3,13 +3,7 @@
 // change events, sink workers apply them idempotently to the target.
 //
 // This package only wires the pieces together and is the only place that
-// exits. Exit codes:
-//
-//	0  done, everything copied (or, for reconcile, the target matches)
-//	1  failed; the message says why and what to do
-//	2  bad usage or configuration
-//	3  done, but some keys were dead-lettered instead of copied
-//	4  reconcile found differences
+// exits, with one of the exitCodes.
 package main
 
 import (
@@ -27,7 +21,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes; see the package documentation.
+// Exit codes; exitCodes says what each means.
 const (
 	exitOK           = 0
 	exitFailed       = 1
@@ -35,6 +29,19 @@ const (
 	exitDeadLettered = 3
 	exitDifferences  = 4
 )
+
+// exitCodes are what each exit code means, for runbooks and CI gates; the
+// reference (cutover dev gen-docs) prints this table.
+var exitCodes = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "done: everything copied; replicate or sink stopped by SIGINT/SIGTERM; reconcile: the target matches (after --repair: nothing remains)"},
+	{exitFailed, "failed; the message says why and what to do"},
+	{exitUsage, "a usage or configuration mistake: bad flags, an invalid configuration file (every problem is listed)"},
+	{exitDeadLettered, "done, but some keys were dead-lettered instead of copied (see the dead-letter topic)"},
+	{exitDifferences, "reconcile found differences that remain"},
+}
 
 // exitError carries an exit code other than exitFailed up to main.
 type exitError struct {
@@ -108,11 +115,12 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cutover",
-		Short: "Copy and replicate key-value data from Redis to DynamoDB or Redis through Kafka",
+		Short: "Copy and replicate key-value data between Redis and DynamoDB through Kafka",
 		Long: `cutover moves a live service's data from one key-value store to another.
 
-A source reads Redis (a SCAN snapshot, then keyspace notifications) and
-publishes one versioned change event per key to a Kafka topic; sink workers
+A source reads Redis (a SCAN snapshot, then keyspace notifications) or a
+DynamoDB table (a parallel Scan, then its stream) and publishes one
+versioned change event per key to a Kafka topic; sink workers
 apply the events to DynamoDB or Redis with conditional writes, so an older
 read can never overwrite a newer one and replays are harmless. Positions
 are checkpointed on both sides: a restarted run continues where it stopped.

@@ -73,54 +73,76 @@ type pipelineCollector struct {
 	r *reporter
 }
 
-var pipelineDescs = map[string]*prometheus.Desc{}
+// pipeMetric is one metric of the pipeline collector: its description
+// and its type, declared together so that the value Collect sends and
+// the metrics reference (cutover dev gen-docs) agree.
+type pipeMetric struct {
+	name, help string
+	labels     []string
+	kind       prometheus.ValueType
+	desc       *prometheus.Desc
+}
 
-func pdesc(name, help string, labels ...string) *prometheus.Desc {
-	d := prometheus.NewDesc("cutover_"+name, help, labels, nil)
-	pipelineDescs[name] = d
-	return d
+// pipelineMetrics are the collector's metrics, in the order declared.
+var pipelineMetrics []*pipeMetric
+
+func pmetric(kind prometheus.ValueType, name, help string, labels ...string) *pipeMetric {
+	m := &pipeMetric{name: "cutover_" + name, help: help, labels: labels, kind: kind,
+		desc: prometheus.NewDesc("cutover_"+name, help, labels, nil)}
+	pipelineMetrics = append(pipelineMetrics, m)
+	return m
+}
+
+func pcounter(name, help string, labels ...string) *pipeMetric {
+	return pmetric(prometheus.CounterValue, name, help, labels...)
+}
+
+func pgauge(name, help string, labels ...string) *pipeMetric {
+	return pmetric(prometheus.GaugeValue, name, help, labels...)
+}
+
+// value is the metric's sample of v.
+func (m *pipeMetric) value(v float64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(m.desc, m.kind, v, labels...)
 }
 
 var (
-	mSnapScanned   = pdesc("snapshot_keys_scanned_total", "Keys the Redis snapshot scanned.")
-	mSnapTotal     = pdesc("snapshot_keys", "Keys in the source when the snapshot started (DBSIZE).")
-	mSnapDone      = pdesc("snapshot_done", "1 once every node's snapshot is published.")
-	mLiveNotif     = pdesc("live_notifications_total", "Keyspace notifications received.")
-	mLiveEvents    = pdesc("live_events_total", "Events published by live capture.")
-	mLiveGaps      = pdesc("live_gaps_total", "Gaps detected in notification capture.")
-	mLiveHeals     = pdesc("live_heals_total", "Gaps healed by a re-read.")
-	mLiveDirty     = pdesc("live_dirty_keys", "Keys changed and waiting to be read.")
-	mTableItems    = pdesc("table_items_scanned_total", "Items the DynamoDB source's Scan read.")
-	mTableTotal    = pdesc("table_items", "Items in the source table, as DynamoDB reports (updated about every 6 hours).")
-	mStreamRecords = pdesc("stream_records_total", "DynamoDB stream records read.")
-	mStreamAge     = pdesc("stream_age_seconds", "Age of the newest stream record read.")
-	mStreamHeals   = pdesc("stream_gaps_healed_total", "DynamoDB stream gaps (trimmed records) healed by a re-scan.")
-	mPublished     = pdesc("events_published_total", "Events acknowledged by Kafka.")
-	mDeadLettered  = pdesc("dead_lettered_total", "Records sent to the dead-letter topic.")
-	mApplied       = pdesc("sink_applied_total", "Events applied to the target.")
-	mSkipped       = pdesc("sink_skipped_older_total", "Events skipped because the target held that version or a newer one.")
-	mWrites        = pdesc("sink_writes_total", "Writes made to the target.")
-	mThrottles     = pdesc("sink_throttles_total", "Writes the target throttled (retried).")
-	mRetries       = pdesc("sink_retries_total", "Writes retried after a transient error.")
-	mRateLimit     = pdesc("sink_rate_limit", "Current adaptive write-rate limit in writes/s (0: none).")
-	mPaused        = pdesc("sink_fetch_paused", "1 while fetching from Kafka is paused for a throttling target.")
-	mLag           = pdesc("sink_lag_records", "Records published but not yet applied (backfill and replay).")
-	mConsumerLag   = pdesc("consumer_lag_records", "Records in the topic beyond the consumer group's committed offset, per partition.", "partition")
-	mCheckpointAge = pdesc("checkpoint_age_seconds", "Time since each of the pipeline's checkpoints was saved.", "checkpoint")
+	mSnapScanned   = pcounter("snapshot_keys_scanned_total", "Keys the Redis snapshot scanned.")
+	mSnapTotal     = pgauge("snapshot_keys", "Keys in the source when the snapshot started (DBSIZE).")
+	mSnapDone      = pgauge("snapshot_done", "1 once every node's snapshot is published.")
+	mLiveNotif     = pcounter("live_notifications_total", "Keyspace notifications received.")
+	mLiveEvents    = pcounter("live_events_total", "Events published by live capture.")
+	mLiveGaps      = pcounter("live_gaps_total", "Gaps detected in notification capture.")
+	mLiveHeals     = pcounter("live_heals_total", "Gaps healed by a re-read.")
+	mLiveDirty     = pgauge("live_dirty_keys", "Keys changed and waiting to be read.")
+	mTableItems    = pcounter("table_items_scanned_total", "Items the DynamoDB source's Scan read.")
+	mTableTotal    = pgauge("table_items", "Items in the source table, as DynamoDB reports (updated about every 6 hours).")
+	mStreamRecords = pcounter("stream_records_total", "DynamoDB stream records read.")
+	mStreamAge     = pgauge("stream_age_seconds", "Age of the newest stream record read.")
+	mStreamHeals   = pcounter("stream_gaps_healed_total", "DynamoDB stream gaps (trimmed records) healed by a re-scan.")
+	mPublished     = pcounter("events_published_total", "Events acknowledged by Kafka.")
+	mDeadLettered  = pcounter("dead_lettered_total", "Records sent to the dead-letter topic.")
+	mApplied       = pcounter("sink_applied_total", "Events applied to the target.")
+	mSkipped       = pcounter("sink_skipped_older_total", "Events skipped because the target held that version or a newer one.")
+	mWrites        = pcounter("sink_writes_total", "Writes made to the target.")
+	mThrottles     = pcounter("sink_throttles_total", "Writes the target throttled (retried).")
+	mRetries       = pcounter("sink_retries_total", "Writes retried after a transient error.")
+	mRateLimit     = pgauge("sink_rate_limit", "Current adaptive write-rate limit in writes/s (0: none).")
+	mPaused        = pgauge("sink_fetch_paused", "1 while fetching from Kafka is paused for a throttling target.")
+	mLag           = pgauge("sink_lag_records", "Records published but not yet applied (backfill and replay).")
+	mConsumerLag   = pgauge("consumer_lag_records", "Records in the topic beyond the consumer group's committed offset, per partition.", "partition")
+	mCheckpointAge = pgauge("checkpoint_age_seconds", "Time since each of the pipeline's checkpoints was saved.", "checkpoint")
 )
 
 func (c pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range pipelineDescs {
-		ch <- d
+	for _, m := range pipelineMetrics {
+		ch <- m.desc
 	}
 }
 
 func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	r := c.r
-	counter := func(d *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
-	}
-	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	emit := func(m *pipeMetric, v float64) { ch <- m.value(v) }
 	flag := func(b bool) float64 {
 		if b {
 			return 1
@@ -129,45 +151,45 @@ func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if r.hasSnapshot() {
 		p := r.snapshotProgress()
-		counter(mSnapScanned, float64(p.Scanned))
-		gauge(mSnapTotal, float64(p.Total))
-		gauge(mSnapDone, flag(p.Done))
+		emit(mSnapScanned, float64(p.Scanned))
+		emit(mSnapTotal, float64(p.Total))
+		emit(mSnapDone, flag(p.Done))
 	}
 	if r.hasLive() {
 		l := r.liveStats()
-		counter(mLiveNotif, float64(l.Notifications))
-		counter(mLiveEvents, float64(l.Events))
-		counter(mLiveGaps, float64(l.Gaps))
-		counter(mLiveHeals, float64(l.Heals))
-		gauge(mLiveDirty, float64(l.Dirty))
+		emit(mLiveNotif, float64(l.Notifications))
+		emit(mLiveEvents, float64(l.Events))
+		emit(mLiveGaps, float64(l.Gaps))
+		emit(mLiveHeals, float64(l.Heals))
+		emit(mLiveDirty, float64(l.Dirty))
 	}
 	if r.table != nil {
 		if p, ok := r.table.ScanProgress(); ok {
-			counter(mTableItems, float64(p.Items))
-			gauge(mTableTotal, float64(p.Total))
+			emit(mTableItems, float64(p.Items))
+			emit(mTableTotal, float64(p.Total))
 		}
 		if s, ok := r.table.StreamStats(); ok {
-			counter(mStreamRecords, float64(s.Records))
-			gauge(mStreamAge, s.Age.Seconds())
-			counter(mStreamHeals, float64(r.table.Heals()))
+			emit(mStreamRecords, float64(s.Records))
+			emit(mStreamAge, s.Age.Seconds())
+			emit(mStreamHeals, float64(r.table.Heals()))
 		}
 	}
 	if r.w.pub != nil {
-		counter(mPublished, float64(r.w.pub.Stats().Published))
+		emit(mPublished, float64(r.w.pub.Stats().Published))
 	}
-	counter(mDeadLettered, float64(r.deadLettered()))
+	emit(mDeadLettered, float64(r.deadLettered()))
 	if r.w.worker != nil {
 		ws := r.w.worker.Stats()
 		sc := r.w.sink.counters()
-		counter(mApplied, float64(ws.Applied))
-		counter(mSkipped, float64(ws.SkippedOlder))
-		counter(mWrites, float64(sc.writes))
-		counter(mThrottles, float64(sc.throttles))
-		counter(mRetries, float64(sc.retries))
-		gauge(mRateLimit, sc.pace)
-		gauge(mPaused, flag(ws.Paused))
+		emit(mApplied, float64(ws.Applied))
+		emit(mSkipped, float64(ws.SkippedOlder))
+		emit(mWrites, float64(sc.writes))
+		emit(mThrottles, float64(sc.throttles))
+		emit(mRetries, float64(sc.retries))
+		emit(mRateLimit, sc.pace)
+		emit(mPaused, flag(ws.Paused))
 		if e := r.end.Load(); e != nil {
-			gauge(mLag, float64(r.w.worker.Progress().Lag(*e, r.w.base)))
+			emit(mLag, float64(r.w.worker.Progress().Lag(*e, r.w.base)))
 		}
 		c.consumerLag(ch)
 	}
@@ -193,7 +215,7 @@ func (c pipelineCollector) consumerLag(ch chan<- prometheus.Metric) {
 		return
 	}
 	for p, e := range end {
-		ch <- prometheus.MustNewConstMetric(mConsumerLag, prometheus.GaugeValue, float64(max(0, e-committed[p])), strconv.Itoa(int(p)))
+		ch <- mConsumerLag.value(float64(max(0, e-committed[p])), strconv.Itoa(int(p)))
 	}
 }
 
@@ -211,7 +233,7 @@ func (c pipelineCollector) checkpointAges(ch chan<- prometheus.Metric) {
 	}
 	for _, n := range names {
 		if t, err := fs.Modified(n); err == nil {
-			ch <- prometheus.MustNewConstMetric(mCheckpointAge, prometheus.GaugeValue, time.Since(t).Seconds(), strings.TrimPrefix(n, prefix))
+			ch <- mCheckpointAge.value(time.Since(t).Seconds(), strings.TrimPrefix(n, prefix))
 		}
 	}
 }

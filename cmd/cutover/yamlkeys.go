@@ -71,16 +71,20 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = strings.ToLower(f.Name)
+		if name := yamlName(f); name != "-" {
+			out[name] = f.Type
 		}
-		out[name] = f.Type
 	}
 	return out
+}
+
+// yamlName is the YAML key of a struct field, as yaml.v3 names it.
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "" {
+		name = strings.ToLower(f.Name)
+	}
+	return name
 }
 
 func join(path, key string) string {

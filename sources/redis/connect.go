@@ -112,7 +112,7 @@ func Explain(c Conn, err error) error {
 	case strings.Contains(msg, "without any password configured"), strings.Contains(msg, "called without any password"):
 		return fmt.Errorf("redis %s has no password set but one was given: %w (remove %s)", c.Addr, err, passFlag)
 	case strings.HasPrefix(msg, "NOPERM"):
-		return fmt.Errorf("redis %s: user %q lacks a permission cutover needs: %w (grant it: +@read +@keyspace +@scripting +@pubsub +ping +info +time +memory +config|get +config|set +cluster|slots ~* &__keyevent@<db>__:* — see the README)", c.Addr, user, err)
+		return fmt.Errorf("redis %s: user %q lacks a permission cutover needs: %w (grant it: +@read +@keyspace +@scripting +@pubsub +ping +info +time +memory +config|get +config|set +cluster|slots ~* &__keyevent@<db>__:* — see docs/redis.md)", c.Addr, user, err)
 	case strings.HasPrefix(msg, "ERR DB index is out of range"), strings.HasPrefix(msg, "ERR invalid DB index"):
 		return fmt.Errorf("redis %s has no database %d: %w (check %s)", c.Addr, c.DB, err, strings.TrimSuffix(addrFlag, "-addr")+"-db")
 	case strings.Contains(msg, "certificate") || strings.Contains(msg, "tls:") || strings.Contains(msg, "x509"):

@@ -240,7 +240,7 @@ func (w *ItemWriter) Run(ctx context.Context, db *dynamodb.Client) {
 
 // TableState reads every item of table (a consistent Scan) and returns
 // the Redis key each becomes and its state there, through cutover's
-// DynamoDB → Redis hash mapping (README "DynamoDB → Redis", item format
+// DynamoDB → Redis hash mapping (docs/type-mapping.md "DynamoDB → Redis", item format
 // hash): one field per attribute, S as is, N as its decimal text, BOOL
 // "true"/"false"; the key is keyPrefix + the id; TTLAttr (epoch seconds)
 // becomes the expiry. An item whose expiry has passed is absent, as

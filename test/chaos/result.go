@@ -6,7 +6,7 @@ import (
 )
 
 // Result is what a chaos scenario proves, or fails to: one line of the
-// README's chaos table.
+// chaos table of docs/guarantees.md.
 type Result struct {
 	Scenario string
 	Faults   int

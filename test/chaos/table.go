@@ -21,7 +21,7 @@ type TableLayout struct {
 	// TTL is the expiry attribute, epoch seconds.
 	TTL string
 	// Generic: the items are cutover's generic mapping of Redis keys
-	// (README "Redis → DynamoDB"): cutover_type, and the value's bytes in
+	// (docs/type-mapping.md, "Redis → DynamoDB"): cutover_type, and the value's bytes in
 	// "value"; the writer's sequence number starts the value. Otherwise
 	// they are whole items (a DynamoDB source), compared attribute by
 	// attribute, with the sequence number in SeqField.

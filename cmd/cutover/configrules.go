@@ -1,0 +1,305 @@
+package main
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/pipeline"
+	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
+	redissink "github.com/cutover/cutover/sinks/redis"
+)
+
+// A rule is one check of a configuration. validate runs every rule, and
+// the YAML reference (cutover dev gen-docs) lists each under its key, so
+// the reference says exactly what validate checks: a rule added here is
+// documented, a rule removed is no longer promised.
+type rule struct {
+	// key is the YAML key the reference lists the rule under: a leaf
+	// ("kafka.partitions") or a section ("sink") for a rule across keys.
+	key string
+	// doc is the rule in words, as the reference states it; for the
+	// simple rules it is also the message.
+	doc   string
+	check func(c *Config, bad badFunc)
+}
+
+// badFunc reports one problem of a configuration, at its path.
+type badFunc func(path, format string, args ...any)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// configRules are every rule of a configuration, in the order their
+// problems are reported.
+var configRules = concat(
+	[]rule{
+		{key: "name", doc: "letters, digits, '.', '_' or '-', beginning with a letter or digit", check: func(c *Config, bad badFunc) {
+			if !nameRE.MatchString(c.Name) {
+				bad("name", "%q must be letters, digits, '.', '_' or '-'", c.Name)
+			}
+		}},
+		oneOf("kafka.sasl.mechanism", false, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"),
+		{key: "kafka.sasl", doc: "PLAIN and SCRAM-SHA-* need kafka.sasl.username and a password (kafka.sasl.password or KAFKA_SASL_PASSWORD)", check: func(c *Config, bad badFunc) {
+			switch s := c.Kafka.SASL; s.Mechanism {
+			case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+				if s.Username == "" || s.Password == "" {
+					bad("kafka.sasl", "%s needs a username and a password (kafka.sasl.password or KAFKA_SASL_PASSWORD)", s.Mechanism)
+				}
+			}
+		}},
+	},
+	when("with a DynamoDB source", func(c *Config) bool { return c.sourceKind() == "dynamodb" },
+		required("source.dynamodb.region"),
+		number("source.dynamodb.segments", "between 1 and 1000000", func(x float64) bool { return x >= 1 && x <= 1_000_000 }),
+		number("source.dynamodb.page_size", "0 (DynamoDB's 1 MB pages) or more", atLeast(0)),
+		number("source.dynamodb.read_capacity_per_second", "0 (no limit) or more", atLeast(0)),
+		rule{key: "sink.dynamodb.table", doc: "not the source table (same table, endpoint and region)", check: func(c *Config, bad badFunc) {
+			ds, d := c.Source.DynamoDB, c.Sink.DynamoDB
+			if d.Table == ds.Table && d.Endpoint == ds.Endpoint && d.Region == ds.Region {
+				bad("sink.dynamodb.table", "the target is the source table %s", ds.Table)
+			}
+		}},
+	),
+	[]rule{
+		required("source.redis.addr"),
+		number("source.redis.db", "0 or more", atLeast(0)),
+		number("source.redis.keys_per_second", "0 (no limit) or more", atLeast(0)),
+		{key: "source.redis.types", doc: "each one of string, hash, list, set, zset, stream", check: func(c *Config, bad badFunc) {
+			for _, t := range c.Source.Redis.Types {
+				if pt, err := pipeline.ParseType(t); err != nil || pt == pipeline.TypeItem || pt == pipeline.TypeNone {
+					bad("source.redis.types", "%q is not a Redis type (string, hash, list, set, zset, stream)", t)
+				}
+			}
+		}},
+		positive("source.redis.scan_count"), positive("source.redis.readers"), positive("source.redis.max_elements"),
+		positive("source.redis.max_value_bytes"), positive("source.redis.heal_keys_per_second"),
+		positive("source.redis.chunk_elements"), positive("source.redis.chunk_bytes"),
+		required("kafka.brokers"),
+		positive("kafka.partitions"),
+		number("kafka.replication_factor", "-1 (the cluster's default) or positive", func(x float64) bool { return x == -1 || x > 0 }),
+		number("kafka.session_timeout", "between 6s and 5m (the broker's group.min/max.session.timeout.ms)",
+			func(x float64) bool { return x >= float64(6*time.Second) && x <= float64(5*time.Minute) }),
+		number("kafka.max_record_bytes", "at least 1024", atLeast(1024)),
+		{key: "source.redis.chunk_bytes", doc: "at most two thirds of kafka.max_record_bytes: a piece must fit in a record after base64", check: func(c *Config, bad badFunc) {
+			if r, k := c.Source.Redis, c.Kafka; r.ChunkBytes*3 > k.MaxRecordBytes*2 {
+				bad("source.redis.chunk_bytes", "%d is too close to kafka.max_record_bytes (%d): a piece must fit in a record after base64 (keep it under two thirds)", r.ChunkBytes, k.MaxRecordBytes)
+			}
+		}},
+		{key: "kafka.dead_letter_topic", doc: "must differ from kafka.topic", check: func(c *Config, bad badFunc) {
+			if c.Kafka.Topic == c.Kafka.DeadLetterTopic {
+				bad("kafka.dead_letter_topic", "must differ from kafka.topic")
+			}
+		}},
+		{key: "sink", doc: "exactly one target: sink.dynamodb.table or sink.dynamodb.rules (DynamoDB), or sink.redis.addr (Redis)", check: func(c *Config, bad badFunc) {
+			switch hasRedis := c.Sink.Redis.Addr != ""; {
+			case c.hasDynamoDBSink() && hasRedis:
+				bad("sink", "both sink.dynamodb and sink.redis.addr are set; a pipeline writes to one target")
+			case !c.hasDynamoDBSink() && !hasRedis:
+				bad("sink", "required: set sink.dynamodb.table (--dynamodb-table), sink.dynamodb.rules, or sink.redis.addr (--target-redis-addr)")
+			}
+		}},
+	},
+	when("with a DynamoDB target", func(c *Config) bool { return c.sinkKind() == "dynamodb" && c.hasDynamoDBSink() },
+		rule{key: "sink.dynamodb.rules[].table", doc: "required; each rule has a table of its own, other than sink.dynamodb.table", check: func(c *Config, bad badFunc) {
+			// Two rules writing one table would map keys of both patterns
+			// to one item (user:{id} and member:{id} both reach id=1).
+			d := c.Sink.DynamoDB
+			tables := map[string]string{}
+			if d.Table != "" {
+				tables[d.Table] = "sink.dynamodb.table"
+			}
+			for i, r := range d.Rules {
+				path := fmt.Sprintf("sink.dynamodb.rules[%d]", i)
+				if r.Table == "" {
+					bad(path+".table", "required")
+				} else if other, ok := tables[r.Table]; ok {
+					bad(path+".table", "%s is also %s's table: keys of both would meet in one item (give each rule its own table)", r.Table, other)
+				} else {
+					tables[r.Table] = path
+				}
+			}
+		}},
+		rule{key: "sink.dynamodb.rules[]", doc: "match required; a key template with text between its placeholders; key_types only of the template's attributes, each S, N or B; fields string, number, binary or json; only with a Redis source", check: func(c *Config, bad badFunc) {
+			for i, r := range c.Sink.DynamoDB.Rules {
+				path := fmt.Sprintf("sink.dynamodb.rules[%d]", i)
+				rule := ddbsink.Rule{Match: r.Match, Key: r.Key, KeyTypes: r.KeyTypes, Fields: r.Fields}
+				if err := rule.Validate(); err != nil {
+					bad(path, "%v", err)
+				}
+				if c.sourceKind() == "dynamodb" {
+					bad(path, "rules map Redis keys; with a DynamoDB source set sink.dynamodb.table")
+				}
+			}
+		}},
+		required("sink.dynamodb.region"),
+		rule{key: "sink.dynamodb.key_type", doc: "must be S or B (with a Redis source)", check: func(c *Config, bad badFunc) {
+			if kt := c.Sink.DynamoDB.KeyType; kt != "S" && kt != "B" && c.sourceKind() == "redis" {
+				bad("sink.dynamodb.key_type", "%q must be S or B", kt)
+			}
+		}},
+		positive("sink.dynamodb.concurrency"),
+		number("sink.dynamodb.max_writes_per_second", "0 (no cap) or more", atLeast(0)),
+		rule{key: "sink.dynamodb.attributes", doc: "key_attribute and every attribute name required, each a different name", check: func(c *Config, bad badFunc) {
+			d := c.Sink.DynamoDB
+			seen := map[string]string{}
+			for _, a := range []struct{ path, name string }{{"key_attribute", d.KeyAttribute}, {"attributes.type", d.Attributes.Type},
+				{"attributes.value", d.Attributes.Value}, {"attributes.ttl", d.Attributes.TTL}, {"attributes.version", d.Attributes.Version},
+				{"attributes.deleted", d.Attributes.Deleted}} {
+				if a.name == "" {
+					bad("sink.dynamodb."+a.path, "required")
+				} else if other, dup := seen[a.name]; dup {
+					bad("sink.dynamodb."+a.path, "%q is also sink.dynamodb.%s; each attribute needs its own name", a.name, other)
+				}
+				seen[a.name] = a.path
+			}
+		}},
+	),
+	when("with a Redis target", func(c *Config) bool { return c.sinkKind() == "redis" && !c.hasDynamoDBSink() },
+		number("sink.redis.db", "0 or more", atLeast(0)),
+		positive("sink.redis.concurrency"),
+		rule{key: "sink.redis", doc: "not the source database (same addr and db) when the source is Redis", check: func(c *Config, bad badFunc) {
+			r, rs := c.Source.Redis, c.Sink.Redis
+			if rs.Addr == r.Addr && rs.DB == r.DB && c.sourceKind() == "redis" {
+				bad("sink.redis", "the target is the source database (%s db %d)", rs.Addr, rs.DB)
+			}
+		}},
+		rule{key: "sink.redis.item_format", doc: "hash, json or dynamodb-json", check: func(c *Config, bad badFunc) {
+			if err := (redissink.ItemOptions{Format: c.Sink.Redis.ItemFormat}).Validate(); err != nil {
+				bad("sink.redis.item_format", "%v", err)
+			}
+		}},
+		rule{key: "sink.redis.key_template", doc: "empty, or {attribute} placeholders with text between them", check: func(c *Config, bad badFunc) {
+			if err := (redissink.ItemOptions{KeyTemplate: c.Sink.Redis.KeyTemplate}).Validate(); err != nil {
+				bad("sink.redis.key_template", "%v", err)
+			}
+		}},
+	),
+	[]rule{
+		required("checkpoint.dir"),
+		oneOf("log.level", true, "debug", "info", "warn", "error"),
+		oneOf("log.format", false, "text", "json"),
+		tlsFiles("source.redis.tls"), tlsFiles("kafka.tls"), tlsFiles("sink.redis.tls"),
+	},
+)
+
+func concat(parts ...[]rule) []rule {
+	var out []rule
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// when makes rules apply only where pred holds, and says so in their doc.
+func when(cond string, pred func(*Config) bool, rules ...rule) []rule {
+	out := make([]rule, len(rules))
+	for i, r := range rules {
+		check := r.check
+		out[i] = rule{key: r.key, doc: cond + ": " + r.doc, check: func(c *Config, bad badFunc) {
+			if pred(c) {
+				check(c, bad)
+			}
+		}}
+	}
+	return out
+}
+
+// required: the key must be set (a non-empty string or list).
+func required(key string) rule {
+	return rule{key: key, doc: "required", check: func(c *Config, bad badFunc) {
+		if configValue(c, key).IsZero() || configValue(c, key).Kind() == reflect.Slice && configValue(c, key).Len() == 0 {
+			bad(key, "required")
+		}
+	}}
+}
+
+// number: the key's value (a duration in nanoseconds) must satisfy ok;
+// what says how, after "must be".
+func number(key, what string, ok func(float64) bool) rule {
+	return rule{key: key, doc: "must be " + what, check: func(c *Config, bad badFunc) {
+		v := configValue(c, key)
+		var x float64
+		switch v.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			x = float64(v.Int())
+		case reflect.Float32, reflect.Float64:
+			x = v.Float()
+		default:
+			panic(fmt.Sprintf("rule on %s: %s is not a number", key, v.Kind()))
+		}
+		if !ok(x) {
+			bad(key, "must be %s", what)
+		}
+	}}
+}
+
+func positive(key string) rule { return number(key, "positive", func(x float64) bool { return x > 0 }) }
+
+func atLeast(min float64) func(float64) bool { return func(x float64) bool { return x >= min } }
+
+// oneOf: the key's value must be one of values ("" among them: it may be
+// empty); fold compares without case.
+func oneOf(key string, fold bool, values ...string) rule {
+	var listed []string
+	empty := false
+	for _, v := range values {
+		if v == "" {
+			empty = true
+		} else {
+			listed = append(listed, v)
+		}
+	}
+	words := strings.Join(listed[:len(listed)-1], ", ") + " or " + listed[len(listed)-1]
+	doc := words
+	if empty {
+		doc += ", or empty"
+	}
+	return rule{key: key, doc: doc, check: func(c *Config, bad badFunc) {
+		got := configValue(c, key).String()
+		for _, v := range values {
+			if got == v || fold && strings.EqualFold(got, v) {
+				return
+			}
+		}
+		bad(key, "%q must be %s", got, words)
+	}}
+}
+
+// tlsFiles: a TLS section's CA, certificate and key files must load.
+func tlsFiles(key string) rule {
+	return rule{key: key, doc: "ca_file, cert_file and key_file, when set, are readable PEM files (cert_file and key_file together)",
+		check: func(c *Config, bad badFunc) {
+			t, _ := configValue(c, key).Interface().(TLSConfig)
+			if _, err := t.build(key); err != nil {
+				path, msg, _ := strings.Cut(err.Error(), ": ") // the error names the file's key
+				bad(path, "%s", msg)
+			}
+		}}
+}
+
+// configValue is the field of c at a YAML path ("kafka.sasl.mechanism").
+// An unknown path is a mistake in configRules, caught by the tests.
+func configValue(c *Config, path string) reflect.Value {
+	v := reflect.ValueOf(c).Elem()
+	for _, key := range strings.Split(path, ".") {
+		f, ok := yamlField(v.Type(), key)
+		if !ok {
+			panic(fmt.Sprintf("configuration has no key %s (at %s)", path, key))
+		}
+		v = v.FieldByIndex(f.Index)
+	}
+	return v
+}
+
+// yamlField is the field of struct type t whose YAML key is key.
+func yamlField(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.IsExported() && yamlName(f) == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
