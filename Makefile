@@ -15,19 +15,20 @@ STACK     := deploy/local/stack
 LINT_VERSION := v2.15.0
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 
-# The tools that check deploy/helm (test/helm_test.go reads these three
-# versions from here): Helm and kubeconform from the Go module proxy, and the
-# Kubernetes JSON schemas kubeconform validates against from the PyPI package
-# kubernetes-validate, which ships them (kubeconform would fetch them from
-# GitHub). KUBERNETES_VERSION picks one of the versions that package ships.
-HELM_VERSION        := v3.22.0
-KUBECONFORM_VERSION := v0.8.0
+# The tools that check deploy/helm: Helm and kubeconform from the Go module
+# proxy, and the Kubernetes JSON schemas kubeconform validates against from
+# the PyPI package kubernetes-validate, which ships them (kubeconform would
+# fetch them from GitHub). KUBERNETES_VERSION picks one of the versions that
+# package ships; the chart is rendered for it. test/helm_test.go reads these
+# four versions from here, and finds the tools where these rules put them.
+HELM_VERSION               := v3.22.0
+KUBECONFORM_VERSION        := v0.8.0
 KUBERNETES_SCHEMAS_VERSION := 1.37.0
-KUBERNETES_VERSION  := 1.37.0
-CUTOVER_CACHE_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cutover
-HELM                := $(GOBIN)/helm-$(HELM_VERSION)
-KUBECONFORM         := $(GOBIN)/kubeconform-$(KUBECONFORM_VERSION)
-KUBERNETES_SCHEMAS  := $(CUTOVER_CACHE_DIR)/kubernetes-json-schema-$(KUBERNETES_SCHEMAS_VERSION)
+KUBERNETES_VERSION         := 1.37.0
+CUTOVER_CACHE_DIR          ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cutover
+HELM                       := $(GOBIN)/helm-$(HELM_VERSION)
+KUBECONFORM                := $(GOBIN)/kubeconform-$(KUBECONFORM_VERSION)
+KUBERNETES_SCHEMAS         := $(CUTOVER_CACHE_DIR)/kubernetes-json-schema-$(KUBERNETES_SCHEMAS_VERSION)
 export CUTOVER_CACHE_DIR
 
 # The local stack's addresses (deploy/local/lib.sh has the same defaults).
@@ -152,9 +153,10 @@ $(KUBERNETES_SCHEMAS)/.complete:
 	rm -rf $(KUBERNETES_SCHEMAS) $(KUBERNETES_SCHEMAS).download
 	python3 -m pip download --quiet --no-deps --only-binary=:all: \
 	  --dest $(KUBERNETES_SCHEMAS).download kubernetes-validate==$(KUBERNETES_SCHEMAS_VERSION)
-	mkdir -p $(KUBERNETES_SCHEMAS)
-	unzip -q -j $(KUBERNETES_SCHEMAS).download/kubernetes_validate-$(KUBERNETES_SCHEMAS_VERSION)-*.whl \
-	  'kubernetes_validate/kubernetes-json-schema/v$(KUBERNETES_VERSION)-local-strict/*' -d $(KUBERNETES_SCHEMAS)
+	python3 -m zipfile -e $(KUBERNETES_SCHEMAS).download/kubernetes_validate-$(KUBERNETES_SCHEMAS_VERSION)-*.whl \
+	  $(KUBERNETES_SCHEMAS).download/wheel
+	mv $(KUBERNETES_SCHEMAS).download/wheel/kubernetes_validate/kubernetes-json-schema/v$(KUBERNETES_VERSION)-local-strict \
+	  $(KUBERNETES_SCHEMAS)
 	sed -i -e 's|"\$$id": "https://kubernetes.io/api/|"x-kubernetes-validate-id": "https://kubernetes.io/api/|' \
 	  -e 's|"\$$ref": "/api/_definitions.json#|"$$ref": "_definitions.json#|g' $(KUBERNETES_SCHEMAS)/*.json
 	rm -rf $(KUBERNETES_SCHEMAS).download

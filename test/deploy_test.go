@@ -117,13 +117,19 @@ func toString(v any) string {
 	return s
 }
 
-func TestKubernetesManifests(t *testing.T) {
-	t.Parallel()
+// kubernetesManifests are the files of deploy/kubernetes.
+func kubernetesManifests(t *testing.T) []string {
+	t.Helper()
 	files, err := filepath.Glob("../deploy/kubernetes/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
-	for _, f := range files {
+	return files
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	t.Parallel()
+	for _, f := range kubernetesManifests(t) {
 		checkWorkloads(t, f, yamlDocs(t, f))
 	}
 }
@@ -246,8 +252,8 @@ func flagValue(args []string, flag string) (value string, ok bool) {
 	return value, ok
 }
 
-// envRef is a ${VAR} reference in a configuration file.
-var envRef = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
+// envRef is a ${VAR} reference in a configuration file; its group is VAR.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // checkProbePort fails t unless container c's probes reach the port that
 // metricsAddr (the configuration's metrics_addr) opens.
