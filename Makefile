@@ -15,6 +15,22 @@ STACK     := deploy/local/stack
 LINT_VERSION := v2.15.0
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 
+# The tools that check deploy/helm: Helm and kubeconform from the Go module
+# proxy, and the Kubernetes JSON schemas kubeconform validates against from
+# the PyPI package kubernetes-validate, which ships them (kubeconform would
+# fetch them from GitHub). KUBERNETES_VERSION picks one of the versions that
+# package ships; the chart is rendered for it. test/helm_test.go reads these
+# four versions from here, and finds the tools where these rules put them.
+HELM_VERSION               := v3.22.0
+KUBECONFORM_VERSION        := v0.8.0
+KUBERNETES_SCHEMAS_VERSION := 1.37.0
+KUBERNETES_VERSION         := 1.37.0
+CUTOVER_CACHE_DIR          ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cutover
+HELM                       := $(GOBIN)/helm-$(HELM_VERSION)
+KUBECONFORM                := $(GOBIN)/kubeconform-$(KUBECONFORM_VERSION)
+KUBERNETES_SCHEMAS         := $(CUTOVER_CACHE_DIR)/kubernetes-json-schema-$(KUBERNETES_SCHEMAS_VERSION)
+export CUTOVER_CACHE_DIR
+
 # The local stack's addresses (deploy/local/lib.sh has the same defaults).
 CUTOVER_REDIS_PORT    ?= 16379
 CUTOVER_KAFKA_PORT    ?= 19092
@@ -42,7 +58,7 @@ demo: up build ## run the whole job end to end on the local stack
 	@$(LOCAL_AWS) $(BIN) reconcile --config deploy/examples/demo.yaml
 
 .PHONY: test
-test: up ## run every test (unit, fuzz seeds, end to end) against the local stack
+test: up tools ## run every test (unit, fuzz seeds, end to end) against the local stack
 	$(STACK) fresh dynamodb
 	$(GO) vet ./...
 	$(LOCAL_AWS) $(GO) test -count=1 -timeout 45m ./...
@@ -117,6 +133,38 @@ $(GOBIN)/golangci-lint-$(LINT_VERSION):
 	@echo "installing golangci-lint $(LINT_VERSION) (first time only)"
 	GOBIN=$(GOBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(LINT_VERSION)
 	mv $(GOBIN)/golangci-lint $@
+
+.PHONY: tools
+tools: $(HELM) $(KUBECONFORM) $(KUBERNETES_SCHEMAS)/.complete ## install what the chart test needs: helm, kubeconform, the Kubernetes schemas (first time only)
+
+$(HELM):
+	@echo "installing helm $(HELM_VERSION) (first time only)"
+	GOBIN=$(GOBIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(GOBIN)/helm $@
+
+$(KUBECONFORM):
+	@echo "installing kubeconform $(KUBECONFORM_VERSION) (first time only)"
+	GOBIN=$(GOBIN) $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	mv $(GOBIN)/kubeconform $@
+
+# Only the strict schemas of one Kubernetes version are kept (about 900
+# files, 6 MB). Their references point at https://kubernetes.io/api/ (the
+# package resolves that itself); kubeconform reads files, so each schema's
+# $$id is renamed out of the way and "/api/_definitions.json" becomes the
+# file beside it. .complete marks an installation that finished.
+$(KUBERNETES_SCHEMAS)/.complete:
+	@echo "installing the Kubernetes $(KUBERNETES_VERSION) JSON schemas from kubernetes-validate $(KUBERNETES_SCHEMAS_VERSION) (first time only)"
+	rm -rf $(KUBERNETES_SCHEMAS) $(KUBERNETES_SCHEMAS).download
+	python3 -m pip download --quiet --no-deps --only-binary=:all: \
+	  --dest $(KUBERNETES_SCHEMAS).download kubernetes-validate==$(KUBERNETES_SCHEMAS_VERSION)
+	python3 -m zipfile -e $(KUBERNETES_SCHEMAS).download/kubernetes_validate-$(KUBERNETES_SCHEMAS_VERSION)-*.whl \
+	  $(KUBERNETES_SCHEMAS).download/wheel
+	mv $(KUBERNETES_SCHEMAS).download/wheel/kubernetes_validate/kubernetes-json-schema/v$(KUBERNETES_VERSION)-local-strict \
+	  $(KUBERNETES_SCHEMAS)
+	sed -i -e 's|"\$$id": "https://kubernetes.io/api/|"x-kubernetes-validate-id": "https://kubernetes.io/api/|' \
+	  -e 's|"\$$ref": "/api/_definitions.json#|"$$ref": "_definitions.json#|g' $(KUBERNETES_SCHEMAS)/*.json
+	rm -rf $(KUBERNETES_SCHEMAS).download
+	touch $@
 
 .PHONY: fuzz
 fuzz: ## fuzz the event decoder for a minute

@@ -3,7 +3,9 @@ package test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -115,79 +117,189 @@ func toString(v any) string {
 	return s
 }
 
-func TestKubernetesManifests(t *testing.T) {
-	t.Parallel()
+// kubernetesManifests are the files of deploy/kubernetes.
+func kubernetesManifests(t *testing.T) []string {
+	t.Helper()
 	files, err := filepath.Glob("../deploy/kubernetes/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
-	for _, f := range files {
-		docs := yamlDocs(t, f)
-		configs := map[string]string{}
-		for _, d := range docs {
-			if d["kind"] == "ConfigMap" {
-				for k, v := range dig(d, "data").(map[string]any) {
-					configs[k] = toString(v)
-				}
+	return files
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	t.Parallel()
+	for _, f := range kubernetesManifests(t) {
+		checkWorkloads(t, f, yamlDocs(t, f))
+	}
+}
+
+// checkWorkloads checks the StatefulSets and Deployments among docs, one
+// manifest or one rendering of the Helm chart (named where): every command
+// and flag they pass exists; the configuration they mount validates with
+// the container's environment; probes use the endpoints cutover serves, on
+// the port the configuration's metrics_addr opens; pods run as non-root;
+// exactly one source runs, as exactly one replica, and its checkpoints
+// live on a volume claim (they are files, and a rescheduled pod resumes
+// from them).
+func checkWorkloads(t *testing.T, where string, docs []map[string]any) {
+	t.Helper()
+	configs := map[string]string{}
+	for _, d := range docs {
+		if d["kind"] == "ConfigMap" {
+			for k, v := range dig(d, "data").(map[string]any) {
+				configs[k] = toString(v)
 			}
-		}
-		sources := 0
-		for _, d := range docs {
-			kind := d["kind"]
-			if kind != "StatefulSet" && kind != "Deployment" {
-				continue
-			}
-			name := toString(dig(d, "metadata", "name"))
-			pod := dig(d, "spec", "template", "spec")
-			if dig(pod, "securityContext", "runAsNonRoot") != true {
-				t.Errorf("%s: pods must run as non-root", name)
-			}
-			c := dig(pod, "containers", 0)
-			args := strs(dig(c, "args"))
-			cmd := checkArgs(t, name, args)
-			if cmd == "replicate" || cmd == "backfill" {
-				sources++
-				if r, _ := dig(d, "spec", "replicas").(int); r != 1 {
-					t.Errorf("%s: a source runs as exactly one replica, not %v", name, dig(d, "spec", "replicas"))
-				}
-			}
-			for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
-				if got := dig(c, probe, "httpGet", "path"); got != path {
-					t.Errorf("%s: %s on %v, want %s", name, probe, got, path)
-				}
-			}
-			if dig(pod, "terminationGracePeriodSeconds") == nil {
-				t.Errorf("%s: no terminationGracePeriodSeconds for the graceful shutdown", name)
-			}
-			// The mounted configuration validates with the container's
-			// environment.
-			var env []string
-			for _, e := range dig(c, "env").([]any) {
-				if v, ok := dig(e, "value").(string); ok {
-					env = append(env, toString(dig(e, "name"))+"="+v)
-				} else {
-					env = append(env, toString(dig(e, "name"))+"=from-a-secret")
-				}
-			}
-			for i, a := range args {
-				if a == "--config" {
-					body, ok := configs[filepath.Base(args[i+1])]
-					if !ok {
-						t.Fatalf("%s: --config %s is not in the ConfigMap", name, args[i+1])
-					}
-					p := filepath.Join(t.TempDir(), "pipeline.yaml")
-					must(t, os.WriteFile(p, []byte(body), 0o600))
-					res := stack.RunEnv(testCtx(t, time.Minute), t, env, "config", "validate", "--config", p)
-					if res.Code != 0 {
-						t.Errorf("%s: the mounted configuration does not validate:\n%s%s", name, res.Stdout, res.Stderr)
-					}
-				}
-			}
-		}
-		if sources != 1 {
-			t.Errorf("%s: %d sources; want exactly one", f, sources)
 		}
 	}
+	sources := 0
+	for _, d := range docs {
+		kind := d["kind"]
+		if kind != "StatefulSet" && kind != "Deployment" {
+			continue
+		}
+		name := where + ": " + toString(dig(d, "metadata", "name"))
+		pod := dig(d, "spec", "template", "spec")
+		if dig(pod, "securityContext", "runAsNonRoot") != true {
+			t.Errorf("%s: pods must run as non-root", name)
+		}
+		c := dig(pod, "containers", 0)
+		args := strs(dig(c, "args"))
+		cmd := checkArgs(t, name, args)
+		source := cmd == "replicate" || cmd == "backfill"
+		if source {
+			sources++
+			if r, _ := dig(d, "spec", "replicas").(int); r != 1 || kind != "StatefulSet" {
+				t.Errorf("%s: a source runs as a StatefulSet of exactly one replica, not a %s of %v", name, kind, dig(d, "spec", "replicas"))
+			}
+		}
+		for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
+			if got := dig(c, probe, "httpGet", "path"); got != path {
+				t.Errorf("%s: %s on %v, want %s", name, probe, got, path)
+			}
+		}
+		if dig(pod, "terminationGracePeriodSeconds") == nil {
+			t.Errorf("%s: no terminationGracePeriodSeconds for the graceful shutdown", name)
+		}
+		// The mounted configuration validates with the container's
+		// environment.
+		var env []string
+		for _, e := range dig(c, "env").([]any) {
+			if v, ok := dig(e, "value").(string); ok {
+				env = append(env, toString(dig(e, "name"))+"="+v)
+			} else {
+				env = append(env, toString(dig(e, "name"))+"=from-a-secret")
+			}
+		}
+		for i, a := range args {
+			if a != "--config" {
+				continue
+			}
+			body, ok := configs[filepath.Base(args[i+1])]
+			if !ok {
+				t.Fatalf("%s: --config %s is not in the ConfigMap", name, args[i+1])
+			}
+			p := filepath.Join(t.TempDir(), "pipeline.yaml")
+			must(t, os.WriteFile(p, []byte(body), 0o600))
+			res := stack.RunEnv(testCtx(t, time.Minute), t, env, "config", "validate", "--config", p)
+			if res.Code != 0 {
+				t.Errorf("%s: the mounted configuration does not validate:\n%s%s", name, res.Stdout, res.Stderr)
+			}
+			var cfg struct {
+				MetricsAddr string `yaml:"metrics_addr"`
+				Checkpoint  struct {
+					Dir string `yaml:"dir"`
+				} `yaml:"checkpoint"`
+			}
+			// As cutover reads it: ${VAR}s expanded first.
+			expanded := envRef.ReplaceAllStringFunc(body, func(ref string) string {
+				for _, e := range env {
+					if k, v, _ := strings.Cut(e, "="); "${"+k+"}" == ref {
+						return v
+					}
+				}
+				return ref
+			})
+			must(t, yaml.Unmarshal([]byte(expanded), &cfg))
+			// Flags win over the file (the chart passes these two).
+			if v, ok := flagValue(args, "--metrics-addr"); ok {
+				cfg.MetricsAddr = v
+			}
+			if v, ok := flagValue(args, "--checkpoint-dir"); ok {
+				cfg.Checkpoint.Dir = v
+			}
+			checkProbePort(t, name, c, cfg.MetricsAddr)
+			if source {
+				checkOnClaim(t, name, d, c, cfg.Checkpoint.Dir)
+			}
+		}
+	}
+	if sources != 1 {
+		t.Errorf("%s: %d sources; want exactly one", where, sources)
+	}
+}
+
+// flagValue is the value args give flag (--flag value or --flag=value),
+// the last one if several do.
+func flagValue(args []string, flag string) (value string, ok bool) {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			value, ok = args[i+1], true
+		} else if v, found := strings.CutPrefix(a, flag+"="); found {
+			value, ok = v, true
+		}
+	}
+	return value, ok
+}
+
+// envRef is a ${VAR} reference in a configuration file; its group is VAR.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// checkProbePort fails t unless container c's probes reach the port that
+// metricsAddr (the configuration's metrics_addr) opens.
+func checkProbePort(t *testing.T, name string, c any, metricsAddr string) {
+	t.Helper()
+	_, want, err := net.SplitHostPort(metricsAddr)
+	if err != nil {
+		t.Errorf("%s: metrics_addr %q: %v (the probes need it)", name, metricsAddr, err)
+		return
+	}
+	ports := map[string]string{}
+	for _, p := range dig(c, "ports").([]any) {
+		ports[toString(dig(p, "name"))] = fmt.Sprint(dig(p, "containerPort"))
+	}
+	for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+		port := fmt.Sprint(dig(c, probe, "httpGet", "port"))
+		if named, ok := ports[port]; ok {
+			port = named
+		}
+		if port != want {
+			t.Errorf("%s: %s on port %s, but metrics_addr %q serves %s", name, probe, port, metricsAddr, want)
+		}
+	}
+}
+
+// checkOnClaim fails t unless dir is on a volume of workload d's container
+// c that comes from a volumeClaimTemplate.
+func checkOnClaim(t *testing.T, name string, d map[string]any, c any, dir string) {
+	t.Helper()
+	claims := map[string]bool{}
+	if tpl, ok := dig(d, "spec", "volumeClaimTemplates").([]any); ok {
+		for _, v := range tpl {
+			claims[toString(dig(v, "metadata", "name"))] = true
+		}
+	}
+	mounts, _ := dig(c, "volumeMounts").([]any)
+	for _, m := range mounts {
+		mp := filepath.Clean(toString(dig(m, "mountPath")))
+		if dir == mp || strings.HasPrefix(filepath.Clean(dir), mp+"/") {
+			if !claims[toString(dig(m, "name"))] {
+				t.Errorf("%s: checkpoint.dir %s is on volume %v, not on a volumeClaimTemplate: checkpoints would die with the pod", name, dir, dig(m, "name"))
+			}
+			return
+		}
+	}
+	t.Errorf("%s: checkpoint.dir %q is on no mounted volume: checkpoints would die with the pod (and the root filesystem is read-only)", name, dir)
 }
 
 func TestDockerfileAndCompose(t *testing.T) {
