@@ -398,6 +398,16 @@ func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.R
 // write puts one event's item, retrying transient failures until they
 // pass or ctx ends.
 func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pipeline.Result, error) {
+	if e.Op == pipeline.OpUpsert && !e.ExpireAt.IsZero() && !e.ExpireAt.After(now) {
+		// Its expiry has passed: the key is gone, and the write is a
+		// tombstone at the event's version. Written as a value, it would
+		// be read back until DynamoDB's TTL purged it (reads return
+		// expired items), and once purged it would leave no version
+		// behind to refuse an older event of the key on a replay.
+		gone := *e
+		gone.Op, gone.Value, gone.ExpireAt = pipeline.OpDelete, pipeline.Value{}, time.Time{}
+		e = &gone
+	}
 	item, err := s.m.Item(e, now)
 	if err != nil {
 		return pipeline.Result{Outcome: pipeline.Rejected, Err: err}, nil

@@ -123,6 +123,21 @@ func Run(t *testing.T, caps Caps, newTarget func(t *testing.T) Target) {
 		expect(t, tg, "k", Str("new"))
 	})
 
+	t.Run("an upsert whose expiry has passed leaves the key gone", func(t *testing.T) {
+		// A replay, or a sink far behind, carries values that expired
+		// meanwhile: they must not come back, and must still refuse an
+		// older event of the key.
+		tg := newTarget(t)
+		e := upsert("k", 20, Str("expired"))
+		e.ExpireAt = time.Now().Add(-time.Minute)
+		apply(t, tg, e)
+		absent(t, tg, "k")
+		if got := apply(t, tg, upsert("k", 10, Str("older"))); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("older event after an expired one: %v, want skipped-older", got)
+		}
+		absent(t, tg, "k")
+	})
+
 	t.Run("a deleted key stays deleted", func(t *testing.T) {
 		tg := newTarget(t)
 		apply(t, tg, upsert("k", 10, Str("v")))

@@ -35,11 +35,11 @@ type holdConn struct {
 	clientGone     bool   // the worker closed its end while its writes were held
 	held           []byte // sent by the worker while held
 	heldCmds       int    // EVALSHA commands in held
-	released       bool   // held was sent: count the answers from now on
-	applied        int    // answers 1 after the release
-	refused        int    // answers 0 after the release
-	other          int    // any other answer after the release
-	partial        []byte // an answer line not yet complete
+	expect         int    // answers still to count: those of the last release's writes
+	applied        int    // answers 1 to the last release's writes
+	refused        int    // answers 0 to them
+	other          int    // any other answer to them
+	partial        []byte // an answer not yet complete
 }
 
 // StartHoldProxy listens on a loopback port and forwards to target.
@@ -124,9 +124,7 @@ func (p *HoldProxy) down(hc *holdConn) {
 		n, err := hc.server.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			if hc.released {
-				hc.count(buf[:n])
-			}
+			hc.count(buf[:n])
 			p.mu.Unlock()
 			if _, err := hc.client.Write(buf[:n]); err != nil {
 				// The worker is gone (it timed out and reconnected): keep
@@ -149,15 +147,18 @@ type countingWriter struct {
 func (w countingWriter) Write(b []byte) (int, error) {
 	w.p.mu.Lock()
 	defer w.p.mu.Unlock()
-	if w.hc.released {
-		w.hc.count(b)
-	}
+	w.hc.count(b)
 	return len(b), nil
 }
 
-// count reads the target's answers (RESP2 or RESP3). The apply script
-// answers each EVALSHA with an integer, or an error; the answers to other
-// commands (HELLO and CLIENT SETINFO of a new connection) are skipped.
+// count reads the target's answers (RESP2 or RESP3), all of them, to stay
+// at a value's start, and tallies those to a release's writes: the first
+// expect integer or error answers after it (the worker is frozen when its
+// writes are released, so nothing it sends later is answered before
+// them). The apply script answers each EVALSHA with an integer, or an
+// error; the answers to other commands (HELLO and CLIENT SETINFO of a new
+// connection) are skipped. Answers after those are not the late writes':
+// the worker woke up and carries on.
 func (hc *holdConn) count(b []byte) {
 	hc.partial = append(hc.partial, b...)
 	for {
@@ -165,15 +166,19 @@ func (hc *holdConn) count(b []byte) {
 		if !ok {
 			return
 		}
+		hc.partial = hc.partial[n:]
+		if hc.expect == 0 || kind != ':' && kind != '-' {
+			continue
+		}
+		hc.expect--
 		switch {
 		case kind == ':' && line == "1":
 			hc.applied++
 		case kind == ':' && line == "0":
 			hc.refused++
-		case kind == ':' || kind == '-':
+		default:
 			hc.other++
 		}
-		hc.partial = hc.partial[n:]
 	}
 }
 
@@ -232,7 +237,7 @@ func (p *HoldProxy) Held() int {
 	defer p.mu.Unlock()
 	n := 0
 	for _, hc := range p.conns {
-		if !hc.released {
+		if len(hc.held) > 0 {
 			n += hc.heldCmds
 		}
 	}
@@ -265,7 +270,9 @@ func (p *HoldProxy) Release(ctx context.Context) (LateWrites, error) {
 		if hc.clientGone {
 			late.Orphaned += hc.heldCmds
 		}
-		hc.released = true
+		// A connection held and released before counts afresh.
+		hc.applied, hc.refused, hc.other = 0, 0, 0
+		hc.expect = hc.heldCmds
 		released = append(released, hc)
 	}
 	p.holding = false

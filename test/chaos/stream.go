@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -86,6 +87,7 @@ func CheckStream(ctx context.Context, db *dynamodb.Client, streams *dynamodbstre
 		seen    bool
 		deleted bool // the last record was a tombstone or a removal
 		last    []byte
+		history []string // the key's last records, to explain a failure
 	}
 	keys := map[string]*keyState{}
 	note := func(format string, args ...any) {
@@ -118,6 +120,25 @@ func CheckStream(ctx context.Context, db *dynamodb.Client, streams *dynamodbstre
 					keys[key] = k
 				}
 				seq := aws.ToString(r.Dynamodb.SequenceNumber)
+				what := fmt.Sprintf("%s %s", seq, r.EventName)
+				switch {
+				case deleted && r.Dynamodb.NewImage == nil:
+					what += " removal"
+				case deleted:
+					what += " tombstone"
+				default:
+					what += fmt.Sprintf(" seq %d", st.Seq)
+				}
+				if st.ExpireAt != 0 {
+					what += " expiring " + time.UnixMilli(st.ExpireAt).UTC().Format("15:04:05")
+				}
+				if r.Dynamodb.ApproximateCreationDateTime != nil {
+					what += " at " + r.Dynamodb.ApproximateCreationDateTime.UTC().Format("15:04:05")
+				}
+				k.history = append(k.history, what)
+				if len(k.history) > 5 {
+					k.history = k.history[1:]
+				}
 				switch {
 				case deleted && r.Dynamodb.NewImage == nil:
 					rep.Removes++
@@ -135,10 +156,11 @@ func CheckStream(ctx context.Context, db *dynamodb.Client, streams *dynamodbstre
 					switch {
 					case k.seen && k.deleted && st.Seq <= k.max:
 						rep.Resurrected++
-						note("record %s: %q deleted after holding seq %d, then written with seq %d", seq, key, k.max, st.Seq)
+						note("record %s: %q deleted after holding seq %d, then written with seq %d (its last records: %s)", seq, key, k.max, st.Seq,
+							strings.Join(k.history, "; "))
 					case k.seen && st.Seq < k.max:
 						rep.Regressions++
-						note("record %s: %q held seq %d, then seq %d", seq, key, k.max, st.Seq)
+						note("record %s: %q held seq %d, then seq %d (its last records: %s)", seq, key, k.max, st.Seq, strings.Join(k.history, "; "))
 					}
 					if !k.seen || st.Seq > k.max {
 						k.max, k.seen = st.Seq, true
