@@ -308,7 +308,10 @@ func TestChaosKafkaRestart(t *testing.T) {
 			kafka = stack.NewKafka(e.t)
 			e.p.args = withFlags(e.p.args, "--kafka-brokers", kafka.Addr)
 		},
-		writeFor: time.Duration(restarts)*15*time.Second + 5*time.Second,
+		// A round is 5 s of writes, 5 s of outage and the broker's restart,
+		// which takes over 10 s on a busy machine: at 15 s a round, the
+		// last one did not fit in the writer's time.
+		writeFor: time.Duration(restarts)*30*time.Second + 5*time.Second,
 		inject: func(ctx, writing context.Context, e *chaosEnv) int {
 			for i := range restarts {
 				if !sources.Sleep(writing, 5*time.Second) {
