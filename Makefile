@@ -105,7 +105,7 @@ chaos: up build ## prove the guarantees under faults: every chaos scenario at fu
 
 .PHONY: mutate
 mutate: up ## prove the chaos checker: with a sink's version check switched off, these scenarios must fail (about 5 minutes)
-	test/chaos/mutate.sh redis 'TestChaosReplayFromZero$$|TestChaosHotKeys$$|TestChaosSinkSIGSTOP$$'
+	test/chaos/mutate.sh redis 'TestChaosReplayFromZero$$|TestChaosHotKeys$$|TestChaosSinkSIGSTOP$$|TestWorkflows/redis'
 	$(STACK) fresh dynamodb
 	test/chaos/mutate.sh dynamodb 'TestChaosAmbiguousSuccess$$'
 
