@@ -401,24 +401,11 @@ func runChaos(t *testing.T, name string, c chaosCase) chaos.Result {
 		if err := e.mon.Sync(ctx); err != nil {
 			res.Note("the regression monitor: %v", err)
 		}
-		r := e.mon.Stop()
-		res.Regressions += r.Regressions
-		res.Examples = append(res.Examples, r.Examples...)
-		if r.Err != nil || r.Unparsed > 0 {
-			t.Errorf("the regression monitor failed, its count is not a measurement: %s", r)
-		} else {
-			res.Watched = fmt.Sprintf("monitor: %d notifications, %d reads of %d keys", r.Notifications, r.Reads, r.Keys)
+		if err := res.AddMonitor(e.mon.Stop()); err != nil {
+			t.Error(err)
 		}
-	} else {
-		r, err := chaos.CheckStream(ctx, e.db, streams, e.p.table, chaos.GenericLayout)
-		res.Regressions += r.Regressions
-		res.Resurrected += r.Resurrected
-		res.Examples = append(res.Examples, r.Examples...)
-		if err != nil || r.Unparsed > 0 {
-			t.Errorf("the target's stream could not be checked, its count is not a measurement: %v\n%s", err, r)
-		} else {
-			res.Watched = fmt.Sprintf("stream: %d records of %d keys in %d shards", r.Records, r.Keys, r.Shards)
-		}
+	} else if err := res.AddStream(chaos.CheckStream(ctx, e.db, streams, e.p.table, chaos.GenericLayout)); err != nil {
+		t.Error(err)
 	}
 
 	res.Scenario, res.Faults, res.Events, res.Keys, res.Took = name, faults+e.faults, c.writer.Ops(), c.writer.Keys, time.Since(begin)

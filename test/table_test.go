@@ -439,14 +439,8 @@ func TestTableSourceSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("replicate exited %d on SIGTERM", code)
 	}
 	// Every write to the target, in order: no regression, ever.
-	r, err := chaos.CheckStream(ctx, db, streams, target, chaos.ItemLayout)
-	res.Regressions += r.Regressions
-	res.Resurrected += r.Resurrected
-	res.Examples = append(res.Examples, r.Examples...)
-	if err != nil || r.Unparsed > 0 {
-		t.Errorf("the target's stream could not be checked, its count is not a measurement: %v\n%s", err, r)
-	} else {
-		res.Watched = fmt.Sprintf("stream: %d records of %d keys in %d shards", r.Records, r.Keys, r.Shards)
+	if err := res.AddStream(chaos.CheckStream(ctx, db, streams, target, chaos.ItemLayout)); err != nil {
+		t.Error(err)
 	}
 	res.Scenario, res.Faults, res.Events, res.Keys, res.Took = "source-sigkill-dynamodb", kills, w.Ops(), w.Keys, time.Since(begin)
 	t.Log(res.String())

@@ -248,42 +248,36 @@ func (w *ItemWriter) Run(ctx context.Context, db *dynamodb.Client) {
 func TableState(ctx context.Context, db *dynamodb.Client, table, keyPrefix string) (map[string]KeyState, error) {
 	out := map[string]KeyState{}
 	now := time.Now().UnixMilli()
-	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("scan %s: %w", table, err)
+	err := scanTable(ctx, db, table, func(item map[string]types.AttributeValue) error {
+		h := map[string]string{}
+		for name, a := range item {
+			switch v := a.(type) {
+			case *types.AttributeValueMemberS:
+				h[name] = v.Value
+			case *types.AttributeValueMemberN:
+				h[name] = v.Value
+			case *types.AttributeValueMemberBOOL:
+				h[name] = strconv.FormatBool(v.Value)
+			default:
+				return fmt.Errorf("item %v of %s: attribute %s of type %T is not one the item writer writes", item[KeyAttr], table, name, a)
+			}
 		}
-		for _, item := range page.Items {
-			h := map[string]string{}
-			for name, a := range item {
-				switch v := a.(type) {
-				case *types.AttributeValueMemberS:
-					h[name] = v.Value
-				case *types.AttributeValueMemberN:
-					h[name] = v.Value
-				case *types.AttributeValueMemberBOOL:
-					h[name] = strconv.FormatBool(v.Value)
-				default:
-					return nil, fmt.Errorf("item %v of %s: attribute %s of type %T is not one the item writer writes", item[KeyAttr], table, name, a)
-				}
-			}
-			st := KeyState{Type: "hash", Value: HashValue(h)}
-			if n, err := strconv.ParseInt(h[SeqField], 10, 64); err == nil {
-				st.Seq, st.HasSeq = n, true
-			}
-			if e, ok := h[TTLAttr]; ok {
-				secs, err := strconv.ParseInt(e, 10, 64)
-				if err != nil {
-					return nil, fmt.Errorf("item %s of %s: %s %q is not epoch seconds", h[KeyAttr], table, TTLAttr, e)
-				}
-				st.ExpireAt = secs * 1000
-				if st.ExpireAt <= now {
-					continue
-				}
-			}
-			out[keyPrefix+h[KeyAttr]] = st
+		st := KeyState{Type: "hash", Value: HashValue(h)}
+		if n, err := strconv.ParseInt(h[SeqField], 10, 64); err == nil {
+			st.Seq, st.HasSeq = n, true
 		}
-	}
-	return out, nil
+		if e, ok := h[TTLAttr]; ok {
+			secs, err := strconv.ParseInt(e, 10, 64)
+			if err != nil {
+				return fmt.Errorf("item %s of %s: %s %q is not epoch seconds", h[KeyAttr], table, TTLAttr, e)
+			}
+			st.ExpireAt = secs * 1000
+			if st.ExpireAt <= now {
+				return nil
+			}
+		}
+		out[keyPrefix+h[KeyAttr]] = st
+		return nil
+	})
+	return out, err
 }

@@ -32,6 +32,31 @@ func (r Result) OK() bool {
 	return r.Lost == 0 && r.Resurrected == 0 && r.Regressions == 0 && r.Differences == 0 && r.Watched != ""
 }
 
+// AddMonitor counts what a NotifyMonitor saw. A monitor that failed is
+// returned as an error: its count is not a measurement.
+func (r *Result) AddMonitor(m MonitorReport) error {
+	r.Regressions += m.Regressions
+	r.Examples = append(r.Examples, m.Examples...)
+	if m.Err != nil || m.Unparsed > 0 {
+		return fmt.Errorf("the regression monitor failed, its count is not a measurement: %s", m)
+	}
+	r.Watched = fmt.Sprintf("monitor: %d notifications, %d reads of %d keys", m.Notifications, m.Reads, m.Keys)
+	return nil
+}
+
+// AddStream counts what CheckStream found in a target's stream. A check
+// that failed is returned as an error: its counts are not a measurement.
+func (r *Result) AddStream(s StreamReport, err error) error {
+	r.Regressions += s.Regressions
+	r.Resurrected += s.Resurrected
+	r.Examples = append(r.Examples, s.Examples...)
+	if err != nil || s.Unparsed > 0 {
+		return fmt.Errorf("the target's stream could not be checked, its count is not a measurement: %v\n%s", err, s)
+	}
+	r.Watched = fmt.Sprintf("stream: %d records of %d keys in %d shards", s.Records, s.Keys, s.Shards)
+	return nil
+}
+
 // AddDiff counts what a final comparison found.
 func (r *Result) AddDiff(d Diff) {
 	r.Lost += int64(d.Lost)

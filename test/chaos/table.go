@@ -73,23 +73,34 @@ func CreateTargetTable(ctx context.Context, db *dynamodb.Client, table string, l
 // is CompareStates' business (it skips those near or past their expiry).
 func ReadTable(ctx context.Context, db *dynamodb.Client, table string, l TableLayout) (map[string]KeyState, error) {
 	out := map[string]KeyState{}
+	err := scanTable(ctx, db, table, func(item map[string]types.AttributeValue) error {
+		key, st, deleted, err := l.state(item)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", table, err)
+		}
+		if !deleted {
+			out[key] = st
+		}
+		return nil
+	})
+	return out, err
+}
+
+// scanTable calls fn with every item of table, read by a consistent Scan.
+func scanTable(ctx context.Context, db *dynamodb.Client, table string, fn func(map[string]types.AttributeValue) error) error {
 	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("scan %s: %w", table, err)
+			return fmt.Errorf("scan %s: %w", table, err)
 		}
 		for _, item := range page.Items {
-			key, st, deleted, err := l.state(item)
-			if err != nil {
-				return nil, fmt.Errorf("table %s: %w", table, err)
-			}
-			if !deleted {
-				out[key] = st
+			if err := fn(item); err != nil {
+				return err
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // state is an item as a KeyState; deleted is true for a tombstone.
