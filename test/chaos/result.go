@@ -50,8 +50,11 @@ func (r *Result) AddStream(s StreamReport, err error) error {
 	r.Regressions += s.Regressions
 	r.Resurrected += s.Resurrected
 	r.Examples = append(r.Examples, s.Examples...)
-	if err != nil || s.Unparsed > 0 {
-		return fmt.Errorf("the target's stream could not be checked, its count is not a measurement: %v\n%s", err, s)
+	if err != nil {
+		return fmt.Errorf("the target's stream could not be checked, its count is not a measurement: %w\n%s", err, s)
+	}
+	if s.Unparsed > 0 {
+		return fmt.Errorf("the target's stream holds values without a sequence number, its count is not a measurement:\n%s", s)
 	}
 	r.Watched = fmt.Sprintf("stream: %d records of %d keys in %d shards", s.Records, s.Keys, s.Shards)
 	return nil
