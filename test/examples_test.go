@@ -111,15 +111,19 @@ var exampleCases = map[string]func(t *testing.T) exampleCase{
 				must(t, src.Client.Expire(ctx, "user:"+strconv.Itoa(i), 2*time.Hour).Err())
 			}
 		}
-		for i := range 20 { // no rule takes these: the include leaves them out
-			must(t, src.Client.Set(ctx, "session:"+strconv.Itoa(i), "token", time.Hour).Err())
+		for i := range 20 {
+			must(t, src.Client.Set(ctx, "session:"+strconv.Itoa(i), "token-"+strconv.Itoa(i), time.Hour).Err())
+		}
+		for i := range 10 { // no rule takes these: the include leaves them out
+			must(t, src.Client.Set(ctx, "cache:"+strconv.Itoa(i), "x", 0).Err())
 		}
 		name := exampleName(t)
-		users, orders := name+"-users", name+"-orders"
+		users, orders, sessions := name+"-users", name+"-orders", name+"-sessions"
 		db := dynamoClient(t)
 		createTable(t, db, users, keyAttr{"userId", types.ScalarAttributeTypeS})
 		createTable(t, db, orders, keyAttr{"userId", types.ScalarAttributeTypeS}, keyAttr{"orderId", types.ScalarAttributeTypeN})
-		return exampleCase{compared: 300,
+		createTable(t, db, sessions, keyAttr{"id", types.ScalarAttributeTypeS})
+		return exampleCase{compared: 320,
 			env: append(redisEnv(src), "KAFKA_BOOTSTRAP="+strings.Join(stack.KafkaBrokers(t), ",")),
 			set: map[string]any{
 				"name":                         name,
@@ -127,6 +131,7 @@ var exampleCases = map[string]func(t *testing.T) exampleCase{
 				"sink.dynamodb.endpoint":       stack.DynamoDBEndpoint(t),
 				"sink.dynamodb.rules[0].table": users,
 				"sink.dynamodb.rules[1].table": orders,
+				"sink.dynamodb.rules[2].table": sessions,
 				"checkpoint.dir":               t.TempDir(),
 			}}
 	},

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -24,7 +26,14 @@ import (
 // region; with roleARN, those credentials assume that role (a table in
 // another account).
 func awsConfig(ctx context.Context, region, roleARN string, log *slog.Logger) (aws.Config, error) {
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithLogger(sdkLogger(log)))
+	// A sink worker keeps hundreds of writes in flight: keep as many
+	// connections open, instead of the SDK's default of ten idle per
+	// host, which would open and close connections all the time.
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 1024
+	})
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithLogger(sdkLogger(log)),
+		config.WithHTTPClient(httpClient))
 	if err != nil {
 		return awsCfg, fmt.Errorf("load AWS configuration: %w (check AWS_PROFILE and ~/.aws/config)", err)
 	}

@@ -91,7 +91,7 @@ func bindDynamoDBSink(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&d.KeyAttribute, "key-attribute", d.KeyAttribute, "partition key attribute that holds the Redis key; with a DynamoDB source the source's key schema is used instead (sink.dynamodb.key_attribute)")
 	fs.StringVar(&d.KeyType, "key-type", d.KeyType, "S (keys must be UTF-8 text) or B (any bytes) (sink.dynamodb.key_type)")
 	fs.BoolVar(&d.CreateTable, "create-table", d.CreateTable, "create the table if it is missing, on-demand, with TTL on expire_at (sink.dynamodb.create_table)")
-	fs.IntVar(&d.Concurrency, "sink-concurrency", d.Concurrency, "DynamoDB writes in flight (sink.dynamodb.concurrency)")
+	fs.IntVar(&d.Concurrency, "sink-concurrency", d.Concurrency, "most DynamoDB writes in flight per worker; the worker adapts the number below it to the table (sink.dynamodb.concurrency)")
 	fs.DurationVar(&d.TombstoneRetention, "tombstone-retention", d.TombstoneRetention, "how long a deleted key's tombstone is kept; at least the topic's retention (sink.dynamodb.tombstone_retention)")
 	fs.IntVar(&d.MaxWritesPerSecond, "max-writes-per-second", d.MaxWritesPerSecond, "cap on DynamoDB writes per second, 0 for none; throttling lowers the pace further while needed (sink.dynamodb.max_writes_per_second)")
 	a := &d.Attributes
@@ -108,7 +108,7 @@ func bindRedisSink(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&r.Username, "target-redis-username", r.Username, "target Redis ACL user (sink.redis.username)")
 	fs.StringVar(&r.Password, "target-redis-password", r.Password, "target Redis password; prefer the TARGET_REDIS_PASSWORD environment variable (sink.redis.password)")
 	fs.IntVar(&r.DB, "target-redis-db", r.DB, "target Redis logical database (sink.redis.db)")
-	fs.IntVar(&r.Concurrency, "target-redis-concurrency", r.Concurrency, "pipelines of writes in flight to the target Redis (sink.redis.concurrency)")
+	fs.IntVar(&r.Concurrency, "target-redis-concurrency", r.Concurrency, "most pipelines of writes in flight to the target Redis per worker, adapted below it to the server (sink.redis.concurrency)")
 	bindTLS(fs, &r.TLS, "target-redis-tls", "sink.redis.tls")
 	fs.StringVar(&r.KeyTemplate, "target-key-template", r.KeyTemplate, "Redis key of each DynamoDB item, from its key attributes, e.g. 'user:{userId}'; default the key values joined by ':' (sink.redis.key_template)")
 	fs.StringVar(&r.ItemFormat, "target-item-format", r.ItemFormat, "how a DynamoDB item is written to Redis: hash, json or dynamodb-json (sink.redis.item_format)")

@@ -129,6 +129,7 @@ var (
 	mRetries       = pcounter("sink_retries_total", "Writes retried after a transient error.")
 	mRateLimit     = pgauge("sink_rate_limit", "Current adaptive write-rate limit in writes/s (0: none).")
 	mPaused        = pgauge("sink_fetch_paused", "1 while fetching from Kafka is paused for a throttling target.")
+	mConcurrency   = pgauge("sink_concurrency", "Sink calls the worker may have in flight now (adapted below the configured ceiling).")
 	mLag           = pgauge("sink_lag_records", "Records published but not yet applied (backfill and replay).")
 	mConsumerLag   = pgauge("consumer_lag_records", "Records in the topic beyond the consumer group's committed offset, per partition.", "partition")
 	mCheckpointAge = pgauge("checkpoint_age_seconds", "Time since each of the pipeline's checkpoints was saved.", "checkpoint")
@@ -188,6 +189,7 @@ func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(mRetries, float64(sc.retries))
 		emit(mRateLimit, sc.pace)
 		emit(mPaused, flag(ws.Paused))
+		emit(mConcurrency, float64(ws.Concurrency))
 		if e := r.end.Load(); e != nil {
 			emit(mLag, float64(r.w.worker.Progress().Lag(*e, r.w.base)))
 		}

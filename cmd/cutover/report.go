@@ -82,7 +82,7 @@ func (r *reporter) log() {
 		ws := r.w.worker.Stats()
 		c := r.w.sink.counters()
 		attrs = append(attrs, "writes", c.writes, "applied", ws.Applied, "skipped_older", ws.SkippedOlder,
-			"dead_lettered", r.deadLettered(), "throttles", c.throttles)
+			"dead_lettered", r.deadLettered(), "throttles", c.throttles, "in_flight_limit", ws.Concurrency)
 		if c.pace > 0 {
 			attrs = append(attrs, "writes_per_s_limit", int(c.pace))
 		}

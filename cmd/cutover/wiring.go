@@ -176,6 +176,16 @@ func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 		MaxDeadLetterBytes: cfg.Kafka.MaxRecordBytes, InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout,
 		Logger: w.log, ObserveLag: func(d time.Duration) { w.e2eLag.Observe(d.Seconds()) },
 	}
+	if cfg.sinkKind() == "redis" {
+		// Pipelines of many keys per call: a Redis server answers a
+		// pipeline of hundreds of scripts about as fast as one.
+		wopts.Concurrency = cfg.Sink.Redis.Concurrency
+	} else {
+		// One conditional PutItem per call: DynamoDB has no batched
+		// conditional write, and a call of one item lets a slow or
+		// throttled key hold up nothing but its own later events.
+		wopts.Concurrency, wopts.MaxBatch = cfg.Sink.DynamoDB.Concurrency, 1
+	}
 	kcfg, err := w.kafkaConfig(ctx)
 	if err != nil {
 		return err
@@ -373,7 +383,9 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 			*closers = append(*closers, quietly(ccl))
 			cl = ccl
 		}
-		opts := redissink.Options{Addr: rs.Addr, Concurrency: rs.Concurrency, TombstoneRetention: rs.TombstoneRetention, Logger: log}
+		// The worker runs rs.Concurrency calls at once, each one pipeline
+		// on one connection.
+		opts := redissink.Options{Addr: rs.Addr, Concurrency: 1, TombstoneRetention: rs.TombstoneRetention, Logger: log}
 		if items != nil {
 			itemOpts := cfg.itemOptions()
 			itemOpts.Key = []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}

@@ -150,14 +150,18 @@ func (s *memSink) Apply(ctx context.Context, events []pipeline.Event) ([]pipelin
 			out[i] = pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf("%w: too big", pipeline.ErrUnmappable)}
 			continue
 		}
-		if cur, ok := s.store[k]; ok && !e.Version.Newer(cur.Version) {
-			out[i] = pipeline.Result{Outcome: pipeline.SkippedOlder}
-			continue
-		}
-		s.store[k] = e
-		out[i] = pipeline.Result{Outcome: pipeline.Applied}
+		out[i] = applyVersioned(s.store, e)
 	}
 	return out, nil
+}
+
+// applyVersioned keeps e in store unless the key holds a version as new.
+func applyVersioned(store map[string]pipeline.Event, e pipeline.Event) pipeline.Result {
+	if cur, ok := store[string(e.Key)]; ok && !e.Version.Newer(cur.Version) {
+		return pipeline.Result{Outcome: pipeline.SkippedOlder}
+	}
+	store[string(e.Key)] = e
+	return pipeline.Result{Outcome: pipeline.Applied}
 }
 
 func runWorker(t *testing.T, cfg Config, opts WorkerOptions, sink Sink) (*Worker, func() error) {
@@ -204,8 +208,12 @@ func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
 
 	opts := WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}
 
-	// A sink that fails on k5 never lets its batch commit.
-	failing := &memSink{store: map[string]pipeline.Event{}, failOn: map[string]bool{"k5": true}}
+	// A sink that fails on every key commits nothing (the decode failure
+	// is the last record of its partition).
+	failing := &memSink{store: map[string]pipeline.Event{}, failOn: map[string]bool{}}
+	for i := range 30 {
+		failing.failOn[fmt.Sprintf("k%d", i)] = true
+	}
 	w1, stop1 := runWorker(t, cfg, opts, failing)
 	deadline := time.Now().Add(10 * time.Second)
 	for {

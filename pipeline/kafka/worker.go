@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,8 +58,23 @@ type WorkerOptions struct {
 	// or below the dead-letter topic's max.message.bytes; a topic that
 	// refuses a dead letter anyway gets it without its value.
 	MaxDeadLetterBytes int
-	// MaxPollRecords bounds one batch; default 2000.
+	// MaxPollRecords bounds one poll; default 2000.
 	MaxPollRecords int
+	// Concurrency is the most sink calls in flight at once; default 16.
+	// The worker adapts the number below it to the target (see limit).
+	// Each call carries up to MaxBatch events of different keys, which a
+	// sink may write in parallel itself.
+	Concurrency int
+	// MaxBatch bounds the events of one sink call; default 500.
+	MaxBatch int
+	// MaxInFlightRecords and MaxInFlightBytes bound what has been fetched
+	// and not yet finished; defaults 20,000 records and 32 MiB (keys and
+	// values). They bound the worker's memory, whatever the topic holds.
+	MaxInFlightRecords int
+	MaxInFlightBytes   int64
+	// CommitInterval is how often finished offsets are committed; default
+	// 500ms.
+	CommitInterval time.Duration
 	// InstanceID makes the worker a static member of the group: a worker
 	// restarted with the same ID takes its predecessor's partitions back
 	// at once, instead of waiting for the group to notice the old one died.
@@ -85,12 +101,16 @@ type WorkerStats struct {
 	DeadLettered int64
 	DecodeErrors int64
 	Rejected     int64
-	Batches      int64
+	// Batches counts sink calls.
+	Batches int64
 	// FetchPauses counts the times fetching was paused for a throttled
 	// target.
 	FetchPauses int64
 	// Paused is true while fetching is paused.
 	Paused bool
+	// Concurrency is how many sink calls may be in flight now (the
+	// adaptive limit, at most WorkerOptions.Concurrency).
+	Concurrency int
 }
 
 // Worker consumes a topic in a consumer group and applies it to a Sink.
@@ -101,14 +121,20 @@ type Worker struct {
 	log      *slog.Logger
 	progress *Progress
 
+	inflight *inFlight
+	queue    *keyQueue
+	limit    *limit
+	commitMu sync.Mutex // one commit at a time, in offset order
+
 	applied, skipped, deadLettered, decodeErrors, rejected, batches, pauses atomic.Int64
 	paused                                                                  atomic.Bool
 	lastPoll                                                                atomic.Int64 // unix nanoseconds
 }
 
 // WorkerOpts are the franz-go options a Worker's client needs: a consumer
-// group that commits only what the worker says, and never rebalances
-// between applying a batch and committing it. They name no topic: the
+// group that commits only what the worker says, and rebalances only
+// between polls, once the records polled are tracked, so that a revoked
+// partition commits exactly what is finished of it. They name no topic: the
 // client joins the group only once Run starts (it adds the topic), so a
 // command that fails before it runs its worker leaves the group alone and
 // closes at once, instead of waiting on a join it started for nothing.
@@ -123,6 +149,8 @@ func WorkerOpts(o WorkerOptions) []kgo.Opt {
 		kgo.ConsumerGroup(o.Group),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(onRevoked(false)),
+		kgo.OnPartitionsLost(onRevoked(true)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.FetchMaxBytes(8 << 20),
@@ -156,14 +184,31 @@ func NewWorker(ctx context.Context, cl *kgo.Client, opts WorkerOptions, sink Sin
 	if err := waitProducerReady(ctx, cl); err != nil {
 		return nil, err
 	}
-	if opts.MaxPollRecords <= 0 {
-		opts.MaxPollRecords = 2000
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&opts.MaxPollRecords, 2000)
+	def(&opts.Concurrency, 16)
+	def(&opts.MaxBatch, 500)
+	def(&opts.MaxInFlightRecords, 20_000)
+	if opts.MaxInFlightBytes <= 0 {
+		opts.MaxInFlightBytes = 32 << 20
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = 500 * time.Millisecond
 	}
 	opts.MaxDeadLetterBytes = opts.deadLetterBytes()
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Worker{cl: cl, opts: opts, sink: sink, log: opts.Logger, progress: newProgress()}, nil
+	return &Worker{
+		cl: cl, opts: opts, sink: sink, log: opts.Logger, progress: newProgress(),
+		inflight: newInFlight(opts.MaxInFlightRecords, opts.MaxInFlightBytes),
+		queue:    newKeyQueue(opts.Concurrency),
+		limit:    newLimit(opts.Concurrency),
+	}, nil
 }
 
 // LastPoll is when the worker last returned from polling Kafka (zero
@@ -183,64 +228,234 @@ func (w *Worker) Stats() WorkerStats {
 	return WorkerStats{
 		Applied: w.applied.Load(), SkippedOlder: w.skipped.Load(), DeadLettered: w.deadLettered.Load(),
 		DecodeErrors: w.decodeErrors.Load(), Rejected: w.rejected.Load(), Batches: w.batches.Load(),
-		FetchPauses: w.pauses.Load(), Paused: w.paused.Load(),
+		FetchPauses: w.pauses.Load(), Paused: w.paused.Load(), Concurrency: w.limit.current(),
 	}
 }
 
 // Run consumes until ctx ends (then it returns nil) or a failure stops it.
-// Each batch is decoded, applied, its failures dead-lettered, and only then
-// committed. When Run returns an error, the batch in hand is not committed:
-// it will be applied again by whichever worker next owns its partitions.
+//
+// Fetching and applying run side by side: records are fetched while
+// earlier ones are still being written, up to the in-flight window
+// (MaxInFlightRecords, MaxInFlightBytes). Each key's events are applied in
+// partition order, one call after the other; different keys are applied
+// in parallel, in as many calls at once as the adaptive limit allows (at
+// most Concurrency). Offsets are
+// committed per partition up to the last record before which every
+// record is finished, never past one still in flight; a rebalance and a
+// stop commit exactly that, and leave the rest to be applied again by
+// whichever worker next owns the partition, which versioned apply makes
+// harmless.
 func (w *Worker) Run(ctx context.Context) error {
+	workers.Store(w.cl, w)
+	defer workers.Delete(w.cl)
 	w.cl.AddConsumeTopics(w.opts.Topic) // joins the group
-	// The throttle check runs beside the poll loop: a batch applied at a
-	// throttled table's pace can take many seconds, and fetching must
-	// pause while it does, not only between batches.
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go func() {
+
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	var wg sync.WaitGroup
+	goRun := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(runCtx); err != nil && runCtx.Err() == nil {
+				fail(err)
+			}
+		}()
+	}
+	// The throttle check runs beside the poll loop: writes at a throttled
+	// table's pace can take many seconds, and fetching must pause while
+	// they do.
+	goRun(func(ctx context.Context) error {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
 			w.pauseIfThrottled()
 			select {
-			case <-watchCtx.Done():
-				return
+			case <-ctx.Done():
+				return nil
 			case <-t.C:
 			}
 		}
-	}()
+	})
+	for range w.opts.Concurrency {
+		goRun(w.applyLoop)
+	}
+	goRun(func(ctx context.Context) error {
+		t := time.NewTicker(w.opts.CommitInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				w.commit(ctx)
+			}
+		}
+	})
+
+	err := w.fetchLoop(runCtx)
+	var applyErr error
+	if runCtx.Err() != nil && ctx.Err() == nil {
+		applyErr = context.Cause(runCtx)
+	}
+	fail(nil) // stops the appliers: what they have not finished is abandoned
+	wg.Wait()
+	// Commit what is finished, even though ctx has ended.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	w.commit(stopCtx)
+	cancel()
+	switch {
+	case err != nil:
+		return err
+	case applyErr != nil:
+		return applyErr
+	}
+	w.leave(ctx) // stopped on purpose, also in the middle of a write
+	return nil
+}
+
+// fetchLoop polls records and queues them for the appliers until ctx ends
+// (nil) or fetching fails.
+func (w *Worker) fetchLoop(ctx context.Context) error {
 	for {
+		if err := w.inflight.waitRoom(ctx); err != nil {
+			return nil
+		}
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if w.paused.Load() {
 			// Paused partitions fetch nothing: wake up to look again.
 			pollCtx, cancel = context.WithTimeout(ctx, time.Second)
 		}
-		fetches := w.cl.PollRecords(pollCtx, w.opts.MaxPollRecords)
+		fetches := w.cl.PollRecords(pollCtx, max(1, min(w.opts.MaxPollRecords, w.inflight.room())))
 		cancel()
 		w.lastPoll.Store(time.Now().UnixNano())
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			w.cl.AllowRebalance()
-			w.leave(ctx)
 			return nil
 		}
 		if err := w.fetchErr(fetches); err != nil {
 			w.cl.AllowRebalance()
 			return err
 		}
-		recs := fetches.Records()
-		if len(recs) == 0 {
-			w.cl.AllowRebalance()
-			continue
-		}
-		err := w.handle(ctx, recs)
+		// Rebalances wait until the records polled are tracked: a
+		// partition revoked meanwhile then commits exactly its finished
+		// prefix.
+		err := w.dispatch(ctx, fetches.Records())
 		w.cl.AllowRebalance()
 		if err != nil {
 			if ctx.Err() != nil {
-				w.leave(ctx) // stopped in the middle of a batch: still a stop on purpose
+				return nil // stopped, or an applier failed: its error is the cause
+			}
+			return err
+		}
+	}
+}
+
+// dispatch tracks records and queues them by key. A truncate
+// event is a barrier: it is applied on its own once everything before it
+// is finished, before anything after it, so its sweep sees exactly what
+// was written before it.
+func (w *Worker) dispatch(ctx context.Context, recs []*kgo.Record) error {
+	for _, r := range recs {
+		e, decodeErr := pipeline.Decode(r.Value)
+		truncate := decodeErr == nil && e.Op == pipeline.OpTruncate
+		if truncate {
+			if err := w.inflight.waitIdle(ctx); err != nil {
+				return err
+			}
+		}
+		t := w.inflight.add(r)
+		switch {
+		case t == nil: // already in flight
+		case decodeErr != nil:
+			w.queue.push(r.Key, job{t: t, decodeErr: decodeErr})
+		case truncate:
+			if err := w.applyJobs(ctx, []job{{t: t, event: e}}); err != nil {
+				return err
+			}
+		default:
+			w.queue.push(e.Key, job{t: t, event: e})
+		}
+	}
+	return nil
+}
+
+// applyLoop takes jobs of keys not already being written and applies
+// them, a call at a time, while the adaptive limit allows, until ctx ends
+// (nil) or the sink fails.
+func (w *Worker) applyLoop(ctx context.Context) error {
+	for {
+		if err := w.limit.acquire(ctx); err != nil {
+			return nil
+		}
+		jobs, keys, ok := w.queue.take(ctx, w.opts.MaxBatch)
+		if !ok {
+			return nil
+		}
+		start := time.Now()
+		err := w.applyJobs(ctx, jobs)
+		w.limit.release(w.throttled(), time.Since(start), len(jobs))
+		if err != nil {
+			if ctx.Err() != nil {
 				return nil
 			}
 			return err
+		}
+		w.queue.done(keys)
+	}
+}
+
+// throttled reports whether the sink's target is throttling it now.
+func (w *Worker) throttled() bool {
+	ts, ok := w.sink.(throttledSink)
+	return ok && ts.Throttled()
+}
+
+// commit commits every partition's finished prefix that grew since the
+// last commit. A failed commit is tried again with the next one; until
+// then a restart applies those records again, which is harmless.
+func (w *Worker) commit(ctx context.Context) {
+	w.commitMu.Lock()
+	defer w.commitMu.Unlock()
+	recs := w.inflight.takeReady()
+	if len(recs) == 0 {
+		return
+	}
+	if err := w.cl.CommitRecords(ctx, recs...); err != nil {
+		w.inflight.putBack(recs)
+		if ctx.Err() == nil {
+			w.log.Warn("committing offsets failed, will be retried with the next commit", "err", err)
+		}
+		return
+	}
+	w.progress.advance(recs)
+}
+
+// revoked commits what is finished of partitions taken away from this
+// worker, and forgets them: their records still being written finish
+// without committing (the new owner applies them again, harmlessly).
+func (w *Worker) revoked(ctx context.Context, parts map[string][]int32, lost bool) {
+	w.commitMu.Lock()
+	defer w.commitMu.Unlock()
+	recs := w.inflight.drop(parts[w.opts.Topic])
+	if lost || len(recs) == 0 {
+		return
+	}
+	if err := w.cl.CommitRecords(ctx, recs...); err != nil {
+		w.log.Warn("committing the offsets of revoked partitions failed; their new owner applies those records again", "err", err)
+		return
+	}
+	w.progress.advance(recs)
+}
+
+// workers finds the Worker of a client in the group callbacks WorkerOpts
+// installs (the client exists before its Worker does).
+var workers sync.Map // *kgo.Client → *Worker
+
+func onRevoked(lost bool) func(context.Context, *kgo.Client, map[string][]int32) {
+	return func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+		if w, ok := workers.Load(cl); ok {
+			w.(*Worker).revoked(ctx, parts, lost)
 		}
 	}
 }
@@ -299,34 +514,6 @@ func (w *Worker) pauseIfThrottled() {
 	}
 }
 
-// apply hands events to the sink. A truncate event is a barrier: it is
-// applied on its own, after the events before it and before the events
-// after it, so its sweep sees exactly what its partition wrote before it.
-func (w *Worker) apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
-	results := make([]pipeline.Result, 0, len(events))
-	for start := 0; start < len(events); {
-		end := start
-		if events[start].Op == pipeline.OpTruncate {
-			end++
-		} else {
-			for end < len(events) && events[end].Op != pipeline.OpTruncate {
-				end++
-			}
-		}
-		part := events[start:end]
-		res, err := w.sink.Apply(ctx, part)
-		if err != nil {
-			return nil, fmt.Errorf("apply batch of %d events: %w", len(part), err)
-		}
-		if len(res) != len(part) {
-			return nil, fmt.Errorf("sink returned %d results for %d events (a bug in the sink)", len(res), len(part))
-		}
-		results = append(results, res...)
-		start = end
-	}
-	return results, nil
-}
-
 // fetchErr logs fetch errors and returns the first one that retrying
 // cannot fix (authorization, a deleted topic).
 func (w *Worker) fetchErr(fetches kgo.Fetches) error {
@@ -355,27 +542,38 @@ func (w *Worker) fetchErr(fetches kgo.Fetches) error {
 	return fatal
 }
 
-func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
+// applyJobs applies a batch of jobs, dead-letters what cannot be decoded
+// or applied, and marks them finished. An error means some were not
+// applied: they stay unfinished and are never committed.
+func (w *Worker) applyJobs(ctx context.Context, jobs []job) error {
 	start := time.Now()
-	events := make([]pipeline.Event, 0, len(recs))
-	from := make([]*kgo.Record, 0, len(recs)) // from[i] is the record of events[i]
+	events := make([]pipeline.Event, 0, len(jobs))
+	from := make([]*kgo.Record, 0, len(jobs)) // from[i] is the record of events[i]
 	var dead []*kgo.Record
-	for _, r := range recs {
-		e, err := pipeline.Decode(r.Value)
-		if err != nil {
+	var decodeErrors int64
+	for _, j := range jobs {
+		r := j.t.rec
+		if j.decodeErr != nil {
 			w.log.Warn("record cannot be decoded, sent to the dead-letter topic",
-				"partition", r.Partition, "offset", r.Offset, "key", logKey(r.Key), "err", logText(err))
-			dead = append(dead, w.deadLetter(r, ClassDecode, err, start))
-			w.decodeErrors.Add(1)
+				"partition", r.Partition, "offset", r.Offset, "key", logKey(r.Key), "err", logText(j.decodeErr))
+			dead = append(dead, w.deadLetter(r, ClassDecode, j.decodeErr, start))
+			decodeErrors++
 			continue
 		}
-		events = append(events, e)
+		events = append(events, j.event)
 		from = append(from, r)
 	}
 
-	results, err := w.apply(ctx, events)
-	if err != nil {
-		return err
+	var results []pipeline.Result
+	if len(events) > 0 {
+		var err error
+		if results, err = w.sink.Apply(ctx, events); err != nil {
+			return fmt.Errorf("apply batch of %d events: %w", len(events), err)
+		}
+		w.batches.Add(1)
+		if len(results) != len(events) {
+			return fmt.Errorf("sink returned %d results for %d events (a bug in the sink)", len(results), len(events))
+		}
 	}
 	var applied, skipped, rejected int64
 	now := time.Now()
@@ -408,27 +606,20 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 
 	if len(dead) > 0 {
 		if err := w.produceDeadLetters(ctx, dead); err != nil {
-			return fmt.Errorf("write %d records to dead-letter topic %s: %w (nothing of this batch was committed)",
+			return fmt.Errorf("write %d records to dead-letter topic %s: %w (none of them was committed)",
 				len(dead), w.opts.DeadLetterTopic, err)
 		}
 	}
-	if err := w.cl.CommitRecords(ctx, recs...); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// The next commit covers these offsets too; until then a restart
-		// re-applies them, which versioned apply makes harmless.
-		w.log.Warn("committing offsets failed, will be covered by the next commit", "err", err)
-	} else {
-		w.progress.advance(recs)
+	done := make([]*tracked, len(jobs))
+	for i, j := range jobs {
+		done[i] = j.t
 	}
+	w.inflight.finish(done...)
 	w.applied.Add(applied)
 	w.skipped.Add(skipped)
 	w.rejected.Add(rejected)
+	w.decodeErrors.Add(decodeErrors)
 	w.deadLettered.Add(int64(len(dead)))
-	w.batches.Add(1)
-	w.log.Debug("batch committed", "records", len(recs), "applied", applied, "skipped_older", skipped,
-		"dead_lettered", len(dead), "took", time.Since(start))
 	return nil
 }
 
