@@ -68,8 +68,10 @@ type WorkerOptions struct {
 	// MaxBatch bounds the events of one sink call; default 500.
 	MaxBatch int
 	// MaxInFlightRecords and MaxInFlightBytes bound what has been fetched
-	// and not yet finished; defaults 20,000 records and 32 MiB (keys and
-	// values). They bound the worker's memory, whatever the topic holds.
+	// and not yet finished; defaults twice what Concurrency calls of
+	// MaxBatch events hold (at least 4,096 records, at most 20,000) and
+	// 16 MiB of keys and values. They bound the worker's memory, whatever
+	// the topic holds.
 	MaxInFlightRecords int
 	MaxInFlightBytes   int64
 	// CommitInterval is how often finished offsets are committed; default
@@ -192,9 +194,11 @@ func NewWorker(ctx context.Context, cl *kgo.Client, opts WorkerOptions, sink Sin
 	def(&opts.MaxPollRecords, 2000)
 	def(&opts.Concurrency, 16)
 	def(&opts.MaxBatch, 500)
-	def(&opts.MaxInFlightRecords, 20_000)
+	// Enough queued to keep every call busy and full, and no more: what
+	// waits beyond that only costs memory.
+	def(&opts.MaxInFlightRecords, min(max(4096, 2*opts.Concurrency*opts.MaxBatch), 20_000))
 	if opts.MaxInFlightBytes <= 0 {
-		opts.MaxInFlightBytes = 32 << 20
+		opts.MaxInFlightBytes = 16 << 20
 	}
 	if opts.CommitInterval <= 0 {
 		opts.CommitInterval = 500 * time.Millisecond

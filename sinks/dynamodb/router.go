@@ -102,22 +102,33 @@ func (r *Router) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline
 		}
 		groups[s] = append(groups[s], i)
 	}
+	apply := func(ctx context.Context, s *Sink, idx []int) error {
+		batch := make([]pipeline.Event, len(idx))
+		for j, i := range idx {
+			batch[j] = events[i]
+		}
+		res, err := s.Apply(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for j, i := range idx {
+			results[i] = res[j]
+		}
+		return nil
+	}
+	if len(groups) == 1 {
+		// One table (the worker's usual call of one event): in the
+		// caller's goroutine, whose stack is already grown.
+		for s, idx := range groups {
+			if err := apply(ctx, s, idx); err != nil {
+				return nil, err
+			}
+		}
+		return results, nil
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for s, idx := range groups {
-		g.Go(func() error {
-			batch := make([]pipeline.Event, len(idx))
-			for j, i := range idx {
-				batch[j] = events[i]
-			}
-			res, err := s.Apply(gctx, batch)
-			if err != nil {
-				return err
-			}
-			for j, i := range idx {
-				results[i] = res[j]
-			}
-			return nil
-		})
+		g.Go(func() error { return apply(gctx, s, idx) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err

@@ -376,9 +376,21 @@ func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.R
 			results[i] = pipeline.Result{Outcome: pipeline.SkippedOlder}
 		}
 	}
+	now := time.Now()
+	if len(order) == 1 {
+		// The worker's usual call (one event): written in the caller's
+		// goroutine, whose stack has already grown to the SDK's depth,
+		// rather than in a new one that grows its stack on every write.
+		i := order[0]
+		res, err := s.write(ctx, &events[i], now)
+		if err != nil {
+			return nil, err
+		}
+		results[i] = res
+		return results, nil
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.Concurrency)
-	now := time.Now()
 	for _, i := range order {
 		if newest[string(events[i].Key)] != i {
 			continue // superseded within the batch
