@@ -44,6 +44,11 @@ func (c Config) opts() []kgo.Opt {
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(id),
 		kgo.DialTimeout(dial),
+		// A topic cutover has just created has no leaders for a moment;
+		// the default 5 s between metadata refreshes made every command
+		// that creates its topic wait about that long before its first
+		// write.
+		kgo.MetadataMinAge(250 * time.Millisecond),
 	}
 	if c.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(c.TLS))
