@@ -19,12 +19,18 @@ type inFlight struct {
 	maxCount int
 	maxBytes int64
 
-	mu      sync.Mutex
-	parts   map[int32]*partLog
-	count   int
-	bytes   int64
-	ready   map[int32]*kgo.Record // per partition, the end of the finished prefix not yet committed
-	changed chan struct{}         // closed and replaced whenever a record finishes
+	mu    sync.Mutex
+	parts map[int32]*partLog
+	count int
+	bytes int64
+	// held and heldBytes are the finished records still kept in a
+	// partition's log behind an unfinished one: they count against the
+	// window too, or one record that never finishes lets the log grow
+	// with everything fetched after it.
+	held      int
+	heldBytes int64
+	ready     map[int32]*tracked // per partition, the end of the finished prefix not yet committed
+	changed   chan struct{}      // closed and replaced whenever a record finishes
 }
 
 // partLog is one partition's records in flight, oldest first. A revoked
@@ -45,17 +51,17 @@ type tracked struct {
 
 func newInFlight(maxCount int, maxBytes int64) *inFlight {
 	return &inFlight{maxCount: maxCount, maxBytes: maxBytes, parts: map[int32]*partLog{},
-		ready: map[int32]*kgo.Record{}, changed: make(chan struct{})}
+		ready: map[int32]*tracked{}, changed: make(chan struct{})}
 }
 
 // room is how many more records may be taken now (0: wait).
 func (f *inFlight) room() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.bytes >= f.maxBytes {
+	if f.bytes+f.heldBytes >= f.maxBytes {
 		return 0
 	}
-	return max(f.maxCount-f.count, 0)
+	return max(f.maxCount-f.count-f.held, 0)
 }
 
 // wait blocks until cond holds (checked under the lock) or ctx ends.
@@ -77,7 +83,7 @@ func (f *inFlight) wait(ctx context.Context, cond func() bool) error {
 
 // waitRoom waits until at least one record may be taken.
 func (f *inFlight) waitRoom(ctx context.Context) error {
-	return f.wait(ctx, func() bool { return f.count < f.maxCount && f.bytes < f.maxBytes })
+	return f.wait(ctx, func() bool { return f.count+f.held < f.maxCount && f.bytes+f.heldBytes < f.maxBytes })
 }
 
 // waitIdle waits until every record taken is finished.
@@ -85,17 +91,23 @@ func (f *inFlight) waitIdle(ctx context.Context) error {
 	return f.wait(ctx, func() bool { return f.count == 0 })
 }
 
-// add starts tracking r. It returns nil for a record already tracked (a
-// partition's offsets only grow within one assignment).
+// add starts tracking r. Within one assignment a partition's offsets
+// only grow, except when the log was cut back under the consumer (an
+// unclean leader election): franz-go then reads on from the new end,
+// below what was read. Those records are new and must be applied, so the
+// partition starts a new log; the old one's records finish without
+// committing, as after a revoke.
 func (f *inFlight) add(r *kgo.Record) *tracked {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	l := f.parts[r.Partition]
+	if l != nil && r.Offset <= l.last {
+		f.forget(r.Partition)
+		l = nil
+	}
 	if l == nil {
 		l = &partLog{last: -1}
 		f.parts[r.Partition] = l
-	} else if r.Offset <= l.last {
-		return nil
 	}
 	l.last = r.Offset
 	t := &tracked{rec: r, log: l, size: int64(len(r.Key) + len(r.Value))}
@@ -121,12 +133,16 @@ func (f *inFlight) finish(ts ...*tracked) {
 		if f.parts[t.rec.Partition] != l {
 			continue // revoked or lost: its commits are the new owner's
 		}
+		f.held++
+		f.heldBytes += t.size
 		n := 0
 		for n < len(l.recs) && l.recs[n].done {
+			f.held--
+			f.heldBytes -= l.recs[n].size
 			n++
 		}
 		if n > 0 {
-			f.ready[t.rec.Partition] = l.recs[n-1].rec
+			f.ready[t.rec.Partition] = l.recs[n-1]
 			clear(l.recs[:n])
 			l.recs = l.recs[n:]
 		}
@@ -137,25 +153,26 @@ func (f *inFlight) finish(ts ...*tracked) {
 
 // takeReady returns the records to commit (one per partition whose
 // finished prefix grew) and forgets them.
-func (f *inFlight) takeReady() []*kgo.Record {
+func (f *inFlight) takeReady() []*tracked {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]*kgo.Record, 0, len(f.ready))
-	for p, r := range f.ready {
-		out = append(out, r)
+	out := make([]*tracked, 0, len(f.ready))
+	for p, t := range f.ready {
+		out = append(out, t)
 		delete(f.ready, p)
 	}
 	return out
 }
 
 // putBack returns records whose commit failed, unless a later record of
-// the partition is ready by now (its commit covers them).
-func (f *inFlight) putBack(recs []*kgo.Record) {
+// the partition is ready by now (its commit covers them) or the
+// partition's log is no longer theirs (revoked, or cut back).
+func (f *inFlight) putBack(ts []*tracked) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, r := range recs {
-		if _, newer := f.ready[r.Partition]; !newer && f.parts[r.Partition] != nil {
-			f.ready[r.Partition] = r
+	for _, t := range ts {
+		if _, newer := f.ready[t.rec.Partition]; !newer && f.parts[t.rec.Partition] == t.log {
+			f.ready[t.rec.Partition] = t
 		}
 	}
 }
@@ -168,11 +185,26 @@ func (f *inFlight) drop(parts []int32) []*kgo.Record {
 	defer f.mu.Unlock()
 	var out []*kgo.Record
 	for _, p := range parts {
-		if r := f.ready[p]; r != nil {
-			out = append(out, r)
+		if t := f.ready[p]; t != nil {
+			out = append(out, t.rec)
 		}
-		delete(f.ready, p)
-		delete(f.parts, p)
+		f.forget(p)
 	}
 	return out
+}
+
+// forget drops a partition's log and what of it was ready to commit.
+// Its finished records no longer count against the window; its
+// unfinished ones do until they finish.
+func (f *inFlight) forget(p int32) {
+	delete(f.ready, p)
+	if l := f.parts[p]; l != nil {
+		for _, t := range l.recs {
+			if t.done {
+				f.held--
+				f.heldBytes -= t.size
+			}
+		}
+	}
+	delete(f.parts, p)
 }

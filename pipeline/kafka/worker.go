@@ -370,7 +370,6 @@ func (w *Worker) dispatch(ctx context.Context, recs []*kgo.Record) error {
 		}
 		t := w.inflight.add(r)
 		switch {
-		case t == nil: // already in flight
 		case decodeErr != nil:
 			w.queue.push(r.Key, job{t: t, decodeErr: decodeErr})
 		case truncate:
@@ -421,12 +420,16 @@ func (w *Worker) throttled() bool {
 func (w *Worker) commit(ctx context.Context) {
 	w.commitMu.Lock()
 	defer w.commitMu.Unlock()
-	recs := w.inflight.takeReady()
-	if len(recs) == 0 {
+	ready := w.inflight.takeReady()
+	if len(ready) == 0 {
 		return
 	}
+	recs := make([]*kgo.Record, len(ready))
+	for i, t := range ready {
+		recs[i] = t.rec
+	}
 	if err := w.cl.CommitRecords(ctx, recs...); err != nil {
-		w.inflight.putBack(recs)
+		w.inflight.putBack(ready)
 		if ctx.Err() == nil {
 			w.log.Warn("committing offsets failed, will be retried with the next commit", "err", err)
 		}
