@@ -142,11 +142,10 @@ func (s *memSink) Apply(ctx context.Context, events []pipeline.Event) ([]pipelin
 	s.calls++
 	out := make([]pipeline.Result, len(events))
 	for i, e := range events {
-		k := string(e.Key)
-		if s.failOn[k] {
+		if s.failOn[string(e.Key)] {
 			return nil, errors.New("target unavailable")
 		}
-		if s.rejects[k] {
+		if s.rejects[string(e.Key)] {
 			out[i] = pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf("%w: too big", pipeline.ErrUnmappable)}
 			continue
 		}
