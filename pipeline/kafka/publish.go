@@ -72,6 +72,9 @@ type Publisher struct {
 	mu    sync.Mutex
 	queue []*ticket // unfinished Publish calls, in call order
 	err   error     // first failure; nothing after it becomes durable
+	// broken is closed when err is set: a Barrier waiting for its
+	// acknowledgement stops waiting.
+	broken chan struct{}
 
 	published, bytes, deadLettered, invalid atomic.Int64
 }
@@ -140,7 +143,7 @@ func NewPublisher(ctx context.Context, cl *kgo.Client, opts PublisherOptions) (*
 		}
 		opts.Partitions = n
 	}
-	return &Publisher{cl: cl, opts: opts, log: opts.Logger}, nil
+	return &Publisher{cl: cl, opts: opts, log: opts.Logger, broken: make(chan struct{})}, nil
 }
 
 // Publish produces a batch's events in order, and a dead-letter record for
@@ -347,6 +350,7 @@ func (p *Publisher) finish(t *ticket, err error) {
 	defer p.mu.Unlock()
 	if err != nil && p.err == nil {
 		p.err = err
+		close(p.broken)
 	}
 	t.remaining--
 	if p.err != nil {

@@ -135,11 +135,7 @@ func GroupMembers(ctx context.Context, cl *kgo.Client, group string) ([]string, 
 			return nil, fmt.Errorf("describe group %s: %w", group, g.Err)
 		}
 		for _, m := range g.Members {
-			id := m.ClientID + "@" + m.ClientHost
-			if m.InstanceID != nil {
-				id = *m.InstanceID + " (" + id + ")"
-			}
-			out = append(out, id)
+			out = append(out, memberName(m))
 		}
 	}
 	return out, nil

@@ -361,6 +361,9 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 	from := make([]*kgo.Record, 0, len(recs)) // from[i] is the record of events[i]
 	var dead []*kgo.Record
 	for _, r := range recs {
+		if _, ok := IsBarrier(r); ok {
+			continue // nothing to apply; committed with the batch
+		}
 		e, err := pipeline.Decode(r.Value)
 		if err != nil {
 			w.log.Warn("record cannot be decoded, sent to the dead-letter topic",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -109,6 +110,9 @@ type Source struct {
 	checkTopology chan struct{}
 	// lastShards is the topology last answered with a new epoch.
 	lastShards []Shard
+	// unstarted counts the masters of the topology that could not be
+	// started yet (a drain waits for them).
+	unstarted atomic.Int64
 }
 
 // NewSource prepares a source reading the server seed is connected to
