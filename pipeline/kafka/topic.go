@@ -110,6 +110,10 @@ func CommittedOffsets(ctx context.Context, cl *kgo.Client, group, topic string) 
 		}
 		return err
 	}, backoff.WithContext(bo, ctx))
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// Some brokers (kfake) say so for a group that never committed.
+		return map[int32]int64{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch committed offsets of group %s: %w", group, err)
 	}
