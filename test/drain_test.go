@@ -118,7 +118,7 @@ func (a *ackedWrites) check(t *testing.T, before map[string]ackedWrite, read fun
 // writeRedisAcked sets keys k0…k(keys-1) of cl to sequence numbers and
 // deletes a tenth of the time, from several connections, until the
 // returned function is called.
-func writeRedisAcked(t *testing.T, cl *goredis.Client, keys int, perSecond float64) (*ackedWrites, func()) {
+func writeRedisAcked(t *testing.T, cl goredis.UniversalClient, keys int, perSecond float64) (*ackedWrites, func()) {
 	t.Helper()
 	a := newAckedWrites()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -190,9 +190,11 @@ func slowSource(t *testing.T, p pipelineArgs, flag, addr string, latency time.Du
 	}
 }
 
-func redisSeq(t *testing.T, cl *goredis.Client) func(key string) (int64, bool) {
+// seqReader reads the sequence number a target holds for a key with get
+// (goredis.Nil: the key is absent).
+func seqReader(t *testing.T, get func(ctx context.Context, key string) (string, error)) func(key string) (int64, bool) {
 	return func(key string) (int64, bool) {
-		v, err := cl.Get(testCtx(t, time.Minute), key).Result()
+		v, err := get(testCtx(t, time.Minute), key)
 		if errors.Is(err, goredis.Nil) {
 			return 0, false
 		}
@@ -240,17 +242,41 @@ func TestDrainRedis(t *testing.T) {
 				}
 			}
 			proc := stack.Start(t, nil, args...)
-			// The first drain is sent while the snapshot may still run: the
-			// source answers once it is done.
+			// The first drain is sent as soon as the source reads drain
+			// requests: before it has started its node (slowed by the proxy)
+			// and while the snapshot runs. A source that answered then,
+			// with no node to wait for, put its barriers before the writes
+			// made so far.
 			waitLog(t, proc, time.Minute, func(s string) bool { return strings.Contains(s, "answering cutover drain") })
 			for range 3 {
-				drainOnce(t, a, p, redisSeq(t, dst.Client))
+				drainOnce(t, a, p, seqReader(t, func(ctx context.Context, key string) (string, error) {
+					return dst.Client.Get(ctx, key).Result()
+				}))
 			}
 			_, errOut := proc.Output()
 			if !strings.Contains(errOut, "drain barrier published") {
 				t.Errorf("the source did not log its barrier:\n%s", stack.Tail(errOut, 20))
 			}
 		})
+	}
+}
+
+// TestDrainRedisCluster: on a cluster every master is drained — each
+// hears its own token (a PUBLISH reaches every node of a cluster, and
+// the others' tokens are ignored) — before the barriers go out.
+func TestDrainRedisCluster(t *testing.T) {
+	t.Parallel()
+	cluster := stack.NewRedisCluster(t, 3, 0)
+	dst := stack.NewRedis(t)
+	p := newRedisPipeline(t, cluster.Masters(t)[0], dst)
+	a, stop := writeRedisAcked(t, cluster.Client, 500, 1000)
+	defer stop()
+	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
+	waitLog(t, proc, time.Minute, func(s string) bool { return strings.Contains(s, "answering cutover drain") })
+	for range 2 {
+		drainOnce(t, a, p, seqReader(t, func(ctx context.Context, key string) (string, error) {
+			return dst.Client.Get(ctx, key).Result()
+		}))
 	}
 }
 
@@ -329,20 +355,9 @@ func TestDrainDynamoDB(t *testing.T) {
 	defer stop()
 	proc := stack.Start(t, nil, append([]string{"replicate"}, p.args...)...)
 	waitLog(t, proc, 2*time.Minute, func(s string) bool { return strings.Contains(s, "answering cutover drain") })
-	read := func(key string) (int64, bool) {
-		v, err := dst.Client.HGet(testCtx(t, time.Minute), key, "seq").Result()
-		if errors.Is(err, goredis.Nil) {
-			return 0, false
-		}
-		if err != nil {
-			t.Fatalf("read %s from the target: %v", key, err)
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatalf("target item %s has seq %q", key, v)
-		}
-		return n, true
-	}
+	read := seqReader(t, func(ctx context.Context, key string) (string, error) {
+		return dst.Client.HGet(ctx, key, "seq").Result()
+	})
 	// One drain: with the stream read slowly, every read finds records,
 	// and the shard counts as read up to t + settle only once it hands
 	// over a record created after that — DynamoDB Local rounds creation

@@ -55,11 +55,8 @@ prints the same as JSON for scripts.`,
   cutover drain --config pipeline.yaml --timeout 30m --output json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := applyReportConfig(cmd, &cfg, output); err != nil {
 				return err
-			}
-			if p := outputProblem(output); p != "" {
-				return &configError{problems: []string{p}}
 			}
 			if timeout <= 0 {
 				return &usageError{fmt.Errorf("--timeout must be positive, got %v", timeout)}

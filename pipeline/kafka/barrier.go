@@ -86,15 +86,10 @@ func (p *Publisher) Barrier(ctx context.Context, id string) error {
 	n := int(p.opts.Partitions)
 	durable := make(chan struct{})
 	t := &ticket{remaining: n + 1, onDurable: func() { close(durable) }}
-	p.mu.Lock()
-	if p.err != nil {
-		err := p.err
-		p.mu.Unlock()
+	broken, err := p.enqueue(t)
+	if err != nil {
 		return err
 	}
-	p.queue = append(p.queue, t)
-	broken := p.broken
-	p.mu.Unlock()
 	promise := func(r *kgo.Record, err error) {
 		if err != nil {
 			err = fmt.Errorf("produce drain barrier to %s[%d]: %w", r.Topic, r.Partition, err)

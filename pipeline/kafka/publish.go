@@ -172,14 +172,9 @@ func NewPublisher(ctx context.Context, cl *kgo.Client, opts PublisherOptions) (*
 func (p *Publisher) Publish(ctx context.Context, b pipeline.Batch, onDurable func()) error {
 	n := len(b.Events) + len(b.Rejects)
 	t := &ticket{remaining: n + 1, onDurable: onDurable}
-	p.mu.Lock()
-	if p.err != nil {
-		err := p.err
-		p.mu.Unlock()
+	if _, err := p.enqueue(t); err != nil {
 		return err
 	}
-	p.queue = append(p.queue, t)
-	p.mu.Unlock()
 
 	promise := func(r *kgo.Record, err error) {
 		if err == nil {
@@ -340,6 +335,18 @@ func explainProduceErr(err error, limit int) error {
 		return fmt.Errorf("%w (the topic's max.message.bytes is below kafka.max_record_bytes=%d: lower one or raise the other)", err, limit)
 	}
 	return err
+}
+
+// enqueue puts t at the end of the queue, unless the publisher failed
+// already; broken is closed once it fails.
+func (p *Publisher) enqueue(t *ticket) (broken <-chan struct{}, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return nil, p.err
+	}
+	p.queue = append(p.queue, t)
+	return p.broken, nil
 }
 
 // finish records that one record of t is done (or that Publish stopped

@@ -158,14 +158,20 @@ func (l *Live) drained(ctx context.Context) error {
 var errNotDrainable = errors.New("a backfill does not answer drain requests: drain a running `cutover replicate`")
 
 // Drained returns once every change the source saw before the call is
-// handed to the publisher (kafka.DrainSource): the snapshot of every node
-// is done, and every node is drained (see Live.drained). On a cluster the
+// handed to the publisher (kafka.DrainSource): the source has started
+// its nodes, the snapshot of every node is done, and every node is
+// drained (see Live.drained). On a cluster the
 // masters are drained again until the topology stayed the same
 // throughout and no slot is moving: a write to a slot that moved to a
 // master not followed yet would otherwise be missed.
 func (s *Source) Drained(ctx context.Context) error {
 	if s.opts.Mode.SnapshotOnly {
 		return errNotDrainable
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.started:
 	}
 	retry := time.NewTimer(time.Second)
 	defer retry.Stop()
