@@ -41,8 +41,8 @@ func readmeACL(t *testing.T) []any {
 // +@all. Here the user has exactly the documented ACL (read from the
 // page), and backfill, replicate (notifications turned on by cutover
 // with CONFIG SET, live changes, a heal after its pub/sub connection is
-// killed, big hashes read in pieces, a stream) and reconcile all work,
-// with nothing refused.
+// killed, big hashes read in pieces, a stream, a drain) and reconcile all
+// work, with nothing refused.
 func TestMinimalACLUser(t *testing.T) {
 	t.Parallel()
 	src, dst := stack.NewRedis(t), stack.NewRedis(t)
@@ -98,6 +98,10 @@ func TestMinimalACLUser(t *testing.T) {
 	must(t, src.Client.Del(ctx, strs[3]).Err())
 	waitLog(t, proc, time.Minute, func(string) bool { return healsDone() > heals })
 	waitSame(t, src.Client, dst.Client, time.Minute)
+	// drain is answered for the same user: the ACL grants its channel.
+	if res := stack.RunEnv(ctx, t, env, append([]string{"drain", "--timeout", "1m"}, p.args...)...); res.Code != 0 {
+		t.Fatalf("drain of the minimal user's replicate exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
 	out := stopReplicate(t, proc)
 	_, errOut := proc.Output()
 	if strings.Contains(out+errOut, "NOPERM") || !strings.Contains(out, "dead-lettered                 0") {

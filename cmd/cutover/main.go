@@ -28,6 +28,7 @@ const (
 	exitUsage        = 2
 	exitDeadLettered = 3
 	exitDifferences  = 4
+	exitNotDrained   = 5
 )
 
 // exitCodes are what each exit code means, for runbooks and CI gates; the
@@ -41,6 +42,7 @@ var exitCodes = []struct {
 	{exitUsage, "a usage or configuration mistake: bad flags, an invalid configuration file (every problem is listed)"},
 	{exitDeadLettered, "done, but some keys were dead-lettered instead of copied (see the dead-letter topic)"},
 	{exitDifferences, "reconcile found differences that remain"},
+	{exitNotDrained, "drain: --timeout passed before every change was applied; the report names the partitions behind, their lag and the sink worker that owns each"},
 }
 
 // exitError carries an exit code other than exitFailed up to main.
@@ -156,7 +158,7 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 			stopProfile()
 		}
 	}
-	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReplayCmd(), newReconcileCmd(), newStatusCmd(), newConfigCmd(), newDevCmd())
+	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReplayCmd(), newReconcileCmd(), newStatusCmd(), newDrainCmd(), newConfigCmd(), newDevCmd())
 	return root
 }
 

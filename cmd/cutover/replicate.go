@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/pipeline/kafka"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
@@ -107,13 +108,20 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 	}, w.pub, w.store)
 	rep := newReporter(w, start)
 	rep.redis = src
-	return w.runSource(ctx, src.Run, mode, what, out, rep)
+	return w.runSource(ctx, src, mode, what, out, rep)
+}
+
+// source is what runSource runs: a source that can also answer drains.
+type source interface {
+	Run(ctx context.Context) error
+	kafka.DrainSource
 }
 
 // runSource runs a source and, unless mode.noSink, a sink worker in this
 // process: until the source's snapshot is published and applied
-// (snapshotOnly), or until ctx ends or either fails.
-func (w *wiring) runSource(ctx context.Context, run func(context.Context) error, mode replicateMode, what string, out io.Writer, rep *reporter) error {
+// (snapshotOnly), or until ctx ends or either fails. Following changes,
+// it also answers `cutover drain`.
+func (w *wiring) runSource(ctx context.Context, src source, mode replicateMode, what string, out io.Writer, rep *reporter) error {
 	unlock, err := w.lockSource()
 	if err != nil {
 		return err
@@ -122,13 +130,16 @@ func (w *wiring) runSource(ctx context.Context, run func(context.Context) error,
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	srcErr := make(chan error, 1)
-	go func() { srcErr <- run(ctx) }()
+	go func() { srcErr <- src.Run(ctx) }()
 	var workerErr <-chan error
 	if !mode.noSink {
 		workerErr = w.runWorker(ctx)
 	}
 	go tick(ctx, w.cfg.ProgressInterval, rep.log)
 	go rep.snapshotBar(ctx)
+	if !mode.snapshotOnly {
+		w.serveDrains(ctx, src)
+	}
 
 	stop := func(first error) error {
 		cancel(first)

@@ -60,11 +60,8 @@ not touch the source or the target. Secrets are never printed.`,
   cutover status --config pipeline.yaml --output json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := applyReportConfig(cmd, &cfg, output); err != nil {
 				return err
-			}
-			if p := outputProblem(output); p != "" {
-				return &configError{problems: []string{p}}
 			}
 			rep, err := pipelineStatus(cmd.Context(), &cfg)
 			if err != nil {
@@ -153,6 +150,18 @@ func pipelineStatus(ctx context.Context, cfg *Config) (*statusReport, error) {
 		rep.DeadLetters += e - dlStart[p]
 	}
 	return rep, nil
+}
+
+// applyReportConfig is applyConfig for a command that prints a report
+// as --output asks.
+func applyReportConfig(cmd *cobra.Command, cfg *Config, output string) error {
+	if err := applyConfig(cmd, cfg); err != nil {
+		return err
+	}
+	if p := outputProblem(output); p != "" {
+		return &configError{problems: []string{p}}
+	}
+	return nil
 }
 
 // outputProblem is what is wrong with an --output value, or "".

@@ -34,5 +34,5 @@ func runTableReplicate(ctx context.Context, cfg *Config, mode replicateMode, wha
 
 	rep := newReporter(w, start)
 	rep.table = src
-	return w.runSource(ctx, src.Run, mode, what, out, rep)
+	return w.runSource(ctx, src, mode, what, out, rep)
 }

@@ -72,6 +72,9 @@ type Publisher struct {
 	mu    sync.Mutex
 	queue []*ticket // unfinished Publish calls, in call order
 	err   error     // first failure; nothing after it becomes durable
+	// broken is closed when err is set: a Barrier waiting for its
+	// acknowledgement stops waiting.
+	broken chan struct{}
 
 	published, bytes, deadLettered, invalid atomic.Int64
 }
@@ -140,7 +143,7 @@ func NewPublisher(ctx context.Context, cl *kgo.Client, opts PublisherOptions) (*
 		}
 		opts.Partitions = n
 	}
-	return &Publisher{cl: cl, opts: opts, log: opts.Logger}, nil
+	return &Publisher{cl: cl, opts: opts, log: opts.Logger, broken: make(chan struct{})}, nil
 }
 
 // Publish produces a batch's events in order, and a dead-letter record for
@@ -169,14 +172,9 @@ func NewPublisher(ctx context.Context, cl *kgo.Client, opts PublisherOptions) (*
 func (p *Publisher) Publish(ctx context.Context, b pipeline.Batch, onDurable func()) error {
 	n := len(b.Events) + len(b.Rejects)
 	t := &ticket{remaining: n + 1, onDurable: onDurable}
-	p.mu.Lock()
-	if p.err != nil {
-		err := p.err
-		p.mu.Unlock()
+	if _, err := p.enqueue(t); err != nil {
 		return err
 	}
-	p.queue = append(p.queue, t)
-	p.mu.Unlock()
 
 	promise := func(r *kgo.Record, err error) {
 		if err == nil {
@@ -339,6 +337,18 @@ func explainProduceErr(err error, limit int) error {
 	return err
 }
 
+// enqueue puts t at the end of the queue, unless the publisher failed
+// already; broken is closed once it fails.
+func (p *Publisher) enqueue(t *ticket) (broken <-chan struct{}, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return nil, p.err
+	}
+	p.queue = append(p.queue, t)
+	return p.broken, nil
+}
+
 // finish records that one record of t is done (or that Publish stopped
 // adding to it) and runs the onDurable callbacks of the tickets that have
 // become a completed prefix.
@@ -347,6 +357,7 @@ func (p *Publisher) finish(t *ticket, err error) {
 	defer p.mu.Unlock()
 	if err != nil && p.err == nil {
 		p.err = err
+		close(p.broken)
 	}
 	t.remaining--
 	if p.err != nil {

@@ -110,6 +110,10 @@ func CommittedOffsets(ctx context.Context, cl *kgo.Client, group, topic string) 
 		}
 		return err
 	}, backoff.WithContext(bo, ctx))
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// Some brokers (kfake) say so for a group that never committed.
+		return map[int32]int64{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch committed offsets of group %s: %w", group, err)
 	}
@@ -135,11 +139,7 @@ func GroupMembers(ctx context.Context, cl *kgo.Client, group string) ([]string, 
 			return nil, fmt.Errorf("describe group %s: %w", group, g.Err)
 		}
 		for _, m := range g.Members {
-			id := m.ClientID + "@" + m.ClientHost
-			if m.InstanceID != nil {
-				id = *m.InstanceID + " (" + id + ")"
-			}
-			out = append(out, id)
+			out = append(out, memberName(m))
 		}
 	}
 	return out, nil

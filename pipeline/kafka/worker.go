@@ -361,6 +361,13 @@ func (w *Worker) fetchLoop(ctx context.Context) error {
 // was written before it.
 func (w *Worker) dispatch(ctx context.Context, recs []*kgo.Record) error {
 	for _, r := range recs {
+		if _, ok := IsBarrier(r); ok {
+			// Nothing to apply: finished at once, so the commit passes it
+			// once everything before it in its partition is finished
+			// (what cutover drain waits for).
+			w.inflight.finish(w.inflight.add(r))
+			continue
+		}
 		e, decodeErr := pipeline.Decode(r.Value)
 		truncate := decodeErr == nil && e.Op == pipeline.OpTruncate
 		if truncate {

@@ -56,6 +56,12 @@ type Source struct {
 	mu    sync.Mutex
 	state sourceState // what is saved in the epoch checkpoint
 	gaps  chan string // gaps found by the stream, recorded already; buffered 1
+	// gapsRecorded counts the gaps recorded; gapsHealed is how many of
+	// them a completed heal covers (for a drain).
+	gapsRecorded, gapsHealed int64
+	// live is closed once Run follows the stream, its snapshot and a heal
+	// left by an earlier run done.
+	live chan struct{}
 }
 
 // NewSource prepares the source of table. The stream is followed unless
@@ -64,7 +70,7 @@ type Source struct {
 func NewSource(db scanAPI, streams streamsAPI, table Table, scan ScanOptions, stream StreamOptions,
 	mode Mode, pub pipeline.Publisher, ck checkpoint.Store) (*Source, error) {
 	s := &Source{db: db, table: table, scanOpt: scan, mode: mode, pub: pub, ck: ck, log: scan.Logger,
-		epoch: pipeline.NewEpoch(0), gaps: make(chan string, 1)}
+		epoch: pipeline.NewEpoch(0), gaps: make(chan string, 1), live: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -186,6 +192,7 @@ func (s *Source) Run(ctx context.Context) error {
 			return stop(err)
 		}
 	}
+	close(s.live)
 	for {
 		select {
 		case <-ctx.Done():
@@ -397,6 +404,7 @@ func (s *Source) recordGap(ctx context.Context, reason string) error {
 	err := s.saveState(ctx, st)
 	if err == nil {
 		s.state = st
+		s.gapsRecorded++
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -417,6 +425,14 @@ func (s *Source) recordGap(ctx context.Context, reason string) error {
 func (s *Source) heal(ctx context.Context) error {
 	s.mu.Lock()
 	h := s.state.Heal
+	// Every gap recorded by now is covered by this heal's scan, which
+	// starts after it; or, when no heal is pending, was covered by an
+	// earlier one (a gap recorded during a heal's scan keeps a heal
+	// pending: healState.Again).
+	covers := s.gapsRecorded
+	if h == nil {
+		s.gapsHealed = max(s.gapsHealed, covers)
+	}
 	s.mu.Unlock()
 	if h == nil {
 		return nil
@@ -459,6 +475,7 @@ func (s *Source) heal(ctx context.Context) error {
 	err := s.saveState(ctx, st)
 	if err == nil {
 		s.state = st
+		s.gapsHealed = max(s.gapsHealed, covers)
 	}
 	s.mu.Unlock()
 	if err != nil {

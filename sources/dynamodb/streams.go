@@ -160,6 +160,17 @@ type Stream struct {
 	records, deletes, shards, done, gaps atomic.Int64
 	rereads, skipped                     atomic.Int64
 	ageNanos                             atomic.Int64
+
+	// For a drain (see caughtUp): when the last listing of the shards
+	// that succeeded began and what it listed, and for each shard being
+	// read the moment up to which it is read: when its last read that
+	// found no more records began, or when the last record handed over
+	// was created.
+	listedAt time.Time
+	listed   []string
+	readTo   map[string]time.Time
+	// relist asks Run to list the shards now; buffered 1.
+	relist chan struct{}
 }
 
 // NewStream prepares live capture of table's stream.
@@ -183,7 +194,8 @@ func NewStream(cl streamsAPI, items itemAPI, table Table, opts StreamOptions, pu
 		opts.Logger = slog.Default()
 	}
 	return &Stream{cl: cl, items: items, table: table, opts: opts, pub: pub, ck: ck, log: opts.Logger,
-		running: map[string]bool{}, latest: map[string]*string{}, tookLatest: map[string]bool{}, parents: map[string]string{}}
+		running: map[string]bool{}, latest: map[string]*string{}, tookLatest: map[string]bool{}, parents: map[string]string{},
+		readTo: map[string]time.Time{}, relist: make(chan struct{}, 1)}
 }
 
 // FirstRun reports whether Start found no saved positions.
@@ -364,7 +376,10 @@ func (st *Stream) Run(ctx context.Context) error {
 			delete(st.running, id)
 			st.mu.Unlock()
 			refresh.Reset(0) // its children may start now
+		case <-st.relist:
+			refresh.Reset(0)
 		case <-refresh.C:
+			asked := time.Now().UTC()
 			if err := st.checkARN(ctx); err != nil {
 				return err
 			}
@@ -374,6 +389,7 @@ func (st *Stream) Run(ctx context.Context) error {
 				refresh.Reset(st.opts.RefreshEvery)
 				continue
 			}
+			st.sawListing(asked, shards)
 			if err := st.vanished(ctx, shards); err != nil {
 				return err
 			}
@@ -567,6 +583,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 	}
 	idle := st.opts.PollInterval
 	failures.Reset()
+	empties := 0 // empty reads in a row
 	for it != nil {
 		asked := time.Now().UTC()
 		out, err := st.cl.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1000)})
@@ -607,7 +624,7 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 		}
 		failures.Reset()
 		if len(out.Records) > 0 {
-			idle = st.opts.PollInterval
+			idle, empties = st.opts.PollInterval, 0
 			b, last, err := st.events(ctx, id, out.Records, skipBefore)
 			if err != nil {
 				return err
@@ -617,6 +634,11 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			if err := st.pub.Publish(ctx, b, func() { st.markDurable(id, seq, false) }); err != nil {
 				return fmt.Errorf("stream shard %s: %w", id, err)
 			}
+			// A shard's records are in the order of their writes: every
+			// record written before this one's creation is read too.
+			if c := out.Records[len(out.Records)-1].Dynamodb; c != nil && c.ApproximateCreationDateTime != nil {
+				st.caughtUpAt(id, *c.ApproximateCreationDateTime)
+			}
 		}
 		it = out.NextShardIterator
 		if it == nil {
@@ -625,6 +647,14 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 		if len(out.Records) == 0 {
 			if lastSeq == "" && atPosition {
 				st.readEmpty(id, asked, out.NextShardIterator)
+			}
+			// From the trim horizon, GetRecords may answer empty pages
+			// before it reaches the shard's records: an empty read says
+			// the shard is read up to now only once the chain has met
+			// records or stands at its position, or after several empty
+			// pages in a row.
+			if empties++; lastSeq != "" || atPosition || empties >= 3 {
+				st.caughtUpAt(id, asked)
 			}
 			if !sources.Sleep(ctx, idle) {
 				return nil

@@ -4,15 +4,31 @@ import "sync"
 
 // dirtySet holds changed keys waiting to be read, each once, in the order
 // they first changed.
+//
+// It also counts the keys added and taken, for a drain: the keys are
+// taken in the order they were added, so once taken reaches the count
+// added at some moment (mark), every key dirty at that moment has been
+// taken (or dropped by clear, which a heal answers).
 type dirtySet struct {
 	mu    sync.Mutex
 	keys  map[string]struct{}
 	queue []string
 	wake  chan struct{}
+
+	added int64 // keys ever added (a key already dirty is not added again)
+	taken *gate // keys ever taken or cleared
 }
 
 func newDirtySet() *dirtySet {
-	return &dirtySet{keys: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+	return &dirtySet{keys: map[string]struct{}{}, wake: make(chan struct{}, 1), taken: newGate()}
+}
+
+// mark is the count of keys added so far: waitTaken(mark) returns once
+// every key dirty now has been taken.
+func (d *dirtySet) mark() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.added
 }
 
 // add marks key dirty and returns how many keys are dirty.
@@ -21,6 +37,7 @@ func (d *dirtySet) add(key string) int {
 	if _, ok := d.keys[key]; !ok {
 		d.keys[key] = struct{}{}
 		d.queue = append(d.queue, key)
+		d.added++
 	}
 	n := len(d.keys)
 	d.mu.Unlock()
@@ -43,6 +60,7 @@ func (d *dirtySet) take(n int) []string {
 	for _, k := range out {
 		delete(d.keys, k)
 	}
+	d.taken.add(int64(n))
 	if len(d.queue) > 0 {
 		select {
 		case d.wake <- struct{}{}:
@@ -60,6 +78,7 @@ func (d *dirtySet) clear() {
 	defer d.mu.Unlock()
 	d.keys = map[string]struct{}{}
 	d.queue = nil
+	d.taken.set(d.added)
 }
 
 func (d *dirtySet) len() int {

@@ -20,6 +20,7 @@ import (
 func (l *Live) RequestHeal(reason string) {
 	l.log.Warn("live capture: changes may have been missed, a heal will re-read every key", "reason", reason)
 	l.gaps.Add(1)
+	l.healRequested.Add(1)
 	select {
 	case l.gap <- struct{}{}:
 	default: // one is pending already; it will cover this one too
@@ -98,12 +99,15 @@ func (l *Live) healLoop(ctx context.Context) error {
 		if !l.waitSubscribed(ctx) {
 			return nil
 		}
+		// Every request counted now came before the heal's re-read.
+		covers := l.healRequested.Load()
 		err := l.heal(ctx)
 		l.healing.Store(false)
 		var pe *publishError
 		switch {
 		case err == nil:
 			retry.Reset()
+			l.healCovered.set(covers)
 		case ctx.Err() != nil:
 			return nil
 		case errors.As(err, &pe):

@@ -136,6 +136,10 @@ type Live struct {
 	ps      *goredis.PubSub
 	channel string
 
+	// drain answers `cutover drain` (see drained): its tokens arrive on
+	// the pub/sub connection of the notifications.
+	drain *drainTokens
+
 	dirty *dirtySet
 
 	gap          chan struct{} // a heal is needed; buffered 1
@@ -161,6 +165,12 @@ type Live struct {
 	// a heal during which it moved must not sweep.
 	elsewhereReads atomic.Int64
 
+	// healRequested counts heal requests; healCovered is the count the
+	// last heal that completed had seen when it started: every request up
+	// to it has been answered by a full re-read.
+	healRequested atomic.Int64
+	healCovered   *gate
+
 	notifications, events, deletes, rejected, gaps, heals, healed, incomplete atomic.Int64
 }
 
@@ -171,6 +181,8 @@ func NewLive(cl *goredis.Client, conn Conn, opts LiveOptions, pub pipeline.Publi
 		cl: cl, conn: conn, opts: opts, pub: pub, log: opts.Logger,
 		channel:        fmt.Sprintf("__keyevent@%d__:", conn.DB),
 		dirty:          newDirtySet(),
+		drain:          newDrainTokens(opts.Name, conn),
+		healCovered:    newGate(),
 		unreadable:     newUnreadableSet(),
 		gap:            make(chan struct{}, 1),
 		snapshotDone:   make(chan struct{}),
@@ -208,6 +220,7 @@ func (l *Live) Subscribe(ctx context.Context) error {
 	}
 	l.ps = ps
 	l.setSubscribed(true)
+	l.subscribeDrain(ctx)
 	return nil
 }
 
@@ -344,6 +357,11 @@ func (l *Live) receive(ctx context.Context) error {
 			}
 		case *goredis.Message:
 			quiet = 0
+			if m.Channel == l.drain.channel {
+				// Every notification sent before the token has arrived.
+				l.drain.arrived(m.Payload, l.dirty.mark())
+				continue
+			}
 			l.notifications.Add(1)
 			key := m.Payload
 			if !l.opts.Filter.Keep(key) {
@@ -367,13 +385,21 @@ func (l *Live) receive(ctx context.Context) error {
 func (l *Live) resubscribe(ctx context.Context) {
 	l.ps.Close() //nolint:gosec // replacing a dead connection
 	l.ps = l.cl.PSubscribe(ctx, l.channel+"*")
+	if l.drain.enabled {
+		// Confirmed (or refused) through receive, like the pattern.
+		_ = l.ps.Subscribe(ctx, l.drain.channel)
+	}
 }
 
 // readLoop reads changed keys and publishes their state.
 func (l *Live) readLoop(ctx context.Context) error {
 	for {
+		// Taken under the read lock, so that barrier, once every key is
+		// taken, waits for the read of the last ones too.
+		l.inflight.RLock()
 		keys := l.dirty.take(l.opts.BatchSize)
 		if len(keys) == 0 {
+			l.inflight.RUnlock()
 			select {
 			case <-ctx.Done():
 				return nil
@@ -381,7 +407,6 @@ func (l *Live) readLoop(ctx context.Context) error {
 			}
 			continue
 		}
-		l.inflight.RLock()
 		unread, err := l.readAndPublish(ctx, keys, pipeline.OriginLive)
 		l.inflight.RUnlock()
 		var pe *publishError
@@ -402,7 +427,7 @@ func (l *Live) readLoop(ctx context.Context) error {
 }
 
 // barrier returns once every read of changed keys in flight when it was
-// called is published. A sweep calls it before its truncate: a read made
+// called is published (a key taken from the dirty set is in flight). A sweep calls it before its truncate: a read made
 // before the sweep's start and published after it could bring back a key
 // the sweep is about to be told is gone (deleted during the gap, and so
 // absent from the target, where no tombstone would stop it).

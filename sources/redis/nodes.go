@@ -194,10 +194,12 @@ func (nr *nodeRun) run(ctx context.Context, s *Source, heal string) error {
 	if nr.live == nil {
 		return nil
 	}
-	nr.live.SnapshotDone()
+	// The heal is requested before the snapshot is said to be done: a
+	// drain waits for the snapshot, then for the heals requested by then.
 	if heal != "" {
 		nr.live.RequestHeal(heal)
 	}
+	nr.live.SnapshotDone()
 	if err := <-liveErr; err != nil && ctx.Err() == nil {
 		return fmt.Errorf("live capture of %s: %w", nr.node.conn.Addr, err)
 	}
@@ -329,17 +331,14 @@ func (s *Source) followTopology(ctx context.Context, failed chan<- error) error 
 		}
 	}
 	if len(changed) == 0 && len(gone) == 0 {
+		s.unstarted.Store(0)
 		return nil
 	}
 	if len(gone) == 0 && slices.EqualFunc(shards, s.lastShards, Shard.Equal) {
 		// The topology is the one already answered with a new epoch; only
 		// masters that could not be started yet are missing. Moving the
 		// epoch again for them would leave every heal incomplete.
-		for _, sh := range changed {
-			if err := s.startShard(ctx, sh, "this master took over slots (failover or resharding): changes there may have been missed", failed); err != nil {
-				s.log.Warn("starting a master failed; trying again", "node", sh.Addr, "err", err)
-			}
-		}
+		s.startShards(ctx, changed, failed)
 		return nil
 	}
 	s.lastShards = shards
@@ -354,10 +353,19 @@ func (s *Source) followTopology(ctx context.Context, failed chan<- error) error 
 	if err := s.advanceEpoch(ctx, "the cluster's topology changed"); err != nil {
 		return err
 	}
-	for _, sh := range changed {
+	s.startShards(ctx, changed, failed)
+	return nil
+}
+
+// startShards starts the masters that took over slots, each with a heal,
+// and counts those that could not be started (tried again next time).
+func (s *Source) startShards(ctx context.Context, shards []Shard, failed chan<- error) {
+	var unstarted int64
+	for _, sh := range shards {
 		if err := s.startShard(ctx, sh, "this master took over slots (failover or resharding): changes there may have been missed", failed); err != nil {
 			s.log.Warn("starting a master failed; trying again", "node", sh.Addr, "err", err)
+			unstarted++
 		}
 	}
-	return nil
+	s.unstarted.Store(unstarted)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -109,6 +110,12 @@ type Source struct {
 	checkTopology chan struct{}
 	// lastShards is the topology last answered with a new epoch.
 	lastShards []Shard
+	// unstarted counts the masters of the topology that could not be
+	// started yet (a drain waits for them).
+	unstarted atomic.Int64
+	// started is closed once Run has started every node it began with:
+	// a drain before that would find no node to wait for.
+	started chan struct{}
 }
 
 // NewSource prepares a source reading the server seed is connected to
@@ -125,7 +132,7 @@ func NewSource(conn Conn, seed *goredis.Client, cluster *goredis.ClusterClient, 
 		opts.Logger = slog.Default()
 	}
 	return &Source{conn: conn, seed: seed, cluster: cluster, opts: opts, pub: pub, ck: ck, log: opts.Logger,
-		epoch: pipeline.NewEpoch(0), nodes: newNodeSet(), checkTopology: make(chan struct{}, 1)}
+		epoch: pipeline.NewEpoch(0), nodes: newNodeSet(), checkTopology: make(chan struct{}, 1), started: make(chan struct{})}
 }
 
 // Stats returns what the source did so far; safe while Run runs.
@@ -210,6 +217,7 @@ func (s *Source) Run(ctx context.Context) error {
 	if s.opts.Mode.SnapshotOnly {
 		return s.waitSnapshots(ctx, failed)
 	}
+	close(s.started)
 	if s.cluster != nil {
 		go s.watchTopology(ctx, failed)
 	}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/pipeline/kafka"
+	redissrc "github.com/cutover/cutover/sources/redis"
+)
+
+// drainReport is what `cutover drain` prints.
+type drainReport struct {
+	kafka.DrainStatus
+	Pipeline string  `json:"pipeline"`
+	Topic    string  `json:"topic"`
+	Group    string  `json:"group"`
+	TookSecs float64 `json:"took_seconds"`
+	// Problem says why the drain did not finish ("" when it did).
+	Problem string `json:"problem,omitempty"`
+}
+
+func newDrainCmd() *cobra.Command {
+	cfg := defaultConfig()
+	var output string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "drain",
+		Short: "Wait until every change the source had seen when the command started is applied to the target",
+		Long: `drain answers the question of the switch: has everything written to the
+old store before now reached the new one? It exits 0 once every change
+the running source had seen when drain started is applied to the target
+(or dead-lettered), and prints how long that took.
+
+It is exact, not a lag estimate. drain sends a request through the
+control topic (<topic>.control) to the running source (replicate, with
+or without --no-sink). The source makes sure it has published everything
+it saw before the request — a Redis source every node's notifications
+received and read, heals done; a DynamoDB source every stream shard read
+past the request — and then publishes a barrier record to every
+partition, after those events. drain waits until the sink group has
+committed past every barrier: sink workers commit a record only after
+everything before it was applied or dead-lettered.
+
+While it waits it prints how many partitions have caught up. At --timeout
+it exits 5 with the remaining lag of each partition and the sink worker
+that owns it, or names the source that did not answer. --output json
+prints the same as JSON for scripts.`,
+		Example: `  cutover drain --config pipeline.yaml
+  cutover drain --config pipeline.yaml --timeout 30m --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyReportConfig(cmd, &cfg, output); err != nil {
+				return err
+			}
+			if timeout <= 0 {
+				return &usageError{fmt.Errorf("--timeout must be positive, got %v", timeout)}
+			}
+			return runDrain(cmd.Context(), &cfg, timeout, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	bindPipeline(cmd.Flags(), &cfg)
+	cmd.Flags().StringVar(&output, "output", "text", "report format: text or json")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long, with exit status 5")
+	return cmd
+}
+
+func runDrain(ctx context.Context, cfg *Config, timeout time.Duration, output string, out, errOut io.Writer) error {
+	log := newLogger(cfg)
+	w := &wiring{cfg: cfg, log: log}
+	kcfg, err := w.kafkaConfig(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errDrainTimeout)
+	defer cancel()
+	var last progressLine
+	st, err := kafka.Drain(ctx, kcfg, kafka.DrainOptions{
+		Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, ReplicationFactor: cfg.Kafka.ReplicationFactor, Logger: log,
+		Progress: func(st kafka.DrainStatus) {
+			if output == "text" {
+				last.print(errOut, st, time.Since(start), cfg.ProgressInterval)
+			}
+		},
+	})
+	rep := drainReport{DrainStatus: st, Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group,
+		TookSecs: time.Since(start).Seconds()}
+	if err != nil && !errors.Is(err, kafka.ErrNotDrained) {
+		return err
+	}
+	if err != nil {
+		rep.Problem = drainProblem(cfg, st)
+	}
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printDrain(out, rep)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errDrainTimeout):
+		return &exitError{code: exitNotDrained, err: fmt.Errorf("not drained after %v: %s", timeout, rep.Problem)}
+	default:
+		return fmt.Errorf("interrupted before the drain was done: %s", rep.Problem)
+	}
+}
+
+var errDrainTimeout = errors.New("--timeout passed")
+
+// drainProblem says what a drain that did not finish waits for.
+func drainProblem(cfg *Config, st kafka.DrainStatus) string {
+	if st.Expected == 0 || st.Barriers < st.Expected {
+		hint := ""
+		if cfg.sourceKind() == "redis" {
+			hint = fmt.Sprintf(" and its Redis user may use channel %s", redissrc.DrainChannel(cfg.Name))
+		}
+		return fmt.Sprintf("no drain barrier from the source on partitions %s (requests sent: %d, on topic %s): "+
+			"is `cutover replicate` of pipeline %q running (not a backfill)%s? Its log says why it did not answer",
+			st.Missing(), st.Requests, kafka.ControlTopic(cfg.Kafka.Topic), cfg.Name, hint)
+	}
+	var behind int64
+	for _, p := range st.Partitions {
+		if !p.CaughtUp {
+			behind += p.Lag
+		}
+	}
+	return fmt.Sprintf("the sink group %s has not applied everything up to the barriers: %d of %d partitions caught up, %s records to go "+
+		"(are its workers running? the report shows who owns each partition)", cfg.Kafka.Group, st.CaughtUp, len(st.Partitions), group(behind))
+}
+
+func printDrain(w io.Writer, rep drainReport) {
+	took := time.Duration(rep.TookSecs * float64(time.Second)).Round(time.Millisecond)
+	if rep.Done {
+		fmt.Fprintf(w, "drained in %v: every change the source had seen when drain started is applied (pipeline %s, %d partitions, drain %s)\n",
+			took, rep.Pipeline, len(rep.Partitions), rep.ID)
+		return
+	}
+	fmt.Fprintf(w, "NOT drained after %v: %d of %d partitions caught up (pipeline %s, group %s, drain %s)\n",
+		took, rep.CaughtUp, len(rep.Partitions), rep.Pipeline, rep.Group, rep.ID)
+	fmt.Fprintf(w, "\n  %-10s %14s %14s %10s  %s\n", "partition", "barrier", "committed", "lag", "owner")
+	for _, p := range rep.Partitions {
+		barrier, committed, owner := group(p.Barrier), group(p.Committed), p.Owner
+		switch {
+		case p.Target < 0:
+			barrier = "none yet"
+		case p.Barrier < 0:
+			barrier = "(no events)"
+		}
+		if p.Committed < 0 {
+			committed = "-"
+		}
+		if owner == "" {
+			owner = "(no worker)"
+		}
+		if p.CaughtUp {
+			owner += "  caught up"
+		}
+		fmt.Fprintf(w, "  %-10d %14s %14s %10s  %s\n", p.Partition, barrier, committed, group(p.Lag), owner)
+	}
+	// The problem goes to stderr, as the command's error.
+}
+
+// progressLine prints a drain's progress when it changes, and otherwise
+// every interval.
+type progressLine struct {
+	printed        time.Time
+	barriers, done int
+}
+
+func (l *progressLine) print(w io.Writer, st kafka.DrainStatus, elapsed, every time.Duration) {
+	changed := st.Barriers != l.barriers || st.CaughtUp != l.done
+	if !changed && (every <= 0 || time.Since(l.printed) < every) {
+		return
+	}
+	l.printed, l.barriers, l.done = time.Now(), st.Barriers, st.CaughtUp
+	barriers := "waiting for the source's barriers"
+	if st.Expected > 0 {
+		barriers = fmt.Sprintf("barriers %d/%d", st.Barriers, st.Expected)
+	}
+	fmt.Fprintf(w, "drain: %s, partitions caught up %d/%d (%v)\n", barriers, st.CaughtUp, len(st.Partitions), elapsed.Round(time.Second))
+}

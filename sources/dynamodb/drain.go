@@ -1,0 +1,137 @@
+package dynamodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+)
+
+// errNotDrainable is a backfill: it answers no drain.
+var errNotDrainable = errors.New("a backfill does not answer drain requests: drain a running `cutover replicate`")
+
+// Drained returns once every change made to the table before the call is
+// handed to the publisher (kafka.DrainSource). A stream has no "you have
+// read everything up to now" answer, so it relies on what live capture
+// already relies on (StreamOptions.Settle): a write is readable in the
+// stream within Settle, clock differences and rounding included. Called
+// at t, it waits until
+//
+//   - the snapshot, and a heal pending from an earlier run, are done;
+//   - a listing of the stream's shards began after t + Settle, and every
+//     shard it listed is read to its end, or was read by a GetRecords
+//     that began after t + Settle and found no more records, or has
+//     handed over a record created after t + Settle (a shard's records
+//     are in the order of their writes; a busy shard is never read
+//     empty). A shard whose parent was still being read counts only once
+//     it is read itself, so the children of a shard that closes meanwhile
+//     are waited for;
+//   - every gap recorded by then is healed (a re-scan of the table).
+//
+// Records are handed to the publisher before the next GetRecords of
+// their shard, so everything read by then is handed over.
+func (s *Source) Drained(ctx context.Context) error {
+	if s.mode.SnapshotOnly {
+		return errNotDrainable
+	}
+	t := time.Now().UTC()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.live:
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	wait := func() error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			return nil
+		}
+	}
+	for {
+		st := s.streamNow()
+		after := t.Add(st.opts.Settle)
+		if st.caughtUp(after) {
+			break
+		}
+		st.relistAfter(after)
+		if err := wait(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	target := s.gapsRecorded
+	s.mu.Unlock()
+	for {
+		s.mu.Lock()
+		healed := s.gapsHealed >= target
+		s.mu.Unlock()
+		if healed {
+			return nil
+		}
+		if err := wait(); err != nil {
+			return fmt.Errorf("waiting for the heal of a stream gap: %w", err)
+		}
+	}
+}
+
+// sawListing records a listing of the shards that began at asked.
+func (st *Stream) sawListing(asked time.Time, shards []streamtypes.Shard) {
+	ids := make([]string, 0, len(shards))
+	for _, sh := range shards {
+		ids = append(ids, aws.ToString(sh.ShardId))
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.listedAt, st.listed = asked, ids
+}
+
+// caughtUpAt records that shard id is read up to at: a read that began
+// at at found no more records, or the last record handed over was created
+// at at.
+func (st *Stream) caughtUpAt(id string, at time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if at.After(st.readTo[id]) {
+		st.readTo[id] = at
+	}
+}
+
+// caughtUp reports whether a listing of the shards began after after,
+// and every shard it listed is read to its end or up to after.
+func (st *Stream) caughtUp(after time.Time) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.listedAt.Before(after) {
+		return false
+	}
+	for _, id := range st.listed {
+		if sh := st.pos.Shards[id]; sh != nil && sh.Done {
+			continue
+		}
+		if st.readTo[id].Before(after) {
+			return false
+		}
+	}
+	return true
+}
+
+// relistAfter asks Run to list the shards now, if the last listing began
+// before after and after has passed.
+func (st *Stream) relistAfter(after time.Time) {
+	st.mu.Lock()
+	stale := st.listedAt.Before(after)
+	st.mu.Unlock()
+	if !stale || time.Now().Before(after) {
+		return
+	}
+	select {
+	case st.relist <- struct{}{}:
+	default:
+	}
+}
