@@ -154,13 +154,14 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 	}
 	if r.w.pub != nil {
 		ps := r.w.pub.Stats()
-		row("events published", ps.Published, fmt.Sprintf("%.1f MB", float64(ps.Bytes)/1e6))
+		row("events published", ps.Published, fmt.Sprintf("%.1f MB; %s", float64(ps.Bytes)/1e6, opSplit(ps.PublishedByOp)))
 	}
 	if r.w.worker != nil {
 		ws := r.w.worker.Stats()
 		c := r.w.sink.counters()
-		row("events applied", ws.Applied, fmt.Sprintf("%s writes, %s throttled and retried, %s swept by truncates", group(c.writes), group(c.throttles), group(c.swept)))
-		row("skipped as older", ws.SkippedOlder, "target already held this version or a newer one")
+		row("events applied", ws.Applied, fmt.Sprintf("%s; %s writes, %s throttled and retried, %s swept by truncates",
+			opSplit(ws.AppliedByOp), group(c.writes), group(c.throttles), group(c.swept)))
+		row("skipped as older", ws.SkippedOlder, fmt.Sprintf("%s; the target already held this version or a newer one", opSplit(ws.SkippedByOp)))
 		if ws.FetchPauses > 0 {
 			row("fetch pauses", ws.FetchPauses, "fetching stopped while the target throttled")
 		}
@@ -174,6 +175,11 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 		return &exitError{code: exitDeadLettered}
 	}
 	return nil
+}
+
+// opSplit says how many of a count were upserts, deletes and truncates.
+func opSplit(c pipeline.OpCounts) string {
+	return fmt.Sprintf("%s upserts, %s deletes, %s truncates", group(c.Upserts), group(c.Deletes), group(c.Truncates))
 }
 
 // tableProgress is the DynamoDB source's part of a progress line.
