@@ -55,11 +55,9 @@ func (r *reporter) log() {
 	elapsed := time.Since(r.start)
 	if r.hasSnapshot() {
 		p := r.snapshotProgress()
-		rate := float64(p.Scanned) / elapsed.Seconds()
-		attrs = append(attrs, "scanned", p.Scanned, "of", p.Total, "keys_per_s", int(rate))
-		if p.Total > 0 && p.Scanned < p.Total && rate > 0 && !p.Done {
-			attrs = append(attrs, "pct", fmt.Sprintf("%.1f", 100*float64(p.Scanned)/float64(p.Total)),
-				"eta", time.Duration(float64(p.Total-p.Scanned)/rate*float64(time.Second)).Round(time.Second))
+		attrs = append(attrs, "scanned", p.Scanned, "of", p.Total)
+		if read, ok := r.readSide(); ok {
+			attrs = append(attrs, sideAttrs("read", read, elapsed)...)
 		}
 	}
 	if r.hasLive() {
@@ -91,6 +89,14 @@ func (r *reporter) log() {
 		}
 		if e := r.end.Load(); e != nil {
 			attrs = append(attrs, "sink_lag", r.w.worker.Progress().Lag(*e, r.w.base))
+		}
+		if s, ok := r.appliedSide(); ok {
+			// The run's ETA: the copy ends when the sink has applied
+			// what the read publishes, not when the read ends.
+			attrs = append(attrs, sideAttrs("applied", s, elapsed)...)
+			if eta := s.eta(elapsed); eta > 0 {
+				attrs = append(attrs, "eta", eta)
+			}
 		}
 	}
 	r.w.log.Info("progress", attrs...)
@@ -186,12 +192,8 @@ func opSplit(c pipeline.OpCounts) string {
 func (r *reporter) tableProgress() []any {
 	var attrs []any
 	if p, ok := r.table.ScanProgress(); ok {
-		rate := float64(p.Items) / time.Since(r.start).Seconds()
-		attrs = append(attrs, "scanned_items", p.Items, "of_about", p.Total, "items_per_s", int(rate), "read_capacity", int64(p.ReadCapacity))
-		if p.Total > 0 && p.Items < p.Total && rate > 0 && !p.Done {
-			attrs = append(attrs, "pct", fmt.Sprintf("%.1f", 100*float64(p.Items)/float64(p.Total)),
-				"eta", time.Duration(float64(p.Total-p.Items)/rate*float64(time.Second)).Round(time.Second))
-		}
+		attrs = append(attrs, "scanned_items", p.Items, "of_about", p.Total, "read_capacity", int64(p.ReadCapacity))
+		attrs = append(attrs, sideAttrs("read", side{done: p.Items, total: p.Total, finished: p.Done}, time.Since(r.start))...)
 	}
 	if s, ok := r.table.StreamStats(); ok {
 		attrs = append(attrs, "stream_records", s.Records, "shards", s.Shards, "stream_age", s.Age.Round(time.Millisecond), "heals", r.table.Heals())
