@@ -223,3 +223,24 @@ func (e *Event) Validate() error {
 	}
 	return nil
 }
+
+// Ops lists the operations, in their order.
+var Ops = []Op{OpUpsert, OpDelete, OpTruncate}
+
+// OpCounts counts events by operation.
+type OpCounts struct {
+	Upserts, Deletes, Truncates int64
+}
+
+// Of returns the count of op.
+func (c OpCounts) Of(op Op) int64 {
+	switch op {
+	case OpUpsert:
+		return c.Upserts
+	case OpDelete:
+		return c.Deletes
+	case OpTruncate:
+		return c.Truncates
+	}
+	return 0
+}

@@ -146,7 +146,7 @@ func TestBackfillRedisToDynamoDB(t *testing.T) {
 	if res.Code != 0 {
 		t.Fatalf("backfill exited %d\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
 	}
-	for _, want := range []string{"backfill of pipeline", "events applied", "12,009", "dead-lettered                 0"} {
+	for _, want := range []string{"backfill of pipeline", "events applied", "12,009", " upserts, ", "dead-lettered                 0"} {
 		if !strings.Contains(res.Stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, res.Stdout)
 		}

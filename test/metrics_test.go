@@ -13,15 +13,19 @@ import (
 	"github.com/cutover/cutover/test/stack"
 )
 
-// metricValue reads one sample of a metric from a /metrics page (-1 when
-// it is not there).
+// metricValue is the sum of a metric's samples over its labels (-1 when
+// the page has none).
 func metricValue(page, name string) float64 {
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? ([0-9.e+-]+)$`).FindStringSubmatch(page)
-	if m == nil {
+	ms := regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`(\{[^}]*\})? ([0-9.e+-]+)$`).FindAllStringSubmatch(page, -1)
+	if ms == nil {
 		return -1
 	}
-	v, _ := strconv.ParseFloat(m[2], 64)
-	return v
+	var sum float64
+	for _, m := range ms {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		sum += v
+	}
+	return sum
 }
 
 // TestMetricsAndHealthChecks: replicate with --metrics-addr serves the
@@ -61,7 +65,8 @@ func TestMetricsAndHealthChecks(t *testing.T) {
 			t.Errorf("metric %s missing", name)
 		}
 	}
-	for _, series := range []string{`cutover_consumer_lag_records{partition="0"`, `cutover_checkpoint_age_seconds{checkpoint="redis/`} {
+	for _, series := range []string{`cutover_consumer_lag_records{partition="0"`, `cutover_checkpoint_age_seconds{checkpoint="redis/`,
+		`cutover_sink_applied_total{op="upsert"`, `cutover_sink_applied_total{op="delete"`, `cutover_events_published_total{op="truncate"`} {
 		if !strings.Contains(page, series) {
 			t.Errorf("no %s… series", series)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/kafka"
 )
 
@@ -120,10 +121,10 @@ var (
 	mStreamRecords = pcounter("stream_records_total", "DynamoDB stream records read.")
 	mStreamAge     = pgauge("stream_age_seconds", "Age of the newest stream record read.")
 	mStreamHeals   = pcounter("stream_gaps_healed_total", "DynamoDB stream gaps (trimmed records) healed by a re-scan.")
-	mPublished     = pcounter("events_published_total", "Events acknowledged by Kafka.")
+	mPublished     = pcounter("events_published_total", "Events acknowledged by Kafka, by operation (upsert, delete, truncate: one per partition it is copied to).", "op")
 	mDeadLettered  = pcounter("dead_lettered_total", "Records sent to the dead-letter topic.")
-	mApplied       = pcounter("sink_applied_total", "Events applied to the target.")
-	mSkipped       = pcounter("sink_skipped_older_total", "Events skipped because the target held that version or a newer one.")
+	mApplied       = pcounter("sink_applied_total", "Events applied to the target, by operation (upsert, delete, truncate).", "op")
+	mSkipped       = pcounter("sink_skipped_older_total", "Events skipped because the target held that version or a newer one, by operation.", "op")
 	mWrites        = pcounter("sink_writes_total", "Writes made to the target.")
 	mThrottles     = pcounter("sink_throttles_total", "Writes the target throttled (retried).")
 	mRetries       = pcounter("sink_retries_total", "Writes retried after a transient error.")
@@ -176,14 +177,14 @@ func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if r.w.pub != nil {
-		emit(mPublished, float64(r.w.pub.Stats().Published))
+		emitOps(ch, mPublished, r.w.pub.Stats().PublishedByOp)
 	}
 	emit(mDeadLettered, float64(r.deadLettered()))
 	if r.w.worker != nil {
 		ws := r.w.worker.Stats()
 		sc := r.w.sink.counters()
-		emit(mApplied, float64(ws.Applied))
-		emit(mSkipped, float64(ws.SkippedOlder))
+		emitOps(ch, mApplied, ws.AppliedByOp)
+		emitOps(ch, mSkipped, ws.SkippedByOp)
 		emit(mWrites, float64(sc.writes))
 		emit(mThrottles, float64(sc.throttles))
 		emit(mRetries, float64(sc.retries))
@@ -196,6 +197,13 @@ func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 		c.consumerLag(ch)
 	}
 	c.checkpointAges(ch)
+}
+
+// emitOps reports a count per operation, as the metric's op label.
+func emitOps(ch chan<- prometheus.Metric, m *pipeMetric, c pipeline.OpCounts) {
+	for _, op := range pipeline.Ops {
+		ch <- m.value(float64(c.Of(op)), op.String())
+	}
 }
 
 // consumerLag asks Kafka for the group's lag per partition (bounded to a

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -18,13 +19,15 @@ type progress struct {
 	bar      *progressbar.ProgressBar
 	log      *slog.Logger
 	interval time.Duration
+	start    time.Time
 	last     time.Time
+	total    int64 // about how many keys (0: unknown)
 }
 
 // newProgressBar returns the progress display for about total keys; the
 // bar only when stderr is a terminal and the report goes there as text.
 func newProgressBar(log *slog.Logger, interval time.Duration, total int64, text bool) *progress {
-	p := &progress{log: log, interval: interval, last: time.Now()}
+	p := &progress{log: log, interval: interval, start: time.Now(), last: time.Now(), total: total}
 	if text && term.IsTerminal(int(os.Stderr.Fd())) {
 		if total <= 0 {
 			total = -1 // unknown: a spinner
@@ -56,8 +59,10 @@ func (p *progress) update(rep reconcile.Report) {
 	}
 	if p.interval > 0 && time.Since(p.last) >= p.interval {
 		p.last = time.Now()
-		p.log.Info("reconcile progress", "compared", rep.Compared, "equal", rep.Equal, "differences", rep.Differences(),
-			"cleared_on_recheck", rep.Cleared, "repaired", rep.Repaired)
+		attrs := []any{"compared", rep.Compared, "equal", rep.Equal, "differences", rep.Differences(),
+			"cleared_on_recheck", rep.Cleared, "repaired", rep.Repaired}
+		attrs = append(attrs, sideAttrs("keys", side{done: rep.Compared, total: p.total}, time.Since(p.start))...)
+		p.log.Info("reconcile progress", attrs...)
 	}
 }
 
@@ -67,31 +72,26 @@ func (p *progress) finish() {
 	}
 }
 
-// snapshotBar draws a snapshot's progress (keys or items scanned of the
-// store's count, rate, ETA) on stderr while it runs, when stderr is a
-// terminal and logs are text; the reporter's progress lines pause
-// meanwhile. It returns once the snapshot is done or ctx ends.
+// snapshotBar draws a copy's progress on stderr while a snapshot or scan
+// runs, when stderr is a terminal and logs are text; the reporter's
+// progress lines pause meanwhile. With a sink in this process the bar
+// counts events applied (the copy's end, and its ETA), and says how far
+// the read is; without one, it counts keys or items read. It returns once
+// the copy is applied (or read) or ctx ends.
 func (r *reporter) snapshotBar(ctx context.Context) {
 	if r.w.cfg.Log.Format == "json" || !term.IsTerminal(int(os.Stderr.Fd())) {
 		return
 	}
-	progress := func() (done, total int64, finished, ok bool) {
-		switch {
-		case r.hasSnapshot():
-			p := r.snapshotProgress()
-			return p.Scanned, p.Total, p.Done, true
-		case r.table != nil:
-			if p, ok := r.table.ScanProgress(); ok {
-				return p.Items, p.Total, p.Done, true
-			}
-		}
-		return 0, 0, false, false
-	}
-	_, total, finished, ok := progress()
-	if !ok || finished {
+	read, ok := r.readSide()
+	if !ok || read.finished {
 		return
 	}
-	bar := newBar("snapshot", max(total, 1))
+	applying := r.w.worker != nil && r.w.pub != nil
+	what := "read"
+	if applying {
+		what = "applied"
+	}
+	bar := newBar(what, max(read.total, 1))
 	r.barActive.Store(true)
 	defer func() {
 		_ = bar.Finish()
@@ -105,12 +105,24 @@ func (r *reporter) snapshotBar(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		done, total, finished, _ := progress()
-		if total > bar.GetMax64() {
-			bar.ChangeMax64(total)
+		read, _ = r.readSide()
+		cur := read
+		if applying {
+			var ok bool
+			if cur, ok = r.appliedSide(); !ok {
+				return // applied everything the read published
+			}
+			if read.finished {
+				bar.Describe("applied (read done)")
+			} else if pct := read.pct(); pct != "" {
+				bar.Describe(fmt.Sprintf("applied (read %s%%)", pct))
+			}
 		}
-		_ = bar.Set64(done)
-		if finished {
+		if cur.total > bar.GetMax64() {
+			bar.ChangeMax64(cur.total)
+		}
+		_ = bar.Set64(cur.done)
+		if !applying && read.finished {
 			return
 		}
 	}

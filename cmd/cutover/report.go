@@ -55,11 +55,9 @@ func (r *reporter) log() {
 	elapsed := time.Since(r.start)
 	if r.hasSnapshot() {
 		p := r.snapshotProgress()
-		rate := float64(p.Scanned) / elapsed.Seconds()
-		attrs = append(attrs, "scanned", p.Scanned, "of", p.Total, "keys_per_s", int(rate))
-		if p.Total > 0 && p.Scanned < p.Total && rate > 0 && !p.Done {
-			attrs = append(attrs, "pct", fmt.Sprintf("%.1f", 100*float64(p.Scanned)/float64(p.Total)),
-				"eta", time.Duration(float64(p.Total-p.Scanned)/rate*float64(time.Second)).Round(time.Second))
+		attrs = append(attrs, "scanned", p.Scanned, "of", p.Total)
+		if read, ok := r.readSide(); ok {
+			attrs = append(attrs, sideAttrs("read", read, elapsed)...)
 		}
 	}
 	if r.hasLive() {
@@ -91,6 +89,14 @@ func (r *reporter) log() {
 		}
 		if e := r.end.Load(); e != nil {
 			attrs = append(attrs, "sink_lag", r.w.worker.Progress().Lag(*e, r.w.base))
+		}
+		if s, ok := r.appliedSide(); ok {
+			// The run's ETA: the copy ends when the sink has applied
+			// what the read publishes, not when the read ends.
+			attrs = append(attrs, sideAttrs("applied", s, elapsed)...)
+			if eta := s.eta(elapsed); eta > 0 {
+				attrs = append(attrs, "eta", eta)
+			}
 		}
 	}
 	r.w.log.Info("progress", attrs...)
@@ -154,13 +160,14 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 	}
 	if r.w.pub != nil {
 		ps := r.w.pub.Stats()
-		row("events published", ps.Published, fmt.Sprintf("%.1f MB", float64(ps.Bytes)/1e6))
+		row("events published", ps.Published, fmt.Sprintf("%.1f MB; %s", float64(ps.Bytes)/1e6, opSplit(ps.PublishedByOp)))
 	}
 	if r.w.worker != nil {
 		ws := r.w.worker.Stats()
 		c := r.w.sink.counters()
-		row("events applied", ws.Applied, fmt.Sprintf("%s writes, %s throttled and retried, %s swept by truncates", group(c.writes), group(c.throttles), group(c.swept)))
-		row("skipped as older", ws.SkippedOlder, "target already held this version or a newer one")
+		row("events applied", ws.Applied, fmt.Sprintf("%s; %s writes, %s throttled and retried, %s swept by truncates",
+			opSplit(ws.AppliedByOp), group(c.writes), group(c.throttles), group(c.swept)))
+		row("skipped as older", ws.SkippedOlder, fmt.Sprintf("%s; the target already held this version or a newer one", opSplit(ws.SkippedByOp)))
 		if ws.FetchPauses > 0 {
 			row("fetch pauses", ws.FetchPauses, "fetching stopped while the target throttled")
 		}
@@ -176,16 +183,17 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 	return nil
 }
 
+// opSplit says how many of a count were upserts, deletes and truncates.
+func opSplit(c pipeline.OpCounts) string {
+	return fmt.Sprintf("%s upserts, %s deletes, %s truncates", group(c.Upserts), group(c.Deletes), group(c.Truncates))
+}
+
 // tableProgress is the DynamoDB source's part of a progress line.
 func (r *reporter) tableProgress() []any {
 	var attrs []any
 	if p, ok := r.table.ScanProgress(); ok {
-		rate := float64(p.Items) / time.Since(r.start).Seconds()
-		attrs = append(attrs, "scanned_items", p.Items, "of_about", p.Total, "items_per_s", int(rate), "read_capacity", int64(p.ReadCapacity))
-		if p.Total > 0 && p.Items < p.Total && rate > 0 && !p.Done {
-			attrs = append(attrs, "pct", fmt.Sprintf("%.1f", 100*float64(p.Items)/float64(p.Total)),
-				"eta", time.Duration(float64(p.Total-p.Items)/rate*float64(time.Second)).Round(time.Second))
-		}
+		attrs = append(attrs, "scanned_items", p.Items, "of_about", p.Total, "read_capacity", int64(p.ReadCapacity))
+		attrs = append(attrs, sideAttrs("read", side{done: p.Items, total: p.Total, finished: p.Done}, time.Since(r.start))...)
 	}
 	if s, ok := r.table.StreamStats(); ok {
 		attrs = append(attrs, "stream_records", s.Records, "shards", s.Shards, "stream_age", s.Age.Round(time.Millisecond), "heals", r.table.Heals())

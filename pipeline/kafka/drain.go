@@ -166,7 +166,7 @@ func (d *drainState) status(committed, end map[int32]int64, owners map[int32]str
 			want = max(end[p], d.start[p])
 		}
 		dp.Lag = max(0, want-max(c, 0))
-		dp.CaughtUp = dp.Target >= 0 && c >= dp.Target
+		dp.CaughtUp = dp.Target >= 0 && max(c, 0) >= dp.Target
 		if dp.CaughtUp {
 			st.CaughtUp++
 		}

@@ -102,8 +102,7 @@ func (f *inFlight) add(r *kgo.Record) *tracked {
 	defer f.mu.Unlock()
 	l := f.parts[r.Partition]
 	if l != nil && r.Offset <= l.last {
-		f.forget(r.Partition)
-		l = nil
+		f.cut(r.Partition, l, r.Offset)
 	}
 	if l == nil {
 		l = &partLog{last: -1}
@@ -207,4 +206,30 @@ func (f *inFlight) forget(p int32) {
 		}
 	}
 	delete(f.parts, p)
+}
+
+// cut drops from partition p's log l the records at and after offset
+// from: the log was cut back there, and they are gone from it. The
+// records before from are still the partition's: an unfinished one must
+// still hold back the commit. The dropped records finish without
+// committing, as after a revoke.
+func (f *inFlight) cut(p int32, l *partLog, from int64) {
+	gone := &partLog{last: -1}
+	keep := l.recs[:0]
+	for _, t := range l.recs {
+		if t.rec.Offset < from {
+			keep = append(keep, t)
+			continue
+		}
+		if t.done {
+			f.held--
+			f.heldBytes -= t.size
+		}
+		t.log = gone
+	}
+	clear(l.recs[len(keep):])
+	l.recs = keep
+	if t := f.ready[p]; t != nil && t.rec.Offset >= from {
+		delete(f.ready, p)
+	}
 }

@@ -49,8 +49,10 @@ type PublisherOptions struct {
 
 // PublisherStats are counters since the Publisher was made.
 type PublisherStats struct {
-	// Published events acknowledged by Kafka.
-	Published int64
+	// Published events acknowledged by Kafka; PublishedByOp splits them
+	// by operation (a truncate counts once per partition it is copied to).
+	Published     int64
+	PublishedByOp pipeline.OpCounts
 	// Bytes of acknowledged event values.
 	Bytes int64
 	// DeadLettered records acknowledged in the dead-letter topic: events
@@ -77,6 +79,7 @@ type Publisher struct {
 	broken chan struct{}
 
 	published, bytes, deadLettered, invalid atomic.Int64
+	publishedByOp                           opCounters
 }
 
 // ticket tracks the records of one Publish call.
@@ -176,22 +179,34 @@ func (p *Publisher) Publish(ctx context.Context, b pipeline.Batch, onDurable fun
 		return err
 	}
 
-	promise := func(r *kgo.Record, err error) {
-		if err == nil {
-			if r.Topic == p.opts.Topic {
-				p.published.Add(1)
-				p.bytes.Add(int64(len(r.Value)))
+	promiseOf := func(op pipeline.Op) func(r *kgo.Record, err error) {
+		return func(r *kgo.Record, err error) {
+			if err == nil {
+				if r.Topic == p.opts.Topic {
+					p.published.Add(1)
+					p.publishedByOp.add(op, 1)
+					p.bytes.Add(int64(len(r.Value)))
+				} else {
+					p.deadLettered.Add(1)
+				}
 			} else {
-				p.deadLettered.Add(1)
+				err = fmt.Errorf("produce key %q to %s: %w", r.Key, r.Topic, explainProduceErr(err, p.opts.MaxRecordBytes))
 			}
-		} else {
-			err = fmt.Errorf("produce key %q to %s: %w", r.Key, r.Topic, explainProduceErr(err, p.opts.MaxRecordBytes))
+			p.finish(t, err)
 		}
-		p.finish(t, err)
+	}
+	promise := promiseOf(0)
+	var byOp [pipeline.OpTruncate + 1]func(*kgo.Record, error)
+	for _, op := range pipeline.Ops {
+		byOp[op] = promiseOf(op)
 	}
 	now := time.Now()
 	for i := range b.Events {
-		p.cl.Produce(ctx, p.record(&b.Events[i], now), promise)
+		pr := promise
+		if op := b.Events[i].Op; int(op) < len(byOp) && byOp[op] != nil {
+			pr = byOp[op]
+		}
+		p.cl.Produce(ctx, p.record(&b.Events[i], now), pr)
 	}
 	for _, r := range b.Rejects {
 		p.cl.Produce(ctx, p.deadLetter(r.Key, r.Size, r.Class, r.Err, now), promise)
@@ -393,6 +408,6 @@ func (p *Publisher) Err() error {
 
 // Stats returns the counters so far.
 func (p *Publisher) Stats() PublisherStats {
-	return PublisherStats{Published: p.published.Load(), Bytes: p.bytes.Load(), DeadLettered: p.deadLettered.Load(),
+	return PublisherStats{Published: p.published.Load(), PublishedByOp: p.publishedByOp.load(), Bytes: p.bytes.Load(), DeadLettered: p.deadLettered.Load(),
 		Invalid: p.invalid.Load()}
 }

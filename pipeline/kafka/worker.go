@@ -98,6 +98,9 @@ type WorkerOptions struct {
 type WorkerStats struct {
 	Applied      int64
 	SkippedOlder int64
+	// AppliedByOp and SkippedByOp split Applied and SkippedOlder by
+	// operation.
+	AppliedByOp, SkippedByOp pipeline.OpCounts
 	// DeadLettered counts records written to the dead-letter topic, for
 	// either reason below.
 	DeadLettered int64
@@ -129,6 +132,7 @@ type Worker struct {
 	commitMu sync.Mutex // one commit at a time, in offset order
 
 	applied, skipped, deadLettered, decodeErrors, rejected, batches, pauses atomic.Int64
+	appliedByOp, skippedByOp                                                opCounters
 	paused                                                                  atomic.Bool
 	lastPoll                                                                atomic.Int64 // unix nanoseconds
 }
@@ -231,6 +235,7 @@ func (w *Worker) Progress() *Progress { return w.progress }
 func (w *Worker) Stats() WorkerStats {
 	return WorkerStats{
 		Applied: w.applied.Load(), SkippedOlder: w.skipped.Load(), DeadLettered: w.deadLettered.Load(),
+		AppliedByOp: w.appliedByOp.load(), SkippedByOp: w.skippedByOp.load(),
 		DecodeErrors: w.decodeErrors.Load(), Rejected: w.rejected.Load(), Batches: w.batches.Load(),
 		FetchPauses: w.pauses.Load(), Paused: w.paused.Load(), Concurrency: w.limit.current(),
 	}
@@ -595,11 +600,13 @@ func (w *Worker) applyJobs(ctx context.Context, jobs []job) error {
 		switch res.Outcome {
 		case pipeline.Applied:
 			applied++
+			w.appliedByOp.add(events[i].Op, 1)
 			if w.opts.ObserveLag != nil && !events[i].Source.Time.IsZero() {
 				w.opts.ObserveLag(now.Sub(events[i].Source.Time))
 			}
 		case pipeline.SkippedOlder:
 			skipped++
+			w.skippedByOp.add(events[i].Op, 1)
 		case pipeline.Rejected:
 			rejected++
 			if res.Err == nil {

@@ -147,6 +147,11 @@ func (l *Live) drained(ctx context.Context) error {
 			resend.Reset(time.Second)
 		}
 	}
+	// A flush sends no notification: one acknowledged before the token
+	// shows in the counters now.
+	if err := l.checkFlushes(ctx); err != nil {
+		return fmt.Errorf("redis %s: look for flushes: %w", l.conn.Addr, err)
+	}
 	if err := l.dirty.taken.wait(ctx, mark); err != nil {
 		return err
 	}

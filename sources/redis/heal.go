@@ -30,23 +30,10 @@ func (l *Live) RequestHeal(reason string) {
 // watchFlushes notices FLUSHDB, FLUSHALL and SWAPDB, which send no
 // notification: their call counters in INFO commandstats move.
 func (l *Live) watchFlushes(ctx context.Context) error {
-	var last map[string]int64
 	t := time.NewTicker(l.opts.CheckEvery)
 	defer t.Stop()
 	for {
-		info, err := l.cl.Info(ctx, "commandstats").Result()
-		if err == nil {
-			cur := flushCounts(info)
-			if last != nil {
-				for cmd, n := range cur {
-					if n != last[cmd] {
-						l.RequestHeal(fmt.Sprintf("%s ran on the server (no notification is sent for it)", strings.ToUpper(cmd)))
-						break
-					}
-				}
-			}
-			last = cur
-		} else if ctx.Err() == nil {
+		if err := l.checkFlushes(ctx); err != nil && ctx.Err() == nil {
 			l.log.Debug("live capture: INFO commandstats failed", "err", err)
 		}
 		select {
@@ -55,6 +42,29 @@ func (l *Live) watchFlushes(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// checkFlushes asks for a heal if a flush ran since the last look. A
+// drain calls it too: a flush acknowledged before the drain must be a
+// heal request by the time the drain counts them.
+func (l *Live) checkFlushes(ctx context.Context) error {
+	info, err := l.cl.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return err
+	}
+	cur := flushCounts(info)
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.flushLast != nil {
+		for cmd, n := range cur {
+			if n != l.flushLast[cmd] {
+				l.RequestHeal(fmt.Sprintf("%s ran on the server (no notification is sent for it)", strings.ToUpper(cmd)))
+				break
+			}
+		}
+	}
+	l.flushLast = cur
+	return nil
 }
 
 // flushCounts reads the call counts of the commands that empty a database

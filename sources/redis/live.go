@@ -171,6 +171,10 @@ type Live struct {
 	healRequested atomic.Int64
 	healCovered   *gate
 
+	// flushLast are the flush counters last seen (see checkFlushes).
+	flushMu   sync.Mutex
+	flushLast map[string]int64
+
 	notifications, events, deletes, rejected, gaps, heals, healed, incomplete atomic.Int64
 }
 
@@ -221,6 +225,10 @@ func (l *Live) Subscribe(ctx context.Context) error {
 	l.ps = ps
 	l.setSubscribed(true)
 	l.subscribeDrain(ctx)
+	// The flush counters' baseline, taken once subscribed: a flush after
+	// it is a heal, also for a drain that comes before the first look of
+	// watchFlushes. (A server that refuses INFO is looked at again there.)
+	_ = l.checkFlushes(ctx)
 	return nil
 }
 
@@ -323,7 +331,18 @@ func (l *Live) receive(ctx context.Context) error {
 					quiet = 0
 					continue
 				}
-				_ = l.ps.Ping(ctx) // the PONG arrives through Receive
+				// The PONG arrives through Receive. A PING that cannot be
+				// sent is a lost connection: go-redis would reconnect and
+				// subscribe again behind our back, and the changes in
+				// between would be a gap nobody heals.
+				if err := l.ps.Ping(ctx); err != nil && ctx.Err() == nil {
+					if l.subscribed.Load() {
+						l.setSubscribed(false)
+						l.RequestHeal("pub/sub connection lost: " + err.Error())
+					}
+					l.resubscribe(ctx)
+					quiet = 0
+				}
 				continue
 			}
 			if l.subscribed.Load() {
@@ -408,11 +427,13 @@ func (l *Live) readLoop(ctx context.Context) error {
 			continue
 		}
 		unread, err := l.readAndPublish(ctx, keys, pipeline.OriginLive)
-		l.inflight.RUnlock()
+		// A heal is asked for before the read leaves the lock: a drain's
+		// barrier, once it has the lock, counts it.
 		var pe *publishError
 		switch {
 		case ctx.Err() != nil:
 		case errors.As(err, &pe):
+			l.inflight.RUnlock()
 			return err
 		case err != nil:
 			// A change we failed to read is a change we may have missed.
@@ -423,6 +444,7 @@ func (l *Live) readLoop(ctx context.Context) error {
 			// takes their slot over, after the heal the move brings.
 			l.RequestHeal(fmt.Sprintf("%d changed keys are in cluster slots moving to another master", unread.elsewhere))
 		}
+		l.inflight.RUnlock()
 	}
 }
 
