@@ -128,12 +128,15 @@ func writeRedisAcked(t *testing.T, cl goredis.UniversalClient, keys int, perSeco
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := g; ctx.Err() == nil; i += 7 {
+			for i, n := g, 0; ctx.Err() == nil; i, n = i+7, n+1 {
 				if limit.Wait(ctx) != nil {
 					return
 				}
 				key := fmt.Sprintf("d:%d", i%keys)
-				del := i%10 == 3
+				// Every seventh write a delete, of keys that are also set:
+				// by i, with keys a multiple of 10, the same keys would
+				// always be deleted and never set.
+				del := n%7 == 3
 				seq := a.begin(key, del)
 				var err error
 				if del {
@@ -377,7 +380,7 @@ func writeTableAcked(t *testing.T, db *dynamodb.Client, o *datagen.Orders, keys 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := 0; ctx.Err() == nil; i += 7 {
+		for i, n := 0, 0; ctx.Err() == nil; i, n = i+7, n+1 {
 			if limit.Wait(ctx) != nil {
 				return
 			}
@@ -385,7 +388,7 @@ func writeTableAcked(t *testing.T, db *dynamodb.Client, o *datagen.Orders, keys 
 			key := "order:" + user + ":0"
 			itemKey := map[string]types.AttributeValue{
 				"userId": &types.AttributeValueMemberS{Value: user}, "orderId": &types.AttributeValueMemberN{Value: "0"}}
-			del := i%10 == 3
+			del := n%7 == 3 // see writeRedisAcked
 			seq := a.begin(key, del)
 			var err error
 			if del {
