@@ -311,8 +311,10 @@ func TestTableToRedisAndDynamoDB(t *testing.T) {
 	if n := summaryCount(t, out, "items scanned"); n < 9000 || n > 12_000 {
 		t.Errorf("the summary counts %d items scanned, want about 10,000:\n%s", n, out)
 	}
-	if n := summaryCount(t, out, "stream records"); n < 300 {
-		t.Errorf("the summary counts %d stream records, want at least the 300 changes made after the scan:\n%s", n, out)
+	// Not all 300: the writer's keys outnumber the items, and a delete of
+	// an item that is not there changes nothing and leaves no record.
+	if n := summaryCount(t, out, "stream records"); n < 200 {
+		t.Errorf("the summary counts %d stream records, want most of the 300 changes made after the scan:\n%s", n, out)
 	}
 }
 

@@ -70,7 +70,7 @@ type WorkerOptions struct {
 	// MaxInFlightRecords and MaxInFlightBytes bound what has been fetched
 	// and not yet finished; defaults twice what Concurrency calls of
 	// MaxBatch events hold (at least 4,096 records, at most 20,000) and
-	// 16 MiB of keys and values. They bound the worker's memory, whatever
+	// 8 MiB of keys and values. They bound the worker's memory, whatever
 	// the topic holds.
 	MaxInFlightRecords int
 	MaxInFlightBytes   int64
@@ -202,7 +202,7 @@ func NewWorker(ctx context.Context, cl *kgo.Client, opts WorkerOptions, sink Sin
 	// waits beyond that only costs memory.
 	def(&opts.MaxInFlightRecords, min(max(4096, 2*opts.Concurrency*opts.MaxBatch), 20_000))
 	if opts.MaxInFlightBytes <= 0 {
-		opts.MaxInFlightBytes = 16 << 20
+		opts.MaxInFlightBytes = 8 << 20
 	}
 	if opts.CommitInterval <= 0 {
 		opts.CommitInterval = 500 * time.Millisecond
