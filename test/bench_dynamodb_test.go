@@ -152,6 +152,25 @@ func createKeyTable(ctx context.Context, b *testing.B, db *dynamodb.Client, tabl
 func directToDynamoDB(ctx context.Context, src *goredis.Client, db *dynamodb.Client, table string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
+	err := scanStrings(ctx, src, func(keys []string, items []map[string]types.AttributeValue) {
+		for start := 0; start < len(keys); start += 25 {
+			var reqs []types.WriteRequest
+			for _, item := range items[start:min(start+25, len(keys))] {
+				reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+			}
+			g.Go(func() error { return datagen.BatchWrite(gctx, db, table, reqs) })
+		}
+	})
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// scanStrings reads a database of strings a page at a time (SCAN, then
+// pipelined GET and PTTL) and hands each page's keys to page with their
+// items in cutover's generic mapping.
+func scanStrings(ctx context.Context, src *goredis.Client, page func(keys []string, items []map[string]types.AttributeValue)) error {
 	var cursor uint64
 	for {
 		keys, next, err := src.Scan(ctx, cursor, "", 1000).Result()
@@ -167,23 +186,20 @@ func directToDynamoDB(ctx context.Context, src *goredis.Client, db *dynamodb.Cli
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
 		}
-		for start := 0; start < len(keys); start += 25 {
-			var reqs []types.WriteRequest
-			for i := start; i < min(start+25, len(keys)); i++ {
-				item := map[string]types.AttributeValue{
-					"pk":           &types.AttributeValueMemberS{Value: keys[i]},
-					"cutover_type": &types.AttributeValueMemberS{Value: "string"},
-					"value":        &types.AttributeValueMemberB{Value: []byte(vals[i].Val())},
-				}
-				if ttl := ttls[i].Val(); ttl > 0 {
-					item["expire_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Add(ttl).Unix()+1, 10)}
-				}
-				reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+		items := make([]map[string]types.AttributeValue, len(keys))
+		for i, k := range keys {
+			items[i] = map[string]types.AttributeValue{
+				"pk":           &types.AttributeValueMemberS{Value: k},
+				"cutover_type": &types.AttributeValueMemberS{Value: "string"},
+				"value":        &types.AttributeValueMemberB{Value: []byte(vals[i].Val())},
 			}
-			g.Go(func() error { return datagen.BatchWrite(gctx, db, table, reqs) })
+			if ttl := ttls[i].Val(); ttl > 0 {
+				items[i]["expire_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Add(ttl).Unix()+1, 10)}
+			}
 		}
+		page(keys, items)
 		if cursor = next; cursor == 0 {
-			return g.Wait()
+			return nil
 		}
 	}
 }

@@ -161,31 +161,9 @@ func directPutItems(ctx context.Context, src *goredis.Client, db *dynamodb.Clien
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(inFlight)
 	version := &types.AttributeValueMemberB{Value: []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1}}
-	var cursor uint64
-	for {
-		keys, next, err := src.Scan(ctx, cursor, "", 1000).Result()
-		if err != nil {
-			return err
-		}
-		pipe := src.Pipeline()
-		vals := make([]*goredis.StringCmd, len(keys))
-		ttls := make([]*goredis.DurationCmd, len(keys))
-		for i, k := range keys {
-			vals[i], ttls[i] = pipe.Get(ctx, k), pipe.PTTL(ctx, k)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return err
-		}
-		for i, k := range keys {
-			item := map[string]types.AttributeValue{
-				"pk":              &types.AttributeValueMemberS{Value: k},
-				"cutover_type":    &types.AttributeValueMemberS{Value: "string"},
-				"value":           &types.AttributeValueMemberB{Value: []byte(vals[i].Val())},
-				"cutover_version": version,
-			}
-			if ttl := ttls[i].Val(); ttl > 0 {
-				item["expire_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Add(ttl).Unix()+1, 10)}
-			}
+	err := scanStrings(ctx, src, func(_ []string, items []map[string]types.AttributeValue) {
+		for _, item := range items {
+			item["cutover_version"] = version
 			g.Go(func() error {
 				_, err := db.PutItem(gctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item,
 					ConditionExpression:       aws.String("attribute_not_exists(#v) OR #v < :v"),
@@ -194,10 +172,11 @@ func directPutItems(ctx context.Context, src *goredis.Client, db *dynamodb.Clien
 				return err
 			})
 		}
-		if cursor = next; cursor == 0 {
-			return g.Wait()
-		}
+	})
+	if werr := g.Wait(); err == nil {
+		err = werr
 	}
+	return err
 }
 
 // BenchmarkSinkCeilingDynamoDB measures what one sink worker can do when
