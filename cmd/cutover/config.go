@@ -283,7 +283,7 @@ func defaultConfig() Config {
 		},
 		Sink: SinkConfig{
 			DynamoDB: DynamoDBSinkConfig{
-				Region: "us-east-1", KeyAttribute: "pk", KeyType: "S", Concurrency: 256, TombstoneRetention: 7 * 24 * time.Hour,
+				Region: "us-east-1", KeyAttribute: "pk", KeyType: "S", Concurrency: 64, TombstoneRetention: 7 * 24 * time.Hour,
 				Attributes: DynamoDBAttributes{Type: "cutover_type", Value: "value", TTL: "expire_at", Version: "cutover_version", Deleted: "cutover_deleted"},
 			},
 			Redis: RedisSinkConfig{Concurrency: 8, TombstoneRetention: 8 * 24 * time.Hour, ItemFormat: "hash"},
