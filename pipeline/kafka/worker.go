@@ -130,6 +130,11 @@ type Worker struct {
 	queue    *keyQueue
 	limit    *limit
 	commitMu sync.Mutex // one commit at a time, in offset order
+	// deadMu makes the calls in flight write their dead letters one call
+	// at a time: concurrent dead letters share producer batches, and a
+	// topic that refuses a large one refuses its batch-mates with it, so
+	// the retry of each alone must not meet another call's.
+	deadMu sync.Mutex
 
 	applied, skipped, deadLettered, decodeErrors, rejected, batches, pauses atomic.Int64
 	appliedByOp, skippedByOp                                                opCounters
@@ -663,6 +668,8 @@ func (w *Worker) deadLetter(r *kgo.Record, class string, err error, now time.Tim
 // without its value and with its key and texts cut: one bad record must
 // not stop the worker. Any other failure is returned.
 func (w *Worker) produceDeadLetters(ctx context.Context, dead []*kgo.Record) error {
+	w.deadMu.Lock()
+	defer w.deadMu.Unlock()
 	for _, res := range w.cl.ProduceSync(ctx, dead...) {
 		if res.Err == nil {
 			continue
