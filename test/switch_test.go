@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -150,6 +151,50 @@ func writeRedisSwitch(cl *goredis.Client, a *ackedWrites, exp *expiries, perSeco
 	return func() { cancel(); wg.Wait() }
 }
 
+// writeTableSwitch is the application after the switch: the same keys as
+// items of table, in the shape cutover's generic mapping gave them (pk,
+// cutover_type, value, expire_at), put and deleted the same way, slowly.
+func writeTableSwitch(db *dynamodb.Client, table string, a *ackedWrites, exp *expiries, perSecond float64) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	limit := rate.NewLimiter(rate.Limit(perSecond), 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ctx.Err() == nil; n++ {
+			if limit.Wait(ctx) != nil {
+				return
+			}
+			key := fmt.Sprintf("d:%d", (n*11+5)%switchKeys)
+			pk := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: key}}
+			del := n%7 == 3
+			seq := a.begin(key, del)
+			var at time.Time
+			var err error
+			if del {
+				_, err = db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: pk})
+			} else {
+				item := map[string]types.AttributeValue{
+					"pk":           pk["pk"],
+					"cutover_type": &types.AttributeValueMemberS{Value: "string"},
+					"value":        &types.AttributeValueMemberB{Value: []byte(strconv.FormatInt(seq, 10))},
+				}
+				if n%7 == 1 || n%7 == 5 {
+					at = time.Now().Add(time.Hour).Truncate(time.Second)
+					item["expire_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(at.Unix(), 10)}
+				}
+				_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item})
+			}
+			if err == nil {
+				if !at.IsZero() {
+					exp.set(seq, at)
+				}
+				a.ack(key, seq, del)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // createSwitchTable creates the new store as docs/switch.md asks: the
 // generic mapping's key (pk, S), TTL on expire_at, and a stream with both
 // images on, so that the reverse pipeline can follow it after the switch.
@@ -204,6 +249,45 @@ func tableHolds(t *testing.T, db *dynamodb.Client, table string) func(key string
 				return held{}, fmt.Errorf("expire_at %q is not epoch seconds", e.Value)
 			}
 			h.expireAt = time.Unix(secs, 0)
+		}
+		return h, nil
+	}
+}
+
+// redisHolds reads a writer's key from Redis: a string holding a sequence
+// number, with its expiry.
+func redisHolds(t *testing.T, cl *goredis.Client) func(key string) (held, error) {
+	return func(key string) (held, error) {
+		ctx := testCtx(t, time.Minute)
+		typ, err := cl.Type(ctx, key).Result()
+		if err != nil {
+			return held{}, err
+		}
+		switch typ {
+		case "none":
+			return held{}, nil
+		case "string":
+		case "hash":
+			h, _ := cl.HGetAll(ctx, key).Result()
+			return held{}, fmt.Errorf("a hash, not the string the application wrote: %v", h)
+		default:
+			return held{}, fmt.Errorf("a %s, not the string the application wrote", typ)
+		}
+		v, err := cl.Get(ctx, key).Result()
+		if err != nil {
+			return held{}, err
+		}
+		seq, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return held{}, fmt.Errorf("holds %q, not a sequence number", v)
+		}
+		h := held{seq: seq, ok: true}
+		ms, err := cl.PTTL(ctx, key).Result()
+		if err != nil {
+			return held{}, err
+		}
+		if ms > 0 {
+			h.expireAt = time.Now().Add(ms)
 		}
 		return h, nil
 	}
@@ -300,11 +384,14 @@ func stopClean(t *testing.T, what string, proc *stack.Proc) {
 //     `reconcile` exits 0, and the table holds every acknowledged write
 //     key by key (value, expiry, deleted keys absent); the forward
 //     pipeline stops;
-//
-// The runbook's roll-back (steps 4 and 5: the reverse pipeline, table →
-// the old Redis) is not tested: a table written by cutover's Redis mapping
-// is not read back into the Redis values it stands for yet (see
-// docs/switch.md, "Known gap").
+//  4. the reverse pipeline (table → the same, old Redis, reading the
+//     table as Redis keys: --source-format redis) starts, and the
+//     application writes to the table;
+//  5. the roll-back: the writer stops, `drain` and `reconcile` of the
+//     reverse pipeline exit 0, and the old Redis holds every write
+//     acknowledged in either phase, as the application wrote it (a string
+//     with its expiry, deleted keys absent), and the seeded keys as they
+//     were.
 func TestSwitch(t *testing.T) {
 	t.Parallel()
 	stack.LoadDynamoDB(t, 1)
@@ -381,7 +468,41 @@ func TestSwitch(t *testing.T) {
 	stopClean(t, "sink (forward)", sink)
 	lap("3. reconcile and key-by-key check (forward)")
 
-	// 4-5. The reverse pipeline and the roll-back are not tested yet: a
-	// table written by cutover's mapping is not read back into the Redis
-	// values it stands for (docs/switch.md, "Known gap").
+	// 4. The reverse pipeline keeps the old store current; the
+	// application now writes to the table.
+	rev := newTablePipeline(t, fwd.table, "--source-format", "redis", "--target-redis-addr", old.Addr)
+	reverse := stack.Start(t, nil, append([]string{"replicate"}, rev.args...)...)
+	waitLog(t, reverse, 2*time.Minute, func(s string) bool { return strings.Contains(s, "answering cutover drain") })
+	before := acked.seq.Load()
+	stopTableWriter := writeTableSwitch(db, fwd.table, acked, exp, 10)
+	defer stopTableWriter()
+	waitLog(t, reverse, 3*time.Minute, func(s string) bool { return strings.Contains(s, "snapshot published") })
+	lap("4. reverse replicate: snapshot published")
+	for deadline := time.Now().Add(2 * time.Minute); acked.seq.Load()-before < 200; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the application made %d writes to the table within 2m", acked.seq.Load()-before)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// 5. The roll-back: writes stop on the new store, drain, the gate,
+	// and the old store holds everything.
+	stopTableWriter()
+	t.Logf("the application made %d writes to the table", acked.seq.Load()-before)
+	lap("4. writes to the table")
+	took = drainSwitch(t, rev)
+	lap(fmt.Sprintf("5. drain (reverse, %v)", took.Round(time.Millisecond)))
+	if rep := reconcileJSON(t, rev, 0); rep.Compared == 0 || rep.Equal != rep.Compared {
+		t.Fatalf("the roll-back's gate: %+v", rep)
+	} else {
+		t.Logf("the roll-back's gate: %d keys compared, all equal", rep.Compared)
+	}
+	checkHolds(t, "the old Redis", acked, exp, redisHolds(t, old.Client))
+	now := redisContents(testCtx(t, time.Minute), t, old.Client)
+	maps.DeleteFunc(now, func(k, _ string) bool { return strings.HasPrefix(k, "d:") })
+	if !maps.Equal(seeded, now) {
+		t.Errorf("the seeded keys in the old Redis after the roll-back are not what they were:\n%s", diffContents(seeded, now))
+	}
+	stopClean(t, "replicate (reverse)", reverse)
+	lap("5. reconcile and key-by-key check (reverse)")
 }

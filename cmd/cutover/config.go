@@ -60,6 +60,20 @@ type DynamoDBSourceConfig struct {
 	// ReadCapacityPerSecond paces the Scan by the read capacity it
 	// consumes (0: no limit).
 	ReadCapacityPerSecond float64 `yaml:"read_capacity_per_second"`
+	// Format is how items are read: "items", as they are, or "redis", as
+	// the Redis keys cutover's generic mapping stored in them (the table
+	// a Redis → DynamoDB pipeline wrote, read back by the reverse
+	// pipeline of a roll-back).
+	Format string `yaml:"format"`
+	// Attributes name the generic mapping's attributes, with format redis:
+	// those of the forward pipeline's sink.dynamodb.attributes.
+	Attributes DynamoDBAttributes `yaml:"attributes"`
+}
+
+// sourceItems reports whether events carry DynamoDB items (a DynamoDB
+// source read as items), not Redis keys.
+func (c *Config) sourceItems() bool {
+	return c.sourceKind() == "dynamodb" && c.Source.DynamoDB.Format != "redis"
 }
 
 // RedisSourceConfig is a Redis source.
@@ -254,6 +268,9 @@ type DynamoDBAttributes struct {
 	Deleted string `yaml:"deleted"`
 }
 
+// defaultAttributes are the generic mapping's attribute names.
+var defaultAttributes = DynamoDBAttributes{Type: "cutover_type", Value: "value", TTL: "expire_at", Version: "cutover_version", Deleted: "cutover_deleted"}
+
 // CheckpointConfig is where source positions are kept.
 type CheckpointConfig struct {
 	Dir string `yaml:"dir"`
@@ -275,7 +292,7 @@ func defaultConfig() Config {
 				ChunkElements: 10_000, ChunkBytes: 256 << 10,
 				HealKeysPerSecond: 20_000,
 			},
-			DynamoDB: DynamoDBSourceConfig{Region: "us-east-1", Segments: 4},
+			DynamoDB: DynamoDBSourceConfig{Region: "us-east-1", Segments: 4, Format: "items", Attributes: defaultAttributes},
 		},
 		Kafka: KafkaConfig{
 			Brokers: []string{"127.0.0.1:9092"}, Partitions: 12, ReplicationFactor: -1, MaxRecordBytes: 1_000_000,
@@ -284,7 +301,7 @@ func defaultConfig() Config {
 		Sink: SinkConfig{
 			DynamoDB: DynamoDBSinkConfig{
 				Region: "us-east-1", KeyAttribute: "pk", KeyType: "S", Concurrency: 64, TombstoneRetention: 7 * 24 * time.Hour,
-				Attributes: DynamoDBAttributes{Type: "cutover_type", Value: "value", TTL: "expire_at", Version: "cutover_version", Deleted: "cutover_deleted"},
+				Attributes: defaultAttributes,
 			},
 			Redis: RedisSinkConfig{Concurrency: 8, TombstoneRetention: 8 * 24 * time.Hour, ItemFormat: "hash"},
 		},

@@ -55,6 +55,12 @@ var configRules = concat(
 		number("source.dynamodb.segments", "between 1 and 1000000", func(x float64) bool { return x >= 1 && x <= 1_000_000 }),
 		number("source.dynamodb.page_size", "0 (DynamoDB's 1 MB pages) or more", atLeast(0)),
 		number("source.dynamodb.read_capacity_per_second", "0 (no limit) or more", atLeast(0)),
+		oneOf("source.dynamodb.format", false, "items", "redis"),
+		rule{key: "source.dynamodb.attributes", doc: "with format redis, every attribute name required, each a different name", check: func(c *Config, bad badFunc) {
+			if c.Source.DynamoDB.Format == "redis" {
+				checkAttributes(bad, "source.dynamodb.", c.Source.DynamoDB.Attributes)
+			}
+		}},
 		rule{key: "sink.dynamodb.table", doc: "not the source table (same table, endpoint and region)", check: func(c *Config, bad badFunc) {
 			ds, d := c.Source.DynamoDB, c.Sink.DynamoDB
 			if d.Table == ds.Table && d.Endpoint == ds.Endpoint && d.Region == ds.Region {
@@ -128,8 +134,8 @@ var configRules = concat(
 				if err := rule.Validate(); err != nil {
 					bad(path, "%v", err)
 				}
-				if c.sourceKind() == "dynamodb" {
-					bad(path, "rules map Redis keys; with a DynamoDB source set sink.dynamodb.table")
+				if c.sourceItems() {
+					bad(path, "rules map Redis keys; with a DynamoDB source set sink.dynamodb.table (or read a table of Redis keys with source.dynamodb.format: redis)")
 				}
 			}
 		}},
@@ -143,17 +149,7 @@ var configRules = concat(
 		number("sink.dynamodb.max_writes_per_second", "0 (no cap) or more", atLeast(0)),
 		rule{key: "sink.dynamodb.attributes", doc: "key_attribute and every attribute name required, each a different name", check: func(c *Config, bad badFunc) {
 			d := c.Sink.DynamoDB
-			seen := map[string]string{}
-			for _, a := range []struct{ path, name string }{{"key_attribute", d.KeyAttribute}, {"attributes.type", d.Attributes.Type},
-				{"attributes.value", d.Attributes.Value}, {"attributes.ttl", d.Attributes.TTL}, {"attributes.version", d.Attributes.Version},
-				{"attributes.deleted", d.Attributes.Deleted}} {
-				if a.name == "" {
-					bad("sink.dynamodb."+a.path, "required")
-				} else if other, dup := seen[a.name]; dup {
-					bad("sink.dynamodb."+a.path, "%q is also sink.dynamodb.%s; each attribute needs its own name", a.name, other)
-				}
-				seen[a.name] = a.path
-			}
+			checkAttributes(bad, "sink.dynamodb.", d.Attributes, struct{ path, name string }{"key_attribute", d.KeyAttribute})
 		}},
 	),
 	when("with a Redis target", func(c *Config) bool { return c.sinkKind() == "redis" && !c.hasDynamoDBSink() },
@@ -207,6 +203,23 @@ func when(cond string, pred func(*Config) bool, rules ...rule) []rule {
 }
 
 // required: the key must be set (a non-empty string or list).
+// checkAttributes checks the generic mapping's attribute names under
+// prefix: each required, each a different name (extra names the others
+// must differ from too, e.g. the key attribute).
+func checkAttributes(bad badFunc, prefix string, a DynamoDBAttributes, extra ...struct{ path, name string }) {
+	seen := map[string]string{}
+	for _, a := range append(extra, []struct{ path, name string }{{"attributes.type", a.Type},
+		{"attributes.value", a.Value}, {"attributes.ttl", a.TTL}, {"attributes.version", a.Version},
+		{"attributes.deleted", a.Deleted}}...) {
+		if a.name == "" {
+			bad(prefix+a.path, "required")
+		} else if other, dup := seen[a.name]; dup {
+			bad(prefix+a.path, "%q is also %s%s; each attribute needs its own name", a.name, prefix, other)
+		}
+		seen[a.name] = a.path
+	}
+}
+
 func required(key string) rule {
 	return rule{key: key, doc: "required", check: func(c *Config, bad badFunc) {
 		if configValue(c, key).IsZero() || configValue(c, key).Kind() == reflect.Slice && configValue(c, key).Len() == 0 {

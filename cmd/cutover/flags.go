@@ -63,6 +63,7 @@ func bindDynamoDBSource(fs *pflag.FlagSet, c *Config) {
 	fs.Int32Var(&d.PageSize, "scan-page-size", d.PageSize, "most items per Scan call; 0 lets DynamoDB fill 1 MB pages (source.dynamodb.page_size)")
 	fs.BoolVar(&d.ConsistentRead, "consistent-read", d.ConsistentRead, "scan with strongly consistent reads, at twice the read capacity (source.dynamodb.consistent_read)")
 	fs.Float64Var(&d.ReadCapacityPerSecond, "read-capacity-per-second", d.ReadCapacityPerSecond, "pace the scan by the read capacity it consumes, to spare production; 0 means no limit (source.dynamodb.read_capacity_per_second)")
+	fs.StringVar(&d.Format, "source-format", d.Format, "how the source table's items are read: items (as they are) or redis (the Redis keys a Redis → DynamoDB pipeline stored, for the reverse pipeline of a roll-back) (source.dynamodb.format)")
 }
 
 func bindKafka(fs *pflag.FlagSet, c *Config) {

@@ -151,7 +151,11 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		}
 	}
 	if p.sink || p.worker {
-		if w.sink, err = newSink(ctx, cfg, w.dtable, log, &w.closers); err != nil {
+		var items *ddbsrc.Table
+		if cfg.sourceItems() {
+			items = w.dtable
+		}
+		if w.sink, err = newSink(ctx, cfg, items, log, &w.closers); err != nil {
 			return nil, err
 		}
 	}
@@ -255,6 +259,11 @@ func (w *wiring) connectDynamoDBSource(ctx context.Context, source bool) error {
 	if err != nil {
 		return err
 	}
+	if d.Format == "redis" {
+		if t.Decoder, err = redisDecoder(t, d.Attributes); err != nil {
+			return err
+		}
+	}
 	w.dtable, w.ddb = &t, db
 	if source {
 		if w.dstreams, err = newStreamsClient(ctx, d.Region, d.Endpoint, d.RoleARN, w.log); err != nil {
@@ -262,6 +271,18 @@ func (w *wiring) connectDynamoDBSource(ctx context.Context, source bool) error {
 		}
 	}
 	return nil
+}
+
+// redisDecoder reads a table of cutover's generic mapping back as Redis
+// keys (source.dynamodb.format: redis): its key is one attribute, S or B,
+// as the forward pipeline's sink.dynamodb.key_attribute and key_type made it.
+func redisDecoder(t ddbsrc.Table, a DynamoDBAttributes) (ddbsrc.Decoder, error) {
+	if t.Sort != "" || t.PartitionType != "S" && t.PartitionType != "B" {
+		return nil, fmt.Errorf("source table %s has key %s (%s) %s: a table of Redis keys (source.dynamodb.format: redis) has one key attribute of type S or B, as a Redis → DynamoDB pipeline creates it; read this table with format items",
+			t.Name, t.Partition, t.PartitionType, t.Sort)
+	}
+	return ddbsink.GenericMapping(ddbsink.Options{KeyAttribute: t.Partition, KeyType: t.PartitionType,
+		TypeAttribute: a.Type, ValueAttribute: a.Value, TTLAttribute: a.TTL, VersionAttribute: a.Version, DeletedAttribute: a.Deleted}), nil
 }
 
 func (w *wiring) publisherOptions() kafka.PublisherOptions {

@@ -471,6 +471,40 @@ func (m *Mapping) ValueFromItem(item map[string]types.AttributeValue) (ItemState
 	return st, nil
 }
 
+// EventFromItem is the state of its Redis key that an item of the generic
+// mapping holds: an upsert of the value and expiry, or a delete for a
+// tombstone. Only Key, Op, Value and ExpireAt are set; the reverse
+// pipeline of a roll-back reads the table so (sources/dynamodb.Decoder).
+func (m *Mapping) EventFromItem(item map[string]types.AttributeValue) (pipeline.Event, error) {
+	if m.Items || m.Template != nil {
+		return pipeline.Event{}, fmt.Errorf("only the generic mapping stores Redis keys in items")
+	}
+	key, err := m.ItemKey(item)
+	if err != nil {
+		return pipeline.Event{}, err
+	}
+	st, err := m.ValueFromItem(item)
+	switch {
+	case err != nil:
+		return pipeline.Event{}, err
+	case st.Deleted:
+		return pipeline.Event{Key: key, Op: pipeline.OpDelete}, nil
+	}
+	return pipeline.Event{Key: key, Op: pipeline.OpUpsert, Value: st.Value, ExpireAt: st.ExpireAt}, nil
+}
+
+// GenericMapping is the generic mapping of opts (defaults applied to the
+// attribute names), for reading a table that a Redis → DynamoDB pipeline
+// wrote; see EventFromItem.
+func GenericMapping(opts Options) *Mapping {
+	opts.setDefaults()
+	return &Mapping{
+		KeyAttribute: opts.KeyAttribute, KeyType: types.ScalarAttributeType(opts.KeyType),
+		TypeAttribute: opts.TypeAttribute, ValueAttribute: opts.ValueAttribute, TTLAttribute: opts.TTLAttribute,
+		VersionAttribute: opts.VersionAttribute, DeletedAttribute: opts.DeletedAttribute,
+	}
+}
+
 // asPair reads a two-element list: a hash field pair or a zset member.
 func asPair(av types.AttributeValue) ([]types.AttributeValue, bool) {
 	l, ok := av.(*types.AttributeValueMemberL)

@@ -65,7 +65,7 @@ func (p *Pages) SetSample(fraction float64) {
 // every segment is read.
 func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 	active := p.todo[:min(len(p.todo), p.opts.Segments)]
-	pages := make([][]pipeline.Event, len(active))
+	pages := make([]pipeline.Batch, len(active))
 	// Each reader writes only its own slot; p.last is updated after Wait.
 	next := make([]map[string]ddbtypes.AttributeValue, len(active))
 	g, gctx := errgroup.WithContext(ctx)
@@ -84,11 +84,9 @@ func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 				return fmt.Errorf("scan %s segment %d: %w", p.table.Name, seg, explain(p.opts.Endpoint, err))
 			}
 			for _, raw := range out.Items {
-				e, err := p.event(raw)
-				if err != nil {
+				if err := p.add(&pages[i], raw); err != nil {
 					return fmt.Errorf("segment %d: %w", seg, err)
 				}
-				pages[i] = append(pages[i], e)
 			}
 			next[i] = out.LastEvaluatedKey
 			return nil
@@ -100,7 +98,8 @@ func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 	var b pipeline.Batch
 	var todo []int
 	for i, seg := range active {
-		b.Events = append(b.Events, pages[i]...)
+		b.Events = append(b.Events, pages[i].Events...)
+		b.Rejects = append(b.Rejects, pages[i].Rejects...)
 		if len(next[i]) == 0 {
 			delete(p.last, seg)
 		} else {
@@ -112,28 +111,25 @@ func (p *Pages) Next(ctx context.Context) (pipeline.Batch, bool, error) {
 	return b, len(p.todo) == 0, nil
 }
 
-// event is an item read now, at the version of a scanned row: older than
-// every stream record of the pipeline's epoch.
-func (p *Pages) event(raw map[string]ddbtypes.AttributeValue) (pipeline.Event, error) {
+// add appends to b the event of an item read now, at the version of a
+// scanned row: older than every stream record of the pipeline's epoch.
+func (p *Pages) add(b *pipeline.Batch, raw map[string]ddbtypes.AttributeValue) error {
 	version, err := pipeline.SequenceVersion(p.opts.Epoch.Load(), "1")
 	if err != nil {
-		return pipeline.Event{}, err
+		return err
 	}
 	src := pipeline.SourceInfo{Connector: "dynamodb", Name: p.opts.Name, Table: p.table.Name, Time: time.Now()}
-	return p.table.event(dynamoattr.FromItem(raw), version, pipeline.OriginRepair, src)
+	return p.table.add(b, dynamoattr.FromItem(raw), version, pipeline.OriginRepair, src)
 }
 
 // Read implements reconcile.Reader: the items of keys (item keys, see
-// pipeline.EncodeItemKey), read with strongly consistent BatchGetItem
-// calls. A key the table does not hold gets no event.
+// pipeline.EncodeItemKey, or Redis keys through the table's Decoder),
+// read with strongly consistent BatchGetItem calls. A key the table does
+// not hold gets no event.
 func (p *Pages) Read(ctx context.Context, keys [][]byte) (pipeline.Batch, error) {
 	var b pipeline.Batch
 	err := p.batchGet(ctx, keys, nil, nil, func(item map[string]ddbtypes.AttributeValue) error {
-		e, err := p.event(item)
-		if err == nil {
-			b.Events = append(b.Events, e)
-		}
-		return err
+		return p.add(&b, item)
 	})
 	return b, err
 }
@@ -145,6 +141,14 @@ func (p *Pages) Exists(ctx context.Context, keys [][]byte) (map[string]bool, err
 	out := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		out[string(k)] = false
+	}
+	if p.table.Decoder != nil {
+		// A tombstone is an item, but the key it holds is deleted.
+		b, err := p.Read(ctx, keys)
+		for _, e := range b.Events {
+			out[string(e.Key)] = e.Op == pipeline.OpUpsert
+		}
+		return out, err
 	}
 	names := map[string]string{"#p": p.table.Partition}
 	proj := "#p"
@@ -181,11 +185,9 @@ func (p *Pages) batchGet(ctx context.Context, keys [][]byte, proj *string, names
 	for start := 0; start < len(keys); start += 100 {
 		var req []map[string]ddbtypes.AttributeValue
 		for _, k := range keys[start:min(start+100, len(keys))] {
-			attrs, err := pipeline.DecodeItemKey(k)
-			if err != nil || attrs[0].Name != p.table.Partition || (len(attrs) == 2) != (p.table.Sort != "") {
-				continue
+			if attrs, ok := p.table.keyAttrs(k); ok {
+				req = append(req, attrs)
 			}
-			req = append(req, dynamoattr.Key(attrs))
 		}
 		bo := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond), backoff.WithMaxElapsedTime(2*time.Minute)), ctx)
 		for len(req) > 0 {

@@ -261,20 +261,17 @@ func (s *Scan) segment(gctx, runCtx context.Context, seg int, last json.RawMessa
 		version, _ := pipeline.SequenceVersion(s.opts.Epoch.Load(), "1")
 		src := pipeline.SourceInfo{Connector: "dynamodb", Name: s.opts.Name, Table: s.table.Name, Node: fmt.Sprintf("segment-%d", seg), Time: time.Now()}
 		for _, raw := range out.Items {
-			item := dynamoattr.FromItem(raw)
-			e, err := s.table.event(item, version, pipeline.OriginSnapshot, src)
-			if err != nil {
+			if err := s.table.add(&b, dynamoattr.FromItem(raw), version, pipeline.OriginSnapshot, src); err != nil {
 				return fmt.Errorf("segment %d: %w", seg, err)
 			}
-			b.Events = append(b.Events, e)
 		}
-		s.items.Add(int64(len(b.Events)))
+		s.items.Add(int64(len(out.Items)))
 		next, err := encodeAVMap(out.LastEvaluatedKey)
 		if err != nil {
 			return err
 		}
 		done := len(out.LastEvaluatedKey) == 0
-		if err := s.pub.Publish(runCtx, b, func() { s.markDurable(seg, next, done, int64(len(b.Events))) }); err != nil {
+		if err := s.pub.Publish(runCtx, b, func() { s.markDurable(seg, next, done, int64(len(out.Items))) }); err != nil {
 			return err
 		}
 		if cc := out.ConsumedCapacity; cc != nil {

@@ -722,13 +722,10 @@ func (st *Stream) events(ctx context.Context, shard string, recs []streamtypes.R
 		}
 		st.records.Add(1)
 		if r.EventName == streamtypes.OperationTypeRemove {
-			key, err := st.table.Key(dynamoattr.FromStreamItem(d.Keys))
-			if err != nil {
+			if err := st.table.addDelete(&b, dynamoattr.FromStreamItem(d.Keys), version, src); err != nil {
 				return b, "", fmt.Errorf("shard %s record %s: %w", shard, seq, err)
 			}
 			st.deletes.Add(1)
-			b.Events = append(b.Events, pipeline.Event{Key: pipeline.EncodeItemKey(key), Op: pipeline.OpDelete,
-				Origin: pipeline.OriginLive, Version: version, Source: src})
 			continue
 		}
 		image, ok := dynamoattr.FromStreamImage(d.NewImage)
@@ -741,20 +738,15 @@ func (st *Stream) events(ctx context.Context, shard string, recs []streamtypes.R
 			}
 			st.rereads.Add(1)
 			if image == nil {
-				key, err := st.table.Key(dynamoattr.FromStreamItem(d.Keys))
-				if err != nil {
+				if err := st.table.addDelete(&b, dynamoattr.FromStreamItem(d.Keys), version, src); err != nil {
 					return b, "", fmt.Errorf("shard %s record %s: %w", shard, seq, err)
 				}
-				b.Events = append(b.Events, pipeline.Event{Key: pipeline.EncodeItemKey(key), Op: pipeline.OpDelete,
-					Origin: pipeline.OriginLive, Version: version, Source: src})
 				continue
 			}
 		}
-		e, err := st.table.event(image, version, pipeline.OriginLive, src)
-		if err != nil {
+		if err := st.table.add(&b, image, version, pipeline.OriginLive, src); err != nil {
 			return b, "", fmt.Errorf("shard %s record %s: %w", shard, seq, err)
 		}
-		b.Events = append(b.Events, e)
 	}
 	return b, last, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/pipeline/dynamoattr"
 )
 
 // Table is what the source needs to know about its table.
@@ -29,6 +30,26 @@ type Table struct {
 	// TTLAttribute is the attribute the table's TTL reads, if enabled: an
 	// item's expiry travels as the event's expiry.
 	TTLAttribute string
+	// Decoder, when set, reads the items as the Redis keys cutover's
+	// generic mapping stored in them (source.dynamodb.format: redis);
+	// nil carries items as they are.
+	Decoder Decoder
+}
+
+// Decoder reads the items of a table that cutover's generic mapping
+// wrote (the target of a Redis → DynamoDB pipeline) back as the Redis
+// keys and values they hold: the reverse pipeline of a roll-back copies
+// them to Redis as the application wrote them, and a tombstone as a
+// delete. sinks/dynamodb.Mapping implements it.
+type Decoder interface {
+	// ItemKey is the Redis key of an item; its key attributes suffice.
+	ItemKey(item map[string]ddbtypes.AttributeValue) ([]byte, error)
+	// KeyAttrs is the primary key of the item of a Redis key.
+	KeyAttrs(key []byte) (map[string]ddbtypes.AttributeValue, error)
+	// EventFromItem is the state of its Redis key an item holds: an
+	// upsert of the value and expiry, or a delete for a tombstone. Only
+	// Key, Op, Value and ExpireAt are set.
+	EventFromItem(item map[string]ddbtypes.AttributeValue) (pipeline.Event, error)
 }
 
 // Describe reads the table's key schema, stream and TTL settings.
@@ -130,16 +151,64 @@ func (t Table) expireAt(item map[string]pipeline.Attr) time.Time {
 	return time.Unix(int64(secs), 0)
 }
 
-// event builds the upsert event of an item.
-func (t Table) event(item map[string]pipeline.Attr, version pipeline.Version, origin pipeline.Origin, src pipeline.SourceInfo) (pipeline.Event, error) {
+// add appends the event of an item to b: its upsert, or, read through
+// the Decoder, the upsert or delete of the Redis key it holds. An item the
+// Decoder cannot read is a reject (it goes to the dead-letter topic), not
+// a failure of the whole read.
+func (t Table) add(b *pipeline.Batch, item map[string]pipeline.Attr, version pipeline.Version, origin pipeline.Origin, src pipeline.SourceInfo) error {
 	key, err := t.Key(item)
 	if err != nil {
-		return pipeline.Event{}, err
+		return err
 	}
-	return pipeline.Event{
-		Key: pipeline.EncodeItemKey(key), Op: pipeline.OpUpsert, Origin: origin, Version: version,
-		Value: pipeline.Value{Type: pipeline.TypeItem, Item: item}, ExpireAt: t.expireAt(item), Source: src,
-	}, nil
+	if t.Decoder == nil {
+		b.Events = append(b.Events, pipeline.Event{
+			Key: pipeline.EncodeItemKey(key), Op: pipeline.OpUpsert, Origin: origin, Version: version,
+			Value: pipeline.Value{Type: pipeline.TypeItem, Item: item}, ExpireAt: t.expireAt(item), Source: src,
+		})
+		return nil
+	}
+	e, err := t.Decoder.EventFromItem(dynamoattr.ToItem(item))
+	if err != nil {
+		b.Rejects = append(b.Rejects, pipeline.Reject{Key: pipeline.EncodeItemKey(key), Class: pipeline.RejectInvalid,
+			Err: fmt.Errorf("item %s of table %s is not in cutover's Redis mapping (source.dynamodb.format is redis): %w; "+
+				"only items a Redis → DynamoDB pipeline wrote can be read back as Redis keys", pipeline.EncodeItemKey(key), t.Name, err)})
+		return nil
+	}
+	e.Origin, e.Version, e.Source = origin, version, src
+	b.Events = append(b.Events, e)
+	return nil
+}
+
+// addDelete appends the delete of the item whose key attributes keys holds.
+func (t Table) addDelete(b *pipeline.Batch, keys map[string]pipeline.Attr, version pipeline.Version, src pipeline.SourceInfo) error {
+	key, err := t.Key(keys)
+	if err != nil {
+		return err
+	}
+	k := pipeline.EncodeItemKey(key)
+	if t.Decoder != nil {
+		if k, err = t.Decoder.ItemKey(dynamoattr.Key(key)); err != nil {
+			b.Rejects = append(b.Rejects, pipeline.Reject{Key: pipeline.EncodeItemKey(key), Class: pipeline.RejectInvalid,
+				Err: fmt.Errorf("the item removed from table %s has no Redis key (source.dynamodb.format is redis): %w", t.Name, err)})
+			return nil
+		}
+	}
+	b.Events = append(b.Events, pipeline.Event{Key: k, Op: pipeline.OpDelete, Origin: pipeline.OriginLive, Version: version, Source: src})
+	return nil
+}
+
+// keyAttrs is the primary key an event key addresses; ok is false when
+// the key is not one of this table's.
+func (t Table) keyAttrs(key []byte) (map[string]ddbtypes.AttributeValue, bool) {
+	if t.Decoder != nil {
+		attrs, err := t.Decoder.KeyAttrs(key)
+		return attrs, err == nil
+	}
+	attrs, err := pipeline.DecodeItemKey(key)
+	if err != nil || attrs[0].Name != t.Partition || (len(attrs) == 2) != (t.Sort != "") {
+		return nil, false
+	}
+	return dynamoattr.Key(attrs), true
 }
 
 // explain turns an AWS error into one that says what to do.
