@@ -49,7 +49,7 @@ help: ## list the targets
 .PHONY: demo
 demo: up build ## run the whole job end to end on the local stack
 	@echo; echo "== 1/3 loading a sample dataset into Redis 127.0.0.1:$(CUTOVER_REDIS_PORT) (every type, TTLs, binary keys)"
-	@$(BIN) dev seed-redis --redis-addr 127.0.0.1:$(CUTOVER_REDIS_PORT) --flush --keys 10000 --seed 42
+	@$(GO) run ./test/cmd/cutover-dev seed-redis --redis-addr 127.0.0.1:$(CUTOVER_REDIS_PORT) --flush --keys 10000 --seed 42
 	@echo; echo "== 2/3 cutover backfill: Redis → Kafka → DynamoDB Local"
 	@echo "\$$ cutover backfill --config deploy/examples/demo.yaml"
 	@$(LOCAL_AWS) $(BIN) backfill --config deploy/examples/demo.yaml

@@ -2,7 +2,7 @@
 // injects DynamoDB's own failures on demand: throttling errors, exactly as
 // the service sends them, and ambiguous successes (the request reaches
 // the table, the response never reaches the client). Tests use it in
-// process; "cutover dev dynamodb-fault-proxy" runs it on its own.
+// process; "go run ./test/cmd/cutover-dev dynamodb-fault-proxy" runs it on its own.
 package faultproxy
 
 import (
