@@ -129,18 +129,25 @@ func redisKeys(t *testing.T, cl *goredis.Client) (str, ttl, other string) {
 
 func seedRedisSource(t *testing.T) *stack.Redis {
 	t.Helper()
+	return seedFarExpiries(t, datagen.Spec{Keys: 3000, Seed: 71, TTLFraction: 0.3, MaxElements: 5})
+}
+
+// seedFarExpiries starts a private Redis and seeds it with spec, every expiry
+// moved three hours ahead: far enough not to pass during a test.
+func seedFarExpiries(t *testing.T, spec datagen.Spec) *stack.Redis {
+	t.Helper()
 	src := stack.NewRedis(t)
-	if _, err := datagen.Seed(testCtx(t, time.Minute), src.Client, datagen.Spec{Keys: 3000, Seed: 71, TTLFraction: 0.3, MaxElements: 5}); err != nil {
+	if _, err := datagen.Seed(testCtx(t, time.Minute), src.Client, spec); err != nil {
 		t.Fatal(err)
 	}
-	// Expiries far enough away not to pass during the test.
 	ctx := testCtx(t, time.Minute)
 	iter := src.Client.Scan(ctx, 0, "", 500).Iterator()
 	for iter.Next(ctx) {
 		if src.Client.PTTL(ctx, iter.Val()).Val() > 0 {
-			src.Client.Expire(ctx, iter.Val(), 3*time.Hour)
+			must(t, src.Client.Expire(ctx, iter.Val(), 3*time.Hour).Err())
 		}
 	}
+	must(t, iter.Err())
 	return src
 }
 

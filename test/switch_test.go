@@ -402,19 +402,8 @@ func TestSwitch(t *testing.T) {
 		phase = time.Now()
 	}
 	db := dynamoClient(t)
-	old := stack.NewRedis(t)
-	if _, err := datagen.Seed(testCtx(t, time.Minute), old.Client, datagen.Spec{Keys: 300, Seed: 91, TTLFraction: 0.2, MaxElements: 5}); err != nil {
-		t.Fatal(err)
-	}
-	// Expiries far enough away not to pass during the test.
-	ctx := testCtx(t, time.Minute)
-	iter := old.Client.Scan(ctx, 0, "", 500).Iterator()
-	for iter.Next(ctx) {
-		if old.Client.PTTL(ctx, iter.Val()).Val() > 0 {
-			must(t, old.Client.Expire(ctx, iter.Val(), 3*time.Hour).Err())
-		}
-	}
-	seeded := redisContents(ctx, t, old.Client)
+	old := seedFarExpiries(t, datagen.Spec{Keys: 300, Seed: 91, TTLFraction: 0.2, MaxElements: 5})
+	seeded := redisContents(testCtx(t, time.Minute), t, old.Client)
 	fwd := newPipeline(t, old)
 	createSwitchTable(t, db, fwd.table)
 	lap("seeded the Redis, created the table")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/pipeline/pipelinetest"
 )
 
 // fakeStreams is DynamoDB Streams in memory: shards, their records, and
@@ -189,38 +190,10 @@ func (f *fakeTable) DescribeTable(context.Context, *dynamodb.DescribeTableInput,
 }
 
 // fakePublisher keeps what it is given; everything is durable at once.
-type fakePublisher struct {
-	mu     sync.Mutex
-	events []pipeline.Event
-}
+type fakePublisher = pipelinetest.Publisher
 
-func (p *fakePublisher) Publish(_ context.Context, b pipeline.Batch, onDurable func()) error {
-	p.mu.Lock()
-	p.events = append(p.events, b.Events...)
-	p.mu.Unlock()
-	if onDurable != nil {
-		onDurable()
-	}
-	return nil
-}
-
-func (p *fakePublisher) Broadcast(ctx context.Context, e pipeline.Event, onDurable func()) error {
-	return p.Publish(ctx, pipeline.Batch{Events: []pipeline.Event{e}}, onDurable)
-}
-
-func (p *fakePublisher) Flush(context.Context) error { return nil }
-
-func (p *fakePublisher) truncates() []pipeline.Event {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []pipeline.Event
-	for _, e := range p.events {
-		if e.Op == pipeline.OpTruncate {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+// truncates are the truncate events pub kept.
+func truncates(pub *fakePublisher) []pipeline.Event { return pub.Ops(pipeline.OpTruncate) }
 
 var fakeTableDef = Table{Name: "T", Partition: "pk", PartitionType: "S", StreamView: "NEW_AND_OLD_IMAGES", StreamARN: "arn:stream/1"}
 

@@ -16,10 +16,8 @@ import (
 )
 
 // hasEvent reports whether the publisher got an event of op for item pk.
-func (p *fakePublisher) hasEvent(pk string, op pipeline.Op) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, e := range p.events {
+func hasEvent(p *fakePublisher, pk string, op pipeline.Op) bool {
+	for _, e := range p.Events() {
 		if e.Op == op && strings.Contains(string(e.Key), `"S":"`+pk+`"`) && e.Origin == pipeline.OriginLive {
 			return true
 		}
@@ -45,10 +43,10 @@ func TestBackfillThenReplicateReadsChangesMadeBetween(t *testing.T) {
 	h.streams.put("s1", "a", false)
 	h.streams.put("s1", "b", true)
 	src := h.source(t, Mode{})
-	if err := h.runFor(t, src, func() bool { return h.pub.hasEvent("b", pipeline.OpDelete) && h.pub.hasEvent("a", pipeline.OpUpsert) }); err != nil {
+	if err := h.runFor(t, src, func() bool { return hasEvent(h.pub, "b", pipeline.OpDelete) && hasEvent(h.pub, "a", pipeline.OpUpsert) }); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(h.pub.truncates()); n != 0 {
+	if n := len(truncates(h.pub)); n != 0 {
 		t.Errorf("%d truncates: the position the backfill took needs no heal", n)
 	}
 	if n := h.table.scanCount(); n != 1 {
@@ -68,10 +66,10 @@ func TestReplicateAfterABackfillWithoutStreamHeals(t *testing.T) {
 	h.def = fakeTableDef // the stream is turned on
 	h.streams.addShard("s1", "", false)
 	src := h.source(t, Mode{})
-	if err := h.runFor(t, src, func() bool { return len(h.pub.truncates()) == 1 }); err != nil {
+	if err := h.runFor(t, src, func() bool { return len(truncates(h.pub)) == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if tr := h.pub.truncates()[0]; tr.Version.Epoch() != 1 {
+	if tr := truncates(h.pub)[0]; tr.Version.Epoch() != 1 {
 		t.Errorf("the heal's truncate is of epoch %d, want 1", tr.Version.Epoch())
 	}
 	if st := h.state(t); st.Heal != nil || st.Epoch != "1" {
@@ -131,15 +129,15 @@ func TestInterruptedHealResumesAndSendsItsTruncate(t *testing.T) {
 	if st := h.state(t); st.Heal == nil {
 		t.Fatalf("the gap is not in the checkpoint after the crash: %+v", st)
 	}
-	if len(h.pub.truncates()) != 0 {
+	if len(truncates(h.pub)) != 0 {
 		t.Fatal("a truncate went out before the heal's scan was done")
 	}
 
 	// Run 2 resumes the heal, in the epoch it started.
-	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(h.pub.truncates()) >= 1 && h.state(t).Heal == nil }); err != nil {
+	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(truncates(h.pub)) >= 1 && h.state(t).Heal == nil }); err != nil {
 		t.Fatal(err)
 	}
-	if e := h.pub.truncates()[0].Version.Epoch(); e != 1 {
+	if e := truncates(h.pub)[0].Version.Epoch(); e != 1 {
 		t.Errorf("the resumed heal's truncate is of epoch %d, want 1 (the heal's own)", e)
 	}
 }
@@ -161,7 +159,7 @@ func TestVanishedShardIsAGap(t *testing.T) {
 	h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
 		Shards: map[string]*shardState{"old": {Seq: "100000000000000000007"}}})
 	h.scanned(t)
-	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(h.pub.truncates()) == 1 }); err != nil {
+	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(truncates(h.pub)) == 1 }); err != nil {
 		t.Fatal(err)
 	}
 	if pos := h.streamPos(t); pos.Shards["old"] == nil || !pos.Shards["old"].Done {
@@ -178,7 +176,7 @@ func TestStalePositionsAreAGap(t *testing.T) {
 	h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now().Add(-25 * time.Hour),
 		Shards: map[string]*shardState{"s1": {}}})
 	h.scanned(t)
-	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(h.pub.truncates()) == 1 }); err != nil {
+	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(truncates(h.pub)) == 1 }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -272,9 +270,9 @@ func (h *harness) followsNewStream(t *testing.T, cancel context.CancelFunc, done
 	h.table.mu.Lock()
 	h.table.arn = "arn:stream/2"
 	h.table.mu.Unlock()
-	waitFor(t, func() bool { return len(h.pub.truncates()) == 1 })
+	waitFor(t, func() bool { return len(truncates(h.pub)) == 1 })
 	h.streams.put("n1", "c", false)
-	waitFor(t, func() bool { return h.pub.hasEvent("c", pipeline.OpUpsert) })
+	waitFor(t, func() bool { return hasEvent(h.pub, "c", pipeline.OpUpsert) })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -307,7 +305,7 @@ func TestOldTrimHorizonPositionIsAGap(t *testing.T) {
 	h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
 		Shards: map[string]*shardState{"s1": {Since: time.Now().Add(-25 * time.Hour)}}})
 	h.scanned(t)
-	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(h.pub.truncates()) == 1 }); err != nil {
+	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return len(truncates(h.pub)) == 1 }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -396,13 +394,13 @@ func TestReplicateAfterBackfillReadsNothingOlderThanTheScan(t *testing.T) {
 	}
 	h.streams.put("s1", "new", false) // between the commands
 	src := h.source(t, Mode{})
-	if err := h.runFor(t, src, func() bool { return h.pub.hasEvent("new", pipeline.OpUpsert) }); err != nil {
+	if err := h.runFor(t, src, func() bool { return hasEvent(h.pub, "new", pipeline.OpUpsert) }); err != nil {
 		t.Fatal(err)
 	}
-	if h.pub.hasEvent("old", pipeline.OpUpsert) {
+	if hasEvent(h.pub, "old", pipeline.OpUpsert) {
 		t.Error("replicate published a change made before the backfill's scan: it would move the key back")
 	}
-	if n := len(h.pub.truncates()); n != 0 {
+	if n := len(truncates(h.pub)); n != 0 {
 		t.Errorf("%d truncates: the backfill's positions need no heal", n)
 	}
 }
@@ -422,7 +420,7 @@ func TestBackfillCarriesChangesMadeWhileItRuns(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if !h.pub.hasEvent("during", pipeline.OpUpsert) {
+	if !hasEvent(h.pub, "during", pipeline.OpUpsert) {
 		t.Error("a change made during the backfill's scan was not published")
 	}
 	if pos := h.streamPos(t); pos.Shards["s1"] == nil || pos.Shards["s1"].Seq == "" {

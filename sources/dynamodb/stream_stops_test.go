@@ -280,11 +280,11 @@ func TestTrimHorizonEmptyPagesLoseNoRecords(t *testing.T) {
 	// saved iterator) or by this replicate: never skipped.
 	waitFor(t, func() bool {
 		st := src3.streamNow().Stats()
-		return st.Records+st.Skipped > 0 || h.pub.hasEvent("lost", pipeline.OpUpsert)
+		return st.Records+st.Skipped > 0 || hasEvent(h.pub, "lost", pipeline.OpUpsert)
 	})
 	cancel()
 	<-done
-	if !h.pub.hasEvent("lost", pipeline.OpUpsert) {
+	if !hasEvent(h.pub, "lost", pipeline.OpUpsert) {
 		t.Fatalf("a change written after the saved position was never published (skipped %d)", src3.streamNow().Stats().Skipped)
 	}
 }

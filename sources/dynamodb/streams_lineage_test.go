@@ -81,9 +81,7 @@ func runStream(t *testing.T, st *Stream, pub *fakePublisher, n int) []pipeline.E
 	go func() { done <- st.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		pub.mu.Lock()
-		got := len(pub.events)
-		pub.mu.Unlock()
+		got := len(pub.Events())
 		if got >= n {
 			break
 		}
@@ -97,9 +95,7 @@ func runStream(t *testing.T, st *Stream, pub *fakePublisher, n int) []pipeline.E
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	pub.mu.Lock()
-	defer pub.mu.Unlock()
-	return append([]pipeline.Event(nil), pub.events...)
+	return pub.Events()
 }
 
 // itemName is the pk of an event's item (keys are DynamoDB JSON).

@@ -9,29 +9,9 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/pipeline/pipelinetest"
 	"github.com/cutover/cutover/test/stack"
 )
-
-type recordingPub struct {
-	mu     sync.Mutex
-	events []pipeline.Event
-}
-
-func (p *recordingPub) Publish(_ context.Context, b pipeline.Batch, onDurable func()) error {
-	p.mu.Lock()
-	p.events = append(p.events, b.Events...)
-	p.mu.Unlock()
-	if onDurable != nil {
-		onDurable()
-	}
-	return nil
-}
-
-func (p *recordingPub) Broadcast(_ context.Context, e pipeline.Event, onDurable func()) error {
-	return p.Publish(context.Background(), pipeline.Batch{Events: []pipeline.Event{e}}, onDurable)
-}
-
-func (p *recordingPub) Flush(context.Context) error { return nil }
 
 // holdHealRequest is a log handler that holds the reader's heal request
 // (RequestHeal logs before it counts the request) until release closes.
@@ -69,7 +49,7 @@ func TestDrainWaitsForTheHealOfAFailedRead(t *testing.T) {
 	hold := &holdHealRequest{Handler: slog.Default().Handler(), entered: make(chan struct{}), release: make(chan struct{})}
 	released := sync.OnceFunc(func() { close(hold.release) })
 	defer released()
-	pub := &recordingPub{}
+	pub := &pipelinetest.Publisher{}
 	l := NewLive(src.Client, Conn{Addr: src.Addr}, LiveOptions{Name: "t", Readers: 1, Epoch: pipeline.NewEpoch(0),
 		Logger: slog.New(hold)}, pub)
 	must(t, l.Subscribe(ctx))
@@ -119,7 +99,7 @@ func TestDrainCoversAFlushBeforeIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	src := stack.NewRedis(t)
-	pub := &recordingPub{}
+	pub := &pipelinetest.Publisher{}
 	l := NewLive(src.Client, Conn{Addr: src.Addr}, LiveOptions{Name: "t", Epoch: pipeline.NewEpoch(0),
 		CheckEvery: 5 * time.Second}, pub)
 	must(t, l.Subscribe(ctx))
