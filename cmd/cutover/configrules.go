@@ -59,6 +59,10 @@ var configRules = concat(
 		rule{key: "source.dynamodb.attributes", doc: "with format redis, every attribute name required, each a different name", check: func(c *Config, bad badFunc) {
 			if c.Source.DynamoDB.Format == "redis" {
 				checkAttributes(bad, "source.dynamodb.", c.Source.DynamoDB.Attributes)
+				// Redis keys need no template; the values keep their types.
+				if c.Sink.Redis.KeyTemplate != "" {
+					bad("sink.redis.key_template", "a table read as Redis keys (source.dynamodb.format: redis) writes each key under its own name: drop the template")
+				}
 			}
 		}},
 		rule{key: "sink.dynamodb.table", doc: "not the source table (same table, endpoint and region)", check: func(c *Config, bad badFunc) {

@@ -171,7 +171,7 @@ func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writ
 			printReport(w, cfg, wr.sink.describe(), &rep)
 		}
 		if f.every == 0 {
-			if rep.Unresolved() > 0 {
+			if rep.Unresolved() > 0 || unreadableItems(cfg, &rep) > 0 {
 				return &exitError{code: exitDifferences}
 			}
 			return nil
@@ -340,6 +340,9 @@ func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report)
 	if rep.Fraction < 1 {
 		fmt.Fprintf(w, "with 95%% confidence, at most %.4g%% of all keys differ (from %s sampled keys)\n", 100*rep.DivergenceBound, group(rep.Compared))
 	}
+	if n := unreadableItems(cfg, rep); n > 0 {
+		fmt.Fprintf(w, "%s items of the table are not in cutover's Redis mapping, so the target lacks them: fix them in the table (the dead-letter topic and the samples above say why), then run reconcile again\n", group(n))
+	}
 }
 
 func printSamples(w io.Writer, label string, samples []reconcile.Sample) {
@@ -361,4 +364,15 @@ func compareStrings(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// unreadableItems counts, for a table read as Redis keys (format redis),
+// the items it cannot read back: the application wrote them after the
+// switch, so they are changes the Redis target lacks, not keys the
+// pipeline cannot carry; they fail the gate.
+func unreadableItems(cfg *Config, rep *reconcile.Report) int64 {
+	if cfg.sourceKind() != "dynamodb" || cfg.sourceItems() {
+		return 0
+	}
+	return rep.Counts[reconcile.NotComparable]
 }

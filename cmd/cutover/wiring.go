@@ -406,7 +406,10 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 		}
 		// The worker runs rs.Concurrency calls at once, each one pipeline
 		// on one connection.
-		opts := redissink.Options{Addr: rs.Addr, Concurrency: 1, TombstoneRetention: rs.TombstoneRetention, Logger: log}
+		opts := redissink.Options{Addr: rs.Addr, Concurrency: 1, TombstoneRetention: rs.TombstoneRetention, Logger: log,
+			// The old store of a roll-back keeps what the forward
+			// pipeline never carried: a heal sweeps only this pipeline's keys.
+			SweepOwnedOnly: cfg.sourceKind() == "dynamodb" && !cfg.sourceItems()}
 		if items != nil {
 			itemOpts := cfg.itemOptions()
 			itemOpts.Key = []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}

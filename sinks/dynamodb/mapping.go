@@ -327,6 +327,10 @@ func scoreAV(f float64) types.AttributeValue {
 	return &types.AttributeValueMemberS{Value: s}
 }
 
+// maxEpochSeconds bounds an expiry read back (year 33658): past it,
+// time.Unix's int64 would overflow.
+const maxEpochSeconds = 1e12
+
 // ItemState is what an item written by Mapping says about its key.
 type ItemState struct {
 	Deleted  bool // a tombstone
@@ -351,7 +355,7 @@ func (m *Mapping) ValueFromItem(item map[string]types.AttributeValue) (ItemState
 	if n, ok := item[m.TTLAttribute].(*types.AttributeValueMemberN); ok {
 		secs, err := strconv.ParseFloat(n.Value, 64)
 		switch {
-		case err == nil && secs > 0 && (m.Items || secs == math.Trunc(secs)):
+		case err == nil && secs > 0 && secs < maxEpochSeconds && (m.Items || secs == math.Trunc(secs)):
 			st.ExpireAt = time.Unix(int64(secs), 0)
 		case !m.Items && m.Template == nil:
 			return st, fmt.Errorf("%s %q is not whole epoch seconds", m.TTLAttribute, n.Value)

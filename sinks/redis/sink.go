@@ -37,6 +37,13 @@ type Options struct {
 	// Items, when set, means the events come from DynamoDB: their keys are
 	// item keys, rendered into Redis keys and values as it says.
 	Items *ItemOptions
+	// SweepOwnedOnly makes a truncate sweep only the keys this pipeline
+	// wrote (those with a version key): the target keeps keys of its own
+	// that the source never had — the old store under a roll-back's
+	// reverse pipeline keeps what the forward pipeline did not carry.
+	// A key last written longer than TombstoneRetention ago has lost its
+	// version key and is not swept: reconcile reports it as extra.
+	SweepOwnedOnly bool
 	// Addr is only used in messages.
 	Addr string
 	// Logger; default slog.Default().

@@ -13,7 +13,9 @@ import (
 // ListKeys calls fn with every data key of the target (not the sink's
 // version keys), a page at a time: reconcile uses it to find keys the
 // source no longer has. With Items, a key the template can parse is given
-// as its item key (the event key); others as they are.
+// as its item key (the event key); others as they are. With
+// SweepOwnedOnly, only the keys this pipeline wrote: the others are the
+// target's own, not keys the source lost.
 func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error {
 	return s.eachNode(ctx, func(ctx context.Context, node *goredis.Client) error {
 		var cursor uint64
@@ -21,6 +23,11 @@ func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
 			keys, next, err := node.Scan(ctx, cursor, "", 1000).Result()
 			if err != nil {
 				return fmt.Errorf("scan %s: %w", node.Options().Addr, err)
+			}
+			if s.opts.SweepOwnedOnly {
+				if keys, err = s.ownedKeys(ctx, node, keys); err != nil {
+					return err
+				}
 			}
 			page := make([][]byte, 0, len(keys))
 			for _, k := range keys {
@@ -94,6 +101,11 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 				}
 				dels = append(dels, pipeline.Event{Key: []byte(k), Op: pipeline.OpDelete, Origin: e.Origin, Version: e.Version})
 			}
+			if s.opts.SweepOwnedOnly {
+				if dels, err = s.owned(ctx, node, dels); err != nil {
+					return err
+				}
+			}
 			if len(dels) > 0 {
 				res, err := s.apply(ctx, dels, literalKey)
 				if err != nil {
@@ -114,4 +126,57 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 	err := s.eachNode(ctx, scan)
 	s.swept.Add(swept.Load())
 	return swept.Load(), err
+}
+
+// owned keeps the deletes of keys that have a version key: keys this
+// pipeline wrote. A key that gets its version key after the check was
+// written by the pipeline meanwhile, at a version the sweep's apply
+// compares with, so skipping it loses nothing.
+func (s *Sink) owned(ctx context.Context, node *goredis.Client, dels []pipeline.Event) ([]pipeline.Event, error) {
+	keys := make([]string, len(dels))
+	for i := range dels {
+		keys[i] = string(dels[i].Key)
+	}
+	has, err := s.hasVersion(ctx, node, keys)
+	kept := dels[:0]
+	for i := range dels {
+		if has[i] {
+			kept = append(kept, dels[i])
+		}
+	}
+	return kept, err
+}
+
+// ownedKeys keeps the data keys that have a version key.
+func (s *Sink) ownedKeys(ctx context.Context, node *goredis.Client, keys []string) ([]string, error) {
+	has, err := s.hasVersion(ctx, node, keys)
+	kept := keys[:0]
+	for i, k := range keys {
+		if has[i] && !s.IsVersionKey(k) {
+			kept = append(kept, k)
+		}
+	}
+	return kept, err
+}
+
+// hasVersion says, for each key, whether its version key exists.
+func (s *Sink) hasVersion(ctx context.Context, node *goredis.Client, keys []string) ([]bool, error) {
+	has := make([]bool, len(keys))
+	if len(keys) == 0 {
+		return has, nil
+	}
+	cmds := make([]*goredis.IntCmd, len(keys))
+	_, err := node.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Exists(ctx, s.VersionKey([]byte(k)))
+		}
+		return nil
+	})
+	if err != nil {
+		return has, fmt.Errorf("read the version keys on %s: %w", node.Options().Addr, err)
+	}
+	for i, c := range cmds {
+		has[i] = c.Val() > 0
+	}
+	return has, nil
 }

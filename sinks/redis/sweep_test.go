@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/test/stack"
 )
@@ -72,5 +74,70 @@ func TestItemsSweepLeavesOtherPipelinesKeys(t *testing.T) {
 	}
 	if n, _ := r.Client.Exists(ctx, "user:1").Result(); n != 1 {
 		t.Errorf("pipeline B's later change of user:1 was skipped: A's sweep tombstone outranks B's epoch-0 versions")
+	}
+}
+
+// TestOwnedSweepLeavesKeysThePipelineNeverWrote: the reverse pipeline of
+// a roll-back (a table of Redis keys → the old Redis) writes into a
+// database that holds keys the forward pipeline never carried — a stream,
+// a key its filters left out. A heal's truncate (scope: everything) swept
+// every key without a version key, so a gap in the table's stream deleted
+// them from the store being rolled back to. With SweepOwnedOnly the sweep
+// deletes only keys this pipeline wrote.
+func TestOwnedSweepLeavesKeysThePipelineNeverWrote(t *testing.T) {
+	ctx := context.Background()
+	r := stack.NewRedis(t)
+	s, err := New(r.Client, Options{Addr: r.Addr, SweepOwnedOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := pipeline.SequenceVersion(0, "100000000000000000001")
+	str := func(k string) pipeline.Event {
+		return pipeline.Event{Key: []byte(k), Op: pipeline.OpUpsert, Origin: pipeline.OriginLive, Version: old,
+			Value: pipeline.Value{Type: pipeline.TypeString, String: []byte("v")}}
+	}
+	if _, err := s.Apply(ctx, []pipeline.Event{str("written"), str("deleted-in-the-gap")}); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(r.Client.Set(ctx, "local:cache", "x", 0).Err())
+	must(r.Client.XAdd(ctx, &goredis.XAddArgs{Stream: "events", Values: []string{"f", "v"}}).Err())
+	// The heal re-read "written" in epoch 1; "deleted-in-the-gap" is gone
+	// from the source, so only the truncate speaks of it.
+	healed, _ := pipeline.SequenceVersion(1, "1")
+	since, _ := pipeline.SequenceVersion(1, "0")
+	e := str("written")
+	e.Version = healed
+	if _, err := s.Apply(ctx, []pipeline.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, []pipeline.Event{{Op: pipeline.OpTruncate, Origin: pipeline.OriginLive, Version: since,
+		Scope: &pipeline.Scope{Partition: 0, Partitions: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]int64{"written": 1, "deleted-in-the-gap": 0, "local:cache": 1, "events": 1} {
+		if n, err := r.Client.Exists(ctx, k).Result(); err != nil || n != want {
+			t.Errorf("%s: exists=%d after the sweep, want %d (err %v)", k, n, want, err)
+		}
+	}
+	// Reconcile's walk of the target lists this pipeline's keys only: the
+	// others are the old store's own, not keys the source lost.
+	var listed []string
+	must(s.ListKeys(ctx, func(keys [][]byte) error {
+		for _, k := range keys {
+			listed = append(listed, string(k))
+		}
+		return nil
+	}))
+	if len(listed) != 1 || listed[0] != "written" {
+		t.Errorf("ListKeys gave %q, want only the key the pipeline wrote", listed)
 	}
 }

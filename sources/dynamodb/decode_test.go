@@ -85,6 +85,9 @@ func TestDecoderOnTheStream(t *testing.T) {
 			t.Errorf("event %s %s, want the delete of user:1", e.Op, e.Key)
 		}
 	}
+	if rej := b.Rejects[0]; string(rej.Key) != "user:1" {
+		t.Errorf("the reject's key is %s, want the Redis key user:1 (reconcile matches rejects by key)", rej.Key)
+	}
 	if rej := b.Rejects[0]; rej.Class != pipeline.RejectInvalid || !strings.Contains(rej.Err.Error(), "format items") && !strings.Contains(rej.Err.Error(), "cutover's Redis mapping") {
 		t.Errorf("reject %s: %v", rej.Class, rej.Err)
 	}

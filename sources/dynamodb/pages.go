@@ -148,6 +148,12 @@ func (p *Pages) Exists(ctx context.Context, keys [][]byte) (map[string]bool, err
 		for _, e := range b.Events {
 			out[string(e.Key)] = e.Op == pipeline.OpUpsert
 		}
+		// An item that cannot be read back is there all the same.
+		for _, r := range b.Rejects {
+			if _, asked := out[string(r.Key)]; asked {
+				out[string(r.Key)] = true
+			}
+		}
 		return out, err
 	}
 	names := map[string]string{"#p": p.table.Partition}

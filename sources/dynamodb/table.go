@@ -167,9 +167,17 @@ func (t Table) add(b *pipeline.Batch, item map[string]pipeline.Attr, version pip
 		})
 		return nil
 	}
-	e, err := t.Decoder.EventFromItem(dynamoattr.ToItem(item))
+	raw := dynamoattr.ToItem(item)
+	e, err := t.Decoder.EventFromItem(raw)
 	if err != nil {
-		b.Rejects = append(b.Rejects, pipeline.Reject{Key: pipeline.EncodeItemKey(key), Class: pipeline.RejectInvalid,
+		// The reject names the Redis key when the item has one: reconcile
+		// then counts the key as not comparable, not as absent from the
+		// source (which a repair would delete from the target).
+		rk, kerr := t.Decoder.ItemKey(raw)
+		if kerr != nil {
+			rk = pipeline.EncodeItemKey(key)
+		}
+		b.Rejects = append(b.Rejects, pipeline.Reject{Key: rk, Class: pipeline.RejectInvalid,
 			Err: fmt.Errorf("item %s of table %s is not in cutover's Redis mapping (source.dynamodb.format is redis): %w; "+
 				"only items a Redis → DynamoDB pipeline wrote can be read back as Redis keys", pipeline.EncodeItemKey(key), t.Name, err)})
 		return nil
