@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	redissink "github.com/cutover/cutover/sinks/redis"
+	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
 // Config is one pipeline, as read from a YAML file (--config) and flags.
@@ -98,6 +99,8 @@ type RedisSourceConfig struct {
 	KeysPerSecond int `yaml:"keys_per_second"`
 	// HealKeysPerSecond paces the re-scan that heals a gap in live capture.
 	HealKeysPerSecond int `yaml:"heal_keys_per_second"`
+	// Sentinel, when its addrs are set, names the master instead of addr.
+	Sentinel SentinelConfig `yaml:"sentinel"`
 }
 
 // KafkaConfig is the transport.
@@ -152,6 +155,28 @@ type RedisSinkConfig struct {
 	// source) become Redis keys and values; see sinks/redis.ItemOptions.
 	KeyTemplate string `yaml:"key_template"`
 	ItemFormat  string `yaml:"item_format"`
+	// Sentinel, when its addrs are set, names the master instead of addr.
+	Sentinel SentinelConfig `yaml:"sentinel"`
+}
+
+// SentinelConfig names the master of a replicated Redis through Redis
+// Sentinel; cutover follows it to a new master after a failover.
+type SentinelConfig struct {
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	// Password of the sentinels (not of the data nodes); prefer
+	// ${REDIS_SENTINEL_PASSWORD}, or TARGET_REDIS_SENTINEL_PASSWORD for
+	// the target's.
+	Password string `yaml:"password"`
+}
+
+// sentinel is the group c names, nil without addrs.
+func (c SentinelConfig) sentinel(tlsConf *tls.Config) *redissrc.Sentinel {
+	if len(c.Addrs) == 0 {
+		return nil
+	}
+	return &redissrc.Sentinel{Addrs: c.Addrs, MasterName: c.MasterName, Username: c.Username, Password: c.Password, TLS: tlsConf}
 }
 
 // TLSConfig turns on TLS for a connection.
@@ -214,7 +239,7 @@ func (c *Config) describeSource() string {
 
 // sinkKind is "dynamodb" or "redis", whichever is configured.
 func (c *Config) sinkKind() string {
-	if c.Sink.Redis.Addr != "" {
+	if c.Sink.Redis.Addr != "" || len(c.Sink.Redis.Sentinel.Addrs) > 0 {
 		return "redis"
 	}
 	return "dynamodb"
@@ -330,6 +355,12 @@ func (c *Config) finish() {
 	}
 	if c.Sink.Redis.Password == "" {
 		c.Sink.Redis.Password = os.Getenv("TARGET_REDIS_PASSWORD")
+	}
+	if c.Source.Redis.Sentinel.Password == "" {
+		c.Source.Redis.Sentinel.Password = os.Getenv("REDIS_SENTINEL_PASSWORD")
+	}
+	if c.Sink.Redis.Sentinel.Password == "" {
+		c.Sink.Redis.Sentinel.Password = os.Getenv("TARGET_REDIS_SENTINEL_PASSWORD")
 	}
 }
 

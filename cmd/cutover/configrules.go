@@ -75,6 +75,7 @@ var configRules = concat(
 	[]rule{
 		required("source.redis.addr"),
 		number("source.redis.db", "0 or more", atLeast(0)),
+		sentinelRule("source.redis.sentinel", func(c *Config) SentinelConfig { return c.Source.Redis.Sentinel }),
 		number("source.redis.keys_per_second", "0 (no limit) or more", atLeast(0)),
 		{key: "source.redis.types", doc: "each one of string, hash, list, set, zset, stream", check: func(c *Config, bad badFunc) {
 			for _, t := range c.Source.Redis.Types {
@@ -102,12 +103,12 @@ var configRules = concat(
 				bad("kafka.dead_letter_topic", "must differ from kafka.topic")
 			}
 		}},
-		{key: "sink", doc: "exactly one target: sink.dynamodb.table or sink.dynamodb.rules (DynamoDB), or sink.redis.addr (Redis)", check: func(c *Config, bad badFunc) {
-			switch hasRedis := c.Sink.Redis.Addr != ""; {
+		{key: "sink", doc: "exactly one target: sink.dynamodb.table or sink.dynamodb.rules (DynamoDB), or sink.redis.addr or sink.redis.sentinel (Redis)", check: func(c *Config, bad badFunc) {
+			switch hasRedis := c.sinkKind() == "redis"; {
 			case c.hasDynamoDBSink() && hasRedis:
-				bad("sink", "both sink.dynamodb and sink.redis.addr are set; a pipeline writes to one target")
+				bad("sink", "both sink.dynamodb and sink.redis are set; a pipeline writes to one target")
 			case !c.hasDynamoDBSink() && !hasRedis:
-				bad("sink", "required: set sink.dynamodb.table (--dynamodb-table), sink.dynamodb.rules, or sink.redis.addr (--target-redis-addr)")
+				bad("sink", "required: set sink.dynamodb.table (--dynamodb-table), sink.dynamodb.rules, sink.redis.addr (--target-redis-addr) or sink.redis.sentinel (--target-redis-sentinel-addrs)")
 			}
 		}},
 	},
@@ -158,6 +159,7 @@ var configRules = concat(
 	),
 	when("with a Redis target", func(c *Config) bool { return c.sinkKind() == "redis" && !c.hasDynamoDBSink() },
 		number("sink.redis.db", "0 or more", atLeast(0)),
+		sentinelRule("sink.redis.sentinel", func(c *Config) SentinelConfig { return c.Sink.Redis.Sentinel }),
 		positive("sink.redis.concurrency"),
 		rule{key: "sink.redis", doc: "not the source database (same addr and db) when the source is Redis", check: func(c *Config, bad badFunc) {
 			r, rs := c.Source.Redis, c.Sink.Redis
@@ -222,6 +224,16 @@ func checkAttributes(bad badFunc, prefix string, a DynamoDBAttributes, extra ...
 		}
 		seen[a.name] = a.path
 	}
+}
+
+// sentinelRule: with sentinel addrs, a master name (the sentinels monitor
+// masters by name).
+func sentinelRule(key string, get func(*Config) SentinelConfig) rule {
+	return rule{key: key, doc: "with addrs, master_name required", check: func(c *Config, bad badFunc) {
+		if s := get(c); len(s.Addrs) > 0 && s.MasterName == "" {
+			bad(key+".master_name", "required with %s.addrs: the name the sentinels monitor the master under", key)
+		}
+	}}
 }
 
 func required(key string) rule {

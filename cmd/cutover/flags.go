@@ -49,6 +49,7 @@ func bindRedisSource(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.ChunkElements, "chunk-elements", r.ChunkElements, "collections with more elements are read and sent in pieces of at most this many (source.redis.chunk_elements)")
 	fs.IntVar(&r.ChunkBytes, "chunk-bytes", r.ChunkBytes, "collections larger than this in memory are read in pieces of about this many encoded bytes (source.redis.chunk_bytes)")
 	bindTLS(fs, &r.TLS, "redis-tls", "source.redis.tls")
+	bindSentinel(fs, &r.Sentinel, "redis", "source.redis.sentinel", "REDIS_SENTINEL_PASSWORD")
 	fs.IntVar(&r.KeysPerSecond, "keys-per-second", r.KeysPerSecond, "pace the snapshot to protect production; 0 means as fast as Redis answers (source.redis.keys_per_second)")
 	fs.IntVar(&r.HealKeysPerSecond, "heal-keys-per-second", r.HealKeysPerSecond, "pace of the re-scan that heals a gap in live capture (source.redis.heal_keys_per_second)")
 }
@@ -111,9 +112,17 @@ func bindRedisSink(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.DB, "target-redis-db", r.DB, "target Redis logical database (sink.redis.db)")
 	fs.IntVar(&r.Concurrency, "target-redis-concurrency", r.Concurrency, "most pipelines of writes in flight to the target Redis per worker, adapted below it to the server (sink.redis.concurrency)")
 	bindTLS(fs, &r.TLS, "target-redis-tls", "sink.redis.tls")
+	bindSentinel(fs, &r.Sentinel, "target-redis", "sink.redis.sentinel", "TARGET_REDIS_SENTINEL_PASSWORD")
 	fs.StringVar(&r.KeyTemplate, "target-key-template", r.KeyTemplate, "Redis key of each DynamoDB item, from its key attributes, e.g. 'user:{userId}'; default the key values joined by ':' (sink.redis.key_template)")
 	fs.StringVar(&r.ItemFormat, "target-item-format", r.ItemFormat, "how a DynamoDB item is written to Redis: hash, json or dynamodb-json (sink.redis.item_format)")
 	fs.DurationVar(&r.TombstoneRetention, "target-redis-tombstone-retention", r.TombstoneRetention, "how long version keys and tombstones are kept in the target Redis; longer than the topic's retention (sink.redis.tombstone_retention)")
+}
+
+func bindSentinel(fs *pflag.FlagSet, c *SentinelConfig, flag, path, env string) {
+	fs.StringSliceVar(&c.Addrs, flag+"-sentinel-addrs", c.Addrs, "Redis Sentinel host:port list; the master they name replaces --"+flag+"-addr, and is followed after a failover ("+path+".addrs)")
+	fs.StringVar(&c.MasterName, flag+"-master-name", c.MasterName, "name the sentinels monitor the master under ("+path+".master_name)")
+	fs.StringVar(&c.Username, flag+"-sentinel-username", c.Username, "ACL user of the sentinels ("+path+".username)")
+	fs.StringVar(&c.Password, flag+"-sentinel-password", c.Password, "password of the sentinels; prefer the "+env+" environment variable ("+path+".password)")
 }
 
 func bindTLS(fs *pflag.FlagSet, t *TLSConfig, flag, path string) {

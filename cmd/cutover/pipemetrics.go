@@ -116,6 +116,7 @@ var (
 	mLiveGaps      = pcounter("live_gaps_total", "Gaps detected in notification capture.")
 	mLiveHeals     = pcounter("live_heals_total", "Gaps healed by a re-read.")
 	mLiveDirty     = pgauge("live_dirty_keys", "Keys changed and waiting to be read.")
+	mMasters       = pcounter("source_masters_changed_total", "Changes of the Redis source's masters followed (a Sentinel or cluster failover, a resharding), each in a new version epoch.")
 	mTableItems    = pcounter("table_items_scanned_total", "Items the DynamoDB source's Scan read.")
 	mTableTotal    = pgauge("table_items", "Items in the source table, as DynamoDB reports (updated about every 6 hours).")
 	mStreamRecords = pcounter("stream_records_total", "DynamoDB stream records read.")
@@ -164,6 +165,7 @@ func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(mLiveGaps, float64(l.Gaps))
 		emit(mLiveHeals, float64(l.Heals))
 		emit(mLiveDirty, float64(l.Dirty))
+		emit(mMasters, float64(r.redisStats().Topology))
 	}
 	if r.table != nil {
 		if p, ok := r.table.ScanProgress(); ok {

@@ -104,7 +104,7 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 		Mode:      redissrc.Mode{SnapshotOnly: mode.snapshotOnly, LiveOnly: mode.liveOnly, Restart: mode.restart},
 		ScanCount: r.ScanCount, Readers: r.Readers, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
 		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
-		KeysPerSecond: r.KeysPerSecond, HealKeysPerSecond: r.HealKeysPerSecond, Logger: log,
+		KeysPerSecond: r.KeysPerSecond, HealKeysPerSecond: r.HealKeysPerSecond, Sentinel: w.rsentinel, Logger: log,
 	}, w.pub, w.store)
 	rep := newReporter(w, start)
 	rep.redis = src

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -155,6 +156,9 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 		row("gaps healed", l.Heals, fmt.Sprintf("%s gaps detected, %s keys re-read", group(l.Gaps), group(l.HealedKeys)))
 		if l.Incomplete > 0 {
 			row("heals incomplete", l.Incomplete, "could not read every key, so swept nothing (see the log)")
+		}
+		if st := r.redisStats(); st.Topology > 0 {
+			row("masters changed", st.Topology, fmt.Sprintf("failovers or reshardings followed, each in a new version epoch; reading %s now", strings.Join(st.Masters, ", ")))
 		}
 		read += l.Events
 	}

@@ -56,6 +56,8 @@ type wiring struct {
 	rconn redissrc.Conn
 	rcl   *goredis.Client
 	rccl  *goredis.ClusterClient // set when the source is a Redis Cluster
+	// rsentinel names the source's master (set with source.redis.sentinel).
+	rsentinel *redissrc.Sentinel
 
 	partitions int32
 	pcl        *kgo.Client
@@ -109,6 +111,12 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		if w.rconn.TLS, err = r.TLS.build("source.redis.tls"); err != nil {
 			return nil, err
 		}
+		if w.rsentinel = r.Sentinel.sentinel(w.rconn.TLS); w.rsentinel != nil {
+			if w.rconn.Addr, err = w.rsentinel.Master(ctx); err != nil {
+				return nil, err
+			}
+			log.Info("source master, named by the sentinels", "master", w.rconn.Addr, "master_name", r.Sentinel.MasterName)
+		}
 		if w.rcl, err = redissrc.Connect(ctx, w.rconn); err != nil {
 			return nil, err
 		}
@@ -116,6 +124,9 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		cluster, err := redissrc.IsCluster(ctx, w.rcl)
 		if err != nil {
 			return nil, redissrc.Explain(w.rconn, err)
+		}
+		if cluster && w.rsentinel != nil {
+			return nil, fmt.Errorf("the sentinels name %s as master %q, but it is a cluster node: a cluster needs no sentinels (drop --redis-sentinel-addrs and set --redis-addr)", w.rconn.Addr, r.Sentinel.MasterName)
 		}
 		if cluster {
 			if r.DB != 0 {
@@ -383,8 +394,22 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 			return nil, err
 		}
 		conn.TLS = tlsConf
-		seed, err := redissrc.Connect(ctx, conn)
-		if err != nil {
+		var seed *goredis.Client
+		sentinel := rs.Sentinel.sentinel(tlsConf)
+		if sentinel != nil {
+			// Writes go to whichever server the sentinels name; one
+			// refused by a demoted master (READONLY) is retried by the
+			// sink on the new one.
+			if conn.Addr, err = sentinel.Master(ctx); err != nil {
+				return nil, err
+			}
+			log.Info("target master, named by the sentinels", "master", conn.Addr, "master_name", rs.Sentinel.MasterName)
+			seed = sentinel.FailoverClient(conn)
+			if err := seed.Ping(ctx).Err(); err != nil {
+				seed.Close() //nolint:gosec // the ping error is the one to report
+				return nil, redissrc.Explain(conn, err)
+			}
+		} else if seed, err = redissrc.Connect(ctx, conn); err != nil {
 			return nil, err
 		}
 		*closers = append(*closers, quietly(seed))
@@ -392,6 +417,9 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 		cluster, err := redissrc.IsCluster(ctx, seed)
 		if err != nil {
 			return nil, redissrc.Explain(conn, err)
+		}
+		if cluster && sentinel != nil {
+			return nil, fmt.Errorf("the sentinels name %s as master %q, but it is a cluster node: a cluster needs no sentinels (drop --target-redis-sentinel-addrs)", conn.Addr, rs.Sentinel.MasterName)
 		}
 		if cluster {
 			if rs.DB != 0 {

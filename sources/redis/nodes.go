@@ -32,7 +32,7 @@ func (n *sourceNode) close() {
 // openNode connects to one shard (the seed connection for a standalone
 // server).
 func (s *Source) openNode(ctx context.Context, shard Shard) (*sourceNode, error) {
-	if s.cluster == nil {
+	if s.cluster == nil && s.opts.Sentinel == nil {
 		return &sourceNode{shard: shard, conn: s.conn, cl: s.seed}, nil
 	}
 	conn := s.conn
@@ -40,6 +40,18 @@ func (s *Source) openNode(ctx context.Context, shard Shard) (*sourceNode, error)
 	cl, err := Connect(ctx, conn)
 	if err != nil {
 		return nil, err
+	}
+	if s.opts.Sentinel != nil {
+		// Right after a failover a sentinel may still name the old
+		// master: reading a replica would miss what it has not received.
+		master, err := isMaster(ctx, cl)
+		if err == nil && !master {
+			err = fmt.Errorf("the sentinels name %s as master %q, but it is a replica (a failover in progress?)", shard.Addr, s.opts.Sentinel.MasterName)
+		}
+		if err != nil {
+			cl.Close() //nolint:gosec // the role is the error to report
+			return nil, err
+		}
 	}
 	return &sourceNode{shard: shard, conn: conn, cl: cl, own: true}, nil
 }
@@ -314,7 +326,7 @@ func (s *Source) watchTopology(ctx context.Context, failed chan<- error) {
 func (s *Source) followTopology(ctx context.Context, failed chan<- error) error {
 	shards, err := s.shards(ctx)
 	if err != nil {
-		s.log.Warn("reading the cluster's topology failed; trying again", "err", err)
+		s.log.Warn("reading the masters (cluster topology or Sentinel) failed; trying again", "err", err)
 		return nil
 	}
 	running := s.nodes.running()
@@ -343,14 +355,18 @@ func (s *Source) followTopology(ctx context.Context, failed chan<- error) error 
 	}
 	s.lastShards = shards
 	s.nodes.topologyChanges.Add(1)
-	s.log.Warn("the cluster's topology changed: a new version epoch starts and the masters whose slots changed are healed",
-		"changed_masters", len(changed), "stopped_nodes", len(gone))
+	what := "the cluster's topology changed"
+	if s.opts.Sentinel != nil {
+		what = "the sentinels name a new master (a failover)"
+	}
+	s.log.Warn(what+": a new version epoch starts and the masters whose slots changed are healed",
+		"changed_masters", len(changed), "stopped_nodes", len(gone), "masters", shardAddrs(shards))
 	for _, nr := range gone {
 		nr.halt()
 		s.nodes.remove(nr.node.conn.Addr)
 		nr.node.close()
 	}
-	if err := s.advanceEpoch(ctx, "the cluster's topology changed"); err != nil {
+	if err := s.advanceEpoch(ctx, what); err != nil {
 		return err
 	}
 	s.startShards(ctx, changed, failed)
@@ -368,4 +384,13 @@ func (s *Source) startShards(ctx context.Context, shards []Shard, failed chan<- 
 		}
 	}
 	s.unstarted.Store(unstarted)
+}
+
+// shardAddrs lists the shards' addresses, for the log.
+func shardAddrs(shards []Shard) []string {
+	out := make([]string, len(shards))
+	for i, sh := range shards {
+		out[i] = sh.Addr
+	}
+	return out
 }

@@ -131,7 +131,12 @@ type snapshotPosition struct {
 	// RunID is the server process the cursor belongs to: a cursor is a
 	// position in one process' hash table (seeded at random on start), so
 	// it means nothing to a restarted or failed-over server.
-	RunID   string    `json:"run_id"`
+	RunID string `json:"run_id"`
+	// ReplID is the server's replication ID: it changes when the server
+	// is promoted to master or resynchronises from another one (its data
+	// replaced under the cursor), which a failover and failback without
+	// a restart do. Empty in checkpoints saved before it was kept.
+	ReplID  string    `json:"repl_id,omitempty"`
 	Done    bool      `json:"done"`
 	Scanned int64     `json:"scanned"`
 	Started time.Time `json:"started"`
@@ -213,7 +218,10 @@ func (s *Snapshot) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", Explain(s.conn, err))
 	}
-	start, err := s.startPosition(ctx, runID)
+	// A server that does not say (an old or restricted one) is checked by
+	// its run_id alone.
+	replID, _ := replID(ctx, s.cl)
+	start, err := s.startPosition(ctx, runID, replID)
 	if err != nil {
 		return err
 	}
@@ -353,8 +361,8 @@ func (s *Snapshot) Status(ctx context.Context) (SnapshotStatus, error) {
 
 // startPosition decides where to start: a saved, unfinished cursor unless
 // Restart is set; otherwise a new snapshot.
-func (s *Snapshot) startPosition(ctx context.Context, runID string) (snapshotPosition, error) {
-	fresh := snapshotPosition{Started: time.Now().UTC(), RunID: runID}
+func (s *Snapshot) startPosition(ctx context.Context, runID, replID string) (snapshotPosition, error) {
+	fresh := snapshotPosition{Started: time.Now().UTC(), RunID: runID, ReplID: replID}
 	raw, err := s.ck.Load(ctx, s.CheckpointName())
 	if errors.Is(err, checkpoint.ErrNotFound) {
 		return fresh, nil
@@ -380,7 +388,12 @@ func (s *Snapshot) startPosition(ctx context.Context, runID string) (snapshotPos
 		s.log.Warn("the source Redis restarted or failed over since the snapshot stopped; its saved cursor means nothing to the new server, starting over",
 			"saved_run_id", pos.RunID, "run_id", runID, "keys_scanned", pos.Scanned)
 		return fresh, nil
+	case pos.ReplID != "" && pos.ReplID != replID:
+		s.log.Warn("the source Redis was promoted or resynchronised since the snapshot stopped (a failover); its data may have moved under the saved cursor, starting over",
+			"saved_repl_id", pos.ReplID, "repl_id", replID, "keys_scanned", pos.Scanned)
+		return fresh, nil
 	}
+	pos.ReplID = replID
 	s.resumed.Store(true)
 	s.log.Info("resuming snapshot", "cursor", pos.Cursor, "keys_scanned", pos.Scanned, "started", pos.Started)
 	return pos, nil
@@ -617,12 +630,18 @@ func (s *Snapshot) save(ctx context.Context, pos snapshotPosition) error {
 
 // serverRunID is the server process' run_id (INFO server).
 func serverRunID(ctx context.Context, cl *goredis.Client) (string, error) {
-	info, err := cl.Info(ctx, "server").Result()
+	return infoField(ctx, cl, "server", "run_id")
+}
+
+// infoField is one field of an INFO section; "" when the server does not
+// give it.
+func infoField(ctx context.Context, cl *goredis.Client, section, field string) (string, error) {
+	info, err := cl.Info(ctx, section).Result()
 	if err != nil {
 		return "", err
 	}
 	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
 			return v, nil
 		}
 	}

@@ -45,8 +45,11 @@ type SourceOptions struct {
 	MaxRecordBytes    int
 	KeysPerSecond     int
 	HealKeysPerSecond int
-	// TopologyEvery is how often a cluster's masters and slots are read
-	// again; default 2s.
+	// Sentinel, when set, names the master to read: the source follows
+	// it to a new master after a failover, like a cluster's.
+	Sentinel *Sentinel
+	// TopologyEvery is how often a cluster's masters and slots (or the
+	// master a Sentinel names) are read again; default 2s.
 	TopologyEvery time.Duration
 	// ClockEvery is how often each server's clock is checked for a step
 	// backwards while live capture runs; default 1s.
@@ -72,6 +75,8 @@ type SourceStats struct {
 	Nodes      int
 	Topology   int64
 	ClockSteps int64
+	// Masters are the servers read now.
+	Masters []string
 }
 
 // Source reads a Redis database — a standalone server, or every master of
@@ -87,7 +92,12 @@ type SourceStats struct {
 //     running is read again, and what was deleted meanwhile is swept from
 //     the target. A fresh snapshot of such a node sweeps by itself.
 //   - A cluster's topology is followed: a failover or a slot migration
-//     starts a new epoch and heals the masters whose slots changed.
+//     starts a new epoch and heals the masters whose slots changed. So
+//     is the master a Sentinel names: after a failover the new master —
+//     which may lack the last writes the old one acknowledged, and whose
+//     clock may be behind — is read in a new epoch and healed (a SCAN
+//     cursor belongs to one server, so its snapshot starts over as the
+//     heal's re-scan).
 //   - A server clock that steps backwards starts a new epoch and heals
 //     that server.
 type Source struct {
@@ -149,7 +159,11 @@ func (s *Source) Stats() SourceStats {
 			st.Live.add(nr.live.Stats())
 		}
 	}
-	st.Nodes = len(s.nodes.running())
+	running := s.nodes.running()
+	st.Nodes = len(running)
+	for _, nr := range running {
+		st.Masters = append(st.Masters, nr.node.conn.Addr)
+	}
 	st.Topology, st.ClockSteps = s.nodes.topologyChanges.Load(), s.nodes.clockSteps.Load()
 	return st
 }
@@ -215,10 +229,13 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 	}
 	if s.opts.Mode.SnapshotOnly {
-		return s.waitSnapshots(ctx, failed)
+		if s.opts.Sentinel == nil {
+			return s.waitSnapshots(ctx, failed)
+		}
+		return s.sameMaster(ctx, func() error { return s.waitSnapshots(ctx, failed) })
 	}
 	close(s.started)
-	if s.cluster != nil {
+	if s.cluster != nil || s.opts.Sentinel != nil {
 		go s.watchTopology(ctx, failed)
 	}
 	var runErr error
@@ -273,6 +290,13 @@ func (s *Source) advanceEpoch(ctx context.Context, why string) error {
 // shards returns the servers to read: the configured one, or every master
 // when it is a cluster node.
 func (s *Source) shards(ctx context.Context) ([]Shard, error) {
+	if s.opts.Sentinel != nil {
+		addr, err := s.opts.Sentinel.Master(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []Shard{{Addr: addr}}, nil
+	}
 	if s.cluster == nil {
 		return []Shard{{Addr: s.conn.Addr}}, nil
 	}

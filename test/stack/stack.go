@@ -333,6 +333,20 @@ func (p *Proc) Stop() int {
 	}
 }
 
+// Wait waits up to within for the process to exit on its own and
+// returns its exit code, failing t if it does not.
+func (p *Proc) Wait(t testing.TB, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(within):
+		p.Kill()
+		t.Fatalf("the process did not exit within %v", within)
+		return -1
+	}
+}
+
 // Kill sends SIGKILL and waits for the process to be gone.
 func (p *Proc) Kill() {
 	_ = p.cmd.Process.Kill()
