@@ -96,6 +96,8 @@ func TestSentinelFailoverOnSourceAndTarget(t *testing.T) {
 	p.args = append(p.args,
 		"--redis-sentinel-addrs", strings.Join(src.Addrs, ","), "--redis-master-name", stack.SentinelMaster,
 		"--target-redis-sentinel-addrs", strings.Join(dst.Addrs, ","), "--target-redis-master-name", stack.SentinelMaster,
+		// The target's failover must not take writes already applied away.
+		"--target-redis-wait-replicas", "1",
 		// A snapshot of a few seconds, so that the first failover falls in it.
 		"--keys-per-second", "500")
 	acked, stopWriter := writeThroughSentinel(src, 5*time.Millisecond)

@@ -157,6 +157,9 @@ type RedisSinkConfig struct {
 	ItemFormat  string `yaml:"item_format"`
 	// Sentinel, when its addrs are set, names the master instead of addr.
 	Sentinel SentinelConfig `yaml:"sentinel"`
+	// WaitReplicas: writes count as applied once this many replicas have
+	// them (WAIT), so a failover of the target loses none; 0: do not wait.
+	WaitReplicas int `yaml:"wait_replicas"`
 }
 
 // SentinelConfig names the master of a replicated Redis through Redis

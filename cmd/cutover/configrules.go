@@ -160,6 +160,7 @@ var configRules = concat(
 	when("with a Redis target", func(c *Config) bool { return c.sinkKind() == "redis" && !c.hasDynamoDBSink() },
 		number("sink.redis.db", "0 or more", atLeast(0)),
 		sentinelRule("sink.redis.sentinel", func(c *Config) SentinelConfig { return c.Sink.Redis.Sentinel }),
+		number("sink.redis.wait_replicas", "0 (do not wait) or more", atLeast(0)),
 		positive("sink.redis.concurrency"),
 		rule{key: "sink.redis", doc: "not the source database (same addr and db) when the source is Redis", check: func(c *Config, bad badFunc) {
 			r, rs := c.Source.Redis, c.Sink.Redis

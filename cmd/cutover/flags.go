@@ -113,6 +113,7 @@ func bindRedisSink(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.Concurrency, "target-redis-concurrency", r.Concurrency, "most pipelines of writes in flight to the target Redis per worker, adapted below it to the server (sink.redis.concurrency)")
 	bindTLS(fs, &r.TLS, "target-redis-tls", "sink.redis.tls")
 	bindSentinel(fs, &r.Sentinel, "target-redis", "sink.redis.sentinel", "TARGET_REDIS_SENTINEL_PASSWORD")
+	fs.IntVar(&r.WaitReplicas, "target-redis-wait-replicas", r.WaitReplicas, "count a write as applied only once this many replicas of the target have it (WAIT), so that a failover of the target loses none; 0 does not wait (sink.redis.wait_replicas)")
 	fs.StringVar(&r.KeyTemplate, "target-key-template", r.KeyTemplate, "Redis key of each DynamoDB item, from its key attributes, e.g. 'user:{userId}'; default the key values joined by ':' (sink.redis.key_template)")
 	fs.StringVar(&r.ItemFormat, "target-item-format", r.ItemFormat, "how a DynamoDB item is written to Redis: hash, json or dynamodb-json (sink.redis.item_format)")
 	fs.DurationVar(&r.TombstoneRetention, "target-redis-tombstone-retention", r.TombstoneRetention, "how long version keys and tombstones are kept in the target Redis; longer than the topic's retention (sink.redis.tombstone_retention)")

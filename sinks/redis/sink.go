@@ -44,6 +44,16 @@ type Options struct {
 	// A key last written longer than TombstoneRetention ago has lost its
 	// version key and is not swept: reconcile reports it as extra.
 	SweepOwnedOnly bool
+	// WaitReplicas, when above 0, makes every pipeline of writes end with
+	// WAIT: the writes count as applied (and their records may be
+	// committed) only once that many replicas have them. Replication is
+	// asynchronous, so without it a failover of the target can lose the
+	// last writes the old master acknowledged. Fewer replicas within
+	// WaitTimeout is a transient failure: the pipeline is sent again.
+	// Not with a cluster (WAIT answers for one node).
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT; default 2s.
+	WaitTimeout time.Duration
 	// Addr is only used in messages.
 	Addr string
 	// Logger; default slog.Default().
@@ -92,6 +102,12 @@ type Sink struct {
 // *redis.ClusterClient). Call Prepare before Apply.
 func New(cl goredis.UniversalClient, opts Options) (*Sink, error) {
 	opts.setDefaults()
+	if _, cluster := cl.(*goredis.ClusterClient); cluster && opts.WaitReplicas > 0 {
+		return nil, fmt.Errorf("redis sink: waiting for replicas (WAIT) answers for one node, not a cluster: drop --target-redis-wait-replicas")
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = 2 * time.Second
+	}
 	if opts.Items != nil {
 		items := *opts.Items
 		if err := items.Validate(); err != nil {
@@ -259,8 +275,21 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 			key := keys[j]
 			cmds[j] = applyScript.EvalSha(ctx, pipe, []string{key, s.VersionKey([]byte(key))}, args[j]...)
 		}
+		var wait *goredis.Cmd
+		if s.opts.WaitReplicas > 0 {
+			// On the pipeline's own connection, after its writes: WAIT
+			// answers for the writes of the connection it is sent on.
+			wait = pipe.Do(ctx, "WAIT", s.opts.WaitReplicas, s.opts.WaitTimeout.Milliseconds())
+		}
 		_, _ = pipe.Exec(ctx) // each command's error is looked at below
 		var transient error
+		if wait != nil {
+			if n, err := wait.Int64(); err != nil {
+				transient = fmt.Errorf("WAIT: %w", err)
+			} else if n < int64(s.opts.WaitReplicas) {
+				transient = fmt.Errorf("%d of the %d replicas asked for (--target-redis-wait-replicas) took the writes within %v", n, s.opts.WaitReplicas, s.opts.WaitTimeout)
+			}
+		}
 		for j, i := range idx {
 			if cmds[j] == nil {
 				continue
