@@ -91,18 +91,24 @@ func (m *Scanners) SetSample(fraction float64) {
 	if fraction <= 0 || fraction >= 1 {
 		return
 	}
+	keep := sampleKeys(fraction)
+	for _, n := range m.all {
+		n.sample = keep
+	}
+}
+
+// sampleKeys chooses about fraction of all keys: those whose hash,
+// salted by this run, falls under the fraction.
+func sampleKeys(fraction float64) func(key string) bool {
 	salt := rand.Uint64() //nolint:gosec // a sample, not a secret
 	limit := uint64(fraction * math.MaxUint64)
-	keep := func(key string) bool {
+	return func(key string) bool {
 		h := fnv.New64a()
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], salt)
 		_, _ = h.Write(b[:])
 		_, _ = h.Write([]byte(key))
 		return h.Sum64() <= limit
-	}
-	for _, n := range m.all {
-		n.sample = keep
 	}
 }
 

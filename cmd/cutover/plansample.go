@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/pipeline/plan"
+	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
+	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
+	redissrc "github.com/cutover/cutover/sources/redis"
+)
+
+// Why a sampled key cannot be carried (plan.Key.Reason); each is
+// dead-lettered by the run.
+const (
+	reasonItemTooLarge = "dynamodb-item-over-400kb"
+	reasonPieces       = "read-in-pieces"
+	reasonUnmappable   = "unmappable"
+	reasonOversize     = "over-max-record-bytes"
+)
+
+// versionKeyBytes is about what the Redis sink's version key of a key
+// takes besides the key's own bytes: its dictionary and expiry entries,
+// the "cutover:v:{tag}" prefix and the 16-byte version (measured with
+// MEMORY USAGE on Redis 7, rounded up).
+const versionKeyBytes = 112
+
+// itemsTable is the source table when events carry DynamoDB items.
+func (p *planner) itemsTable() *ddbsrc.Table {
+	if p.cfg.sourceItems() && p.src != nil {
+		return p.src.dtable
+	}
+	return nil
+}
+
+// sample reads the sample (or every key) and estimates the whole.
+func (p *planner) sample(ctx context.Context) (plan.Estimate, error) {
+	var t plan.Tally
+	var total int64
+	var err error
+	if p.cfg.sourceKind() == "dynamodb" {
+		total, err = p.sampleTable(ctx, &t)
+	} else {
+		total, err = p.sampleRedis(ctx, &t)
+	}
+	if err != nil {
+		return plan.Estimate{}, err
+	}
+	return t.Estimate(total, p.flags.full), nil
+}
+
+// sampleRedis samples every node of the Redis source. total is DBSIZE,
+// or, when filters leave keys out, the sample scaled by its fraction.
+func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error) {
+	cfg, w := p.cfg, p.src
+	r := cfg.Source.Redis
+	types, err := parseTypes(r.Types)
+	if err != nil {
+		return 0, err
+	}
+	ropts := redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
+		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, MaxRecordBytes: cfg.Kafka.MaxRecordBytes, Logger: p.log}
+	shards, err := w.sourceShards(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var nodes []*redisNode
+	defer func() {
+		for _, n := range nodes {
+			n.close()
+		}
+	}()
+	var size int64
+	for _, sh := range shards {
+		node, err := w.openNode(ctx, sh)
+		if err != nil {
+			return 0, err
+		}
+		nodes = append(nodes, node)
+		n, err := node.cl.DBSize(ctx).Result()
+		if err != nil {
+			return 0, redissrc.Explain(node.conn, err)
+		}
+		size += n
+	}
+	fraction := 1.0
+	if !p.flags.full && size > p.flags.sample {
+		fraction = float64(p.flags.sample) / float64(size)
+	}
+	var sampled int64
+	for _, node := range nodes {
+		s := redissrc.NewSampler(node.cl, node.conn, filterOf(r), r.ScanCount, fraction, ropts)
+		if err := s.Prepare(ctx); err != nil {
+			return 0, err
+		}
+		for done := false; !done; {
+			var page redissrc.Sample
+			if page, done, err = s.Next(ctx); err != nil {
+				return 0, err
+			}
+			sampled += p.addRedisPage(t, &page)
+		}
+	}
+	if len(r.Include) > 0 || len(r.Exclude) > 0 || len(r.Types) > 0 {
+		// DBSIZE counts the keys the filters leave out too.
+		return int64(float64(sampled) / fraction), nil
+	}
+	return size, nil
+}
+
+// addRedisPage counts a page of sampled keys: events, the reader's
+// rejects, and big keys that travel in pieces. It returns how many.
+func (p *planner) addRedisPage(t *plan.Tally, page *redissrc.Sample) int64 {
+	now := time.Now()
+	var n int64
+	for i := range page.Batch.Events {
+		e := &page.Batch.Events[i]
+		k := p.keyOf(e, now)
+		if p.redisTarget && k.Reason == "" {
+			k.MemoryBytes = page.Memory[string(e.Key)] + versionKeyBytes + int64(len(e.Key))
+		}
+		t.Add(k)
+		n++
+	}
+	for _, rej := range page.Batch.Rejects {
+		t.Add(plan.Key{Name: string(rej.Key), Type: "not read", Bytes: page.Memory[string(rej.Key)], Events: 1,
+			Reason: rej.Class, Detail: rej.Err.Error()})
+		n++
+	}
+	chunk := int64(p.cfg.Source.Redis.ChunkBytes)
+	for _, big := range page.Counts.Big {
+		mem := page.Memory[big.Key]
+		k := plan.Key{Name: big.Key, Type: big.Type.String(), Bytes: mem, Events: max(1, (mem+chunk-1)/chunk), Chunked: true}
+		switch {
+		case p.cfg.sinkKind() == "dynamodb":
+			k.Reason = reasonPieces
+			k.Detail = fmt.Sprintf("a %s of %d elements (%s in memory) is read in pieces of at most %d bytes, and a DynamoDB item cannot be written in pieces (exclude the key, or copy it to a Redis target)",
+				big.Type, big.Size, groupBytes(mem), chunk)
+		case p.redisTarget:
+			k.MemoryBytes = mem + versionKeyBytes + int64(len(big.Key))
+		}
+		t.Add(k)
+		n++
+	}
+	return n
+}
+
+// sampleTable samples the DynamoDB source with random Scan segments.
+// total is the table's item count (DynamoDB updates it about every six
+// hours), or what was read when that is more.
+func (p *planner) sampleTable(ctx context.Context, t *plan.Tally) (int64, error) {
+	cfg, w := p.cfg, p.src
+	d := cfg.Source.DynamoDB
+	out, err := w.ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &w.dtable.Name})
+	if err != nil {
+		return 0, fmt.Errorf("describe %s: %w", w.dtable.Name, err)
+	}
+	count := aws.ToInt64(out.Table.ItemCount)
+	pages := ddbsrc.NewPages(w.ddb, *w.dtable, ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize,
+		ConsistentRead: d.ConsistentRead, Endpoint: d.Endpoint, Epoch: pipeline.NewEpoch(0)})
+	if !p.flags.full && count > p.flags.sample {
+		pages.SetSample(float64(p.flags.sample) / float64(count))
+	}
+	for done := false; !done; {
+		var b pipeline.Batch
+		if b, done, err = pages.Next(ctx); err != nil {
+			return 0, err
+		}
+		now := time.Now()
+		for i := range b.Events {
+			k := p.keyOf(&b.Events[i], now)
+			if p.redisTarget && k.Reason == "" {
+				k.MemoryBytes = k.Bytes + versionKeyBytes
+			}
+			t.Add(k)
+		}
+		for _, rej := range b.Rejects {
+			t.Add(plan.Key{Name: string(rej.Key), Type: "not read", Events: 1, Reason: rej.Class, Detail: rej.Err.Error()})
+		}
+	}
+	return count, nil
+}
+
+// keyOf is what the pipeline would do with one event: its size in Kafka
+// and, for a DynamoDB target, the item the sink's mapping makes of it.
+func (p *planner) keyOf(e *pipeline.Event, now time.Time) plan.Key {
+	k := plan.Key{Name: string(e.Key), Type: e.Value.Type.String(), Events: 1, TTL: !e.ExpireAt.IsZero()}
+	enc, err := pipeline.Encode(nil, e)
+	if err != nil {
+		k.Reason, k.Detail = pipeline.RejectInvalid, err.Error()
+		return k
+	}
+	k.Bytes = int64(len(enc) + len(e.Key))
+	if max := p.cfg.Kafka.MaxRecordBytes; k.Bytes > int64(max) {
+		k.Reason = reasonOversize
+		k.Detail = fmt.Sprintf("its event of %d bytes is over kafka.max_record_bytes (%d)", k.Bytes, max)
+		return k
+	}
+	if p.router == nil {
+		return k
+	}
+	// Every error of the mapping wraps pipeline.ErrUnmappable: the sink
+	// rejects (dead-letters) the event.
+	item, err := p.router.Item(e, now)
+	if err != nil {
+		k.Reason, k.Detail = reasonUnmappable, err.Error()
+	} else {
+		k.ItemBytes = ddbsink.ItemSize(item)
+		if k.ItemBytes > ddbsink.MaxItemBytes {
+			k.Reason = reasonItemTooLarge
+			k.Detail = fmt.Sprintf("its item is %d bytes after mapping, over DynamoDB's %d (exclude the key, or copy it to a Redis target)",
+				k.ItemBytes, ddbsink.MaxItemBytes)
+			k.ItemBytes = 0
+		}
+	}
+	return k
+}
