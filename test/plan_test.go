@@ -175,6 +175,38 @@ func TestPlanPreflightFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("user may not set keyspace notifications", func(t *testing.T) {
+		r := stack.NewRedis(t)
+		seedNumbered(t, r.Client, "k:", 10)
+		// The documented minimal source user without +config|set: on a
+		// server whose notifications are off, replicate could not turn
+		// them on.
+		acl := readmeACL(t)
+		for i, a := range acl {
+			switch a {
+			case ">password":
+				acl[i] = ">s3cret"
+			case "+config|set":
+				acl[i] = "-config|set"
+			}
+		}
+		must(t, r.Client.Do(ctx, acl...).Err())
+		p := newPipeline(t, r, "--create-table", "--redis-username", "cutover")
+		res := stack.RunEnv(ctx, t, []string{"REDIS_PASSWORD=s3cret"}, append([]string{"plan", "--output", "json"}, p.args...)...)
+		if res.Code != 5 {
+			t.Fatalf("plan as a user who may not set notify-keyspace-events: exit %d, want 5\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+		if !strings.Contains(res.Stdout, "keyspace notifications are off on redis "+r.Addr) ||
+			!strings.Contains(res.Stdout, `set notify-keyspace-events to include \"Eg$lshzxetd\"`) {
+			t.Errorf("the failure does not name the setting and its fix:\n%s", res.Stdout)
+		}
+		var out planOutput
+		must(t, json.Unmarshal([]byte(res.Stdout), &out))
+		if out.Estimate.Carried != 10 {
+			t.Errorf("the user may read: every key is still planned, got %+v", out.Estimate)
+		}
+	})
+
 	t.Run("configuration mistake", func(t *testing.T) {
 		res := stack.Run(ctx, t, "plan", "--sample", "0", "--dynamodb-table", "x")
 		if res.Code != 2 || !strings.Contains(res.Stderr, "--sample: must be positive") {

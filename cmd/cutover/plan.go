@@ -125,7 +125,7 @@ type planReport struct {
 // planCheck is one preflight check.
 type planCheck struct {
 	Check  string `json:"check"`
-	Status string `json:"status"` // ok, warn or fail
+	Status string `json:"status"` // ok or fail
 	Detail string `json:"detail"` // what was found, or the fix
 }
 
@@ -177,7 +177,10 @@ type planner struct {
 	router *ddbsink.Router
 	// redisTarget is set for a Redis target that answered.
 	redisTarget bool
-	closers     []func()
+	// whole is set when the sample is every key (--full, or a keyspace
+	// no larger than --sample): the counts are exact.
+	whole   bool
+	closers []func()
 }
 
 func (p *planner) close() {
@@ -191,10 +194,6 @@ func (p *planner) close() {
 
 func (p *planner) ok(check, format string, args ...any) {
 	p.rep.Preflight = append(p.rep.Preflight, planCheck{Check: check, Status: "ok", Detail: fmt.Sprintf(format, args...)})
-}
-
-func (p *planner) warn(check, format string, args ...any) {
-	p.rep.Preflight = append(p.rep.Preflight, planCheck{Check: check, Status: "warn", Detail: fmt.Sprintf(format, args...)})
 }
 
 func (p *planner) fail(check string, err error) {
@@ -225,7 +224,7 @@ func (p *planner) limits() []string {
 	} else {
 		l = append(l, "Redis memory is MEMORY USAGE of the source's keys (estimated by Redis from a few elements of a big collection) plus about 112 bytes and the key's length for cutover's version key; a DynamoDB source's items are counted by their encoded size")
 	}
-	if !p.flags.full {
+	if !p.whole {
 		l = append(l, "counts are scaled from the sample to the store's own count of keys (DBSIZE; a DynamoDB table's ItemCount is updated about every six hours); shares carry a 95% upper bound; --full gives exact counts")
 	}
 	return l

@@ -82,11 +82,8 @@ func (p *planner) checkNotifications(ctx context.Context, node *redisNode) {
 		p.fail(name, fmt.Errorf("%w (backfill works without them; replicate needs them)", c.Err))
 	case c.Missing == "":
 		p.ok(name, "notify-keyspace-events is %q", c.Flags)
-	case c.CanSet:
-		p.ok(name, "notify-keyspace-events is %q; replicate will add %q with CONFIG SET (the user may)", c.Flags, c.Missing)
 	default:
-		p.warn(name, "notify-keyspace-events is %q, without %q; replicate will try CONFIG SET, which the server would not say it allows (ACL DRYRUN): if it is refused, set notify-keyspace-events to include %q (on ElastiCache in the parameter group)",
-			c.Flags, c.Missing, c.Missing)
+		p.ok(name, "notify-keyspace-events is %q; replicate will add %q with CONFIG SET (the user may)", c.Flags, c.Missing)
 	}
 }
 

@@ -41,7 +41,7 @@ func printEstimate(w io.Writer, e *plan.Estimate) {
 	}
 	how := fmt.Sprintf("a random sample of %s keys, scaled to %s", group(e.Sampled), group(e.Total))
 	if e.Full {
-		how = "every key (--full): exact"
+		how = "every key: exact"
 	}
 	fmt.Fprintf(w, "\nwhat will move (%s)\n", how)
 	types := make([]string, 0, len(e.ByType))
@@ -79,10 +79,18 @@ func printProjection(w io.Writer, e *plan.Estimate, p *plan.Projection) {
 	fmt.Fprintf(w, "  %-22s %14s  %s\n", "events into kafka", group(e.Events), groupBytes(e.KafkaBytes)+" before compression")
 	fmt.Fprintf(w, "  %-22s %14s\n", "target writes", group(p.Writes))
 	if p.WriteUnits > 0 {
-		fmt.Fprintf(w, "  %-22s %14s  $%.2f on demand at $%g per million\n", "dynamodb write units", group(p.WriteUnits), p.Cost, p.PricePerMillionWrites)
+		fmt.Fprintf(w, "  %-22s %14s  %s on demand at $%g per million\n", "dynamodb write units", group(p.WriteUnits), dollars(p.Cost), p.PricePerMillionWrites)
 	}
 	if e.RedisMemory > 0 {
 		fmt.Fprintf(w, "  %-22s %14s  with cutover's version keys\n", "redis memory", groupBytes(e.RedisMemory))
 	}
 	fmt.Fprintf(w, "  %-22s %14s  at %g writes/s\n", "time", p.Duration.String(), p.WritesPerSecond)
+}
+
+// dollars shows a cost to the cent, or to four digits below a dollar.
+func dollars(c float64) string {
+	if c < 1 {
+		return fmt.Sprintf("$%.4g", c)
+	}
+	return fmt.Sprintf("$%.2f", c)
 }

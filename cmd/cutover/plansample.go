@@ -51,7 +51,7 @@ func (p *planner) sample(ctx context.Context) (plan.Estimate, error) {
 	if err != nil {
 		return plan.Estimate{}, err
 	}
-	return t.Estimate(total, p.flags.full), nil
+	return t.Estimate(total, p.whole), nil
 }
 
 // sampleRedis samples every node of the Redis source. total is DBSIZE,
@@ -92,6 +92,7 @@ func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error)
 	if !p.flags.full && size > p.flags.sample {
 		fraction = float64(p.flags.sample) / float64(size)
 	}
+	p.whole = fraction == 1
 	var sampled int64
 	for _, node := range nodes {
 		s := redissrc.NewSampler(node.cl, node.conn, filterOf(r), r.ScanCount, fraction, ropts)
@@ -163,7 +164,8 @@ func (p *planner) sampleTable(ctx context.Context, t *plan.Tally) (int64, error)
 	count := aws.ToInt64(out.Table.ItemCount)
 	pages := ddbsrc.NewPages(w.ddb, *w.dtable, ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize,
 		ConsistentRead: d.ConsistentRead, Endpoint: d.Endpoint, Epoch: pipeline.NewEpoch(0)})
-	if !p.flags.full && count > p.flags.sample {
+	p.whole = p.flags.full || count <= p.flags.sample
+	if !p.whole {
 		pages.SetSample(float64(p.flags.sample) / float64(count))
 	}
 	for done := false; !done; {

@@ -14,17 +14,18 @@ type NotifyCheck struct {
 	Flags string
 	// Missing are the classes live capture needs that Flags lacks.
 	Missing string
-	// CanSet is set when the user may CONFIG SET them (ACL DRYRUN said
-	// so); Unknown when the server would not say (before Redis 7, or a
-	// user who may not run ACL DRYRUN): replicate will just try.
-	CanSet, Unknown bool
+	// CanSet is set when the user may CONFIG SET them.
+	CanSet bool
 	// Err says what to set when live capture cannot turn them on.
 	Err error
 }
 
 // CheckNotifications is EnsureNotifications without changing anything,
 // for `cutover plan`: it reads notify-keyspace-events and, when classes
-// are missing, asks the server (ACL DRYRUN) whether the user may set them.
+// are missing, finds out whether the user may set them: ACL DRYRUN when
+// the user may run it (Redis 7), else a CONFIG SET of the value the
+// server already has, which changes nothing but is refused exactly when
+// the real one would be.
 func CheckNotifications(ctx context.Context, cl *goredis.Client, conn Conn) NotifyCheck {
 	cur, err := cl.ConfigGet(ctx, "notify-keyspace-events").Result()
 	if err != nil {
@@ -40,13 +41,17 @@ func CheckNotifications(ctx context.Context, cl *goredis.Client, conn Conn) Noti
 	want := mergeFlags(c.Flags, c.Missing)
 	res, err := cl.Do(ctx, "ACL", "DRYRUN", conn.user(), "CONFIG", "SET", "notify-keyspace-events", want).Text()
 	switch {
-	case err != nil:
-		c.Unknown = true
-	case res == "OK":
+	case err == nil && res == "OK":
 		c.CanSet = true
-	default:
+	case err == nil:
 		// DRYRUN answers a refusal as a plain string that says why.
 		c.Err = notifyErr(conn, c.Flags, fmt.Errorf("%s", strings.TrimSpace(res)))
+	default:
+		if err := cl.ConfigSet(ctx, "notify-keyspace-events", c.Flags).Err(); err != nil {
+			c.Err = notifyErr(conn, c.Flags, err)
+		} else {
+			c.CanSet = true
+		}
 	}
 	return c
 }

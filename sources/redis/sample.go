@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"errors"
-	"slices"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -16,16 +15,7 @@ import (
 // counts, so a big key that would travel in pieces is told apart from one
 // over the limits, and it reads each sampled key's MEMORY USAGE.
 type Sampler struct {
-	cl     *goredis.Client
-	conn   Conn
-	filter pipeline.KeyFilter
-	types  []pipeline.Type
-	count  int
-	reader *Reader
-	keep   func(string) bool
-
-	cursor  uint64
-	started bool
+	sc *Scanner // walks the database and chooses the sample
 }
 
 // Sample is one page of a Sampler's walk.
@@ -43,43 +33,31 @@ type Sample struct {
 // of the key, before any value is read: SCAN walks every key, but only
 // the sampled ones are read).
 func NewSampler(cl *goredis.Client, conn Conn, filter pipeline.KeyFilter, scanCount int, fraction float64, opts ReaderOptions) *Sampler {
-	if scanCount <= 0 {
-		scanCount = 1000
-	}
-	s := &Sampler{cl: cl, conn: conn, filter: filter, types: opts.Types, count: scanCount, reader: NewReader(cl, conn, opts)}
+	s := &Sampler{sc: NewScanner(cl, conn, filter, scanCount, opts)}
 	if fraction > 0 && fraction < 1 {
-		s.keep = sampleKeys(fraction)
+		s.sc.sample = sampleKeys(fraction)
 	}
 	return s
 }
 
 // Prepare loads the read script.
-func (s *Sampler) Prepare(ctx context.Context) error { return s.reader.Prepare(ctx) }
-
-// Reader is the reader the sampler reads with (to read a big key's pieces).
-func (s *Sampler) Reader() *Reader { return s.reader }
+func (s *Sampler) Prepare(ctx context.Context) error { return s.sc.Prepare(ctx) }
 
 // Next reads the next page; done is true once the walk is complete.
 func (s *Sampler) Next(ctx context.Context) (Sample, bool, error) {
 	var out Sample
-	if s.started && s.cursor == 0 {
-		return out, true, nil
+	sc := s.sc
+	keys, next, more, err := sc.nextKeys(ctx)
+	if !more || err != nil {
+		return out, !more, err
 	}
-	s.started = true
-	keys, next, _, err := scanPage(ctx, s.cl, s.conn, s.reader.log, s.filter, s.types, s.cursor, s.count)
-	if err != nil {
-		return out, false, err
-	}
-	if s.keep != nil {
-		keys = slices.DeleteFunc(keys, func(k string) bool { return !s.keep(k) })
-	}
-	if out.Batch, out.Counts, err = s.reader.Read(ctx, keys, pipeline.OriginSnapshot, nil); err != nil {
+	if out.Batch, out.Counts, err = sc.reader.Read(ctx, keys, pipeline.OriginSnapshot, nil); err != nil {
 		return out, false, err
 	}
 	if out.Memory, err = s.memory(ctx, keys); err != nil {
 		return out, false, err
 	}
-	s.cursor = next
+	sc.cursor = next
 	return out, next == 0, nil
 }
 
@@ -92,8 +70,8 @@ func (s *Sampler) memory(ctx context.Context, keys []string) (map[string]int64, 
 		return out, nil
 	}
 	cmds := make([]*goredis.IntCmd, len(keys))
-	err := retry(ctx, s.reader.log, "memory usage", func() error {
-		pipe := s.cl.Pipeline()
+	err := retry(ctx, s.sc.log, "memory usage", func() error {
+		pipe := s.sc.cl.Pipeline()
 		for i, k := range keys {
 			cmds[i] = pipe.MemoryUsage(ctx, k, 5)
 		}
@@ -106,7 +84,7 @@ func (s *Sampler) memory(ctx context.Context, keys []string) (map[string]int64, 
 		return nil
 	})
 	if err != nil {
-		return nil, Explain(s.conn, err)
+		return nil, Explain(s.sc.conn, err)
 	}
 	for i, k := range keys {
 		if n, err := cmds[i].Result(); err == nil {

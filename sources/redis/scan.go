@@ -218,16 +218,9 @@ func (s *Scanner) Prepare(ctx context.Context) error { return s.reader.Prepare(c
 // Next reads the next page. done is true once the walk is complete (the
 // last page may still hold events).
 func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err error) {
-	if s.started && s.cursor == 0 {
-		return b, true, nil
-	}
-	s.started = true
-	keys, next, _, err := scanPage(ctx, s.cl, s.conn, s.log, s.filter, s.types, s.cursor, s.count)
-	if err != nil {
-		return b, false, err
-	}
-	if s.sample != nil {
-		keys = slices.DeleteFunc(keys, func(k string) bool { return !s.sample(k) })
+	keys, next, more, err := s.nextKeys(ctx)
+	if !more || err != nil {
+		return b, !more, err
 	}
 	b, info, err := s.reader.Read(ctx, keys, pipeline.OriginRepair, nil)
 	if err != nil {
@@ -236,6 +229,24 @@ func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err er
 	notRead(&b, info)
 	s.cursor = next
 	return b, next == 0, nil
+}
+
+// nextKeys is the next SCAN page's keys that pass the filter and the
+// sample, and the cursor after it; more is false once the walk is done.
+// The caller moves s.cursor on once the page is read.
+func (s *Scanner) nextKeys(ctx context.Context) (keys []string, next uint64, more bool, err error) {
+	if s.started && s.cursor == 0 {
+		return nil, 0, false, nil
+	}
+	s.started = true
+	keys, next, _, err = scanPage(ctx, s.cl, s.conn, s.log, s.filter, s.types, s.cursor, s.count)
+	if err != nil {
+		return nil, 0, true, err
+	}
+	if s.sample != nil {
+		keys = slices.DeleteFunc(keys, func(k string) bool { return !s.sample(k) })
+	}
+	return keys, next, true, nil
 }
 
 // Exists implements reconcile.Checker: which keys the source has and the
