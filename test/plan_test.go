@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,14 +23,16 @@ type planOutput struct {
 		Check, Status, Detail string
 	} `json:"preflight"`
 	Estimate struct {
-		Total      int64            `json:"total_keys"`
-		Sampled    int64            `json:"sampled_keys"`
-		Full       bool             `json:"full_scan"`
-		ByType     map[string]int64 `json:"by_type"`
-		Carried    int64            `json:"carried"`
-		NotCarried int64            `json:"not_carried"`
-		Upper95    float64          `json:"not_carried_upper_95"`
-		Reasons    []struct {
+		Total       int64            `json:"total_keys"`
+		Sampled     int64            `json:"sampled_keys"`
+		Full        bool             `json:"full_scan"`
+		ByType      map[string]int64 `json:"by_type"`
+		Carried     int64            `json:"carried"`
+		Chunked     int64            `json:"chunked"`
+		RedisMemory int64            `json:"redis_memory_bytes"`
+		NotCarried  int64            `json:"not_carried"`
+		Upper95     float64          `json:"not_carried_upper_95"`
+		Reasons     []struct {
 			Reason    string `json:"reason"`
 			Estimated int64  `json:"estimated"`
 			Example   string `json:"example"`
@@ -213,4 +216,112 @@ func TestPlanPreflightFailures(t *testing.T) {
 			t.Errorf("plan --sample 0: exit %d, want 2\n%s", res.Code, res.Stderr)
 		}
 	})
+}
+
+// TestPlanRedisToRedis plans a Redis → Redis copy of seeded keys, a big
+// hash that travels in pieces and a stream (both carried to a Redis
+// target), then runs it: every key carried, the writes within the
+// estimate of the big hash's pieces, and the target's memory near the
+// estimate.
+func TestPlanRedisToRedis(t *testing.T) {
+	src, dst := stack.NewRedis(t), stack.NewRedis(t)
+	seedRedis(t, src, datagen.Spec{Keys: 2000, Seed: 21, Prefix: "plan:", TTLFraction: 0.1, BinaryFraction: 0.02})
+	ctx := testCtx(t, 5*time.Minute)
+	big := make([]any, 0, 30_000)
+	for i := range 15_000 {
+		big = append(big, "f"+strconv.Itoa(i), "v"+strconv.Itoa(i))
+	}
+	must(t, src.Client.HSet(ctx, "big:hash", big...).Err())
+	must(t, src.Client.XAdd(ctx, &goredis.XAddArgs{Stream: "events:1", Values: []string{"a", "1"}}).Err())
+	keys := int64(2000 + 2)
+	p := newRedisPipeline(t, src, dst)
+
+	plan, res := runPlan(t, append([]string{"--full"}, p.args...)...)
+	if res.Code != 0 {
+		t.Fatalf("plan --full: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	e := plan.Estimate
+	if e.Carried != keys || e.NotCarried != 0 || e.Chunked != 1 {
+		t.Errorf("plan --full: %d carried, %d not, %d in pieces; want %d, 0, 1", e.Carried, e.NotCarried, e.Chunked, keys)
+	}
+	res = stack.Run(ctx, t, append([]string{"backfill"}, p.args...)...)
+	if res.Code != 0 {
+		t.Fatalf("backfill: exit %d\n%s\n%s", res.Code, res.Stdout, stack.Tail(res.Stderr, 20))
+	}
+	applied := summaryCount(t, res.Stdout, "events applied")
+	used := keysMemory(t, dst.Client)
+	t.Logf("backfill applied %d events; plan said %d writes. Target keys take %d bytes (MEMORY USAGE, data and version keys); plan said %d",
+		applied, plan.Projection.Writes, used, e.RedisMemory)
+	if d := applied - plan.Projection.Writes; d < -5 || d > 5 {
+		t.Errorf("backfill applied %d events, plan said %d writes", applied, plan.Projection.Writes)
+	}
+	if r := float64(e.RedisMemory) / float64(used); r < 0.75 || r > 1.33 {
+		t.Errorf("plan estimated %d bytes of target memory, the target holds %d", e.RedisMemory, used)
+	}
+}
+
+// TestPlanTableToTable plans a DynamoDB → DynamoDB copy read as items:
+// every item carried, at least one write unit each.
+func TestPlanTableToTable(t *testing.T) {
+	stack.LoadDynamoDB(t, 1)
+	o := newOrders(t, dynamoClient(t), 200)
+	p := newTablePipeline(t, o.Table, "--dynamodb-endpoint", stack.DynamoDBEndpoint(t), "--dynamodb-table", o.Table+"-copy", "--create-table")
+	e := planThenBackfill(t, p).Estimate
+	if e.Carried != 200 || e.NotCarried != 0 || e.ByType["item"] != 200 || e.WriteUnits < 200 {
+		t.Errorf("plan --full: %+v; want 200 items carried, at least a write unit each", e)
+	}
+	t.Logf("plan --full: %d items, %d write units, %d bytes into kafka", e.Carried, e.WriteUnits, e.KafkaBytes)
+}
+
+// TestPlanTableToRedis plans a DynamoDB → Redis copy through a key
+// template: every item carried, and the target's memory near the
+// estimate.
+func TestPlanTableToRedis(t *testing.T) {
+	stack.LoadDynamoDB(t, 1)
+	o := newOrders(t, dynamoClient(t), 100)
+	dst := stack.NewRedis(t)
+	p := newTablePipeline(t, o.Table, "--target-redis-addr", dst.Addr, "--target-key-template", "order:{userId}:{orderId}")
+	e := planThenBackfill(t, p).Estimate
+	if e.Carried != 100 || e.NotCarried != 0 {
+		t.Errorf("plan --full: %+v; want 100 items carried", e)
+	}
+	used := keysMemory(t, dst.Client)
+	t.Logf("plan --full: %d items, about %d bytes of Redis memory; the target's keys take %d (MEMORY USAGE)", e.Carried, e.RedisMemory, used)
+	if r := float64(e.RedisMemory) / float64(used); r < 0.7 || r > 1.4 {
+		t.Errorf("plan estimated %d bytes of target memory, the target holds %d", e.RedisMemory, used)
+	}
+}
+
+// planThenBackfill runs plan --full of p, then its backfill, which must
+// exit 0 and apply one event per key the plan carries; it returns the
+// plan.
+func planThenBackfill(t *testing.T, p pipelineArgs) planOutput {
+	t.Helper()
+	plan, res := runPlan(t, append([]string{"--full"}, p.args...)...)
+	if res.Code != 0 || !plan.Ready {
+		t.Fatalf("plan --full: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = stack.Run(testCtx(t, 5*time.Minute), t, append([]string{"backfill"}, p.args...)...)
+	if res.Code != 0 {
+		t.Fatalf("backfill: exit %d\n%s\n%s", res.Code, res.Stdout, stack.Tail(res.Stderr, 20))
+	}
+	if applied := summaryCount(t, res.Stdout, "events applied"); applied != plan.Projection.Writes {
+		t.Errorf("backfill applied %d events, plan said %d writes", applied, plan.Projection.Writes)
+	}
+	return plan
+}
+
+// keysMemory is the sum of MEMORY USAGE of every key of cl's database.
+func keysMemory(t *testing.T, cl *goredis.Client) int64 {
+	t.Helper()
+	ctx := testCtx(t, time.Minute)
+	var used int64
+	iter := cl.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		n, err := cl.MemoryUsage(ctx, iter.Val()).Result()
+		must(t, err)
+		used += n
+	}
+	must(t, iter.Err())
+	return used
 }

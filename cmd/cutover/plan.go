@@ -11,6 +11,7 @@ import (
 
 	"github.com/cutover/cutover/pipeline/plan"
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
+	redissink "github.com/cutover/cutover/sinks/redis"
 )
 
 // exitPreflight is plan's exit status when a preflight check failed: the
@@ -175,6 +176,8 @@ type planner struct {
 
 	src    *wiring // the source's connections (no checkpoint store, no topics)
 	router *ddbsink.Router
+	// renderer maps items to a Redis target's keys (a DynamoDB source).
+	renderer *redissink.Renderer
 	// redisTarget is set for a Redis target that answered.
 	redisTarget bool
 	// whole is set when the sample is every key (--full, or a keyspace
@@ -222,7 +225,9 @@ func (p *planner) limits() []string {
 		l = append(l, "write units are for an empty table; a put over an existing item costs by the larger of the two items",
 			"the cost is of the backfill's writes only: later changes, reads, storage and the target table's indexes are not counted")
 	} else {
-		l = append(l, "Redis memory is MEMORY USAGE of the source's keys (estimated by Redis from a few elements of a big collection) plus about 112 bytes and the key's length for cutover's version key; a DynamoDB source's items are counted by their encoded size")
+		l = append(l, "Redis memory is MEMORY USAGE of the source's keys (estimated by Redis from a few elements of a big collection), "+
+			"or for a DynamoDB source the key and value the sink renders in a small key's compact encoding, "+
+			"plus about 112 bytes and the key's length for cutover's version key; allocator overhead and big collections' encodings can add to it")
 	}
 	if !p.whole {
 		l = append(l, "counts are scaled from the sample to the store's own count of keys (DBSIZE; a DynamoDB table's ItemCount is updated about every six hours); shares carry a 95% upper bound; --full gives exact counts")

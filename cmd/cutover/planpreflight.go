@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/cutover/cutover/pipeline/kafka"
+	redissink "github.com/cutover/cutover/sinks/redis"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
@@ -193,4 +194,16 @@ func (p *planner) checkTarget(ctx context.Context) {
 	}
 	p.redisTarget = true
 	p.ok("target redis", "%s db %d reachable, a master", rs.Addr, rs.DB)
+	if items := p.itemsTable(); items != nil {
+		// As newSink: only with the table's key known can the template be
+		// checked.
+		opts := cfg.itemOptions()
+		opts.Key = []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}
+		if items.Sort != "" {
+			opts.Key = append(opts.Key, redissink.KeyAttrSchema{Name: items.Sort, Type: items.SortType})
+		}
+		if p.renderer, err = redissink.NewRenderer(opts); err != nil {
+			p.fail("target key template", fmt.Errorf("sink.redis.key_template (--target-key-template): %w", err))
+		}
+	}
 }

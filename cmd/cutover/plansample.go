@@ -25,9 +25,10 @@ const (
 )
 
 // versionKeyBytes is about what the Redis sink's version key of a key
-// takes besides the key's own bytes: its dictionary and expiry entries,
-// the "cutover:v:{tag}" prefix and the 16-byte version (measured with
-// MEMORY USAGE on Redis 7, rounded up).
+// takes besides the key's own bytes: its dictionary entry, the
+// "cutover:v:{tag}" prefix and the 16-byte version (MEMORY USAGE says 85
+// plus the key on Redis 7) and its entry in the expiry dictionary, which
+// MEMORY USAGE leaves out.
 const versionKeyBytes = 112
 
 // itemsTable is the source table when events carry DynamoDB items.
@@ -176,8 +177,8 @@ func (p *planner) sampleTable(ctx context.Context, t *plan.Tally) (int64, error)
 		now := time.Now()
 		for i := range b.Events {
 			k := p.keyOf(&b.Events[i], now)
-			if p.redisTarget && k.Reason == "" {
-				k.MemoryBytes = k.Bytes + versionKeyBytes
+			if p.renderer != nil && k.Reason == "" {
+				p.renderItem(&k, &b.Events[i])
 			}
 			t.Add(k)
 		}
@@ -221,4 +222,33 @@ func (p *planner) keyOf(e *pipeline.Event, now time.Time) plan.Key {
 		}
 	}
 	return k
+}
+
+// renderItem sizes the Redis key and value an item becomes in a Redis
+// target, or says why the sink cannot map it.
+func (p *planner) renderItem(k *plan.Key, e *pipeline.Event) {
+	key, v, err := p.renderer.Render(e)
+	if err != nil {
+		k.Reason, k.Detail = reasonUnmappable, err.Error()
+		return
+	}
+	k.MemoryBytes = redisKeyBytes(key, &v) + versionKeyBytes + int64(len(key))
+}
+
+// redisKeyBytes is about what a small key takes in Redis' memory: its
+// dictionary entry, key and value object (about 48 bytes), the key, and
+// the value in its compact encoding (a listpack for a small hash: each
+// field and value with a few bytes of framing).
+func redisKeyBytes(key string, v *pipeline.Value) int64 {
+	n := int64(48 + len(key))
+	switch v.Type {
+	case pipeline.TypeHash:
+		n += 8
+		for _, f := range v.Hash {
+			n += int64(len(f.Name) + len(f.Value) + 4)
+		}
+	default:
+		n += int64(len(v.String)) + 8
+	}
+	return n
 }
