@@ -41,8 +41,12 @@ type planOutput struct {
 		KafkaBytes int64 `json:"kafka_bytes"`
 	} `json:"estimate"`
 	Projection struct {
-		Writes int64   `json:"writes"`
-		Cost   float64 `json:"cost_usd"`
+		Writes  int64   `json:"writes"`
+		Cost    float64 `json:"cost_usd"`
+		Suggest *struct {
+			Workers int64 `json:"sink_workers"`
+			PreWarm int64 `json:"pre_warm_write_units_per_second"`
+		} `json:"suggest"`
 	} `json:"projection"`
 }
 
@@ -109,7 +113,9 @@ func TestPlanCountsWhatBackfillDoes(t *testing.T) {
 		t.Errorf("plan created topic cutover.%s", p.name)
 	}
 
-	sampled, res := runPlan(t, append([]string{"--sample", "500"}, p.args...)...)
+	// To finish within 100 ms, a new table (4,000 write units/s at once)
+	// must be pre-warmed.
+	sampled, res := runPlan(t, append([]string{"--sample", "500", "--finish-within", "100ms"}, p.args...)...)
 	if res.Code != 0 {
 		t.Fatalf("plan --sample 500: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
@@ -118,6 +124,9 @@ func TestPlanCountsWhatBackfillDoes(t *testing.T) {
 		s.Sampled, s.Total, s.NotCarried, 100*s.Upper95, s.WriteUnits, s.KafkaBytes)
 	if s.Total != keys || s.Sampled < 250 || s.Sampled > 1000 {
 		t.Errorf("plan --sample 500 read %d keys and scaled to %d; want about 500 and %d (DBSIZE)", s.Sampled, s.Total, keys)
+	}
+	if sg := sampled.Projection.Suggest; sg == nil || sg.Workers < 2 || sg.PreWarm < 20_000 {
+		t.Errorf("--finish-within 100ms: suggestion %+v, want several workers and a pre-warmed table", sg)
 	}
 
 	start := time.Now()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,7 +26,9 @@ type planFlags struct {
 	sample          int64
 	full            bool
 	pricePerMillion float64
+	pricePerWCUHour float64
 	writesPerSecond float64
+	finishWithin    time.Duration
 }
 
 func newPlanCmd() *cobra.Command {
@@ -34,11 +37,12 @@ func newPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Before a migration: check every connection, and estimate what it will move, what will not fit, its time and its cost",
-		Long: `plan is read-only: it writes nothing to the source, the target or Kafka, and
-creates no topic or table. It reports:
+		Long: `plan is read-only: it changes nothing on the source, the target or Kafka,
+and creates no topic or table. It reports:
 
 Preflight, each check ok or failed with the exact fix: the source (Redis:
-reachable, keyspace notifications on or settable by the user; DynamoDB:
+reachable, keyspace notifications on or settable by the user, asked with
+ACL DRYRUN or a CONFIG SET of the value the server has; DynamoDB:
 the table and its stream with a view type that carries new images),
 Kafka (reachable; the topic's partitions and max.message.bytes against
 kafka.max_record_bytes, or that replicate would create it), and the
@@ -58,8 +62,11 @@ the table's item count).
 The projection: events and bytes into the topic, DynamoDB write units
 (one per started KB of each item; a conditional put costs what a plain
 one does) and their on-demand cost at --price-per-million-writes, the
-time at --writes-per-second, and for a Redis target the memory it needs
-(MEMORY USAGE of the sampled keys plus cutover's version key per key).
+time at --writes-per-second, the provisioned capacity that does it in that
+time and its cost at --price-per-wcu-hour, and for a Redis target the
+memory it needs (MEMORY USAGE of the sampled keys plus cutover's version
+key per key). --finish-within suggests the write rate, sink workers,
+partitions and DynamoDB warm throughput that finish in that time.
 
 Exit status: 0 when the run can start, 5 when a preflight check failed,
 2 for a configuration mistake, 1 on other errors.`,
@@ -84,6 +91,10 @@ Exit status: 0 when the run can start, 5 when a preflight check failed,
 	fs.BoolVar(&f.full, "full", false, "read every key instead of a sample: exact counts, at the cost of a full read")
 	fs.Float64Var(&f.pricePerMillion, "price-per-million-writes", plan.DefaultPricePerMillionWrites,
 		"US dollars per million DynamoDB write request units; the default is on-demand in us-east-1 as listed since 1 November 2024 (never fetched: give your region's)")
+	fs.Float64Var(&f.pricePerWCUHour, "price-per-wcu-hour", plan.DefaultPricePerWCUHour,
+		"US dollars per provisioned DynamoDB write capacity unit and hour; the default is us-east-1's (never fetched: give your region's)")
+	fs.DurationVar(&f.finishWithin, "finish-within", 0,
+		fmt.Sprintf("suggest the sink workers, partitions and DynamoDB throughput that copy everything within this time (e.g. 2h), at %d writes/s a worker", plan.DefaultWritesPerSecond))
 	fs.Float64Var(&f.writesPerSecond, "writes-per-second", 0,
 		fmt.Sprintf("write rate the duration is projected at (default sink.dynamodb.max_writes_per_second if set, else %d)", plan.DefaultWritesPerSecond))
 	return cmd
@@ -103,6 +114,12 @@ func (f *planFlags) validate() error {
 	if f.writesPerSecond < 0 {
 		problems = append(problems, "--writes-per-second: must not be negative")
 	}
+	if f.pricePerWCUHour < 0 {
+		problems = append(problems, "--price-per-wcu-hour: must not be negative")
+	}
+	if f.finishWithin < 0 {
+		problems = append(problems, "--finish-within: must not be negative")
+	}
 	if len(problems) > 0 {
 		return &configError{problems: problems}
 	}
@@ -121,6 +138,8 @@ type planReport struct {
 	Projection *plan.Projection `json:"projection,omitempty"`
 	// Limits say what the estimates leave out.
 	Limits []string `json:"limits"`
+	// table is the target table, for the commands the text shows.
+	table string
 }
 
 // planCheck is one preflight check.
@@ -132,7 +151,8 @@ type planCheck struct {
 
 func runPlan(ctx context.Context, cfg *Config, f *planFlags, out io.Writer) error {
 	log := newLogger(cfg)
-	p := &planner{cfg: cfg, log: log, flags: f, rep: planReport{Pipeline: cfg.Name, Source: cfg.describeSource(), Topic: cfg.Kafka.Topic}}
+	p := &planner{cfg: cfg, log: log, flags: f, rep: planReport{Pipeline: cfg.Name, Source: cfg.describeSource(), Topic: cfg.Kafka.Topic,
+		table: cfg.Sink.DynamoDB.Table}}
 	defer p.close()
 	sourceOK := p.checkSource(ctx)
 	p.checkKafka(ctx)
@@ -176,6 +196,9 @@ type planner struct {
 
 	src    *wiring // the source's connections (no checkpoint store, no topics)
 	router *ddbsink.Router
+	// warmWrites is the target table's warm write throughput (the least
+	// of its tables'), 0 when unknown.
+	warmWrites int64
 	// renderer maps items to a Redis target's keys (a DynamoDB source).
 	renderer *redissink.Renderer
 	// redisTarget is set for a Redis target that answered.
@@ -205,7 +228,9 @@ func (p *planner) fail(check string, err error) {
 
 // rates are what the projection is priced and timed at.
 func (p *planner) rates() plan.Rates {
-	r := plan.Rates{PricePerMillionWrites: p.flags.pricePerMillion, WritesPerSecond: p.flags.writesPerSecond}
+	r := plan.Rates{PricePerMillionWrites: p.flags.pricePerMillion, WritesPerSecond: p.flags.writesPerSecond,
+		PricePerWCUHour: p.flags.pricePerWCUHour, FinishWithin: p.flags.finishWithin,
+		WorkerWritesPerSecond: plan.DefaultWritesPerSecond, WarmWrites: p.warmWrites}
 	if r.WritesPerSecond == 0 {
 		r.WritesPerSecond = plan.DefaultWritesPerSecond
 		if m := p.cfg.Sink.DynamoDB.MaxWritesPerSecond; m > 0 && p.cfg.sinkKind() == "dynamodb" {

@@ -157,6 +157,9 @@ func (p *planner) checkTarget(ctx context.Context) {
 		p.rep.Target = (&dynamoTarget{Router: router}).describe()
 		for _, c := range router.Check(ctx) {
 			check := "target table " + c.Table
+			if c.WarmWrites > 0 && (p.warmWrites == 0 || c.WarmWrites < p.warmWrites) {
+				p.warmWrites = c.WarmWrites
+			}
 			switch {
 			case c.Err != nil:
 				p.fail(check, c.Err)

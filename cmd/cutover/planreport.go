@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 
@@ -20,7 +21,7 @@ func printPlan(w io.Writer, r *planReport) {
 		printEstimate(w, e)
 	}
 	if pr := r.Projection; pr != nil {
-		printProjection(w, r.Estimate, pr)
+		printProjection(w, r.Estimate, pr, r.table)
 	}
 	if len(r.Limits) > 0 {
 		fmt.Fprintf(w, "\nlimits of the estimates\n")
@@ -74,7 +75,7 @@ func share(s, upper float64, full bool) string {
 	return fmt.Sprintf("%.3g%% (95%%: at most %.3g%%)", 100*s, 100*upper)
 }
 
-func printProjection(w io.Writer, e *plan.Estimate, p *plan.Projection) {
+func printProjection(w io.Writer, e *plan.Estimate, p *plan.Projection, table string) {
 	fmt.Fprintf(w, "\nprojection\n")
 	fmt.Fprintf(w, "  %-22s %14s  %s\n", "events into kafka", group(e.Events), groupBytes(e.KafkaBytes)+" before compression")
 	fmt.Fprintf(w, "  %-22s %14s\n", "target writes", group(p.Writes))
@@ -85,6 +86,21 @@ func printProjection(w io.Writer, e *plan.Estimate, p *plan.Projection) {
 		fmt.Fprintf(w, "  %-22s %14s  with cutover's version keys\n", "redis memory", groupBytes(e.RedisMemory))
 	}
 	fmt.Fprintf(w, "  %-22s %14s  at %g writes/s\n", "time", p.Duration.String(), p.WritesPerSecond)
+	if p.ProvisionedWCU > 0 {
+		fmt.Fprintf(w, "  %-22s %14s  %s for %.0f h at $%g per WCU-hour, instead of on demand\n", "provisioned WCU", group(p.ProvisionedWCU),
+			dollars(p.ProvisionedCost), math.Ceil(p.Duration.Hours()), p.PricePerWCUHour)
+	}
+	if s := p.Suggest; s != nil {
+		fmt.Fprintf(w, "\nto finish within %s: %s writes/s, %d sink worker(s) (replicate plus cutover sink processes), at least %d partitions",
+			s.FinishWithin, group(int64(s.WritesPerSecond)), s.Workers, s.Partitions)
+		if s.WriteUnitsPerSecond > 0 {
+			fmt.Fprintf(w, ", %s write units/s", group(s.WriteUnitsPerSecond))
+		}
+		fmt.Fprintln(w)
+		if s.PreWarm > 0 {
+			fmt.Fprintf(w, "  the table takes fewer write units/s at once: pre-warm it first (aws dynamodb update-table --table-name %s --warm-throughput WriteUnitsPerSecond=%d), or it throttles while DynamoDB scales out\n", table, s.PreWarm)
+		}
+	}
 }
 
 // dollars shows a cost to the cent, or to four digits below a dollar.

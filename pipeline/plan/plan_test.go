@@ -117,3 +117,29 @@ func TestProject(t *testing.T) {
 		t.Errorf("a started second counts: %v", p.Duration)
 	}
 }
+
+func TestProvisionedAndSuggestion(t *testing.T) {
+	// 36 million writes of 2 KB items: 72 million write units.
+	e := Estimate{Carried: 36_000_000, CarriedEvents: 36_000_000, WriteUnits: 72_000_000}
+	r := Rates{PricePerMillionWrites: 0.625, WritesPerSecond: 4000, PricePerWCUHour: 0.00065,
+		FinishWithin: 2 * time.Hour, WorkerWritesPerSecond: 4000, WarmWrites: 4000}
+	p := Project(&e, r, false)
+	// 9,000 s at 4,000 writes/s: 8,000 WCU for 3 hours.
+	if p.Duration != 9000*time.Second || p.ProvisionedWCU != 8000 || math.Abs(p.ProvisionedCost-8000*3*0.00065) > 1e-9 {
+		t.Errorf("provisioned: %+v", p)
+	}
+	s := p.Suggest
+	// 5,000 writes/s and 10,000 write units/s for two hours: two workers,
+	// and a table warmer than a new one's 4,000.
+	if s == nil || s.WritesPerSecond != 5000 || s.Workers != 2 || s.Partitions != 2 || s.WriteUnitsPerSecond != 10000 || s.PreWarm != 10000 {
+		t.Errorf("suggestion: %+v", s)
+	}
+	r.WarmWrites = 20000
+	if s := Project(&e, r, false).Suggest; s.PreWarm != 0 {
+		t.Errorf("a warm enough table needs no pre-warming: %+v", s)
+	}
+	r.FinishWithin = 0
+	if s := Project(&e, r, false).Suggest; s != nil {
+		t.Errorf("no --finish-within, no suggestion: %+v", s)
+	}
+}

@@ -21,6 +21,10 @@ type TableCheck struct {
 	Create bool
 	// Key is the key schema the sink writes, for messages.
 	Key string
+	// WarmWrites is the write units a second the table takes at once
+	// (its warm throughput; NewTableWarmWrites for a table to create), 0
+	// when DynamoDB does not say (DynamoDB Local).
+	WarmWrites int64
 	// Err says what is wrong and how to fix it; nil when the table is
 	// usable (or would be created).
 	Err error
@@ -36,7 +40,7 @@ func (s *Sink) Check(ctx context.Context) TableCheck {
 	switch {
 	case errors.As(err, &nf):
 		if s.opts.CreateTable {
-			c.Create = true
+			c.Create, c.WarmWrites = true, NewTableWarmWrites
 			return c
 		}
 		c.Err = fmt.Errorf("dynamodb table %s does not exist (create it with %s, or pass --create-table)", s.opts.Table, s.keyDesc())
@@ -50,8 +54,16 @@ func (s *Sink) Check(ctx context.Context) TableCheck {
 	}
 	c.Key = s.keyDesc()
 	c.Err = s.checkSchema(out.Table)
+	if w := out.Table.WarmThroughput; w != nil {
+		c.WarmWrites = aws.ToInt64(w.WriteUnitsPerSecond)
+	}
 	return c
 }
+
+// NewTableWarmWrites is the write units a second a new on-demand table
+// takes at once, as AWS documents it; faster writes are throttled while
+// DynamoDB scales the table out, unless it is pre-warmed.
+const NewTableWarmWrites = 4000
 
 // Check checks every table of the target; see Sink.Check.
 func (r *Router) Check(ctx context.Context) []TableCheck {
