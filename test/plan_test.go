@@ -219,6 +219,18 @@ func TestPlanPreflightFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("target is a replica", func(t *testing.T) {
+		src, master := stack.NewRedis(t), stack.NewRedis(t)
+		host, port, _ := strings.Cut(master.Addr, ":")
+		replica := stack.NewRedis(t, "--replicaof", host, port)
+		seedNumbered(t, src.Client, "k:", 10)
+		p := newRedisPipeline(t, src, replica)
+		_, res := runPlan(t, p.args...)
+		if res.Code != 5 || !strings.Contains(res.Stdout, "redis "+replica.Addr+" is a replica") || !strings.Contains(res.Stdout, "at the master") {
+			t.Errorf("plan onto a replica: exit %d, want 5 with the fix\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+	})
+
 	t.Run("configuration mistake", func(t *testing.T) {
 		res := stack.Run(ctx, t, "plan", "--sample", "0", "--dynamodb-table", "x")
 		if res.Code != 2 || !strings.Contains(res.Stderr, "--sample: must be positive") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -128,12 +129,14 @@ func (f *planFlags) validate() error {
 
 // planReport is plan's output.
 type planReport struct {
-	Pipeline   string           `json:"pipeline"`
-	Source     string           `json:"source"`
-	Topic      string           `json:"topic"`
-	Target     string           `json:"target"`
-	Ready      bool             `json:"ready"`
-	Preflight  []planCheck      `json:"preflight"`
+	Pipeline  string      `json:"pipeline"`
+	Source    string      `json:"source"`
+	Topic     string      `json:"topic"`
+	Target    string      `json:"target"`
+	Ready     bool        `json:"ready"`
+	Preflight []planCheck `json:"preflight"`
+	// Filters are the key filters the sample applied, as the run will.
+	Filters    []string         `json:"filters,omitempty"`
 	Estimate   *plan.Estimate   `json:"estimate,omitempty"`
 	Projection *plan.Projection `json:"projection,omitempty"`
 	// Limits say what the estimates leave out.
@@ -154,6 +157,16 @@ func runPlan(ctx context.Context, cfg *Config, f *planFlags, out io.Writer) erro
 	p := &planner{cfg: cfg, log: log, flags: f, rep: planReport{Pipeline: cfg.Name, Source: cfg.describeSource(), Topic: cfg.Kafka.Topic,
 		table: cfg.Sink.DynamoDB.Table}}
 	defer p.close()
+	if r := cfg.Source.Redis; cfg.sourceKind() == "redis" {
+		for _, f := range []struct {
+			name string
+			vals []string
+		}{{"include", r.Include}, {"exclude", r.Exclude}, {"types", r.Types}} {
+			if len(f.vals) > 0 {
+				p.rep.Filters = append(p.rep.Filters, f.name+" "+strings.Join(f.vals, ", "))
+			}
+		}
+	}
 	sourceOK := p.checkSource(ctx)
 	p.checkKafka(ctx)
 	p.checkTarget(ctx)
@@ -253,6 +266,9 @@ func (p *planner) limits() []string {
 		l = append(l, "Redis memory is MEMORY USAGE of the source's keys (estimated by Redis from a few elements of a big collection), "+
 			"or for a DynamoDB source the key and value the sink renders in a small key's compact encoding, "+
 			"plus about 112 bytes and the key's length for cutover's version key; allocator overhead and big collections' encodings can add to it")
+	}
+	if len(p.rep.Filters) > 0 && !p.whole {
+		l = append(l, "with filters, --sample is a share of all keys: fewer of them pass the filters and are read")
 	}
 	if !p.whole {
 		l = append(l, "counts are scaled from the sample to the store's own count of keys (DBSIZE; a DynamoDB table's ItemCount is updated about every six hours); shares carry a 95% upper bound; --full gives exact counts")

@@ -19,6 +19,9 @@ func printPlan(w io.Writer, r *planReport) {
 	}
 	if e := r.Estimate; e != nil {
 		printEstimate(w, e)
+		if len(r.Filters) > 0 {
+			fmt.Fprintf(w, "  %-22s %14s  %s\n", "filters", "", strings.Join(r.Filters, "; "))
+		}
 	}
 	if pr := r.Projection; pr != nil {
 		printProjection(w, r.Estimate, pr, r.table)
@@ -57,6 +60,13 @@ func printEstimate(w io.Writer, e *plan.Estimate) {
 	row("carried", e.Carried, "")
 	row("in pieces", e.Chunked, "big keys that travel in several events")
 	row("with an expiry", int64(e.TTLShare*float64(e.Total)+0.5), share(e.TTLShare, e.TTLUpper95, e.Full))
+	if e.TTLShare > 0 {
+		var parts []string
+		for _, b := range plan.TTLBuckets {
+			parts = append(parts, fmt.Sprintf("%s %s", b.Name, group(e.TTLs[b.Name])))
+		}
+		fmt.Fprintf(w, "  %-22s %14s  %s\n", "  expiring in", "", strings.Join(parts, ", "))
+	}
 	row("not carried", e.NotCarried, share(e.NotCarriedShare, e.NotCarriedUpper95, e.Full)+" (dead-lettered)")
 	for _, r := range e.Reasons {
 		row("  "+r.Reason, r.Estimated, share(r.Share, r.Upper95, e.Full))

@@ -193,6 +193,9 @@ func (p *planner) sampleTable(ctx context.Context, t *plan.Tally) (int64, error)
 // and, for a DynamoDB target, the item the sink's mapping makes of it.
 func (p *planner) keyOf(e *pipeline.Event, now time.Time) plan.Key {
 	k := plan.Key{Name: string(e.Key), Type: e.Value.Type.String(), Events: 1, TTL: !e.ExpireAt.IsZero()}
+	if k.TTL {
+		k.ExpiresIn = e.ExpireAt.Sub(now)
+	}
 	enc, err := pipeline.Encode(nil, e)
 	if err != nil {
 		k.Reason, k.Detail = pipeline.RejectInvalid, err.Error()

@@ -143,3 +143,18 @@ func TestProvisionedAndSuggestion(t *testing.T) {
 		t.Errorf("no --finish-within, no suggestion: %+v", s)
 	}
 }
+
+func TestTTLDistribution(t *testing.T) {
+	var tl Tally
+	for _, in := range []time.Duration{time.Minute, 2 * time.Hour, 3 * time.Hour, 48 * time.Hour, 30 * 24 * time.Hour} {
+		tl.Add(Key{Type: "string", Events: 1, TTL: true, ExpiresIn: in})
+	}
+	tl.Add(Key{Type: "string", Events: 1})
+	e := tl.Estimate(60, false)
+	want := map[string]int64{"under 1h": 10, "1h to 1d": 20, "1d to 7d": 10, "7d or more": 10}
+	for k, v := range want {
+		if e.TTLs[k] != v {
+			t.Errorf("ttl %s: %d, want %d (all: %v)", k, e.TTLs[k], v, e.TTLs)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package plan
 import (
 	"math"
 	"slices"
+	"time"
 
 	"github.com/cutover/cutover/pipeline/reconcile"
 )
@@ -26,8 +27,9 @@ type Key struct {
 	// MemoryBytes is what it will take in a Redis target, cutover's
 	// version key included (0 for other targets).
 	MemoryBytes int64
-	// TTL is set when the key has an expiry.
-	TTL bool
+	// TTL is set when the key has an expiry; ExpiresIn is how far ahead.
+	TTL       bool
+	ExpiresIn time.Duration
 	// Chunked is set when it travels in pieces (a big collection or
 	// string).
 	Chunked bool
@@ -58,6 +60,7 @@ type Tally struct {
 	events, bytes, itemBytes, memory, wunits int64
 	carriedEvents                            int64
 	byType                                   map[string]int64
+	ttlBuckets                               [4]int64 // by TTLBuckets
 	sizes, items                             []int64
 	reasons                                  map[string]*Reason
 	order                                    []string
@@ -75,6 +78,12 @@ func (t *Tally) Add(k Key) {
 	t.bytes += k.Bytes
 	if k.TTL {
 		t.ttl++
+		for i, b := range TTLBuckets {
+			if k.ExpiresIn < b.Below || i == len(TTLBuckets)-1 {
+				t.ttlBuckets[i]++
+				break
+			}
+		}
 	}
 	if k.Chunked {
 		t.chunked++
@@ -97,6 +106,14 @@ func (t *Tally) Add(k Key) {
 		t.wunits += WriteUnits(k.ItemBytes)
 	}
 	t.memory += k.MemoryBytes
+}
+
+// TTLBuckets are the ranges the expiries of keys are counted in.
+var TTLBuckets = [4]struct {
+	Name  string
+	Below time.Duration // the last bucket takes the rest
+}{
+	{"under 1h", time.Hour}, {"1h to 1d", 24 * time.Hour}, {"1d to 7d", 7 * 24 * time.Hour}, {"7d or more", 0},
 }
 
 // WriteUnits is what one PutItem of an item of this many bytes costs:
@@ -163,6 +180,9 @@ type Estimate struct {
 	// TTLShare is the share of keys with an expiry, TTLUpper95 its bound.
 	TTLShare   float64 `json:"ttl_share"`
 	TTLUpper95 float64 `json:"ttl_upper_95"`
+	// TTLs counts the keys with an expiry by how far ahead it is
+	// (TTLBuckets), scaled.
+	TTLs map[string]int64 `json:"ttl_distribution"`
 	// Events and KafkaBytes go into the topic; ItemBytes, WriteUnits and
 	// RedisMemory are what the target gets (0 when not its kind).
 	Events int64 `json:"events"`
@@ -211,6 +231,10 @@ func (t *Tally) Estimate(total int64, full bool) Estimate {
 	for typ, n := range t.byType {
 		e.ByType[typ] = up(n)
 		e.SampledByType[typ] = n
+	}
+	e.TTLs = map[string]int64{}
+	for i, b := range TTLBuckets {
+		e.TTLs[b.Name] = up(t.ttlBuckets[i])
 	}
 	for _, name := range t.order {
 		r := *t.reasons[name]
