@@ -188,34 +188,25 @@ func TestPlanPreflightFailures(t *testing.T) {
 	})
 
 	t.Run("user may not set keyspace notifications", func(t *testing.T) {
-		r := stack.NewRedis(t)
-		seedNumbered(t, r.Client, "k:", 10)
 		// The documented minimal source user without +config|set: on a
 		// server whose notifications are off, replicate could not turn
 		// them on.
-		acl := readmeACL(t)
-		for i, a := range acl {
-			switch a {
-			case ">password":
-				acl[i] = ">s3cret"
-			case "+config|set":
-				acl[i] = "-config|set"
-			}
-		}
-		must(t, r.Client.Do(ctx, acl...).Err())
-		p := newPipeline(t, r, "--create-table", "--redis-username", "cutover")
-		res := stack.RunEnv(ctx, t, []string{"REDIS_PASSWORD=s3cret"}, append([]string{"plan", "--output", "json"}, p.args...)...)
-		if res.Code != 5 {
-			t.Fatalf("plan as a user who may not set notify-keyspace-events: exit %d, want 5\n%s\n%s", res.Code, res.Stdout, res.Stderr)
-		}
+		out, res, r := planAsUserWithout(t, "+config|set")
 		if !strings.Contains(res.Stdout, "keyspace notifications are off on redis "+r.Addr) ||
 			!strings.Contains(res.Stdout, `set notify-keyspace-events to include \"Eg$lshzxetd\"`) {
 			t.Errorf("the failure does not name the setting and its fix:\n%s", res.Stdout)
 		}
-		var out planOutput
-		must(t, json.Unmarshal([]byte(res.Stdout), &out))
 		if out.Estimate.Carried != 10 {
 			t.Errorf("the user may read: every key is still planned, got %+v", out.Estimate)
+		}
+	})
+
+	t.Run("user may not run the read", func(t *testing.T) {
+		// Without +time the read script fails on every key: the snapshot
+		// would retry it for two minutes; plan says so at once.
+		_, res, r := planAsUserWithout(t, "+time")
+		if !strings.Contains(res.Stdout, "source read "+r.Addr) || !strings.Contains(res.Stdout, "the source user needs the ACL in docs/redis.md") {
+			t.Errorf("the failure does not name the read and its fix:\n%s", res.Stdout)
 		}
 	})
 
@@ -345,4 +336,38 @@ func keysMemory(t *testing.T, cl *goredis.Client) int64 {
 	}
 	must(t, iter.Err())
 	return used
+}
+
+// aclWithout is the documented minimal source user's ACL (docs/redis.md),
+// password s3cret, without one of its rules.
+func aclWithout(t *testing.T, rule string) []any {
+	t.Helper()
+	acl := readmeACL(t)
+	for i, a := range acl {
+		switch a {
+		case ">password":
+			acl[i] = ">s3cret"
+		case rule:
+			acl[i] = "-" + strings.TrimPrefix(rule, "+")
+		}
+	}
+	return acl
+}
+
+// planAsUserWithout plans ten keys of a new Redis as the documented
+// minimal source user without one rule; plan must exit 5.
+func planAsUserWithout(t *testing.T, rule string) (planOutput, stack.Result, *stack.Redis) {
+	t.Helper()
+	r := stack.NewRedis(t)
+	seedNumbered(t, r.Client, "k:", 10)
+	ctx := testCtx(t, 2*time.Minute)
+	must(t, r.Client.Do(ctx, aclWithout(t, rule)...).Err())
+	p := newPipeline(t, r, "--create-table", "--redis-username", "cutover")
+	res := stack.RunEnv(ctx, t, []string{"REDIS_PASSWORD=s3cret"}, append([]string{"plan", "--output", "json"}, p.args...)...)
+	if res.Code != 5 {
+		t.Fatalf("plan as a user without %s: exit %d, want 5\n%s\n%s", rule, res.Code, res.Stdout, res.Stderr)
+	}
+	var out planOutput
+	must(t, json.Unmarshal([]byte(res.Stdout), &out))
+	return out, res, r
 }

@@ -43,8 +43,9 @@ and creates no topic or table. It reports:
 
 Preflight, each check ok or failed with the exact fix: the source (Redis:
 reachable, keyspace notifications on or settable by the user, asked with
-ACL DRYRUN or a CONFIG SET of the value the server has; DynamoDB:
-the table and its stream with a view type that carries new images),
+ACL DRYRUN or a CONFIG SET of the value the server has, and one key read
+as the snapshot reads it; DynamoDB: the table, a one-item Scan, and its
+stream with a view type that carries new images),
 Kafka (reachable; the topic's partitions and max.message.bytes against
 kafka.max_record_bytes, or that replicate would create it), and the
 target (a DynamoDB table with the key the sink writes, or create_table;

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cutover/cutover/pipeline/kafka"
 	redissink "github.com/cutover/cutover/sinks/redis"
@@ -24,6 +29,10 @@ func (p *planner) checkSource(ctx context.Context) bool {
 		}
 		t := w.dtable
 		p.ok("source table", "%s: key %s (%s) %s", t.Name, t.Partition, t.PartitionType, t.Sort)
+		if _, err := w.ddb.Scan(ctx, &dynamodb.ScanInput{TableName: &t.Name, Limit: aws.Int32(1)}); err != nil {
+			p.fail("source read", fmt.Errorf("scan table %s: %w (grant dynamodb:Scan on it)", t.Name, err))
+			return false
+		}
 		if err := t.CheckStream(); err != nil {
 			p.fail("source stream", fmt.Errorf("%w (backfill works without it; replicate and the changes during a backfill need it)", err))
 		} else {
@@ -68,8 +77,38 @@ func (p *planner) checkSource(ctx context.Context) bool {
 			return false
 		}
 		p.checkNotifications(ctx, node)
+		readable := p.checkRead(ctx, node)
 		node.close()
+		if !readable {
+			return false
+		}
 	}
+	return true
+}
+
+// checkRead reads one key of a node as the snapshot does: a user who may
+// not run the read's commands fails here, with the ACL to give.
+func (p *planner) checkRead(ctx context.Context, node *redisNode) bool {
+	name := "source read " + node.conn.Addr
+	key, err := node.cl.RandomKey(ctx).Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		p.ok(name, "the database is empty")
+		return true
+	case err != nil:
+		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", redissrc.Explain(node.conn, err)))
+		return false
+	}
+	ropts, err := p.readerOptions()
+	if err != nil {
+		p.fail(name, err)
+		return false
+	}
+	if err := redissrc.NewReader(node.cl, node.conn, ropts).Probe(ctx, key); err != nil {
+		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", err))
+		return false
+	}
+	p.ok(name, "a key read as the snapshot reads it")
 	return true
 }
 

@@ -60,12 +60,10 @@ func (p *planner) sample(ctx context.Context) (plan.Estimate, error) {
 func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error) {
 	cfg, w := p.cfg, p.src
 	r := cfg.Source.Redis
-	types, err := parseTypes(r.Types)
+	ropts, err := p.readerOptions()
 	if err != nil {
 		return 0, err
 	}
-	ropts := redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
-		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, MaxRecordBytes: cfg.Kafka.MaxRecordBytes, Logger: p.log}
 	shards, err := w.sourceShards(ctx)
 	if err != nil {
 		return 0, err
@@ -150,6 +148,18 @@ func (p *planner) addRedisPage(t *plan.Tally, page *redissrc.Sample) int64 {
 		n++
 	}
 	return n
+}
+
+// readerOptions read the Redis source as the snapshot does.
+func (p *planner) readerOptions() (redissrc.ReaderOptions, error) {
+	cfg := p.cfg
+	r := cfg.Source.Redis
+	types, err := parseTypes(r.Types)
+	if err != nil {
+		return redissrc.ReaderOptions{}, err
+	}
+	return redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
+		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, MaxRecordBytes: cfg.Kafka.MaxRecordBytes, Logger: p.log}, nil
 }
 
 // sampleTable samples the DynamoDB source with random Scan segments.
