@@ -59,7 +59,8 @@ travel in pieces, keys that cannot be carried and why (a DynamoDB item
 over 400 KB after the sink's mapping, a type the target cannot hold, a
 key the mapping or a rule cannot map), the share with an expiry, each
 share with its 95% upper bound, scaled to the whole keyspace (DBSIZE, or
-the table's item count).
+the table's item count). The reads are paced as the backfill's
+(source.redis.keys_per_second, source.dynamodb.read_capacity_per_second).
 
 The projection: events and bytes into the topic, DynamoDB write units
 (one per started KB of each item; a conditional put costs what a plain

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/plan"
@@ -92,6 +94,9 @@ func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error)
 		fraction = float64(p.flags.sample) / float64(size)
 	}
 	p.whole = fraction == 1
+	// Paced like the snapshot (source.redis.keys_per_second), by the
+	// keys read.
+	pace := newPace(float64(r.KeysPerSecond), r.ScanCount)
 	var sampled int64
 	for _, node := range nodes {
 		s := redissrc.NewSampler(node.cl, node.conn, filterOf(r), r.ScanCount, fraction, ropts)
@@ -103,7 +108,11 @@ func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error)
 			if page, done, err = s.Next(ctx); err != nil {
 				return 0, err
 			}
-			sampled += p.addRedisPage(t, &page)
+			n := p.addRedisPage(t, &page)
+			sampled += n
+			if err := pace.wait(ctx, float64(n)); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if len(r.Include) > 0 || len(r.Exclude) > 0 || len(r.Types) > 0 {
@@ -179,18 +188,33 @@ func (p *planner) sampleTable(ctx context.Context, t *plan.Tally) (int64, error)
 	if !p.whole {
 		pages.SetSample(float64(p.flags.sample) / float64(count))
 	}
+	// Paced like the backfill's scan (source.dynamodb.read_capacity_per_second),
+	// by the read units the pages take: 4 KB each, half for an
+	// eventually consistent read.
+	pace := newPace(d.ReadCapacityPerSecond, 1)
+	unit := 8192.0
+	if d.ConsistentRead {
+		unit = 4096
+	}
 	for done := false; !done; {
 		var b pipeline.Batch
 		if b, done, err = pages.Next(ctx); err != nil {
 			return 0, err
 		}
 		now := time.Now()
+		var bytes float64
 		for i := range b.Events {
 			k := p.keyOf(&b.Events[i], now)
 			if p.renderer != nil && k.Reason == "" {
 				p.renderItem(&k, &b.Events[i])
 			}
 			t.Add(k)
+			bytes += float64(k.Bytes)
+		}
+		// The encoded events are larger than the items (base64, JSON):
+		// the pace errs on the slow side.
+		if err := pace.wait(ctx, math.Ceil(bytes/unit)); err != nil {
+			return 0, err
 		}
 		for _, rej := range b.Rejects {
 			t.Add(plan.Key{Name: string(rej.Key), Type: "not read", Events: 1, Reason: rej.Class, Detail: rej.Err.Error()})
@@ -264,4 +288,23 @@ func redisKeyBytes(key string, v *pipeline.Value) int64 {
 		n += int64(len(v.String)) + 8
 	}
 	return n
+}
+
+// pace limits the sample's reads to a rate a second; a zero rate does not
+// limit.
+type pace struct{ l *rate.Limiter }
+
+func newPace(perSecond float64, minBurst int) pace {
+	if perSecond <= 0 {
+		return pace{}
+	}
+	return pace{rate.NewLimiter(rate.Limit(perSecond), max(minBurst, int(math.Ceil(perSecond))))}
+}
+
+// wait blocks until n more reads are within the rate.
+func (p pace) wait(ctx context.Context, n float64) error {
+	if p.l == nil || n <= 0 {
+		return nil
+	}
+	return p.l.WaitN(ctx, min(int(n), p.l.Burst()))
 }
