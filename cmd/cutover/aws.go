@@ -76,6 +76,21 @@ func newStreamsClient(ctx context.Context, region, endpoint, roleARN string, log
 // source is DynamoDB: the target then gets its key schema and TTL
 // attribute.
 func newDynamoDBSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Router, error) {
+	router, err := newDynamoDBRouter(ctx, cfg, items, log)
+	if err != nil {
+		return nil, err
+	}
+	prepCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := router.Prepare(prepCtx); err != nil {
+		return nil, err
+	}
+	return router, nil
+}
+
+// newDynamoDBRouter builds the sink's tables without touching them
+// (`cutover plan` checks them read-only, with Router.Check).
+func newDynamoDBRouter(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Router, error) {
 	d := cfg.Sink.DynamoDB
 	client, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, d.RoleARN, log)
 	if err != nil {
@@ -110,13 +125,7 @@ func newDynamoDBSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log 
 			return nil, err
 		}
 	}
-	router := ddbsink.NewRouter(routes, fallback)
-	prepCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := router.Prepare(prepCtx); err != nil {
-		return nil, err
-	}
-	return router, nil
+	return ddbsink.NewRouter(routes, fallback), nil
 }
 
 func ddbOptions(d DynamoDBSinkConfig, log *slog.Logger) ddbsink.Options {

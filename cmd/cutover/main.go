@@ -42,7 +42,7 @@ var exitCodes = []struct {
 	{exitUsage, "a usage or configuration mistake: bad flags, an invalid configuration file (every problem is listed)"},
 	{exitDeadLettered, "done, but some keys were dead-lettered instead of copied (see the dead-letter topic)"},
 	{exitDifferences, "reconcile found differences that remain"},
-	{exitNotDrained, "drain: --timeout passed before every change was applied; the report names the partitions behind, their lag and the sink worker that owns each"},
+	{exitNotDrained, "drain: --timeout passed before every change was applied; the report names the partitions behind, their lag and the sink worker that owns each. plan: a preflight check failed; the report names each with its fix"},
 }
 
 // exitError carries an exit code other than exitFailed up to main.
@@ -158,7 +158,7 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 			stopProfile()
 		}
 	}
-	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReplayCmd(), newReconcileCmd(), newStatusCmd(), newDrainCmd(), newConfigCmd(), newDevCmd())
+	root.AddCommand(newBackfillCmd(), newReplicateCmd(), newSinkCmd(), newReplayCmd(), newReconcileCmd(), newPlanCmd(), newStatusCmd(), newDrainCmd(), newConfigCmd(), newDevCmd())
 	return root
 }
 

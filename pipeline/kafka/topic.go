@@ -203,6 +203,9 @@ type TopicInfo struct {
 	MinInsyncReplicas int
 	// Retention is the topic's retention.ms; negative means forever.
 	Retention time.Duration
+	// MaxMessageBytes is the topic's max.message.bytes, the largest
+	// record batch it takes; 0 when the broker did not say.
+	MaxMessageBytes int64
 }
 
 // DescribeTopic reads a topic's partitions, replicas and the configs that
@@ -259,6 +262,8 @@ func DescribeTopic(ctx context.Context, cl *kgo.Client, topic string) (TopicInfo
 		switch c.Key {
 		case "min.insync.replicas":
 			_, _ = fmt.Sscan(*c.Value, &info.MinInsyncReplicas)
+		case "max.message.bytes":
+			_, _ = fmt.Sscan(*c.Value, &info.MaxMessageBytes)
 		case "retention.ms":
 			var ms int64
 			if _, err := fmt.Sscan(*c.Value, &ms); err == nil {

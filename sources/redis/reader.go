@@ -148,8 +148,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 		pipe := r.cl.Pipeline()
 		cmds = make([]*goredis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = readScript.EvalSha(ctx, pipe, []string{k}, r.types, r.opts.MaxElements, r.opts.MaxValueBytes,
-				r.opts.ChunkElements, r.opts.ChunkBytes, r.wholeString())
+			cmds[i] = r.evalRead(ctx, pipe, k)
 		}
 		_, _ = pipe.Exec(ctx) // each command's error is looked at below
 		for _, c := range cmds {

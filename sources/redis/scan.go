@@ -91,19 +91,40 @@ func (m *Scanners) SetSample(fraction float64) {
 	if fraction <= 0 || fraction >= 1 {
 		return
 	}
+	keep := sampleKeys(fraction)
+	for _, n := range m.all {
+		n.sample = keep
+	}
+}
+
+// sampleKeys chooses about fraction of all keys: those whose hash,
+// salted by this run, falls under the fraction.
+func sampleKeys(fraction float64) func(key string) bool {
 	salt := rand.Uint64() //nolint:gosec // a sample, not a secret
 	limit := uint64(fraction * math.MaxUint64)
-	keep := func(key string) bool {
+	return func(key string) bool {
 		h := fnv.New64a()
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], salt)
 		_, _ = h.Write(b[:])
 		_, _ = h.Write([]byte(key))
-		return h.Sum64() <= limit
+		return mix64(h.Sum64()) <= limit
 	}
-	for _, n := range m.all {
-		n.sample = keep
-	}
+}
+
+// mix64 is MurmurHash3's 64-bit finalizer. FNV-1a's high bits are poorly
+// mixed for keys that differ only in their last bytes (user:1, user:2…),
+// and the sample compares the whole hash with a limit, so without it a
+// sample of a fraction f took far more or fewer keys than f, and more of
+// some types than others (a 20% sample of the demo dataset read 23% of
+// its keys, half again as many sets as there are).
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb93fe53e4a87
+	h ^= h >> 33
+	return h
 }
 
 // Read implements reconcile.Reader: the keys' current state as the
@@ -197,16 +218,9 @@ func (s *Scanner) Prepare(ctx context.Context) error { return s.reader.Prepare(c
 // Next reads the next page. done is true once the walk is complete (the
 // last page may still hold events).
 func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err error) {
-	if s.started && s.cursor == 0 {
-		return b, true, nil
-	}
-	s.started = true
-	keys, next, _, err := scanPage(ctx, s.cl, s.conn, s.log, s.filter, s.types, s.cursor, s.count)
-	if err != nil {
-		return b, false, err
-	}
-	if s.sample != nil {
-		keys = slices.DeleteFunc(keys, func(k string) bool { return !s.sample(k) })
+	keys, next, more, err := s.nextKeys(ctx)
+	if !more || err != nil {
+		return b, !more, err
 	}
 	b, info, err := s.reader.Read(ctx, keys, pipeline.OriginRepair, nil)
 	if err != nil {
@@ -215,6 +229,24 @@ func (s *Scanner) Next(ctx context.Context) (b pipeline.Batch, done bool, err er
 	notRead(&b, info)
 	s.cursor = next
 	return b, next == 0, nil
+}
+
+// nextKeys is the next SCAN page's keys that pass the filter and the
+// sample, and the cursor after it; more is false once the walk is done.
+// The caller moves s.cursor on once the page is read.
+func (s *Scanner) nextKeys(ctx context.Context) (keys []string, next uint64, more bool, err error) {
+	if s.started && s.cursor == 0 {
+		return nil, 0, false, nil
+	}
+	s.started = true
+	keys, next, _, err = scanPage(ctx, s.cl, s.conn, s.log, s.filter, s.types, s.cursor, s.count)
+	if err != nil {
+		return nil, 0, true, err
+	}
+	if s.sample != nil {
+		keys = slices.DeleteFunc(keys, func(k string) bool { return !s.sample(k) })
+	}
+	return keys, next, true, nil
 }
 
 // Exists implements reconcile.Checker: which keys the source has and the

@@ -1,0 +1,79 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// NotifyCheck is what CheckNotifications found.
+type NotifyCheck struct {
+	// Flags is the server's notify-keyspace-events.
+	Flags string
+	// Missing are the classes live capture needs that Flags lacks.
+	Missing string
+	// CanSet is set when the user may CONFIG SET them.
+	CanSet bool
+	// Err says what to set when live capture cannot turn them on.
+	Err error
+}
+
+// CheckNotifications is EnsureNotifications without changing anything,
+// for `cutover plan`: it reads notify-keyspace-events and, when classes
+// are missing, finds out whether the user may set them: ACL DRYRUN when
+// the user may run it (Redis 7), else a CONFIG SET of the value the
+// server already has, which changes nothing but is refused exactly when
+// the real one would be.
+func CheckNotifications(ctx context.Context, cl *goredis.Client, conn Conn) NotifyCheck {
+	cur, err := cl.ConfigGet(ctx, "notify-keyspace-events").Result()
+	if err != nil {
+		if isConfigRefused(err) {
+			return NotifyCheck{Err: notifyErr(conn, "", err)}
+		}
+		return NotifyCheck{Err: Explain(conn, err)}
+	}
+	c := NotifyCheck{Flags: cur["notify-keyspace-events"]}
+	if c.Missing = missingNotifyFlags(c.Flags); c.Missing == "" {
+		return c
+	}
+	want := mergeFlags(c.Flags, c.Missing)
+	res, err := cl.Do(ctx, "ACL", "DRYRUN", conn.user(), "CONFIG", "SET", "notify-keyspace-events", want).Text()
+	switch {
+	case err == nil && res == "OK":
+		c.CanSet = true
+	case err == nil:
+		// DRYRUN answers a refusal as a plain string that says why.
+		c.Err = notifyErr(conn, c.Flags, fmt.Errorf("%s", strings.TrimSpace(res)))
+	default:
+		if err := cl.ConfigSet(ctx, "notify-keyspace-events", c.Flags).Err(); err != nil {
+			c.Err = notifyErr(conn, c.Flags, err)
+		} else {
+			c.CanSet = true
+		}
+	}
+	return c
+}
+
+// evalRead sends the read script of one key through c (a pipeline).
+func (r *Reader) evalRead(ctx context.Context, c goredis.Scripter, key string) *goredis.Cmd {
+	return readScript.EvalSha(ctx, c, []string{key}, r.types, r.opts.MaxElements, r.opts.MaxValueBytes,
+		r.opts.ChunkElements, r.opts.ChunkBytes, r.wholeString())
+}
+
+// Probe reads key once as the snapshot does, without retrying, for
+// `cutover plan`: the read script calls TIME, TYPE, PTTL and the type's
+// read commands, and a user refused any of them is told now rather than
+// after two minutes of retries. A key the user may not read (an ACL key
+// pattern) is not a failure here: the sample counts such keys.
+func (r *Reader) Probe(ctx context.Context, key string) error {
+	if err := r.Prepare(ctx); err != nil {
+		return err
+	}
+	err := r.evalRead(ctx, r.cl, key).Err()
+	if err == nil || isKeyForbidden(err) || isElsewhere(err) {
+		return nil
+	}
+	return Explain(r.conn, err)
+}
