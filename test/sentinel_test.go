@@ -150,6 +150,11 @@ func TestSentinelFailoverDuringBackfill(t *testing.T) {
 	must(t, err)
 	p := newRedisPipeline(t, first, dst,
 		"--redis-sentinel-addrs", strings.Join(src.Addrs, ","), "--redis-master-name", stack.SentinelMaster)
+	// plan finds the master through the sentinels too.
+	if res := stack.Run(testCtx(t, 3*time.Minute), t, append([]string{"plan", "--sample", "100"}, p.args...)...); res.Code != 0 ||
+		!strings.Contains(res.Stdout, "master \""+stack.SentinelMaster+"\" is "+first.Addr) {
+		t.Errorf("plan exited %d:\n%s\n%s", res.Code, res.Stdout, stack.Tail(res.Stderr, 20))
+	}
 	proc := stack.Start(t, nil, append([]string{"backfill", "--keys-per-second", "300"}, p.args...)...)
 	waitTargetHolds(t, proc, dst.Client, 300)
 	// The backfill is frozen while the master fails over, so that the

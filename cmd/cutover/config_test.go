@@ -111,6 +111,14 @@ func TestConfigErrors(t *testing.T) {
 		// Every command builds kafka.tls at start, but validate (and so
 		// config validate) did not: a missing CA passed validation and
 		// failed only when the command connected.
+		// Sentinels: the same group on both sides is the source itself;
+		// a name without sentinels, or sentinels beside an address, is
+		// half a setting.
+		"sentinel target is the source": {"source: {redis: {sentinel: {addrs: [\"s:1\", \"s:2\"], master_name: m}}}\nsink: {redis: {sentinel: {addrs: [\"s:2\"], master_name: m}}}",
+			[]string{"the target is the source database (master \"m\""}},
+		"sentinel master name alone": {"source: {redis: {sentinel: {master_name: m}}}\nsink: {redis: {sentinel: {addrs: [\"s:1\"]}}}",
+			[]string{"source.redis.sentinel.addrs: required", "sink.redis.sentinel.master_name: required"}},
+		"sentinel and addr": {"sink: {redis: {addr: \"h:1\", sentinel: {addrs: [\"s:1\"], master_name: m}}}", []string{"sink.redis.addr: set with sink.redis.sentinel.addrs"}},
 		"kafka tls files": {"kafka: {tls: {enabled: true, ca_file: /nonexistent/ca.pem}}\nsink: {dynamodb: {table: t}}", []string{"kafka.tls.ca_file: open /nonexistent/ca.pem"}},
 	}
 	for name, c := range cases {

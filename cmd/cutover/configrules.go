@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,12 +161,25 @@ var configRules = concat(
 	when("with a Redis target", func(c *Config) bool { return c.sinkKind() == "redis" && !c.hasDynamoDBSink() },
 		number("sink.redis.db", "0 or more", atLeast(0)),
 		sentinelRule("sink.redis.sentinel", func(c *Config) SentinelConfig { return c.Sink.Redis.Sentinel }),
+		rule{key: "sink.redis.addr", doc: "not with sink.redis.sentinel: the sentinels name the master", check: func(c *Config, bad badFunc) {
+			if rs := c.Sink.Redis; rs.Addr != "" && len(rs.Sentinel.Addrs) > 0 {
+				bad("sink.redis.addr", "set with sink.redis.sentinel.addrs: the sentinels name the master to write to; drop one of them")
+			}
+		}},
 		number("sink.redis.wait_replicas", "0 (do not wait) or more", atLeast(0)),
 		positive("sink.redis.concurrency"),
-		rule{key: "sink.redis", doc: "not the source database (same addr and db) when the source is Redis", check: func(c *Config, bad badFunc) {
+		rule{key: "sink.redis", doc: "not the source database (same addr, or same sentinels and master name, and db) when the source is Redis", check: func(c *Config, bad badFunc) {
 			r, rs := c.Source.Redis, c.Sink.Redis
-			if rs.Addr == r.Addr && rs.DB == r.DB && c.sourceKind() == "redis" {
+			if c.sourceKind() != "redis" || rs.DB != r.DB {
+				return
+			}
+			srcSentinel, dstSentinel := len(r.Sentinel.Addrs) > 0, len(rs.Sentinel.Addrs) > 0
+			switch {
+			case !srcSentinel && !dstSentinel && rs.Addr == r.Addr:
 				bad("sink.redis", "the target is the source database (%s db %d)", rs.Addr, rs.DB)
+			case srcSentinel && dstSentinel && rs.Sentinel.MasterName == r.Sentinel.MasterName &&
+				slices.ContainsFunc(rs.Sentinel.Addrs, func(a string) bool { return slices.Contains(r.Sentinel.Addrs, a) }):
+				bad("sink.redis", "the target is the source database (master %q of sentinels %s, db %d)", rs.Sentinel.MasterName, strings.Join(rs.Sentinel.Addrs, ","), rs.DB)
 			}
 		}},
 		rule{key: "sink.redis.item_format", doc: "hash, json or dynamodb-json", check: func(c *Config, bad badFunc) {
@@ -230,9 +244,12 @@ func checkAttributes(bad badFunc, prefix string, a DynamoDBAttributes, extra ...
 // sentinelRule: with sentinel addrs, a master name (the sentinels monitor
 // masters by name).
 func sentinelRule(key string, get func(*Config) SentinelConfig) rule {
-	return rule{key: key, doc: "with addrs, master_name required", check: func(c *Config, bad badFunc) {
-		if s := get(c); len(s.Addrs) > 0 && s.MasterName == "" {
+	return rule{key: key, doc: "addrs and master_name together", check: func(c *Config, bad badFunc) {
+		switch s := get(c); {
+		case len(s.Addrs) > 0 && s.MasterName == "":
 			bad(key+".master_name", "required with %s.addrs: the name the sentinels monitor the master under", key)
+		case len(s.Addrs) == 0 && s.MasterName != "":
+			bad(key+".addrs", "required with %s.master_name: the sentinels that name the master", key)
 		}
 	}}
 }

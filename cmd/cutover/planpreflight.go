@@ -47,6 +47,14 @@ func (p *planner) checkSource(ctx context.Context) bool {
 		p.fail("source redis", err)
 		return false
 	}
+	if sen := r.Sentinel.sentinel(w.rconn.TLS); sen != nil {
+		if w.rconn.Addr, err = sen.Master(ctx); err != nil {
+			p.fail("source sentinels", err)
+			return false
+		}
+		r.Addr = w.rconn.Addr
+		p.ok("source sentinels", "master %q is %s", r.Sentinel.MasterName, r.Addr)
+	}
 	if w.rcl, err = redissrc.Connect(ctx, w.rconn); err != nil {
 		p.fail("source redis", err)
 		return false
@@ -218,6 +226,15 @@ func (p *planner) checkTarget(ctx context.Context) {
 	if conn.TLS, err = rs.TLS.build("sink.redis.tls"); err != nil {
 		p.fail("target redis", err)
 		return
+	}
+	if sen := rs.Sentinel.sentinel(conn.TLS); sen != nil {
+		if conn.Addr, err = sen.Master(ctx); err != nil {
+			p.fail("target sentinels", err)
+			return
+		}
+		rs.Addr = conn.Addr
+		p.rep.Target = fmt.Sprintf("redis %s db %d", rs.Addr, rs.DB)
+		p.ok("target sentinels", "master %q is %s", rs.Sentinel.MasterName, rs.Addr)
 	}
 	cl, err := redissrc.Connect(ctx, conn)
 	if err != nil {

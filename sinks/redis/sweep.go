@@ -2,8 +2,13 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -18,12 +23,8 @@ import (
 // target's own, not keys the source lost.
 func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error {
 	return s.eachNode(ctx, func(ctx context.Context, node *goredis.Client) error {
-		var cursor uint64
-		for {
-			keys, next, err := node.Scan(ctx, cursor, "", 1000).Result()
-			if err != nil {
-				return fmt.Errorf("scan %s: %w", node.Options().Addr, err)
-			}
+		return s.scanStable(ctx, node, false, func(keys []string) error {
+			var err error
 			if s.opts.SweepOwnedOnly {
 				if keys, err = s.ownedKeys(ctx, node, keys); err != nil {
 					return err
@@ -42,17 +43,94 @@ func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
 				}
 				page = append(page, []byte(k))
 			}
-			if len(page) > 0 {
-				if err := fn(page); err != nil {
-					return err
-				}
-			}
-			if next == 0 {
+			if len(page) == 0 {
 				return nil
 			}
-			cursor = next
-		}
+			return fn(page)
+		})
 	})
+}
+
+// scanStable calls page with node's keys, a SCAN page at a time, all on
+// one connection. A SCAN cursor means something only to the server that
+// gave it, with the data it had then: if the server behind the client
+// changed during the walk (a failover the client followed, a restart it
+// reconnected to, a demoted master resynchronised), pages after that may
+// have missed keys. With restart (the caller's work is idempotent), the
+// walk then starts over, as it does after a lost connection; without, it
+// fails with an error that says to run again.
+func (s *Sink) scanStable(ctx context.Context, node *goredis.Client, restart bool, page func(keys []string) error) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	bo.MaxElapsedTime = 0
+	for {
+		err := s.scanOnce(ctx, node, page)
+		if err == nil || !restart || ctx.Err() != nil || !errors.Is(err, errServerChanged) && !isTransient(err) {
+			return err
+		}
+		s.retries.Add(1)
+		wait := bo.NextBackOff()
+		s.log.Warn("scanning the target again from the start", "addr", s.opts.Addr, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// errServerChanged: the server answering a walk of the keys changed.
+var errServerChanged = errors.New("the target server changed during the walk of its keys (a failover or a restart): keys may have been missed")
+
+func (s *Sink) scanOnce(ctx context.Context, node *goredis.Client, page func(keys []string) error) error {
+	conn := node.Conn()
+	defer conn.Close() // returns the connection to the pool
+	before, err := serverIdentity(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", node.Options().Addr, err)
+	}
+	var cursor uint64
+	for {
+		keys, next, err := conn.Scan(ctx, cursor, "", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("scan %s: %w", node.Options().Addr, err)
+		}
+		if err := page(keys); err != nil {
+			return err
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	after, err := serverIdentity(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", node.Options().Addr, err)
+	}
+	if after != before {
+		return fmt.Errorf("%w (%s, then %s)", errServerChanged, before, after)
+	}
+	return nil
+}
+
+// serverIdentity names the server process and its data set: its run_id
+// and replication ID (which changes when it is promoted or resynchronises
+// from another master).
+func serverIdentity(ctx context.Context, c goredis.Cmdable) (string, error) {
+	var id []string
+	for _, f := range []struct{ section, field string }{{"server", "run_id"}, {"replication", "master_replid"}} {
+		info, err := c.Info(ctx, f.section).Result()
+		if err != nil {
+			return "", err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), f.field+":"); ok {
+				id = append(id, v)
+			}
+		}
+	}
+	return strings.Join(id, "/"), nil
 }
 
 // eachNode runs f on the single server, or on every master of a cluster.
@@ -88,12 +166,10 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 		}
 	}
 	scan := func(ctx context.Context, node *goredis.Client) error {
-		var cursor uint64
-		for {
-			keys, next, err := node.Scan(ctx, cursor, "", 1000).Result()
-			if err != nil {
-				return fmt.Errorf("sweep: scan %s: %w", node.Options().Addr, err)
-			}
+		// A walk cut by a failover starts over: its deletes are versioned,
+		// so deleting again changes nothing, and a key its first walk
+		// missed is not left behind.
+		return s.scanStable(ctx, node, true, func(keys []string) error {
 			var dels []pipeline.Event
 			for _, k := range keys {
 				if s.IsVersionKey(k) || !covers(k) {
@@ -101,27 +177,26 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 				}
 				dels = append(dels, pipeline.Event{Key: []byte(k), Op: pipeline.OpDelete, Origin: e.Origin, Version: e.Version})
 			}
+			var err error
 			if s.opts.SweepOwnedOnly {
 				if dels, err = s.owned(ctx, node, dels); err != nil {
 					return err
 				}
 			}
-			if len(dels) > 0 {
-				res, err := s.apply(ctx, dels, literalKey)
-				if err != nil {
-					return err
-				}
-				for _, r := range res {
-					if r.Outcome == pipeline.Applied {
-						swept.Add(1)
-					}
-				}
-			}
-			if next == 0 {
+			if len(dels) == 0 {
 				return nil
 			}
-			cursor = next
-		}
+			res, err := s.apply(ctx, dels, literalKey)
+			if err != nil {
+				return err
+			}
+			for _, r := range res {
+				if r.Outcome == pipeline.Applied {
+					swept.Add(1)
+				}
+			}
+			return nil
+		})
 	}
 	err := s.eachNode(ctx, scan)
 	s.swept.Add(swept.Load())

@@ -44,7 +44,7 @@ func (s *Source) openNode(ctx context.Context, shard Shard) (*sourceNode, error)
 	if s.opts.Sentinel != nil {
 		// Right after a failover a sentinel may still name the old
 		// master: reading a replica would miss what it has not received.
-		master, err := isMaster(ctx, cl)
+		master, err := IsMaster(ctx, cl)
 		if err == nil && !master {
 			err = fmt.Errorf("the sentinels name %s as master %q, but it is a replica (a failover in progress?)", shard.Addr, s.opts.Sentinel.MasterName)
 		}

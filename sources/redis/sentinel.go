@@ -67,9 +67,9 @@ func (s *Sentinel) FailoverClient(c Conn) *goredis.Client {
 	})
 }
 
-// isMaster reports whether the server cl is connected to is a master
+// IsMaster reports whether the server cl is connected to is a master
 // (ROLE): right after a failover a sentinel may still name the old one.
-func isMaster(ctx context.Context, cl *goredis.Client) (bool, error) {
+func IsMaster(ctx context.Context, cl *goredis.Client) (bool, error) {
 	role, err := cl.Do(ctx, "ROLE").Slice()
 	if err != nil {
 		return false, err
@@ -101,7 +101,7 @@ func (s *Source) sameMaster(ctx context.Context, snapshot func() error) error {
 	}
 	if err == nil {
 		var master bool
-		if master, err = isMaster(ctx, cl); err == nil && !master {
+		if master, err = IsMaster(ctx, cl); err == nil && !master {
 			err = errors.New("it is a replica now")
 		}
 	}
