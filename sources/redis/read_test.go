@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"errors"
+	"io"
 	"math"
 	"testing"
 	"time"
@@ -64,5 +66,19 @@ func TestParseRead(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: accepted %v", name, bad)
 		}
+	}
+}
+
+// A read script refused by the ACL (the user may not run a command the
+// script calls) used to count as transient: a backfill retried it for two
+// minutes before failing. It fails at once now; a lost connection stays
+// transient.
+func TestTransientLeavesACLRefusals(t *testing.T) {
+	refused := errors.New("ERR The user executing the script can't run this command or subcommand script: 1f0c, on @user_script:1.")
+	if transient(refused) {
+		t.Error("a script refused by the ACL is retried")
+	}
+	if !transient(io.ErrUnexpectedEOF) {
+		t.Error("a lost connection is not retried")
 	}
 }

@@ -573,7 +573,9 @@ func transient(err error) bool {
 			return false
 		}
 	}
-	return true
+	// The read script calls a command the ACL user may not run (TIME,
+	// say): no retry will change that.
+	return !strings.Contains(msg, "The user executing the script can't run")
 }
 
 func (s *Snapshot) markDurable(cursor uint64, scanned int64) {
