@@ -119,6 +119,10 @@ func TestSentinelFailoverOnSourceAndTarget(t *testing.T) {
 	drainSwitch(t, p)
 	srcMaster, err := src.Master(ctx)
 	must(t, err)
+	if res := stack.Run(testCtx(t, time.Minute), t, append([]string{"status"}, p.args...)...); res.Code != 0 ||
+		!strings.Contains(res.Stdout, "source master (named by the sentinels): "+srcMaster.Addr) {
+		t.Errorf("status exited %d and does not name the source's master %s:\n%s\n%s", res.Code, srcMaster.Addr, res.Stdout, res.Stderr)
+	}
 	if srcMaster != first {
 		t.Fatalf("after two failovers the source's master is %s, want %s again", srcMaster.Addr, first.Addr)
 	}

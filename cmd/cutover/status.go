@@ -28,6 +28,10 @@ type statusReport struct {
 	Partitions  []partitionStatus  `json:"partitions"`
 	Lag         int64              `json:"lag"`
 	DeadLetters int64              `json:"dead_letters"`
+	// SourceMaster and TargetMaster are the masters the sentinels name
+	// now, when the source or the target is a Sentinel group.
+	SourceMaster string `json:"source_master,omitempty"`
+	TargetMaster string `json:"target_master,omitempty"`
 }
 
 type checkpointStatus struct {
@@ -83,6 +87,8 @@ not touch the source or the target. Secrets are never printed.`,
 
 func pipelineStatus(ctx context.Context, cfg *Config) (*statusReport, error) {
 	rep := &statusReport{Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group}
+	rep.SourceMaster = sentinelMaster(ctx, cfg.Source.Redis.Sentinel, cfg.Source.Redis.TLS, "source.redis.tls")
+	rep.TargetMaster = sentinelMaster(ctx, cfg.Sink.Redis.Sentinel, cfg.Sink.Redis.TLS, "sink.redis.tls")
 	store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
 	if err != nil {
 		return nil, err
@@ -183,6 +189,12 @@ func offsetsIfAny(offsets map[int32]int64, err error) (map[int32]int64, error) {
 
 func printStatus(w io.Writer, rep *statusReport) {
 	fmt.Fprintf(w, "pipeline %s: topic %s, consumer group %s\n", rep.Pipeline, rep.Topic, rep.Group)
+	if rep.SourceMaster != "" {
+		fmt.Fprintf(w, "source master (named by the sentinels): %s\n", rep.SourceMaster)
+	}
+	if rep.TargetMaster != "" {
+		fmt.Fprintf(w, "target master (named by the sentinels): %s\n", rep.TargetMaster)
+	}
 	fmt.Fprintf(w, "\ncheckpoints (%d)\n", len(rep.Checkpoints))
 	for _, c := range rep.Checkpoints {
 		state := string(c.State)
@@ -209,4 +221,21 @@ func printStatus(w io.Writer, rep *statusReport) {
 		fmt.Fprintf(w, "  %-10d %14s %14s %10s\n", p.Partition, group(p.End), committed, group(p.Lag))
 	}
 	fmt.Fprintf(w, "\nlag %s records · dead letters %s\n", group(rep.Lag), group(rep.DeadLetters))
+}
+
+// sentinelMaster is the master a Sentinel group names now ("" without
+// sentinels), or why it could not be asked.
+func sentinelMaster(ctx context.Context, c SentinelConfig, t TLSConfig, path string) string {
+	if len(c.Addrs) == 0 {
+		return ""
+	}
+	tlsConf, err := t.build(path)
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	addr, err := c.sentinel(tlsConf).Master(ctx)
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	return addr
 }
