@@ -237,6 +237,9 @@ func (c *Config) describeSource() string {
 	if c.sourceKind() == "dynamodb" {
 		return "dynamodb table " + c.Source.DynamoDB.Table
 	}
+	if s := c.Source.Redis.Sentinel; len(s.Addrs) > 0 {
+		return fmt.Sprintf("redis master %q of sentinels %s db %d", s.MasterName, strings.Join(s.Addrs, ","), c.Source.Redis.DB)
+	}
 	return fmt.Sprintf("redis %s db %d", c.Source.Redis.Addr, c.Source.Redis.DB)
 }
 
