@@ -455,6 +455,16 @@ func (w *workflow) backfillInterrupted(ctx context.Context) {
 		w.note("SIGKILL")
 		return
 	}
+	// A SIGTERM before the process installed its handler kills it by
+	// default (exit -1): when the snapshot gave no position to wait for
+	// (one finished in the last second counts as done), wait for its
+	// first log line, written after the handler is in place.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !p.Exited(); {
+		if _, errOut := p.Output(); errOut != "" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	code := p.Stop()
 	_, errOut := p.Output()
 	switch {
