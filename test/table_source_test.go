@@ -21,7 +21,9 @@ import (
 // deletes items to..to+deletes-1, directly in the source table.
 func changeOrders(t *testing.T, db *dynamodb.Client, o *datagen.Orders, from, to, deletes int) {
 	t.Helper()
-	ctx := testCtx(t, time.Minute)
+	// A bound for the state, not a speed: a busy DynamoDB Local takes
+	// about ten writes a second to a table with a stream.
+	ctx := testCtx(t, 5*time.Minute)
 	for i := from; i < to; i++ {
 		_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(o.Table), Key: o.Key(i),
 			UpdateExpression:          aws.String("SET #s = :s"),
@@ -47,6 +49,7 @@ func changeOrders(t *testing.T, db *dynamodb.Client, o *datagen.Orders, from, to
 // stream's position first, and replicate reads from it.
 func TestTableBackfillThenReplicateLosesNothing(t *testing.T) {
 	t.Parallel()
+	stack.LoadDynamoDB(t, 1)
 	db := dynamoClient(t)
 	// The stream holds the items' creation too, and replicate replays it:
 	// see datagen.Orders.NoEmptyMaps.
