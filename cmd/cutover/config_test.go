@@ -119,7 +119,7 @@ func TestConfigErrors(t *testing.T) {
 		"sentinel master name alone": {"source: {redis: {sentinel: {master_name: m}}}\nsink: {redis: {sentinel: {addrs: [\"s:1\"]}}}",
 			[]string{"source.redis.sentinel.addrs: required", "sink.redis.sentinel.master_name: required"}},
 		"sentinel and addr": {"sink: {redis: {addr: \"h:1\", sentinel: {addrs: [\"s:1\"], master_name: m}}}", []string{"sink.redis.addr: set with sink.redis.sentinel.addrs"}},
-		"kafka tls files": {"kafka: {tls: {enabled: true, ca_file: /nonexistent/ca.pem}}\nsink: {dynamodb: {table: t}}", []string{"kafka.tls.ca_file: open /nonexistent/ca.pem"}},
+		"kafka tls files":   {"kafka: {tls: {enabled: true, ca_file: /nonexistent/ca.pem}}\nsink: {dynamodb: {table: t}}", []string{"kafka.tls.ca_file: open /nonexistent/ca.pem"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
