@@ -59,15 +59,19 @@ func BenchmarkBackfillRedis(b *testing.B) {
 		if n := direct.Client.DBSize(ctx).Val(); n != int64(total) {
 			b.Fatalf("direct copy holds %d keys, want %d", n, total)
 		}
+		directMem, directCPU := serverUsage(ctx, b, direct.Client)
 		direct.Client.FlushAll(ctx)
 
 		// cutover backfill.
 		dst := stack.NewRedis(b)
 		p := newRedisPipelineB(b, src, dst, "--partitions", "12")
+		_, srcCPU0 := serverUsage(ctx, b, src.Client)
 		run := runMeasured(ctx, b, append([]string{"backfill"}, p...)...)
 		if n := dst.Client.DBSize(ctx).Val(); n < int64(total) {
 			b.Fatalf("cutover's target holds %d keys, want %d (plus version keys)", n, total)
 		}
+		dstMem, dstCPU := serverUsage(ctx, b, dst.Client)
+		_, srcCPU1 := serverUsage(ctx, b, src.Client)
 		dst.Client.FlushAll(ctx)
 
 		// 2. Snapshot alone, against a plain read.
@@ -88,18 +92,44 @@ func BenchmarkBackfillRedis(b *testing.B) {
 | 2. snapshot Redis → Kafka, against SCAN + DUMP + PTTL | %.1fs, %s keys/s | %.1fs, %s keys/s | %.2f | ≥ 0.85 |
 
 cutover: backfill %.1fs of CPU, peak RSS %d MB; snapshot %.1fs of CPU, peak RSS %d MB.
+Target Redis after the backfill: used_memory %.0f MB, %.2f× the direct copy's %.0f MB; CPU %.1fs against the direct copy's %.1fs. Source Redis CPU during the backfill: %.1fs.
 Machine: %d CPUs, %s, %s; Redis, Kafka and cutover on the same machine; %s.
 `, group(int64(total)),
 			directTime.Seconds(), group(int64(rate(directTime))), run.wall.Seconds(), group(int64(rate(run.wall))), mb/run.wall.Seconds(), rate(run.wall)/rate(directTime),
 			readTime.Seconds(), group(int64(rate(readTime))), snap.wall.Seconds(), group(int64(rate(snap.wall))), rate(snap.wall)/rate(readTime),
-			run.cpu.Seconds(), run.rssMB, snap.cpu.Seconds(), snap.rssMB, runtime.NumCPU(), memTotal(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+			run.cpu.Seconds(), run.rssMB, snap.cpu.Seconds(), snap.rssMB,
+			float64(dstMem)/1e6, float64(dstMem)/float64(directMem), float64(directMem)/1e6, dstCPU, directCPU, srcCPU1-srcCPU0, runtime.NumCPU(), memTotal(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
 		writeReport(b, report)
 		writeJSON(b, "1. backfill Redis → Kafka → Redis", map[string]any{"keys": total, "baseline_s": directTime.Seconds(),
 			"cutover_s": run.wall.Seconds(), "ratio": rate(run.wall) / rate(directTime), "cpu_s": run.cpu.Seconds(), "peak_rss_mb": run.rssMB,
-			"mb_per_s": mb / run.wall.Seconds()})
+			"mb_per_s": mb / run.wall.Seconds(), "target_used_memory_mb": float64(dstMem) / 1e6, "target_memory_ratio": float64(dstMem) / float64(directMem),
+			"target_cpu_s": dstCPU, "direct_target_cpu_s": directCPU, "source_cpu_s": srcCPU1 - srcCPU0})
 		writeJSON(b, "2. snapshot Redis → Kafka", map[string]any{"keys": total, "baseline_s": readTime.Seconds(),
 			"cutover_s": snap.wall.Seconds(), "ratio": rate(snap.wall) / rate(readTime), "cpu_s": snap.cpu.Seconds(), "peak_rss_mb": snap.rssMB})
 	}
+}
+
+// serverUsage is a Redis server's used_memory (bytes) and the CPU seconds
+// its process has used so far.
+func serverUsage(ctx context.Context, b *testing.B, c *goredis.Client) (int64, float64) {
+	b.Helper()
+	info, err := c.Info(ctx, "memory", "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mem int64
+	var cpu float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "used_memory":
+			mem, _ = strconv.ParseInt(v, 10, 64)
+		case "used_cpu_sys", "used_cpu_user":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		}
+	}
+	return mem, cpu
 }
 
 type measured struct {

@@ -160,6 +160,9 @@ type RedisSinkConfig struct {
 	// WaitReplicas: writes count as applied once this many replicas have
 	// them (WAIT), so a failover of the target loses none; 0: do not wait.
 	WaitReplicas int `yaml:"wait_replicas"`
+	// VersionBuckets is how many version buckets each hash slot has; 0
+	// takes what the target recorded, else 1 (see sinks/redis.Options).
+	VersionBuckets int `yaml:"version_buckets"`
 }
 
 // SentinelConfig names the master of a replicated Redis through Redis

@@ -167,6 +167,7 @@ var configRules = concat(
 			}
 		}},
 		number("sink.redis.wait_replicas", "0 (do not wait) or more", atLeast(0)),
+		number("sink.redis.version_buckets", "0 (what the target recorded, else 1) to 4096", func(n float64) bool { return n >= 0 && n <= 4096 }),
 		positive("sink.redis.concurrency"),
 		rule{key: "sink.redis", doc: "not the source database (same addr, or same sentinels and master name, and db) when the source is Redis", check: func(c *Config, bad badFunc) {
 			r, rs := c.Source.Redis, c.Sink.Redis

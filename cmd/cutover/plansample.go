@@ -26,12 +26,17 @@ const (
 	reasonOversize     = "over-max-record-bytes"
 )
 
-// versionKeyBytes is about what the Redis sink's version key of a key
-// takes besides the key's own bytes: its dictionary entry, the
-// "cutover:v:{tag}" prefix and the 16-byte version (MEMORY USAGE says 85
-// plus the key on Redis 7) and its entry in the expiry dictionary, which
-// MEMORY USAGE leaves out.
-const versionKeyBytes = 112
+// versionKeyBytes is about what the Redis sink's version of a key takes
+// besides the key's own bytes: a field of its slot's version bucket, a
+// packed hash (sinks/redis/versions.go), holding the key's name and about
+// 11 bytes of version, with 4 more for a deadline when the key expires,
+// (measured: 18 bytes and the key, at 1,000,000 keys); the buckets
+// themselves are counted once (versionBucketBytes).
+const versionKeyBytes = 18
+
+// versionBucketBytes is what a version bucket itself takes (MEMORY USAGE
+// of a hash with one field, less the field).
+const versionBucketBytes = 72
 
 // itemsTable is the source table when events carry DynamoDB items.
 func (p *planner) itemsTable() *ddbsrc.Table {
@@ -54,7 +59,14 @@ func (p *planner) sample(ctx context.Context) (plan.Estimate, error) {
 	if err != nil {
 		return plan.Estimate{}, err
 	}
-	return t.Estimate(total, p.whole), nil
+	e := t.Estimate(total, p.whole)
+	if e.RedisMemory > 0 {
+		// The version buckets' own cost: one hash per slot (or
+		// version_buckets per slot) that holds a key.
+		buckets := int64(pipeline.SlotCount) * int64(max(p.cfg.Sink.Redis.VersionBuckets, 1))
+		e.RedisMemory += versionBucketBytes * min(e.Carried, buckets)
+	}
+	return e, nil
 }
 
 // sampleRedis samples every node of the Redis source. total is DBSIZE,

@@ -437,7 +437,8 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 		opts := redissink.Options{Addr: rs.Addr, Concurrency: 1, TombstoneRetention: rs.TombstoneRetention, Logger: log,
 			// The old store of a roll-back keeps what the forward
 			// pipeline never carried: a heal sweeps only this pipeline's keys.
-			SweepOwnedOnly: cfg.sourceKind() == "dynamodb" && !cfg.sourceItems(), WaitReplicas: rs.WaitReplicas}
+			SweepOwnedOnly: cfg.sourceKind() == "dynamodb" && !cfg.sourceItems(), WaitReplicas: rs.WaitReplicas,
+			VersionBuckets: rs.VersionBuckets}
 		if items != nil {
 			itemOpts := cfg.itemOptions()
 			itemOpts.Key = []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,29 +19,29 @@ import (
 
 // Options configure the sink.
 type Options struct {
-	// VersionPrefix starts the name of every version key; default
+	// VersionPrefix starts the name of every version bucket; default
 	// "cutover:v:". Keys with this prefix are the sink's own and are never
 	// treated as data.
 	VersionPrefix string
-	// TombstoneRetention is how long a version key lives after its last
-	// write, and so how long a deleted key's tombstone protects it; default
-	// 8 days: the topic's default retention of 7 days, plus a day. Keep it
-	// longer than the topic's retention.
+	// TombstoneRetention is how long a deleted key's tombstone protects
+	// it, and how long the version of a key with an expiry outlives the
+	// expiry; default 8 days: the topic's default retention of 7 days,
+	// plus a day. Keep it longer than the topic's retention.
 	TombstoneRetention time.Duration
 	// Concurrency is the number of pipelines in flight; default 8. Keys
 	// are spread over them by hash, so each key's events stay in order.
 	Concurrency int
-	// PipelineSize is the most commands sent in one round trip; default 256.
+	// PipelineSize is the most events sent in one round trip; default 256.
 	PipelineSize int
 	// Items, when set, means the events come from DynamoDB: their keys are
 	// item keys, rendered into Redis keys and values as it says.
 	Items *ItemOptions
 	// SweepOwnedOnly makes a truncate sweep only the keys this pipeline
-	// wrote (those with a version key): the target keeps keys of its own
+	// wrote (those with a version): the target keeps keys of its own
 	// that the source never had — the old store under a roll-back's
 	// reverse pipeline keeps what the forward pipeline did not carry.
-	// A key last written longer than TombstoneRetention ago has lost its
-	// version key and is not swept: reconcile reports it as extra.
+	// A key whose version passed its deadline (one with an expiry,
+	// TombstoneRetention past it) is not swept, nor listed.
 	SweepOwnedOnly bool
 	// WaitReplicas, when above 0, makes every pipeline of writes end with
 	// WAIT: the writes count as applied (and their records may be
@@ -52,6 +51,13 @@ type Options struct {
 	// WaitTimeout is a transient failure: the pipeline is sent again.
 	// Not with a cluster (WAIT answers for one node).
 	WaitReplicas int
+	// VersionBuckets is how many hashes of each hash slot hold the
+	// versions (see versions.go). A bucket stays packed (compact) up to
+	// 128 entries, Redis's default hash-max-listpack-entries: about one
+	// bucket per slot per million keys keeps it so. A target's count is
+	// fixed once written, and recorded on it: 0 takes what it recorded,
+	// else 1; another number than the recorded one is refused.
+	VersionBuckets int
 	// WaitTimeout bounds each WAIT; default 2s.
 	WaitTimeout time.Duration
 	// Addr is only used in messages.
@@ -93,7 +99,10 @@ type Sink struct {
 	cl   goredis.UniversalClient
 	opts Options
 	log  *slog.Logger
-	ret  string // TombstoneRetention in ms, as the script wants it
+	ret  string // TombstoneRetention in seconds, as the script wants it
+	// legacy: version keys of the layout before buckets may be on the
+	// target (prepareLayout).
+	legacy bool
 
 	writes, retries, swept atomic.Int64
 }
@@ -118,7 +127,7 @@ func New(cl goredis.UniversalClient, opts Options) (*Sink, error) {
 		}
 		opts.Items = &items
 	}
-	return &Sink{cl: cl, opts: opts, log: opts.Logger, ret: strconv.FormatInt(opts.TombstoneRetention.Milliseconds(), 10)}, nil
+	return &Sink{cl: cl, opts: opts, log: opts.Logger, ret: strconv.FormatInt(int64((opts.TombstoneRetention+time.Second-1)/time.Second), 10)}, nil
 }
 
 // Stats returns the counters so far.
@@ -127,45 +136,13 @@ func (s *Sink) Stats() Stats {
 }
 
 // Prepare loads the apply script into the server (every master of a
-// cluster).
+// cluster) and reads how the target keeps versions (prepareLayout).
 func (s *Sink) Prepare(ctx context.Context) error {
 	if err := applyScript.Load(ctx, s.cl).Err(); err != nil {
 		return fmt.Errorf("redis sink %s: load apply script: %w", s.opts.Addr, err)
 	}
-	return nil
+	return s.prepareLayout(ctx)
 }
-
-// VersionKey is the key that holds key's version: in the same hash slot,
-// so the apply script can touch both on Redis Cluster.
-func (s *Sink) VersionKey(key []byte) string {
-	return versionKey(s.opts.VersionPrefix, key)
-}
-
-// Versions returns the version the sink holds for each target key name
-// (a tombstone's included); keys it holds none for are absent.
-func (s *Sink) Versions(ctx context.Context, names []string) (map[string]pipeline.Version, error) {
-	out := make(map[string]pipeline.Version, len(names))
-	if len(names) == 0 {
-		return out, nil
-	}
-	pipe := s.cl.Pipeline()
-	cmds := make([]*goredis.StringCmd, len(names))
-	for i, n := range names {
-		cmds[i] = pipe.Get(ctx, s.VersionKey([]byte(n)))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return nil, fmt.Errorf("redis sink %s: read versions: %w", s.opts.Addr, err)
-	}
-	for i, n := range names {
-		if v, err := cmds[i].Bytes(); err == nil {
-			out[n] = v
-		}
-	}
-	return out, nil
-}
-
-// IsVersionKey reports whether a key is one of the sink's version keys.
-func (s *Sink) IsVersionKey(key string) bool { return strings.HasPrefix(key, s.opts.VersionPrefix) }
 
 // Apply implements pipeline/kafka.Sink.
 func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
@@ -244,36 +221,93 @@ func (s *Sink) plan(events []pipeline.Event, results []pipeline.Result) []int {
 	return order
 }
 
-// applyPipeline writes the events idx in one round trip, retrying the
-// whole round trip on transient failures (re-applying is harmless: every
-// write is versioned). It fills results.
-func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx []int, results []pipeline.Result, keyOf func(*pipeline.Event) (string, error)) error {
-	args := make([][]any, len(idx))
-	keys := make([]string, len(idx))
-	for j, i := range idx {
+// One apply script call carries at most this many events, and about
+// this many bytes of arguments: a few hundred small values, or one big
+// key's piece. The calls of a pipeline are sent in one round trip.
+const (
+	maxCallEvents = 128
+	maxCallBytes  = 1 << 20
+)
+
+// scriptCall is one call of the apply script: three keys per event.
+type scriptCall struct {
+	keys []string
+	argv []any
+	idx  []int // the events, in order
+	size int
+}
+
+// calls groups the events idx into apply script calls, in order. On a
+// cluster a call's keys must share a slot: events are grouped by slot
+// first. Events that cannot be written are marked Rejected in results.
+func (s *Sink) calls(events []pipeline.Event, idx []int, results []pipeline.Result, keyOf func(*pipeline.Event) (string, error)) []*scriptCall {
+	_, cluster := s.cl.(*goredis.ClusterClient)
+	var out []*scriptCall
+	open := map[int]*scriptCall{} // by slot on a cluster; slot 0 otherwise
+	for _, i := range idx {
 		key, err := keyOf(&events[i])
+		var a []any
 		if err == nil {
-			keys[j] = key
-			args[j], err = s.args(&events[i])
+			a, err = s.args(&events[i])
 		}
 		if err != nil {
 			results[i] = pipeline.Result{Outcome: pipeline.Rejected, Err: err}
-			args[j] = nil
+			continue
 		}
+		size := 0
+		for _, x := range a {
+			switch x := x.(type) {
+			case string:
+				size += len(x)
+			case []byte:
+				size += len(x)
+			default:
+				size += 8
+			}
+		}
+		var slot int
+		if cluster {
+			slot = pipeline.RedisSlot([]byte(key))
+		}
+		c := open[slot]
+		if c == nil || len(c.idx) >= maxCallEvents || c.size+size > maxCallBytes && len(c.idx) > 0 {
+			c = &scriptCall{argv: []any{s.ret, "0"}}
+			if s.legacy {
+				c.argv[1] = "1"
+			}
+			open[slot] = c
+			out = append(out, c)
+		}
+		kb := []byte(key)
+		c.keys = append(c.keys, key, s.bucketKey(kb), legacyKey(s.opts.VersionPrefix, kb))
+		c.argv = append(append(c.argv, len(a)), a...)
+		c.idx = append(c.idx, i)
+		c.size += size
 	}
+	return out
+}
+
+// replyError is an error the server answered inside the apply script:
+// isTransient classifies it as a server reply, by its code.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+func (replyError) RedisError()     {}
+
+// applyPipeline writes the events idx in one round trip of batched
+// script calls, retrying the whole round trip on transient failures
+// (re-applying is harmless: every write is versioned). It fills results.
+func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx []int, results []pipeline.Result, keyOf func(*pipeline.Event) (string, error)) error {
+	calls := s.calls(events, idx, results, keyOf)
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 50 * time.Millisecond
 	bo.MaxInterval = 5 * time.Second
 	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
 	err := backoff.RetryNotify(func() error {
 		pipe := s.cl.Pipeline()
-		cmds := make([]*goredis.Cmd, len(idx))
-		for j := range idx {
-			if args[j] == nil {
-				continue
-			}
-			key := keys[j]
-			cmds[j] = applyScript.EvalSha(ctx, pipe, []string{key, s.VersionKey([]byte(key))}, args[j]...)
+		cmds := make([]*goredis.Cmd, len(calls))
+		for j, c := range calls {
+			cmds[j] = applyScript.EvalSha(ctx, pipe, c.keys, c.argv...)
 		}
 		var wait *goredis.Cmd
 		if s.opts.WaitReplicas > 0 {
@@ -290,16 +324,16 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 				transient = fmt.Errorf("%d of the %d replicas asked for (--target-redis-wait-replicas) took the writes within %v", n, s.opts.WaitReplicas, s.opts.WaitTimeout)
 			}
 		}
-		for j, i := range idx {
-			if cmds[j] == nil {
-				continue
+		for j, c := range calls {
+			out, err := cmds[j].StringSlice()
+			if err == nil && len(out) != len(c.idx) {
+				err = fmt.Errorf("the apply script answered %d results for %d events", len(out), len(c.idx))
 			}
-			n, err := cmds[j].Int64()
 			switch {
-			case err == nil && n == 1:
-				results[i] = pipeline.Result{Outcome: pipeline.Applied}
 			case err == nil:
-				results[i] = pipeline.Result{Outcome: pipeline.SkippedOlder}
+				for n, i := range c.idx {
+					results[i] = s.outcome(&events[i], out[n], &transient)
+				}
 			case isNoScript(err):
 				if lerr := applyScript.Load(ctx, s.cl).Err(); lerr != nil {
 					transient = lerr
@@ -309,8 +343,10 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 			case isTransient(err):
 				transient = err
 			default:
-				results[i] = pipeline.Result{Outcome: pipeline.Rejected,
-					Err: fmt.Errorf("redis %s refused key %q: %w", s.opts.Addr, events[i].Key, err)}
+				for _, i := range c.idx {
+					results[i] = pipeline.Result{Outcome: pipeline.Rejected,
+						Err: fmt.Errorf("redis %s refused the write of key %q: %w", s.opts.Addr, events[i].Key, err)}
+				}
 			}
 		}
 		if transient != nil {
@@ -333,6 +369,25 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 		return err
 	}
 	return s.takeBack(ctx, events, idx, results, keyOf)
+}
+
+// outcome reads the apply script's answer for one event: '1' written, '0'
+// the target holds this version or a newer one, 'E' and the server's
+// error. A transient error is recorded in transient (the round trip is
+// retried); any other rejects the event.
+func (s *Sink) outcome(e *pipeline.Event, answer string, transient *error) pipeline.Result {
+	switch answer {
+	case "1":
+		return pipeline.Result{Outcome: pipeline.Applied}
+	case "0":
+		return pipeline.Result{Outcome: pipeline.SkippedOlder}
+	}
+	err := replyError(strings.TrimPrefix(answer, "E"))
+	if isTransient(err) {
+		*transient = err
+		return pipeline.Result{}
+	}
+	return pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf("redis %s refused key %q: %w", s.opts.Addr, e.Key, err)}
 }
 
 // takeBack deletes, for every later piece of a big key that was rejected,
@@ -418,7 +473,11 @@ func (s *Sink) args(e *pipeline.Event) ([]any, error) {
 	}
 	v := &e.Value
 	a := make([]any, 0, 6+2*v.Len())
-	a = append(a, []byte(e.Version), op, v.Type.String(), exp, s.ret, offset)
+	ver, err := compactVersion(e.Version)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", e.Key, err)
+	}
+	a = append(a, ver, op, v.Type.String(), exp, "", offset)
 	switch v.Type {
 	case pipeline.TypeNone:
 		a[2] = "none"
@@ -450,7 +509,6 @@ func (s *Sink) args(e *pipeline.Event) ([]any, error) {
 		if last && v.Stream.LastID == "" {
 			return nil, fmt.Errorf("%w: key %q: a whole stream, or its last piece, needs its last ID", pipeline.ErrInvalidEvent, e.Key)
 		}
-		var err error
 		if a, err = streamArgs(a, v.Stream, last); err != nil {
 			return nil, fmt.Errorf("%w: key %q: %w", pipeline.ErrUnmappable, e.Key, err)
 		}
@@ -518,35 +576,4 @@ func isTransient(err error) bool {
 	var redisErr goredis.Error
 	// Anything that is not a reply from the server is the connection.
 	return !errors.As(err, &redisErr)
-}
-
-var (
-	slotTagsOnce sync.Once
-	slotTags     [pipeline.SlotCount]string
-)
-
-// versionKey is prefix + "{tag}" + key, where tag is a short string that
-// hashes to key's slot: the hash tag puts the version key in the data
-// key's slot whatever braces the data key itself contains.
-func versionKey(prefix string, key []byte) string {
-	slotTagsOnce.Do(func() {
-		found := 0
-		for i := uint64(0); found < pipeline.SlotCount; i++ {
-			tag := strconv.FormatUint(i, 36)
-			slot := pipeline.RedisSlot([]byte(tag))
-			if slotTags[slot] == "" {
-				slotTags[slot] = tag
-				found++
-			}
-		}
-	})
-	var b strings.Builder
-	tag := slotTags[pipeline.RedisSlot(key)]
-	b.Grow(len(prefix) + len(tag) + 2 + len(key))
-	b.WriteString(prefix)
-	b.WriteByte('{')
-	b.WriteString(tag)
-	b.WriteByte('}')
-	b.Write(key)
-	return b.String()
 }

@@ -44,11 +44,12 @@ func TestContract(t *testing.T) {
 	})
 }
 
-func TestVersionKeyIsInTheDataKeysSlot(t *testing.T) {
+func TestVersionBucketIsInTheDataKeysSlot(t *testing.T) {
 	for _, key := range []string{"user:1", "{user1}:a", "a}b", "{}", "x{", "\x00\xff", "", "{a}{b}"} {
-		vk := versionKey("cutover:v:", []byte(key))
-		if pipeline.RedisSlot([]byte(vk)) != pipeline.RedisSlot([]byte(key)) {
-			t.Errorf("version key %q of %q is in slot %d, the key in %d", vk, key, pipeline.RedisSlot([]byte(vk)), pipeline.RedisSlot([]byte(key)))
+		for _, vk := range []string{bucketKey("cutover:v:", []byte(key), 1), bucketKey("cutover:v:", []byte(key), 64), legacyKey("cutover:v:", []byte(key))} {
+			if pipeline.RedisSlot([]byte(vk)) != pipeline.RedisSlot([]byte(key)) {
+				t.Errorf("version key %q of %q is in slot %d, the key in %d", vk, key, pipeline.RedisSlot([]byte(vk)), pipeline.RedisSlot([]byte(key)))
+			}
 		}
 	}
 }

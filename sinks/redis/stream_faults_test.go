@@ -103,12 +103,6 @@ func TestIsTransientComparesTheWholeErrorCode(t *testing.T) {
 	}
 }
 
-// replyError is an error reply of the server, as go-redis hands it over.
-type replyError string
-
-func (e replyError) Error() string { return string(e) }
-func (replyError) RedisError()     {}
-
 // An application on the target that makes its consumer group itself (the
 // usual XGROUP CREATE s g $ MKSTREAM, ignoring BUSYGROUP) while a big
 // stream's pieces are being applied. The last piece's XGROUP CREATE failed

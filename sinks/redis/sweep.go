@@ -234,24 +234,16 @@ func (s *Sink) ownedKeys(ctx context.Context, node *goredis.Client, keys []strin
 	return kept, err
 }
 
-// hasVersion says, for each key, whether its version key exists.
+// hasVersion says, for each key, whether the target holds a version for
+// it (one past its deadline does not count).
 func (s *Sink) hasVersion(ctx context.Context, node *goredis.Client, keys []string) ([]bool, error) {
 	has := make([]bool, len(keys))
-	if len(keys) == 0 {
-		return has, nil
-	}
-	cmds := make([]*goredis.IntCmd, len(keys))
-	_, err := node.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, k := range keys {
-			cmds[i] = p.Exists(ctx, s.VersionKey([]byte(k)))
-		}
-		return nil
-	})
+	vs, err := s.versionsOn(ctx, node, keys)
 	if err != nil {
-		return has, fmt.Errorf("read the version keys on %s: %w", node.Options().Addr, err)
+		return has, fmt.Errorf("read the versions on %s: %w", node.Options().Addr, err)
 	}
-	for i, c := range cmds {
-		has[i] = c.Val() > 0
+	for i, v := range vs {
+		has[i] = v != nil
 	}
 	return has, nil
 }

@@ -31,7 +31,7 @@ func TestWaitReplicas(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ev := func(k string) []pipeline.Event {
-		return []pipeline.Event{{Key: []byte(k), Op: pipeline.OpUpsert, Origin: pipeline.OriginLive, Version: pipeline.Version{1},
+		return []pipeline.Event{{Key: []byte(k), Op: pipeline.OpUpsert, Origin: pipeline.OriginLive, Version: pipeline.ClockVersion(0, 1, true),
 			Value: pipeline.Value{Type: pipeline.TypeString, String: []byte("v")}}}
 	}
 	one, err := New(master.Client, Options{Addr: master.Addr, WaitReplicas: 1})
