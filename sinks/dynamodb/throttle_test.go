@@ -262,6 +262,14 @@ func TestLookupAsksAgainForUnprocessedKeys(t *testing.T) {
 			if len(db.gets) < 5 {
 				t.Fatalf("%d BatchGetItem calls, want the unprocessed keys asked for again", len(db.gets))
 			}
+			// Lookup's backoff was meant to start at 50 ms but began at
+			// cenkalti/backoff's default, 500 ms: InitialInterval was set
+			// after NewExponentialBackOff had taken the default, and
+			// nothing reset it. A reconcile of a target that answers in
+			// part waited ten times longer than meant.
+			if wait := db.gets[1].Sub(db.gets[0]); wait > 75*time.Millisecond {
+				t.Errorf("the unprocessed keys were asked for again after %v, want 50 ms ±50%%", wait)
+			}
 		})
 	})
 	t.Run("gives up after two minutes", func(t *testing.T) {
