@@ -215,6 +215,19 @@ func fromTrimHorizon(t *testing.T, h *harness, shards ...string) {
 	h.savePositions(t, pos)
 }
 
+// oneShard is a faultRun over one open shard s1 holding n records, k0
+// to k(n-1), to be read from its trim horizon.
+func oneShard(t *testing.T, n int) *faultRun {
+	t.Helper()
+	h := newHarness()
+	h.streams.addShard("s1", "", false)
+	for i := range n {
+		h.streams.put("s1", fmt.Sprint("k", i), false)
+	}
+	fromTrimHorizon(t, h, "s1")
+	return newFaultRun(h)
+}
+
 func eq[T any](got, want []T) bool { return fmt.Sprint(got) == fmt.Sprint(want) }
 
 // An iterator that expires before the shard gave any record (a LATEST
@@ -261,13 +274,8 @@ func TestExpiredIteratorBeforeAnyRecordSkipsWhatPrecedesThePosition(t *testing.T
 // record has the same version: applying it again changes nothing).
 func TestTrimmedRecordsAreAGapAndTheShardGoesOnFromItsTrimHorizon(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness()
-		h.streams.addShard("s1", "", false)
-		for i := range 6 {
-			h.streams.put("s1", fmt.Sprint("k", i), false)
-		}
-		fromTrimHorizon(t, h, "s1")
-		r := newFaultRun(h)
+		r := oneShard(t, 6)
+		h := r.h
 		// The third call, after k0 and k1 were read, finds k0 trimmed.
 		r.streams.script["GetRecords s1"] = func(n int) error {
 			if n != 3 {
@@ -304,13 +312,7 @@ func TestTrimmedRecordsAreAGapAndTheShardGoesOnFromItsTrimHorizon(t *testing.T) 
 // the same iterator. Nothing is lost or read twice.
 func TestLimitExceededOnGetRecordsIsRetriedWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness()
-		h.streams.addShard("s1", "", false)
-		for i := range 3 {
-			h.streams.put("s1", fmt.Sprint("k", i), false)
-		}
-		fromTrimHorizon(t, h, "s1")
-		r := newFaultRun(h)
+		r := oneShard(t, 3)
 		r.streams.fail("GetRecords s1", &streamtypes.LimitExceededException{Message: aws.String("slow down")}, 2, 3)
 		r.run(t, r.publishedAll(3))
 		if got, want := r.published(), []string{"k0", "k1", "k2"}; !eq(got, want) {
@@ -341,11 +343,7 @@ func TestLimitExceededOnDescribeStream(t *testing.T) {
 	limit := &streamtypes.LimitExceededException{Message: aws.String("slow down")}
 	t.Run("while running: tried again at the next refresh", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness()
-			h.streams.addShard("s1", "", false)
-			h.streams.put("s1", "k0", false)
-			fromTrimHorizon(t, h, "s1")
-			r := newFaultRun(h)
+			r := oneShard(t, 1)
 			r.streams.fail("DescribeStream", limit, 1, 2, 3)
 			r.run(t, r.publishedAll(1))
 			calls := r.streams.calls("DescribeStream")
