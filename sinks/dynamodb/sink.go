@@ -445,10 +445,9 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 		ExpressionAttributeNames:  s.names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberB{Value: e.Version}},
 	}
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 50 * time.Millisecond
-	bo.MaxInterval = 10 * time.Second
-	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
+	// Never give up (no MaxElapsedTime): a sink must not skip a record.
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
 	var res pipeline.Result
 	err = backoff.RetryNotify(func() error {
 		if err := s.pace.wait(ctx); err != nil {
