@@ -46,10 +46,10 @@ func (s *Sink) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.
 }
 
 func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeValue, out map[string]reconcile.Found) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 50 * time.Millisecond
-	bo.MaxElapsedTime = 2 * time.Minute
-	bctx := backoff.WithContext(bo, ctx)
+	// The options, not fields set afterwards: NewExponentialBackOff takes
+	// its first interval when it is made, and nothing here resets it.
+	bctx := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxElapsedTime(2*time.Minute)), ctx)
 	for len(req) > 0 {
 		resp, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
 			RequestItems: map[string]types.KeysAndAttributes{s.opts.Table: {Keys: req, ConsistentRead: aws.Bool(true)}},

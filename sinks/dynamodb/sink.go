@@ -107,9 +107,23 @@ type Stats struct {
 	RateLimit float64
 }
 
+// dynamoAPI is what the sink calls of DynamoDB: setup (DescribeTable,
+// CreateTable, UpdateTimeToLive), writes (PutItem), and reconcile's reads
+// and the truncate sweeps (BatchGetItem, Scan). *dynamodb.Client
+// implements it; unit tests put a fake behind it to throttle writes or
+// leave keys unprocessed.
+type dynamoAPI interface {
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
 // Sink writes events to one DynamoDB table.
 type Sink struct {
-	db   *dynamodb.Client
+	db   dynamoAPI
 	opts Options
 	m    Mapping
 	log  *slog.Logger
@@ -122,7 +136,7 @@ type Sink struct {
 }
 
 // New returns a sink writing through db. Call Prepare before Apply.
-func New(db *dynamodb.Client, opts Options) (*Sink, error) {
+func New(db dynamoAPI, opts Options) (*Sink, error) {
 	if opts.Table == "" {
 		return nil, fmt.Errorf("dynamodb sink: no table configured (set --dynamodb-table or sink.dynamodb.table)")
 	}
@@ -431,10 +445,9 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 		ExpressionAttributeNames:  s.names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberB{Value: e.Version}},
 	}
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 50 * time.Millisecond
-	bo.MaxInterval = 10 * time.Second
-	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
+	// Never give up (no MaxElapsedTime): a sink must not skip a record.
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
 	var res pipeline.Result
 	err = backoff.RetryNotify(func() error {
 		if err := s.pace.wait(ctx); err != nil {

@@ -1,7 +1,8 @@
 // Package sinktest is the contract every cutover sink must pass, run
 // against the sink's real store: idempotent apply, no regression to an
-// older version, no resurrection of a deleted key, truncate sweeps, and
-// (where supported) chunked values.
+// older version, no resurrection of a deleted key, truncate sweeps,
+// (where supported) chunked values, and (for a Target that implements
+// Faults) writes the store throttles or answers in part.
 package sinktest
 
 import (
@@ -22,6 +23,20 @@ type Target interface {
 	// Read returns what the store holds for key; Exists is false for an
 	// absent or deleted key.
 	Read(ctx context.Context, key []byte) (reconcile.Found, error)
+}
+
+// Faults is implemented by a Target whose store can be made to refuse
+// calls, to check that the sink retries what its store refuses — until
+// it is written, never skipping it. A Target without it skips those
+// cases, saying so.
+type Faults interface {
+	// Throttle makes the store refuse its next n writes as over its
+	// capacity (DynamoDB: ProvisionedThroughputExceededException).
+	Throttle(n int)
+	// Partial makes the store answer only part of its next n batch calls,
+	// as DynamoDB answers with UnprocessedItems or UnprocessedKeys; a
+	// store written one item per call refuses every other write instead.
+	Partial(n int)
 }
 
 // Caps says what a sink supports beyond the common contract.
@@ -306,6 +321,46 @@ func Run(t *testing.T, caps Caps, newTarget func(t *testing.T) Target) {
 		}
 		absent(t, tg, "")
 		expect(t, tg, "before", Str("b"))
+	})
+
+	faults := func(t *testing.T, tg Target) Faults {
+		t.Helper()
+		f, ok := tg.(Faults)
+		if !ok {
+			t.Skipf("the target (%T) cannot inject faults: implement sinktest.Faults", tg)
+		}
+		return f
+	}
+
+	t.Run("throttled then ok", func(t *testing.T) {
+		tg := newTarget(t)
+		faults(t, tg).Throttle(3)
+		if got := apply(t, tg, upsert("k", 10, Str("v"))); got[0] != pipeline.Applied {
+			t.Fatalf("a write throttled three times: %v, want applied once the store takes it", got)
+		}
+		expect(t, tg, "k", Str("v"))
+		if got := apply(t, tg, upsert("k", 10, Str("v"))); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("the same event again: %v, want skipped-older", got)
+		}
+	})
+
+	t.Run("a batch answered in part is retried until all of it is applied", func(t *testing.T) {
+		tg := newTarget(t)
+		f := faults(t, tg)
+		var evs []pipeline.Event
+		for i := range 10 {
+			evs = append(evs, upsert(fmt.Sprint("k", i), 10, Str(fmt.Sprint("v", i))))
+		}
+		f.Partial(5)
+		for i, o := range apply(t, tg, evs...) {
+			if o != pipeline.Applied {
+				t.Fatalf("%s: %v, want applied", evs[i].Key, o)
+			}
+		}
+		f.Partial(3) // the reads too
+		for i := range 10 {
+			expect(t, tg, fmt.Sprint("k", i), Str(fmt.Sprint("v", i)))
+		}
 	})
 
 	t.Run("chunks", func(t *testing.T) {

@@ -26,7 +26,7 @@ import (
 // random subset of them: whole pages, so a sample costs read capacity in
 // proportion to its size.
 type Pages struct {
-	db    *dynamodb.Client
+	db    pagesAPI
 	table Table
 	opts  ScanOptions
 	total int                                        // TotalSegments of the Scan
@@ -34,12 +34,19 @@ type Pages struct {
 	last  map[int]map[string]ddbtypes.AttributeValue // where each started segment stopped
 }
 
+// pagesAPI is what reconcile's reads call of DynamoDB; *dynamodb.Client
+// implements it.
+type pagesAPI interface {
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+}
+
 // sampleSegments is how finely a sample splits the table.
 const sampleSegments = 1000
 
 // NewPages prepares a read of table. opts.Segments, PageSize,
 // ConsistentRead, Endpoint and Epoch apply.
-func NewPages(db *dynamodb.Client, table Table, opts ScanOptions) *Pages {
+func NewPages(db pagesAPI, table Table, opts ScanOptions) *Pages {
 	if opts.Segments <= 0 {
 		opts.Segments = 4
 	}

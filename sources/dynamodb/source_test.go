@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,25 +34,27 @@ func hasEvent(p *fakePublisher, pk string, op pipeline.Op) bool {
 // different and 50 only in the target). A backfill of a table whose
 // stream is on now takes the position, and replicate reads from it.
 func TestBackfillThenReplicateReadsChangesMadeBetween(t *testing.T) {
-	h := newHarness()
-	h.streams.addShard("s1", "", false)
-	h.streams.put("s1", "a", false) // before the backfill: not needed, harmless
-	if err := h.source(t, Mode{SnapshotOnly: true}).Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// Between the commands.
-	h.streams.put("s1", "a", false)
-	h.streams.put("s1", "b", true)
-	src := h.source(t, Mode{})
-	if err := h.runFor(t, src, func() bool { return hasEvent(h.pub, "b", pipeline.OpDelete) && hasEvent(h.pub, "a", pipeline.OpUpsert) }); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(truncates(h.pub)); n != 0 {
-		t.Errorf("%d truncates: the position the backfill took needs no heal", n)
-	}
-	if n := h.table.scanCount(); n != 1 {
-		t.Errorf("the table was scanned %d times, want once (by the backfill)", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.streams.addShard("s1", "", false)
+		h.streams.put("s1", "a", false) // before the backfill: not needed, harmless
+		if err := h.source(t, Mode{SnapshotOnly: true}).Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Between the commands.
+		h.streams.put("s1", "a", false)
+		h.streams.put("s1", "b", true)
+		src := h.source(t, Mode{})
+		if err := h.runFor(t, src, func() bool { return hasEvent(h.pub, "b", pipeline.OpDelete) && hasEvent(h.pub, "a", pipeline.OpUpsert) }); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(truncates(h.pub)); n != 0 {
+			t.Errorf("%d truncates: the position the backfill took needs no heal", n)
+		}
+		if n := h.table.scanCount(); n != 1 {
+			t.Errorf("the table was scanned %d times, want once (by the backfill)", n)
+		}
+	})
 }
 
 // TestReplicateAfterABackfillWithoutStreamHeals: when the backfill could
@@ -381,28 +384,30 @@ func TestStoppedWhileWaitingForTheStream(t *testing.T) {
 // leaves positions at the shard's end; the records before them are
 // skipped, those after them are read.
 func TestReplicateAfterBackfillReadsNothingOlderThanTheScan(t *testing.T) {
-	h := newHarness()
-	h.streams.addShard("s1", "", false)
-	h.streams.age = -time.Hour
-	h.streams.put("s1", "old", false) // an hour before the backfill
-	h.streams.age = 0
-	if err := h.source(t, Mode{SnapshotOnly: true}).Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if pos := h.streamPos(t); pos.Shards["s1"] == nil || pos.Shards["s1"].From.IsZero() {
-		t.Fatalf("the backfill left no position at the shard's end: %+v", pos.Shards["s1"])
-	}
-	h.streams.put("s1", "new", false) // between the commands
-	src := h.source(t, Mode{})
-	if err := h.runFor(t, src, func() bool { return hasEvent(h.pub, "new", pipeline.OpUpsert) }); err != nil {
-		t.Fatal(err)
-	}
-	if hasEvent(h.pub, "old", pipeline.OpUpsert) {
-		t.Error("replicate published a change made before the backfill's scan: it would move the key back")
-	}
-	if n := len(truncates(h.pub)); n != 0 {
-		t.Errorf("%d truncates: the backfill's positions need no heal", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.streams.addShard("s1", "", false)
+		h.streams.age = -time.Hour
+		h.streams.put("s1", "old", false) // an hour before the backfill
+		h.streams.age = 0
+		if err := h.source(t, Mode{SnapshotOnly: true}).Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if pos := h.streamPos(t); pos.Shards["s1"] == nil || pos.Shards["s1"].From.IsZero() {
+			t.Fatalf("the backfill left no position at the shard's end: %+v", pos.Shards["s1"])
+		}
+		h.streams.put("s1", "new", false) // between the commands
+		src := h.source(t, Mode{})
+		if err := h.runFor(t, src, func() bool { return hasEvent(h.pub, "new", pipeline.OpUpsert) }); err != nil {
+			t.Fatal(err)
+		}
+		if hasEvent(h.pub, "old", pipeline.OpUpsert) {
+			t.Error("replicate published a change made before the backfill's scan: it would move the key back")
+		}
+		if n := len(truncates(h.pub)); n != 0 {
+			t.Errorf("%d truncates: the backfill's positions need no heal", n)
+		}
+	})
 }
 
 // TestBackfillCarriesChangesMadeWhileItRuns: the backfill follows the

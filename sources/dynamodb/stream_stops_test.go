@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,7 +30,7 @@ func stopTestOpts() StreamOptions {
 // loop has returned; wg.Wait in Run's defer waits for them forever.
 func TestBackfillWithManyShardsReturns(t *testing.T) {
 	for _, n := range []int{16, 17} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) { backfillShards(t, n) })
+		t.Run(fmt.Sprint(n), func(t *testing.T) { synctest.Test(t, func(t *testing.T) { backfillShards(t, n) }) })
 	}
 }
 
@@ -113,29 +114,31 @@ func (b *blockingTable) DescribeTable(ctx context.Context, in *dynamodb.Describe
 // 363f8c8 made errStreamChanged cancel the scan and fail the backfill,
 // though backfill's own switch meant to ignore it.
 func TestBackfillSurvivesStreamReenabledDuringScan(t *testing.T) {
-	h := newHarness()
-	h.streams.addShard("s1", "", false)
-	bt := &blockingTable{fakeTable: h.table, release: make(chan struct{}), entered: make(chan struct{})}
-	src, err := NewSource(bt, h.streams, h.def, ScanOptions{Name: "p", Segments: 1}, stopTestOpts(), Mode{SnapshotOnly: true}, h.pub, h.ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background()) }()
-	<-bt.entered
-	h.table.mu.Lock()
-	h.table.arn = "arn:stream/2" // off and on again
-	h.table.mu.Unlock()
-	select {
-	case err := <-done:
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.streams.addShard("s1", "", false)
+		bt := &blockingTable{fakeTable: h.table, release: make(chan struct{}), entered: make(chan struct{})}
+		src, err := NewSource(bt, h.streams, h.def, ScanOptions{Name: "p", Segments: 1}, stopTestOpts(), Mode{SnapshotOnly: true}, h.pub, h.ck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- src.Run(context.Background()) }()
+		<-bt.entered
+		h.table.mu.Lock()
+		h.table.arn = "arn:stream/2" // off and on again
+		h.table.mu.Unlock()
+		select {
+		case err := <-done:
+			close(bt.release)
+			t.Fatalf("backfill failed when the stream was re-enabled during its scan: %v", err)
+		case <-time.After(500 * time.Millisecond): // 50 looks at the table
+		}
 		close(bt.release)
-		t.Fatalf("backfill failed when the stream was re-enabled during its scan: %v", err)
-	case <-time.After(500 * time.Millisecond): // 50 looks at the table
-	}
-	close(bt.release)
-	if err := <-done; err != nil {
-		t.Fatalf("backfill: %v", err)
-	}
+		if err := <-done; err != nil {
+			t.Fatalf("backfill: %v", err)
+		}
+	})
 }
 
 // Replicate follows a new stream whose view type is KEYS_ONLY:
@@ -247,44 +250,47 @@ func (e *emptyTrimHorizon) GetRecords(ctx context.Context, in *dynamodbstreams.G
 // cutover was stopped were skipped by the next run: lost. From now moves
 // only on a chain that started at the position (LATEST).
 func TestTrimHorizonEmptyPagesLoseNoRecords(t *testing.T) {
-	h := newHarness()
-	h.streams.addShard("s1", "", false)
-	// Run 1: replicate takes LATEST on quiet s1 (From = F1) and stops.
-	if err := h.runFor(t, h.source(t, Mode{}), func() bool { return h.table.scanCount() == 1 }); err != nil {
-		t.Fatal(err)
-	}
-	// Written while cutover is stopped: after the position.
-	h.streams.put("s1", "lost", false)
-	// The record must be older than Settle when run 2 reads: wait for the
-	// clock (Settle is 1.1 s here, 15 s in production).
-	time.Sleep(2500 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.streams.addShard("s1", "", false)
+		// Run 1: replicate takes LATEST on quiet s1 (From = F1) and stops.
+		if err := h.runFor(t, h.source(t, Mode{}), func() bool { return h.table.scanCount() == 1 }); err != nil {
+			t.Fatal(err)
+		}
+		// Written while cutover is stopped: after the position.
+		h.streams.put("s1", "lost", false)
+		// The record must be older than Settle when run 2 reads: wait for the
+		// clock (Settle is 1.1 s here, 15 s in production; the clock is
+		// synctest's, so the wait takes no real time).
+		time.Sleep(2500 * time.Millisecond)
 
-	// Run 2: a backfill ("backfill again"); s1 is opened at its trim
-	// horizon and DynamoDB answers empty pages for a while.
-	ets := &emptyTrimHorizon{fakeStreams: h.streams, pages: -1}
-	src, err := NewSource(h.table, ets, h.def, ScanOptions{Name: "p", Segments: 1}, stopTestOpts(), Mode{SnapshotOnly: true}, h.pub, h.ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := src.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("position after the backfill: %+v", h.streamPos(t).Shards["s1"])
+		// Run 2: a backfill ("backfill again"); s1 is opened at its trim
+		// horizon and DynamoDB answers empty pages for a while.
+		ets := &emptyTrimHorizon{fakeStreams: h.streams, pages: -1}
+		src, err := NewSource(h.table, ets, h.def, ScanOptions{Name: "p", Segments: 1}, stopTestOpts(), Mode{SnapshotOnly: true}, h.pub, h.ck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("position after the backfill: %+v", h.streamPos(t).Shards["s1"])
 
-	// Run 3: replicate, DynamoDB answering normally.
-	src3 := h.source(t, Mode{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src3.Run(ctx) }()
-	// The record is published by the backfill (which now continues at the
-	// saved iterator) or by this replicate: never skipped.
-	waitFor(t, func() bool {
-		st := src3.streamNow().Stats()
-		return st.Records+st.Skipped > 0 || hasEvent(h.pub, "lost", pipeline.OpUpsert)
+		// Run 3: replicate, DynamoDB answering normally.
+		src3 := h.source(t, Mode{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- src3.Run(ctx) }()
+		// The record is published by the backfill (which now continues at the
+		// saved iterator) or by this replicate: never skipped.
+		waitFor(t, func() bool {
+			st := src3.streamNow().Stats()
+			return st.Records+st.Skipped > 0 || hasEvent(h.pub, "lost", pipeline.OpUpsert)
+		})
+		cancel()
+		<-done
+		if !hasEvent(h.pub, "lost", pipeline.OpUpsert) {
+			t.Fatalf("a change written after the saved position was never published (skipped %d)", src3.streamNow().Stats().Skipped)
+		}
 	})
-	cancel()
-	<-done
-	if !hasEvent(h.pub, "lost", pipeline.OpUpsert) {
-		t.Fatalf("a change written after the saved position was never published (skipped %d)", src3.streamNow().Stats().Skipped)
-	}
 }

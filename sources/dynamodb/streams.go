@@ -774,13 +774,12 @@ func (st *Stream) reread(ctx context.Context, keys map[string]streamtypes.Attrib
 }
 
 // shardBackoff paces the retries of a shard's failed calls: a stream is
-// read until stopped, so it never gives up.
+// read until stopped, so it never gives up. It is built with options:
+// NewExponentialBackOff takes its first interval when it is made, and the
+// iterator loop's first NextBackOff comes before any Reset.
 func shardBackoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 500 * time.Millisecond
-	b.MaxInterval = 30 * time.Second
-	b.MaxElapsedTime = 0
-	return b
+	return backoff.NewExponentialBackOff(backoff.WithInitialInterval(500*time.Millisecond),
+		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
 }
 
 // isGap reports whether err says records were lost to the stream.

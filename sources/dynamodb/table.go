@@ -52,8 +52,15 @@ type Decoder interface {
 	EventFromItem(item map[string]ddbtypes.AttributeValue) (pipeline.Event, error)
 }
 
+// describeAPI is what Describe calls of DynamoDB; *dynamodb.Client
+// implements it.
+type describeAPI interface {
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	DescribeTimeToLive(ctx context.Context, in *dynamodb.DescribeTimeToLiveInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
+}
+
 // Describe reads the table's key schema, stream and TTL settings.
-func Describe(ctx context.Context, db *dynamodb.Client, table, endpoint string) (Table, error) {
+func Describe(ctx context.Context, db describeAPI, table, endpoint string) (Table, error) {
 	t := Table{Name: table}
 	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 	if err != nil {
