@@ -60,10 +60,10 @@ func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
 // walk then starts over, as it does after a lost connection; without, it
 // fails with an error that says to run again.
 func (s *Sink) scanStable(ctx context.Context, node *goredis.Client, restart bool, page func(keys []string) error) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 100 * time.Millisecond
-	bo.MaxInterval = 5 * time.Second
-	bo.MaxElapsedTime = 0
+	// Options, not fields set afterwards: the first interval is taken
+	// when the backoff is made.
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
 	for {
 		err := s.scanOnce(ctx, node, page)
 		if err == nil || !restart || ctx.Err() != nil || !errors.Is(err, errServerChanged) && !isTransient(err) {
