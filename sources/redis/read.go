@@ -15,7 +15,8 @@ import (
 // the read), the key's type, its PTTL and its whole value, or tells why it
 // was not read whole. Lua scripts run atomically, so no write can fall
 // between the time and the value. The script declares its key, so it runs
-// on Redis Cluster too.
+// on Redis Cluster too. It is what pageScript falls back to (see
+// Reader.Read), and what reads a key alone.
 //
 // ARGV[1]: ",type,type," of the types to read, or "" for all.
 // ARGV[2]: the most elements of a collection copied at all.
@@ -33,76 +34,111 @@ import (
 // over the limits, {sec, usec, "unsupported", type} for a type cutover
 // cannot carry, and {sec, usec, "chunk", type, size, pttl} for a
 // collection or string to read in pieces (at this version).
-var readScript = goredis.NewScript(streamMetaLua + `
+var readScript = goredis.NewScript(readKeyLua + `
+return (readKey(KEYS[1], redis.call('TIME')))
+`)
+
+// pageScript reads many keys (all declared in KEYS, so managed servers
+// that check a script's keys accept it, and all in one slot on a
+// cluster) in one call, at one TIME: the script runs atomically, so every
+// read in it sees the server's state at that one instant, which is the
+// version of all of them. ARGV[1] to ARGV[6] are readScript's; ARGV[7] is
+// the budget of the reply: once the values read add up to that many bytes
+// (strings by STRLEN, collections by MEMORY USAGE, streams by their event
+// size), no further key is read — a call's work and its reply stay
+// bounded whatever the keys hold. The first key is always read.
+//
+// Returns, for the first n keys of KEYS (1 <= n <= #KEYS), what readScript
+// returns for each, in order; the keys after them were not read (Read
+// reads them in a following call, at a TIME of their own).
+var pageScript = goredis.NewScript(readKeyLua + `
 local t = redis.call('TIME')
-local k = KEYS[1]
-local ty = redis.call('TYPE', k)['ok']
-if ty == 'none' then
-  return {t[1], t[2], 'none'}
+local budget = tonumber(ARGV[7])
+local out, used = {}, 0
+for i, k in ipairs(KEYS) do
+  if used >= budget then break end
+  local res, size = readKey(k, t)
+  out[i] = res
+  used = used + #k + size
 end
-if ARGV[1] ~= '' and not string.find(ARGV[1], ',' .. ty .. ',', 1, true) then
-  return {t[1], t[2], 'skip', ty}
-end
+return out
+`)
+
+// readKeyLua defines readKey(k, t): reads key k at the time t (a TIME
+// reply) and returns readScript's reply for it, and about how many bytes
+// its value adds to a reply (0 when it has none). ARGV is readScript's.
+const readKeyLua = streamMetaLua + `
+local types = ARGV[1]
 local maxElems, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
 local chunkElems, chunkBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
-local n
-if ty == 'string' then
-  n = redis.call('STRLEN', k)
-  if n > maxBytes then return {t[1], t[2], 'big', ty, n} end
-  if n > tonumber(ARGV[6]) then return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)} end
-  return {t[1], t[2], ty, redis.call('PTTL', k), redis.call('GET', k)}
-elseif ty == 'hash' then
-  n = redis.call('HLEN', k)
-elseif ty == 'list' then
-  n = redis.call('LLEN', k)
-elseif ty == 'set' then
-  n = redis.call('SCARD', k)
-elseif ty == 'zset' then
-  n = redis.call('ZCARD', k)
-elseif ty == 'stream' then
-  n = redis.call('XLEN', k)
-else
-  return {t[1], t[2], 'unsupported', ty}
-end
-if n > maxElems then return {t[1], t[2], 'big', ty, n} end
-local pieces = n > chunkElems
--- Few elements may still be many bytes: estimate before loading them. A
--- stream's memory says little of its event (its listpacks hold field
--- names once per node and IDs as deltas): its entries, then its groups,
--- are measured as they are read, below.
-if not pieces and ty ~= 'stream' then
-  local bytes = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', 16)
-  if bytes and bytes > chunkBytes then pieces = true end
-end
-local entries, meta
-if not pieces and ty == 'stream' then
-  local size
-  entries, size = streamEntries(k, chunkBytes)
-  if entries then
-    meta = streamMeta(k)
-    for _, g in ipairs(meta[2]) do
-      size = size + 72 + 4 * math.ceil(#g[1] / 3) + #g[2]
-    end
+local wholeBytes = tonumber(ARGV[6])
+local function readKey(k, t)
+  local ty = redis.call('TYPE', k)['ok']
+  if ty == 'none' then
+    return {t[1], t[2], 'none'}, 0
   end
-  pieces = not entries or size > chunkBytes
+  if types ~= '' and not string.find(types, ',' .. ty .. ',', 1, true) then
+    return {t[1], t[2], 'skip', ty}, 0
+  end
+  local n
+  if ty == 'string' then
+    n = redis.call('STRLEN', k)
+    if n > maxBytes then return {t[1], t[2], 'big', ty, n}, 0 end
+    if n > wholeBytes then return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)}, 0 end
+    return {t[1], t[2], ty, redis.call('PTTL', k), redis.call('GET', k)}, n
+  elseif ty == 'hash' then
+    n = redis.call('HLEN', k)
+  elseif ty == 'list' then
+    n = redis.call('LLEN', k)
+  elseif ty == 'set' then
+    n = redis.call('SCARD', k)
+  elseif ty == 'zset' then
+    n = redis.call('ZCARD', k)
+  elseif ty == 'stream' then
+    n = redis.call('XLEN', k)
+  else
+    return {t[1], t[2], 'unsupported', ty}, 0
+  end
+  if n > maxElems then return {t[1], t[2], 'big', ty, n}, 0 end
+  local pieces = n > chunkElems
+  -- Few elements may still be many bytes: estimate before loading them. A
+  -- stream's memory says little of its event (its listpacks hold field
+  -- names once per node and IDs as deltas): its entries, then its groups,
+  -- are measured as they are read, below.
+  local size = 0
+  if not pieces and ty ~= 'stream' then
+    size = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', 16) or 0
+    if size > chunkBytes then pieces = true end
+  end
+  local entries, meta
+  if not pieces and ty == 'stream' then
+    entries, size = streamEntries(k, chunkBytes)
+    if entries then
+      meta = streamMeta(k)
+      for _, g in ipairs(meta[2]) do
+        size = size + 72 + 4 * math.ceil(#g[1] / 3) + #g[2]
+      end
+    end
+    pieces = not entries or size > chunkBytes
+  end
+  if pieces then
+    return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)}, 0
+  end
+  local v
+  if ty == 'hash' then
+    v = redis.call('HGETALL', k)
+  elseif ty == 'list' then
+    v = redis.call('LRANGE', k, 0, -1)
+  elseif ty == 'set' then
+    v = redis.call('SMEMBERS', k)
+  elseif ty == 'stream' then
+    v = {entries, meta}
+  else
+    v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+  end
+  return {t[1], t[2], ty, redis.call('PTTL', k), v}, size
 end
-if pieces then
-  return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)}
-end
-local v
-if ty == 'hash' then
-  v = redis.call('HGETALL', k)
-elseif ty == 'list' then
-  v = redis.call('LRANGE', k, 0, -1)
-elseif ty == 'set' then
-  v = redis.call('SMEMBERS', k)
-elseif ty == 'stream' then
-  v = {entries, meta}
-else
-  v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
-end
-return {t[1], t[2], ty, redis.call('PTTL', k), v}
-`)
+`
 
 // streamMetaLua reads what a stream holds besides its entries, as
 // {{last-generated-id, max-deleted-entry-id or "", entries-added or -1},
