@@ -21,12 +21,12 @@ const (
 	pageBytes = 2 << 20
 )
 
-// keyRead is what reading one key of a page came to: the script's reply
-// for it, or a refusal that is the key's alone (the ACL forbids it, or its
-// slot is served elsewhere).
+// keyRead is what reading one key of a page came to: what the script
+// said of it, or a refusal that is the key's alone (the ACL forbids it, or
+// its slot is served elsewhere).
 type keyRead struct {
-	reply any
-	err   error
+	res readResult
+	err error
 }
 
 // readCall is one script call of a round: the keys it reads (indexes into
@@ -70,16 +70,21 @@ func (r *Reader) readPage(ctx context.Context, keys []string) ([]keyRead, error)
 		for _, c := range calls {
 			err := c.cmd.Err()
 			switch {
-			case err == nil && c.single:
-				out[c.keys[0]].reply = c.cmd.Val()
 			case err == nil:
-				replies, ok := c.cmd.Val().([]any)
-				if !ok || len(replies) == 0 || len(replies) > len(c.keys) {
-					return nil, fmt.Errorf("page read script returned %T of %d replies for %d keys", c.cmd.Val(), len(replies), len(c.keys))
+				names := make([]string, len(c.keys))
+				for j, i := range c.keys {
+					names[j] = keys[i]
+				}
+				res, err := parseReads(names, c.cmd.Val())
+				if err != nil {
+					return nil, err
+				}
+				if c.single && len(res) != 1 {
+					return nil, fmt.Errorf("read script returned %d results for key %q", len(res), names[0])
 				}
 				for j, i := range c.keys {
-					if j < len(replies) {
-						out[i].reply = replies[j]
+					if j < len(res) {
+						out[i].res = res[j]
 					} else {
 						next = append(next, i)
 					}

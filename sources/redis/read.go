@@ -27,15 +27,12 @@ import (
 // ARGV[6]: the most bytes of a string read whole; a longer one (up to
 // ARGV[3]) is read in pieces.
 //
-// Returns {sec, usec, type, pttl, value} for a key it read (a stream's
-// value is {entries, meta}, see streamMetaLua), or
-// {sec, usec, "none"} for a key that is gone, {sec, usec, "skip", type}
-// for a type not asked for, {sec, usec, "big", type, size} for a value
-// over the limits, {sec, usec, "unsupported", type} for a type cutover
-// cannot carry, and {sec, usec, "chunk", type, size, pttl} for a
-// collection or string to read in pieces (at this version).
+// Returns {sec, usec, kind, pttl, size, value} (see readKeyLua).
 var readScript = goredis.NewScript(readKeyLua + `
-return (readKey(KEYS[1], redis.call('TIME')))
+local t = redis.call('TIME')
+local out = {t[1], t[2]}
+readKey(KEYS[1], out)
+return out
 `)
 
 // pageScript reads many keys (all declared in KEYS, so managed servers
@@ -44,48 +41,79 @@ return (readKey(KEYS[1], redis.call('TIME')))
 // read in it sees the server's state at that one instant, which is the
 // version of all of them. ARGV[1] to ARGV[6] are readScript's; ARGV[7] is
 // the budget of the reply: once the values read add up to that many bytes
-// (strings by STRLEN, collections by MEMORY USAGE, streams by their event
-// size), no further key is read — a call's work and its reply stay
+// (strings by their length, collections by MEMORY USAGE, streams by their
+// event size), no further key is read — a call's work and its reply stay
 // bounded whatever the keys hold. The first key is always read.
 //
-// Returns, for the first n keys of KEYS (1 <= n <= #KEYS), what readScript
-// returns for each, in order; the keys after them were not read (Read
-// reads them in a following call, at a TIME of their own).
+// Returns {sec, usec, then kind, pttl, size, value of each key read}
+// (see readKeyLua), for the first n keys of KEYS (1 <= n <= #KEYS), in
+// order; the keys after them were not read (Read reads them in a
+// following call, at a TIME of their own).
 var pageScript = goredis.NewScript(readKeyLua + `
 local t = redis.call('TIME')
 local budget = tonumber(ARGV[7])
-local out, used = {}, 0
-for i, k in ipairs(KEYS) do
+local out, used = {t[1], t[2]}, 0
+for _, k in ipairs(KEYS) do
   if used >= budget then break end
-  local res, size = readKey(k, t)
-  out[i] = res
-  used = used + #k + size
+  used = used + #k + readKey(k, out)
 end
 return out
 `)
 
-// readKeyLua defines readKey(k, t): reads key k at the time t (a TIME
-// reply) and returns readScript's reply for it, and about how many bytes
-// its value adds to a reply (0 when it has none). ARGV is readScript's.
+// readKeyLua defines readKey(k, out): reads key k and appends four
+// values to out — kind, pttl, size, value — and returns about how many
+// bytes the value adds to the reply (0 when it has none). The reply is
+// flat, with no table per key, because building and sending a table per
+// key costs the server about as much as reading a short string. ARGV is
+// readScript's. What the four values are:
+//
+//	type, pttl, 0, value      a key read whole (a stream's value is
+//	                          {entries, meta}, see streamMetaLua)
+//	"none", 0, 0, ""          a key that is gone
+//	"skip", 0, 0, type        a type not asked for
+//	"big", 0, size, type      a value over the limits
+//	"unsupported", 0, 0, type a type cutover cannot carry
+//	"chunk", pttl, size, type a collection or string to read in pieces
+//	                          (at this version)
 const readKeyLua = streamMetaLua + `
 local types = ARGV[1]
 local maxElems, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
 local chunkElems, chunkBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local wholeBytes = tonumber(ARGV[6])
-local function readKey(k, t)
+local whole = math.min(maxBytes, wholeBytes)
+local function put(out, kind, pttl, size, v)
+  local i = #out
+  out[i + 1], out[i + 2], out[i + 3], out[i + 4] = kind, pttl, size, v
+end
+local function readKey(k, out)
   local ty = redis.call('TYPE', k)['ok']
   if ty == 'none' then
-    return {t[1], t[2], 'none'}, 0
+    put(out, 'none', 0, 0, '')
+    return 0
   end
   if types ~= '' and not string.find(types, ',' .. ty .. ',', 1, true) then
-    return {t[1], t[2], 'skip', ty}, 0
+    put(out, 'skip', 0, 0, ty)
+    return 0
   end
   local n
   if ty == 'string' then
+    -- Most strings are short: read at most the longest one to read
+    -- whole, plus a byte, and ask for the length only when it is longer.
+    -- (One command fewer a key than STRLEN and GET: commands are what a
+    -- page costs the server.)
+    local v = redis.call('GETRANGE', k, 0, whole)
+    n = #v
+    if n <= whole then
+      put(out, ty, redis.call('PTTL', k), 0, v)
+      return n
+    end
     n = redis.call('STRLEN', k)
-    if n > maxBytes then return {t[1], t[2], 'big', ty, n}, 0 end
-    if n > wholeBytes then return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)}, 0 end
-    return {t[1], t[2], ty, redis.call('PTTL', k), redis.call('GET', k)}, n
+    if n > maxBytes then
+      put(out, 'big', 0, n, ty)
+    else
+      put(out, 'chunk', redis.call('PTTL', k), n, ty)
+    end
+    return 0
   elseif ty == 'hash' then
     n = redis.call('HLEN', k)
   elseif ty == 'list' then
@@ -97,9 +125,13 @@ local function readKey(k, t)
   elseif ty == 'stream' then
     n = redis.call('XLEN', k)
   else
-    return {t[1], t[2], 'unsupported', ty}, 0
+    put(out, 'unsupported', 0, 0, ty)
+    return 0
   end
-  if n > maxElems then return {t[1], t[2], 'big', ty, n}, 0 end
+  if n > maxElems then
+    put(out, 'big', 0, n, ty)
+    return 0
+  end
   local pieces = n > chunkElems
   -- Few elements may still be many bytes: estimate before loading them. A
   -- stream's memory says little of its event (its listpacks hold field
@@ -122,7 +154,8 @@ local function readKey(k, t)
     pieces = not entries or size > chunkBytes
   end
   if pieces then
-    return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)}, 0
+    put(out, 'chunk', redis.call('PTTL', k), n, ty)
+    return 0
   end
   local v
   if ty == 'hash' then
@@ -136,7 +169,8 @@ local function readKey(k, t)
   else
     v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
   end
-  return {t[1], t[2], ty, redis.call('PTTL', k), v}, size
+  put(out, ty, redis.call('PTTL', k), 0, v)
+  return size
 end
 `
 
@@ -187,57 +221,49 @@ end
 
 // readResult is what the script said about one key.
 type readResult struct {
-	kind   string // a type name, or "none", "skip", "big", "unsupported"
-	typ    string // the key's type for skip, big and unsupported
-	size   int64  // for big
+	kind   string // a type name, or "none", "skip", "big", "unsupported", "chunk"
+	typ    string // the key's type for skip, big, unsupported and chunk
+	size   int64  // for big and chunk
 	micros uint64 // server time of the read
 	pttl   int64
 	value  any
 }
 
-func parseRead(key string, res any) (readResult, error) {
+// parseReads reads a read script's reply for keys: {sec, usec, then
+// kind, pttl, size, value for each key read}. It returns the results of
+// the first keys, as many as the reply holds: at least one, at most
+// len(keys).
+func parseReads(keys []string, res any) ([]readResult, error) {
 	arr, ok := res.([]any)
-	if !ok || len(arr) < 3 {
-		return readResult{}, fmt.Errorf("read script returned %T %v for key %q", res, res, key)
+	if !ok || len(arr) < 6 || (len(arr)-2)%4 != 0 || (len(arr)-2)/4 > len(keys) {
+		return nil, fmt.Errorf("read script returned %T of %d values for %d keys from %q", res, len(arr), len(keys), keys[0])
 	}
 	sec, err1 := strconv.ParseUint(asString(arr[0]), 10, 64)
 	usec, err2 := strconv.ParseUint(asString(arr[1]), 10, 64)
 	if err1 != nil || err2 != nil {
-		return readResult{}, fmt.Errorf("read script returned a bad TIME %v %v for key %q", arr[0], arr[1], key)
+		return nil, fmt.Errorf("read script returned a bad TIME %v %v for keys from %q", arr[0], arr[1], keys[0])
 	}
-	r := readResult{kind: asString(arr[2]), micros: sec*1_000_000 + usec}
-	switch r.kind {
-	case "none":
-		return r, nil
-	case "skip", "unsupported":
-		if len(arr) >= 4 {
-			r.typ = asString(arr[3])
+	micros := sec*1_000_000 + usec
+	n := (len(arr) - 2) / 4
+	out := make([]readResult, n)
+	for i, key := range keys[:n] {
+		f := arr[2+4*i : 6+4*i]
+		r := readResult{kind: asString(f[0]), micros: micros}
+		pttl, ok1 := f[1].(int64)
+		size, ok2 := f[2].(int64)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("read script returned PTTL %T and size %T for key %q", f[1], f[2], key)
 		}
-		return r, nil
-	case "big":
-		if len(arr) >= 5 {
-			r.typ = asString(arr[3])
-			r.size, _ = arr[4].(int64)
+		switch r.kind {
+		case "none":
+		case "skip", "unsupported", "big", "chunk":
+			r.typ, r.size, r.pttl = asString(f[3]), size, pttl
+		default:
+			r.pttl, r.value = pttl, f[3]
 		}
-		return r, nil
-	case "chunk":
-		if len(arr) != 6 {
-			return readResult{}, fmt.Errorf("read script returned %d fields for big key %q", len(arr), key)
-		}
-		r.typ = asString(arr[3])
-		r.size, _ = arr[4].(int64)
-		r.pttl, _ = arr[5].(int64)
-		return r, nil
+		out[i] = r
 	}
-	if len(arr) != 5 {
-		return readResult{}, fmt.Errorf("read script returned %d fields for key %q", len(arr), key)
-	}
-	r.pttl, ok = arr[3].(int64)
-	if !ok {
-		return readResult{}, fmt.Errorf("read script returned PTTL %T for key %q", arr[3], key)
-	}
-	r.value = arr[4]
-	return r, nil
+	return out, nil
 }
 
 func asString(v any) string {

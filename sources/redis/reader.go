@@ -187,10 +187,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 					r.conn.Addr, r.conn.user(), err)})
 			continue
 		}
-		res, err := parseRead(k, reads[i].reply)
-		if err != nil {
-			return b, counts, err
-		}
+		res := reads[i].res
 		switch res.kind {
 		case "none":
 			counts.Vanished++
