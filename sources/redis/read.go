@@ -81,6 +81,9 @@ local maxElems, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
 local chunkElems, chunkBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local wholeBytes = tonumber(ARGV[6])
 local whole = math.min(maxBytes, wholeBytes)
+-- Numbers given to redis.call are formatted with printf on every call:
+-- the ones of every key are passed as strings.
+local wholeArg = tostring(whole)
 local function put(out, kind, pttl, size, v)
   local i = #out
   out[i + 1], out[i + 2], out[i + 3], out[i + 4] = kind, pttl, size, v
@@ -101,7 +104,7 @@ local function readKey(k, out)
     -- whole, plus a byte, and ask for the length only when it is longer.
     -- (One command fewer a key than STRLEN and GET: commands are what a
     -- page costs the server.)
-    local v = redis.call('GETRANGE', k, 0, whole)
+    local v = redis.call('GETRANGE', k, '0', wholeArg)
     n = #v
     if n <= whole then
       put(out, ty, redis.call('PTTL', k), 0, v)
@@ -139,7 +142,7 @@ local function readKey(k, out)
   -- are measured as they are read, below.
   local size = 0
   if not pieces and ty ~= 'stream' then
-    size = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', 16) or 0
+    size = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '16') or 0
     if size > chunkBytes then pieces = true end
   end
   local entries, meta
@@ -161,13 +164,13 @@ local function readKey(k, out)
   if ty == 'hash' then
     v = redis.call('HGETALL', k)
   elseif ty == 'list' then
-    v = redis.call('LRANGE', k, 0, -1)
+    v = redis.call('LRANGE', k, '0', '-1')
   elseif ty == 'set' then
     v = redis.call('SMEMBERS', k)
   elseif ty == 'stream' then
     v = {entries, meta}
   else
-    v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+    v = redis.call('ZRANGE', k, '0', '-1', 'WITHSCORES')
   end
   put(out, ty, redis.call('PTTL', k), 0, v)
   return size
