@@ -327,3 +327,52 @@ func TestPageReadOnClusterGoesBySlot(t *testing.T) {
 		}
 	}
 }
+
+// While a slot migrates, a script whose keys are only partly still on the
+// old master is refused whole with TRYAGAIN, for as long as the migration
+// lasts; a page read retried it for two minutes and failed. The page is
+// read key by key instead: the keys still there are read, the ones gone
+// to the new master are Elsewhere (ASK), never deletes.
+func TestPageReadFallsBackPerKeyInMigratingSlot(t *testing.T) {
+	ctx := context.Background()
+	cluster := stack.NewRedisCluster(t, 3, 0)
+	keys := []string{"{mig}1", "{mig}2", "{mig}3"}
+	for _, k := range keys {
+		must(t, cluster.Client.Set(ctx, k, "v-"+k, 0).Err())
+	}
+	slot := pipeline.RedisSlot([]byte("{mig}"))
+	var from, to *stack.Redis
+	for _, m := range cluster.Masters(t) {
+		n, err := m.Client.ClusterCountKeysInSlot(ctx, slot).Result()
+		must(t, err)
+		switch {
+		case n > 0:
+			from = m
+		case to == nil:
+			to = m
+		}
+	}
+	if from == nil || to == nil {
+		t.Fatal("found no master holding the slot and no other master")
+	}
+	fromID, err := from.Client.Do(ctx, "CLUSTER", "MYID").Text()
+	must(t, err)
+	toID, err := to.Client.Do(ctx, "CLUSTER", "MYID").Text()
+	must(t, err)
+	must(t, to.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID).Err())
+	must(t, from.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID).Err())
+	host, port, _ := strings.Cut(to.Addr, ":")
+	must(t, from.Client.Do(ctx, "MIGRATE", host, port, "{mig}2", 0, 5000).Err())
+
+	rd := NewReader(from.Client, Conn{Addr: from.Addr}, ReaderOptions{Name: "t"})
+	must(t, rd.Prepare(ctx))
+	b, counts, err := rd.Read(ctx, keys, pipeline.OriginLive, nil)
+	must(t, err)
+	got := outcomeOf(t, b, counts)
+	if len(got.events) != 2 || got.events["{mig}1"].Op != pipeline.OpUpsert || got.events["{mig}3"].Op != pipeline.OpUpsert {
+		t.Errorf("events %v, want {mig}1 and {mig}3 read", got.events)
+	}
+	if !slices.Equal(got.elsewhere, []string{"{mig}2"}) {
+		t.Errorf("elsewhere %v, want {mig}2", got.elsewhere)
+	}
+}
