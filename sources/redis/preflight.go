@@ -56,12 +56,6 @@ func CheckNotifications(ctx context.Context, cl *goredis.Client, conn Conn) Noti
 	return c
 }
 
-// evalRead sends the read script of one key through c (a pipeline).
-func (r *Reader) evalRead(ctx context.Context, c goredis.Scripter, key string) *goredis.Cmd {
-	return readScript.EvalSha(ctx, c, []string{key}, r.types, r.opts.MaxElements, r.opts.MaxValueBytes,
-		r.opts.ChunkElements, r.opts.ChunkBytes, r.wholeString())
-}
-
 // Probe reads key once as the snapshot does, without retrying, for
 // `cutover plan`: the read script calls TIME, TYPE, PTTL and the type's
 // read commands, and a user refused any of them is told now rather than

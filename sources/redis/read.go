@@ -15,7 +15,8 @@ import (
 // the read), the key's type, its PTTL and its whole value, or tells why it
 // was not read whole. Lua scripts run atomically, so no write can fall
 // between the time and the value. The script declares its key, so it runs
-// on Redis Cluster too.
+// on Redis Cluster too. It is what pageScript falls back to (see
+// Reader.Read), and what reads a key alone.
 //
 // ARGV[1]: ",type,type," of the types to read, or "" for all.
 // ARGV[2]: the most elements of a collection copied at all.
@@ -26,83 +27,155 @@ import (
 // ARGV[6]: the most bytes of a string read whole; a longer one (up to
 // ARGV[3]) is read in pieces.
 //
-// Returns {sec, usec, type, pttl, value} for a key it read (a stream's
-// value is {entries, meta}, see streamMetaLua), or
-// {sec, usec, "none"} for a key that is gone, {sec, usec, "skip", type}
-// for a type not asked for, {sec, usec, "big", type, size} for a value
-// over the limits, {sec, usec, "unsupported", type} for a type cutover
-// cannot carry, and {sec, usec, "chunk", type, size, pttl} for a
-// collection or string to read in pieces (at this version).
-var readScript = goredis.NewScript(streamMetaLua + `
+// Returns {sec, usec, kind, pttl, size, value} (see readKeyLua).
+var readScript = goredis.NewScript(readKeyLua + `
 local t = redis.call('TIME')
-local k = KEYS[1]
-local ty = redis.call('TYPE', k)['ok']
-if ty == 'none' then
-  return {t[1], t[2], 'none'}
+local out = {t[1], t[2]}
+readKey(KEYS[1], out)
+return out
+`)
+
+// pageScript reads many keys (all declared in KEYS, so managed servers
+// that check a script's keys accept it, and all in one slot on a
+// cluster) in one call, at one TIME: the script runs atomically, so every
+// read in it sees the server's state at that one instant, which is the
+// version of all of them. ARGV[1] to ARGV[6] are readScript's; ARGV[7] is
+// the budget of the reply: once the values read add up to that many bytes
+// (strings by their length, collections by MEMORY USAGE, streams by their
+// event size), no further key is read — a call's work and its reply stay
+// bounded whatever the keys hold. The first key is always read.
+//
+// Returns {sec, usec, then kind, pttl, size, value of each key read}
+// (see readKeyLua), for the first n keys of KEYS (1 <= n <= #KEYS), in
+// order; the keys after them were not read (Read reads them in a
+// following call, at a TIME of their own).
+var pageScript = goredis.NewScript(readKeyLua + `
+local t = redis.call('TIME')
+local budget = tonumber(ARGV[7])
+local out, used = {t[1], t[2]}, 0
+for _, k in ipairs(KEYS) do
+  if used >= budget then break end
+  used = used + #k + readKey(k, out)
 end
-if ARGV[1] ~= '' and not string.find(ARGV[1], ',' .. ty .. ',', 1, true) then
-  return {t[1], t[2], 'skip', ty}
-end
+return out
+`)
+
+// readKeyLua defines readKey(k, out): reads key k and appends four
+// values to out — kind, pttl, size, value — and returns about how many
+// bytes the value adds to the reply (0 when it has none). The reply is
+// flat, with no table per key, because building and sending a table per
+// key costs the server about as much as reading a short string. ARGV is
+// readScript's. What the four values are:
+//
+//	type, pttl, 0, value      a key read whole (a stream's value is
+//	                          {entries, meta}, see streamMetaLua)
+//	"none", 0, 0, ""          a key that is gone
+//	"skip", 0, 0, type        a type not asked for
+//	"big", 0, size, type      a value over the limits
+//	"unsupported", 0, 0, type a type cutover cannot carry
+//	"chunk", pttl, size, type a collection or string to read in pieces
+//	                          (at this version)
+const readKeyLua = streamMetaLua + `
+local types = ARGV[1]
 local maxElems, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
 local chunkElems, chunkBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
-local n
-if ty == 'string' then
-  n = redis.call('STRLEN', k)
-  if n > maxBytes then return {t[1], t[2], 'big', ty, n} end
-  if n > tonumber(ARGV[6]) then return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)} end
-  return {t[1], t[2], ty, redis.call('PTTL', k), redis.call('GET', k)}
-elseif ty == 'hash' then
-  n = redis.call('HLEN', k)
-elseif ty == 'list' then
-  n = redis.call('LLEN', k)
-elseif ty == 'set' then
-  n = redis.call('SCARD', k)
-elseif ty == 'zset' then
-  n = redis.call('ZCARD', k)
-elseif ty == 'stream' then
-  n = redis.call('XLEN', k)
-else
-  return {t[1], t[2], 'unsupported', ty}
+local wholeBytes = tonumber(ARGV[6])
+local whole = math.min(maxBytes, wholeBytes)
+-- Numbers given to redis.call are formatted with printf on every call:
+-- the ones of every key are passed as strings.
+local wholeArg = tostring(whole)
+local function put(out, kind, pttl, size, v)
+  local i = #out
+  out[i + 1], out[i + 2], out[i + 3], out[i + 4] = kind, pttl, size, v
 end
-if n > maxElems then return {t[1], t[2], 'big', ty, n} end
-local pieces = n > chunkElems
--- Few elements may still be many bytes: estimate before loading them. A
--- stream's memory says little of its event (its listpacks hold field
--- names once per node and IDs as deltas): its entries, then its groups,
--- are measured as they are read, below.
-if not pieces and ty ~= 'stream' then
-  local bytes = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', 16)
-  if bytes and bytes > chunkBytes then pieces = true end
-end
-local entries, meta
-if not pieces and ty == 'stream' then
-  local size
-  entries, size = streamEntries(k, chunkBytes)
-  if entries then
-    meta = streamMeta(k)
-    for _, g in ipairs(meta[2]) do
-      size = size + 72 + 4 * math.ceil(#g[1] / 3) + #g[2]
-    end
+local function readKey(k, out)
+  local ty = redis.call('TYPE', k)['ok']
+  if ty == 'none' then
+    put(out, 'none', 0, 0, '')
+    return 0
   end
-  pieces = not entries or size > chunkBytes
+  if types ~= '' and not string.find(types, ',' .. ty .. ',', 1, true) then
+    put(out, 'skip', 0, 0, ty)
+    return 0
+  end
+  local n
+  if ty == 'string' then
+    -- Most strings are short: read at most the longest one to read
+    -- whole, plus a byte, and ask for the length only when it is longer.
+    -- (One command fewer a key than STRLEN and GET: commands are what a
+    -- page costs the server.)
+    local v = redis.call('GETRANGE', k, '0', wholeArg)
+    n = #v
+    if n <= whole then
+      put(out, ty, redis.call('PTTL', k), 0, v)
+      return n
+    end
+    n = redis.call('STRLEN', k)
+    if n > maxBytes then
+      put(out, 'big', 0, n, ty)
+    else
+      put(out, 'chunk', redis.call('PTTL', k), n, ty)
+    end
+    return 0
+  elseif ty == 'hash' then
+    n = redis.call('HLEN', k)
+  elseif ty == 'list' then
+    n = redis.call('LLEN', k)
+  elseif ty == 'set' then
+    n = redis.call('SCARD', k)
+  elseif ty == 'zset' then
+    n = redis.call('ZCARD', k)
+  elseif ty == 'stream' then
+    n = redis.call('XLEN', k)
+  else
+    put(out, 'unsupported', 0, 0, ty)
+    return 0
+  end
+  if n > maxElems then
+    put(out, 'big', 0, n, ty)
+    return 0
+  end
+  local pieces = n > chunkElems
+  -- Few elements may still be many bytes: estimate before loading them. A
+  -- stream's memory says little of its event (its listpacks hold field
+  -- names once per node and IDs as deltas): its entries, then its groups,
+  -- are measured as they are read, below.
+  local size = 0
+  if not pieces and ty ~= 'stream' then
+    size = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '16') or 0
+    if size > chunkBytes then pieces = true end
+  end
+  local entries, meta
+  if not pieces and ty == 'stream' then
+    entries, size = streamEntries(k, chunkBytes)
+    if entries then
+      meta = streamMeta(k)
+      for _, g in ipairs(meta[2]) do
+        size = size + 72 + 4 * math.ceil(#g[1] / 3) + #g[2]
+      end
+    end
+    pieces = not entries or size > chunkBytes
+  end
+  if pieces then
+    put(out, 'chunk', redis.call('PTTL', k), n, ty)
+    return 0
+  end
+  local v
+  if ty == 'hash' then
+    v = redis.call('HGETALL', k)
+  elseif ty == 'list' then
+    v = redis.call('LRANGE', k, '0', '-1')
+  elseif ty == 'set' then
+    v = redis.call('SMEMBERS', k)
+  elseif ty == 'stream' then
+    v = {entries, meta}
+  else
+    v = redis.call('ZRANGE', k, '0', '-1', 'WITHSCORES')
+  end
+  put(out, ty, redis.call('PTTL', k), 0, v)
+  return size
 end
-if pieces then
-  return {t[1], t[2], 'chunk', ty, n, redis.call('PTTL', k)}
-end
-local v
-if ty == 'hash' then
-  v = redis.call('HGETALL', k)
-elseif ty == 'list' then
-  v = redis.call('LRANGE', k, 0, -1)
-elseif ty == 'set' then
-  v = redis.call('SMEMBERS', k)
-elseif ty == 'stream' then
-  v = {entries, meta}
-else
-  v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
-end
-return {t[1], t[2], ty, redis.call('PTTL', k), v}
-`)
+`
 
 // streamMetaLua reads what a stream holds besides its entries, as
 // {{last-generated-id, max-deleted-entry-id or "", entries-added or -1},
@@ -151,57 +224,49 @@ end
 
 // readResult is what the script said about one key.
 type readResult struct {
-	kind   string // a type name, or "none", "skip", "big", "unsupported"
-	typ    string // the key's type for skip, big and unsupported
-	size   int64  // for big
+	kind   string // a type name, or "none", "skip", "big", "unsupported", "chunk"
+	typ    string // the key's type for skip, big, unsupported and chunk
+	size   int64  // for big and chunk
 	micros uint64 // server time of the read
 	pttl   int64
 	value  any
 }
 
-func parseRead(key string, res any) (readResult, error) {
+// parseReads reads a read script's reply for keys: {sec, usec, then
+// kind, pttl, size, value for each key read}. It returns the results of
+// the first keys, as many as the reply holds: at least one, at most
+// len(keys).
+func parseReads(keys []string, res any) ([]readResult, error) {
 	arr, ok := res.([]any)
-	if !ok || len(arr) < 3 {
-		return readResult{}, fmt.Errorf("read script returned %T %v for key %q", res, res, key)
+	if !ok || len(arr) < 6 || (len(arr)-2)%4 != 0 || (len(arr)-2)/4 > len(keys) {
+		return nil, fmt.Errorf("read script returned %T of %d values for %d keys from %q", res, len(arr), len(keys), keys[0])
 	}
 	sec, err1 := strconv.ParseUint(asString(arr[0]), 10, 64)
 	usec, err2 := strconv.ParseUint(asString(arr[1]), 10, 64)
 	if err1 != nil || err2 != nil {
-		return readResult{}, fmt.Errorf("read script returned a bad TIME %v %v for key %q", arr[0], arr[1], key)
+		return nil, fmt.Errorf("read script returned a bad TIME %v %v for keys from %q", arr[0], arr[1], keys[0])
 	}
-	r := readResult{kind: asString(arr[2]), micros: sec*1_000_000 + usec}
-	switch r.kind {
-	case "none":
-		return r, nil
-	case "skip", "unsupported":
-		if len(arr) >= 4 {
-			r.typ = asString(arr[3])
+	micros := sec*1_000_000 + usec
+	n := (len(arr) - 2) / 4
+	out := make([]readResult, n)
+	for i, key := range keys[:n] {
+		f := arr[2+4*i : 6+4*i]
+		r := readResult{kind: asString(f[0]), micros: micros}
+		pttl, ok1 := f[1].(int64)
+		size, ok2 := f[2].(int64)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("read script returned PTTL %T and size %T for key %q", f[1], f[2], key)
 		}
-		return r, nil
-	case "big":
-		if len(arr) >= 5 {
-			r.typ = asString(arr[3])
-			r.size, _ = arr[4].(int64)
+		switch r.kind {
+		case "none":
+		case "skip", "unsupported", "big", "chunk":
+			r.typ, r.size, r.pttl = asString(f[3]), size, pttl
+		default:
+			r.pttl, r.value = pttl, f[3]
 		}
-		return r, nil
-	case "chunk":
-		if len(arr) != 6 {
-			return readResult{}, fmt.Errorf("read script returned %d fields for big key %q", len(arr), key)
-		}
-		r.typ = asString(arr[3])
-		r.size, _ = arr[4].(int64)
-		r.pttl, _ = arr[5].(int64)
-		return r, nil
+		out[i] = r
 	}
-	if len(arr) != 5 {
-		return readResult{}, fmt.Errorf("read script returned %d fields for key %q", len(arr), key)
-	}
-	r.pttl, ok = arr[3].(int64)
-	if !ok {
-		return readResult{}, fmt.Errorf("read script returned PTTL %T for key %q", arr[3], key)
-	}
-	r.value = arr[4]
-	return r, nil
+	return out, nil
 }
 
 func asString(v any) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -77,18 +78,28 @@ type BigKey struct {
 }
 
 // Reader reads keys into versioned events, a page at a time, with one
-// pipelined round trip per page. The snapshot, live capture and reconcile
-// all read keys through it, so they agree on what a key's event is.
+// script call per page (per slot of the page, on a cluster) in one
+// pipelined round trip, more only when the page's values are large (see
+// pageBytes). The snapshot, live capture and reconcile all read keys
+// through it, so they agree on what a key's event is.
 type Reader struct {
 	cl    goredis.UniversalClient
 	conn  Conn
 	opts  ReaderOptions
 	types string
 	log   *slog.Logger
+	// bySlot groups a page's keys by cluster slot: cl is a cluster
+	// client, or a server refused a page's keys as in more than one slot.
+	bySlot atomic.Bool
+	// pageBytes is the reply budget of one page call (pageBytes; tests
+	// make it smaller).
+	pageBytes int
 }
 
 // NewReader returns a reader on cl — a server, or a cluster client, since
-// every command it sends names its key; conn describes the connection.
+// every command it sends names its keys (a master of a cluster, reached
+// with its own client, is found to be one by its first page, which it
+// refuses as cross-slot); conn describes the connection.
 func NewReader(cl goredis.UniversalClient, conn Conn, opts ReaderOptions) *Reader {
 	if opts.MaxElements <= 0 {
 		opts.MaxElements = 100_000
@@ -108,13 +119,16 @@ func NewReader(cl goredis.UniversalClient, conn Conn, opts ReaderOptions) *Reade
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Reader{cl: cl, conn: conn, opts: opts, types: typesArg(opts.Types), log: opts.Logger}
+	r := &Reader{cl: cl, conn: conn, opts: opts, types: typesArg(opts.Types), log: opts.Logger, pageBytes: pageBytes}
+	_, cluster := cl.(*goredis.ClusterClient)
+	r.bySlot.Store(cluster)
+	return r
 }
 
-// Prepare loads the read script into the server's script cache.
+// Prepare loads the read scripts into the server's script cache.
 func (r *Reader) Prepare(ctx context.Context) error {
-	if err := readScript.Load(ctx, r.cl).Err(); err != nil {
-		return fmt.Errorf("load read script: %w", Explain(r.conn, err))
+	if err := r.load(ctx); err != nil {
+		return fmt.Errorf("load read scripts: %w", Explain(r.conn, err))
 	}
 	return nil
 }
@@ -131,6 +145,10 @@ func (r *Reader) Prepare(ctx context.Context) error {
 // failure is retried for the whole page for up to two minutes, then
 // returned: a page is read whole or not at all.
 //
+// The keys of one script call are read at one instant: the call runs
+// atomically and takes the server's TIME once, and every read in it sees
+// the state at that TIME, which is the version of all of them.
+//
 // Every event of the page carries the epoch that was current when the
 // page was sent; if the epoch moved on while the page was in flight, the
 // page is read again, so that no read executed before the move can carry
@@ -141,29 +159,13 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 	if len(keys) == 0 {
 		return b, counts, nil
 	}
-	var cmds []*goredis.Cmd
+	var reads []keyRead
 	var epoch uint64
 	err := retry(ctx, r.log, "read keys", func() error {
 		epoch = r.opts.Epoch.Load()
-		pipe := r.cl.Pipeline()
-		cmds = make([]*goredis.Cmd, len(keys))
-		for i, k := range keys {
-			cmds[i] = r.evalRead(ctx, pipe, k)
-		}
-		_, _ = pipe.Exec(ctx) // each command's error is looked at below
-		for _, c := range cmds {
-			err := c.Err()
-			switch {
-			case err == nil, isKeyForbidden(err), isElsewhere(err):
-			case isNoScript(err):
-				// Redis restarted or flushed its scripts: load it again.
-				if lerr := readScript.Load(ctx, r.cl).Err(); lerr != nil {
-					return lerr
-				}
-				return err
-			default:
-				return err
-			}
+		var err error
+		if reads, err = r.readPage(ctx, keys); err != nil {
+			return err
 		}
 		if r.opts.Epoch.Load() != epoch {
 			return errEpochMoved
@@ -175,7 +177,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 	}
 	live := origin != pipeline.OriginSnapshot
 	for i, k := range keys {
-		if err := cmds[i].Err(); err != nil {
+		if err := reads[i].err; err != nil {
 			if isElsewhere(err) {
 				counts.Elsewhere = append(counts.Elsewhere, k)
 				continue
@@ -185,10 +187,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 					r.conn.Addr, r.conn.user(), err)})
 			continue
 		}
-		res, err := parseRead(k, cmds[i].Val())
-		if err != nil {
-			return b, counts, err
-		}
+		res := reads[i].res
 		switch res.kind {
 		case "none":
 			counts.Vanished++
