@@ -61,21 +61,31 @@ local function compact(v)
   return string.char(9 - z) .. string.sub(v, z + 1)
 end
 -- stored is the version the target holds for a key, compact, or nil: an
--- entry past its deadline is no longer held.
+-- entry past its deadline is no longer held. While legacy version keys
+-- may exist, it also says so, for remember.
 local function stored(key, bkey, lkey)
+  local cur = nil
   local e = redis.call('HGET', bkey, key)
   if e then
     if string.sub(e, 1, 1) == 'd' then
-      if struct.unpack('>I4', e, 2) <= now then return nil, false end
-      return string.sub(e, 6), false
+      if struct.unpack('>I4', e, 2) > now then cur = string.sub(e, 6) end
+    else
+      cur = string.sub(e, 2)
     end
-    return string.sub(e, 2), false
   end
+  -- While workers of the old layout may still run (a rolling upgrade),
+  -- the newer of the two counts: an old worker writes only the legacy key.
   if legacyOn then
     local l = redis.call('GET', lkey)
-    if l then return compact(l), true end
+    if l and newer(compact(l), cur) then cur = compact(l) end
   end
-  return nil, false
+  return cur, legacyOn
+end
+-- expand is expandVersion (versions.go): the raw version an old worker reads.
+local function expand(c)
+  local p = string.byte(c, 1)
+  if p == 0 then return string.sub(c, 2) end
+  return string.rep('\0', 9 - p) .. string.sub(c, 2)
 end
 -- clean drops a bucket's entries past their deadline. It runs when a new
 -- entry brings the bucket to a power of two from 64 on, so its cost is
@@ -100,15 +110,19 @@ local function remember(key, bkey, lkey, legacy, ver, op, exp)
   if op ~= 'd' and exp == '' then
     e = 'v' .. ver
   else
-    local from = now
-    if op ~= 'd' then from = math.max(now, math.floor(tonumber(exp) / 1000) + 1) end
-    e = 'd' .. struct.pack('>I4', from + ret) .. ver
+    -- From the next whole second (TIME's seconds are rounded down), so
+    -- a tombstone lives its whole retention; capped where the four
+    -- bytes end (the year 2106) rather than wrapped to the past.
+    local from = now + 1
+    if op ~= 'd' then from = math.max(now + 1, math.floor(tonumber(exp) / 1000) + 1) end
+    e = 'd' .. struct.pack('>I4', math.min(from + ret, 4294967295)) .. ver
   end
   if redis.call('HSET', bkey, key, e) == 1 then
     local n = redis.call('HLEN', bkey)
     if n >= 64 and bit.band(n, n - 1) == 0 then clean(bkey) end
   end
-  if legacy then redis.call('DEL', lkey) end
+  -- Old workers see only the legacy key: keep it current, not gone.
+  if legacy then redis.call('SET', lkey, expand(ver), 'EX', ret) end
 end
 -- writeStream adds a stream piece's entries with their own IDs and, at
 -- its last piece, sets what the entries do not say: the last ID, the

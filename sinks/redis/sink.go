@@ -100,9 +100,10 @@ type Sink struct {
 	opts Options
 	log  *slog.Logger
 	ret  string // TombstoneRetention in seconds, as the script wants it
-	// legacy: version keys of the layout before buckets may be on the
-	// target (prepareLayout).
-	legacy bool
+	// legacyUntil: until then, version keys of the layout before buckets
+	// may be on the target, and workers of that layout may write them
+	// (prepareLayout).
+	legacyUntil time.Time
 
 	writes, retries, swept atomic.Int64
 }
@@ -242,11 +243,16 @@ type scriptCall struct {
 // first. Events that cannot be written are marked Rejected in results.
 func (s *Sink) calls(events []pipeline.Event, idx []int, results []pipeline.Result, keyOf func(*pipeline.Event) (string, error)) []*scriptCall {
 	_, cluster := s.cl.(*goredis.ClusterClient)
+	legacy := s.legacyOn()
 	var out []*scriptCall
 	open := map[int]*scriptCall{} // by slot on a cluster; slot 0 otherwise
 	for _, i := range idx {
 		key, err := keyOf(&events[i])
 		var a []any
+		if err == nil && s.IsVersionKey(key) {
+			err = fmt.Errorf("%w: key %q is under the target's version prefix %q, whose keys are the sink's own (version buckets, the layout record): writing it would replace them; leave %s* out of the source (--exclude)",
+				pipeline.ErrInvalidEvent, key, s.opts.VersionPrefix, s.opts.VersionPrefix)
+		}
 		if err == nil {
 			a, err = s.args(&events[i])
 		}
@@ -272,7 +278,7 @@ func (s *Sink) calls(events []pipeline.Event, idx []int, results []pipeline.Resu
 		c := open[slot]
 		if c == nil || len(c.idx) >= maxCallEvents || c.size+size > maxCallBytes && len(c.idx) > 0 {
 			c = &scriptCall{argv: []any{s.ret, "0"}}
-			if s.legacy {
+			if legacy {
 				c.argv[1] = "1"
 			}
 			open[slot] = c

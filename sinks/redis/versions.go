@@ -36,10 +36,12 @@ import (
 // own; at 1,000,000 keys a bucket holds about 61 fields.
 //
 // Before buckets, each version was a string key of its own, prefix +
-// "{tag}" + key (legacy). A target written that way is read through: the
-// apply script falls back to the legacy key when the bucket has no entry,
-// and moves the version into the bucket with the key's next write; the
-// legacy keys left expire on their own within the tombstone retention.
+// "{tag}" + key (legacy). A target written that way is read through for
+// one tombstone retention after this layout first wrote to it: the newer
+// of the bucket's entry and the legacy key counts, and each write updates
+// both, so that workers of the old layout still running (a rolling
+// upgrade) and of the new one see each other's versions. The legacy keys
+// then expire on their own.
 
 // compactVersion encodes v for storage, shorter and in the same order.
 // A version starts with an 8-byte epoch, mostly small: its leading zero
@@ -187,7 +189,7 @@ func (s *Sink) prepareLayout(ctx context.Context) error {
 	if len(fields) == 0 || fields[0] != "buckets" {
 		return fmt.Errorf("redis sink %s: %s says %q, a version layout this cutover does not know: was the target written by a newer cutover? Upgrade, or give this pipeline its own prefix", s.opts.Addr, s.layoutKey(), got)
 	}
-	s.legacy = false
+	s.legacyUntil = time.Time{}
 	recorded := 1
 	for _, f := range fields[1:] {
 		k, v, _ := strings.Cut(f, "=")
@@ -199,7 +201,7 @@ func (s *Sink) prepareLayout(ctx context.Context) error {
 		case "n":
 			recorded = int(x)
 		case "legacy-until":
-			s.legacy = time.Now().Unix() < x
+			s.legacyUntil = time.Unix(x, 0)
 		}
 	}
 	if s.opts.VersionBuckets != 0 && s.opts.VersionBuckets != recorded {
@@ -209,6 +211,10 @@ func (s *Sink) prepareLayout(ctx context.Context) error {
 	s.opts.VersionBuckets = recorded
 	return nil
 }
+
+// legacyOn reports whether legacy version keys may still be on the
+// target.
+func (s *Sink) legacyOn() bool { return time.Now().Before(s.legacyUntil) }
 
 // holdsKeys reports whether any node of the target holds a key.
 func (s *Sink) holdsKeys(ctx context.Context) (bool, error) {
@@ -234,12 +240,13 @@ func (s *Sink) versionsOn(ctx context.Context, c goredis.Cmdable, keys []string)
 	if len(keys) == 0 {
 		return out, nil
 	}
+	legacyOn := s.legacyOn()
 	entries := make([]*goredis.StringCmd, len(keys))
 	legacy := make([]*goredis.StringCmd, len(keys))
 	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, k := range keys {
 			entries[i] = p.HGet(ctx, s.bucketKey([]byte(k)), k)
-			if s.legacy {
+			if legacyOn {
 				legacy[i] = p.Get(ctx, legacyKey(s.opts.VersionPrefix, []byte(k)))
 			}
 		}
@@ -254,10 +261,11 @@ func (s *Sink) versionsOn(ctx context.Context, c goredis.Cmdable, keys []string)
 			if out[i], err = parseEntry(e, now); err != nil {
 				return nil, fmt.Errorf("redis sink %s: version of key %q: %w", s.opts.Addr, k, err)
 			}
-			continue
 		}
+		// While workers of the old layout may run, the newer of the two
+		// counts, as in the apply script.
 		if legacy[i] != nil {
-			if v, err := legacy[i].Bytes(); err == nil {
+			if v, err := legacy[i].Bytes(); err == nil && pipeline.Version(v).Newer(out[i]) {
 				out[i] = v
 			}
 		}
