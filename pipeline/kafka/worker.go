@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -164,7 +165,7 @@ func WorkerOpts(o WorkerOptions) []kgo.Opt {
 		kgo.OnPartitionsLost(onRevoked(true)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.FetchMaxBytes(8 << 20),
+		kgo.FetchMaxBytes(4 << 20),
 		kgo.FetchMaxPartitionBytes(1 << 20),
 		// Dead letters are produced by the same client, acks=all, in
 		// batches no larger than one dead letter may be: a broker refuses
@@ -371,6 +372,7 @@ func (w *Worker) fetchLoop(ctx context.Context) error {
 // was written before it.
 func (w *Worker) dispatch(ctx context.Context, recs []*kgo.Record) error {
 	for _, r := range recs {
+		r = detach(r)
 		if _, ok := IsBarrier(r); ok {
 			// Nothing to apply: finished at once, so the commit passes it
 			// once everything before it in its partition is finished
@@ -398,6 +400,24 @@ func (w *Worker) dispatch(ctx context.Context, recs []*kgo.Record) error {
 		}
 	}
 	return nil
+}
+
+// detach copies a fetched record out of its fetch. Its key, value and
+// headers are slices of the whole decompressed batch it came in, and the
+// record itself sits in the fetch's block of records: a record kept until
+// its offset is committed would keep all of that alive, and memory would
+// follow the batches in flight rather than the records.
+func detach(r *kgo.Record) *kgo.Record {
+	c := *r
+	c.Key = bytes.Clone(r.Key) // nil stays nil (a truncate), empty stays empty
+	c.Value = bytes.Clone(r.Value)
+	if len(r.Headers) > 0 {
+		c.Headers = make([]kgo.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			c.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytes.Clone(h.Value)}
+		}
+	}
+	return &c
 }
 
 // applyLoop takes jobs of keys not already being written and applies
