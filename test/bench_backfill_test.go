@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -140,11 +141,17 @@ type measured struct {
 
 // runMeasured runs cutover and returns its wall time, CPU time and peak RSS.
 // With CUTOVER_BENCH_CPU_PROFILE set, cutover writes a CPU profile there
-// (suffixed with the command and the time).
+// (suffixed with the command and the time), and with
+// CUTOVER_BENCH_HEAP_PROFILE a heap profile at the heap's peak; with
+// CUTOVER_BENCH_OUTPUT set
+// to a directory, it keeps cutover's output there.
 func runMeasured(ctx context.Context, b *testing.B, args ...string) measured {
 	b.Helper()
 	if prof := os.Getenv("CUTOVER_BENCH_CPU_PROFILE"); prof != "" {
 		args = append(args, "--cpu-profile", fmt.Sprintf("%s.%s-%d", prof, args[0], time.Now().Unix()))
+	}
+	if prof := os.Getenv("CUTOVER_BENCH_HEAP_PROFILE"); prof != "" {
+		args = append(args, "--heap-profile", fmt.Sprintf("%s.%s-%d", prof, args[0], time.Now().Unix()))
 	}
 	cmd := exec.CommandContext(ctx, stack.Binary(b), args...)
 	cmd.Env = append(append(os.Environ(), stack.LocalAWSEnv...), "NO_COLOR=1")
@@ -153,6 +160,13 @@ func runMeasured(ctx context.Context, b *testing.B, args ...string) measured {
 	wall := time.Since(t0)
 	if err != nil {
 		b.Fatalf("cutover %v: %v\n%s", args[0], err, out)
+	}
+	if dir := os.Getenv("CUTOVER_BENCH_OUTPUT"); dir != "" {
+		// What cutover printed, for a look at its progress or, with
+		// GODEBUG=gctrace=1, its heap.
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.log", args[0], time.Now().UnixNano())), out, 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	return measured{wall: wall, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssMB: ru.Maxrss / 1024}

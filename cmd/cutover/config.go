@@ -35,6 +35,10 @@ type Config struct {
 	// MetricsAddr, when set, serves Prometheus metrics (/metrics) and
 	// health checks (/healthz, /readyz) on this address.
 	MetricsAddr string `yaml:"metrics_addr"`
+	// MemoryLimitMB is the soft limit of the process's memory, in MiB,
+	// given to the Go runtime (as GOMEMLIMIT would); 0 sets none. The
+	// environment variable GOMEMLIMIT, when set, wins.
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
 // SourceConfig selects and configures the source: a Redis database
@@ -342,6 +346,7 @@ func defaultConfig() Config {
 		Checkpoint:       CheckpointConfig{Dir: ".cutover/checkpoints"},
 		Log:              LogConfig{Level: "info", Format: "text"},
 		ProgressInterval: 5 * time.Second,
+		MemoryLimitMB:    defaultMemoryLimitMB,
 	}
 }
 

@@ -41,6 +41,7 @@ var configRules = concat(
 				bad("name", "%q must be letters, digits, '.', '_' or '-'", c.Name)
 			}
 		}},
+		number("memory_limit_mb", "0 (no limit) or at least 32", func(x float64) bool { return x == 0 || x >= 32 }),
 		oneOf("kafka.sasl.mechanism", false, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"),
 		{key: "kafka.sasl", doc: "PLAIN and SCRAM-SHA-* need kafka.sasl.username and a password (kafka.sasl.password or KAFKA_SASL_PASSWORD)", check: func(c *Config, bad badFunc) {
 			switch s := c.Kafka.SASL; s.Mechanism {

@@ -71,7 +71,7 @@ prints the same as JSON for scripts.`,
 }
 
 func runDrain(ctx context.Context, cfg *Config, timeout time.Duration, output string, out, errOut io.Writer) error {
-	log := newLogger(cfg)
+	log := setup(cfg)
 	w := &wiring{cfg: cfg, log: log}
 	kcfg, err := w.kafkaConfig(ctx)
 	if err != nil {

@@ -23,6 +23,7 @@ func bindPipeline(fs *pflag.FlagSet, c *Config) {
 	bindRedisSink(fs, c)
 	bindCheckpoint(fs, c)
 	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "how often long-running work logs its progress (progress_interval)")
+	fs.IntVar(&c.MemoryLimitMB, "memory-limit-mb", c.MemoryLimitMB, "soft limit of cutover's memory in MiB, for the Go runtime's garbage collector; 0 for none; the GOMEMLIMIT environment variable wins (memory_limit_mb)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on /metrics and health checks on /healthz and /readyz at this address, e.g. :9464 (metrics_addr)")
 }
 

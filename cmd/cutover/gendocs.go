@@ -269,7 +269,7 @@ func flagsByKey(c *Config) map[string]keyFlag {
 	fs.VisitAll(func(f *pflag.Flag) {
 		for _, m := range keyRef.FindAllStringSubmatchIndex(f.Usage, -1) {
 			key := f.Usage[m[2]:m[3]]
-			if !strings.Contains(key, ".") && !slices.Contains([]string{"name", "progress_interval", "metrics_addr"}, key) {
+			if !strings.Contains(key, ".") && !slices.Contains([]string{"name", "progress_interval", "metrics_addr", "memory_limit_mb"}, key) {
 				continue
 			}
 			note := ""

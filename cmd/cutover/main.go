@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -134,24 +133,18 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	// A CPU profile of any command, for benchmarks (go tool pprof).
-	var cpuProfile string
+	// A CPU profile of any command, and a heap profile at its peak, for
+	// benchmarks (go tool pprof).
+	var cpuProfile, heapProfile string
 	root.PersistentFlags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the run to this file")
+	root.PersistentFlags().StringVar(&heapProfile, "heap-profile", "", "write a heap profile, taken when the heap was largest, to this file")
 	_ = root.PersistentFlags().MarkHidden("cpu-profile")
+	_ = root.PersistentFlags().MarkHidden("heap-profile")
 	var stopProfile func()
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
-		if cpuProfile == "" {
-			return nil
-		}
-		f, err := os.Create(cpuProfile) //nolint:gosec // the operator names the file
-		if err != nil {
-			return &usageError{fmt.Errorf("--cpu-profile: %w", err)}
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
-		return nil
+		var err error
+		stopProfile, err = startProfiles(cpuProfile, heapProfile)
+		return err
 	}
 	root.PersistentPostRun = func(*cobra.Command, []string) {
 		if stopProfile != nil {

@@ -155,7 +155,7 @@ type planCheck struct {
 }
 
 func runPlan(ctx context.Context, cfg *Config, f *planFlags, out io.Writer) error {
-	log := newLogger(cfg)
+	log := setup(cfg)
 	p := &planner{cfg: cfg, log: log, flags: f, rep: planReport{Pipeline: cfg.Name, Source: cfg.describeSource(), Topic: cfg.Kafka.Topic,
 		table: cfg.Sink.DynamoDB.Table}}
 	defer p.close()

@@ -133,7 +133,7 @@ type reconcileSource interface {
 }
 
 func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writer) error {
-	log := newLogger(cfg)
+	log := setup(cfg)
 	wr, err := connect(ctx, cfg, log, parts{source: true, sink: true, publisher: f.repair})
 	if err != nil {
 		return err

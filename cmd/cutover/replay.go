@@ -76,7 +76,7 @@ moves the offsets, for sink workers to apply.`,
 }
 
 func runReplay(ctx context.Context, cfg *Config, rt replayTarget, out io.Writer) error {
-	log := newLogger(cfg)
+	log := setup(cfg)
 	start := time.Now()
 	kcfg, err := (&wiring{cfg: cfg, log: log}).kafkaConfig(ctx)
 	if err != nil {

@@ -86,7 +86,7 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 	if cfg.sourceKind() == "dynamodb" {
 		return runTableReplicate(ctx, cfg, mode, what, out)
 	}
-	log := newLogger(cfg)
+	log := setup(cfg)
 	start := time.Now()
 	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: !mode.noSink, worker: !mode.noSink,
 		instanceID: "cutover-" + cfg.Name + "-inprocess"})

@@ -32,7 +32,7 @@ topic's partitions; pair it with "cutover replicate --no-sink".`,
 }
 
 func runSink(ctx context.Context, cfg *Config, workerID string, out io.Writer) error {
-	log := newLogger(cfg)
+	log := setup(cfg)
 	start := time.Now()
 	instance := ""
 	if workerID != "" {

@@ -112,7 +112,7 @@ func pipelineStatus(ctx context.Context, cfg *Config) (*statusReport, error) {
 		}
 		rep.Checkpoints = append(rep.Checkpoints, checkpointStatus{Name: n, Saved: saved.UTC(), AgeSecs: time.Since(saved).Seconds(), State: raw})
 	}
-	w := &wiring{cfg: cfg, log: newLogger(cfg)}
+	w := &wiring{cfg: cfg, log: setup(cfg)}
 	kcfg, err := w.kafkaConfig(ctx)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import (
 // snapshot (a parallel Scan) and its stream, published to Kafka and, unless
 // mode.noSink, applied by a sink worker in this process.
 func runTableReplicate(ctx context.Context, cfg *Config, mode replicateMode, what string, out io.Writer) error {
-	log := newLogger(cfg)
+	log := setup(cfg)
 	start := time.Now()
 	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: !mode.noSink, worker: !mode.noSink,
 		instanceID: "cutover-" + cfg.Name + "-inprocess"})
