@@ -114,7 +114,7 @@ func bindRedisSink(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&r.Concurrency, "target-redis-concurrency", r.Concurrency, "most pipelines of writes in flight to the target Redis per worker, adapted below it to the server (sink.redis.concurrency)")
 	bindTLS(fs, &r.TLS, "target-redis-tls", "sink.redis.tls")
 	bindSentinel(fs, &r.Sentinel, "target-redis", "sink.redis.sentinel", "TARGET_REDIS_SENTINEL_PASSWORD")
-	fs.IntVar(&r.VersionBuckets, "target-redis-version-buckets", r.VersionBuckets, "how many hashes per hash slot hold the target's versions: about one per million keys keeps each small and packed; fixed for a target once written, 0 takes what it recorded (sink.redis.version_buckets)")
+	fs.IntVar(&r.VersionBuckets, "target-redis-version-buckets", r.VersionBuckets, "how many hashes per hash slot hold the target's versions, for keyspaces of hundreds of millions of keys (one bucket's cleaning reads it whole); fixed for a target once written, 0 takes what it recorded, else 1 (sink.redis.version_buckets)")
 	fs.IntVar(&r.WaitReplicas, "target-redis-wait-replicas", r.WaitReplicas, "count a write as applied only once this many replicas of the target have it (WAIT), so that a failover of the target loses none; 0 does not wait (sink.redis.wait_replicas)")
 	fs.StringVar(&r.KeyTemplate, "target-key-template", r.KeyTemplate, "Redis key of each DynamoDB item, from its key attributes, e.g. 'user:{userId}'; default the key values joined by ':' (sink.redis.key_template)")
 	fs.StringVar(&r.ItemFormat, "target-item-format", r.ItemFormat, "how a DynamoDB item is written to Redis: hash, json or dynamodb-json (sink.redis.item_format)")

@@ -268,13 +268,6 @@ func (p *planner) limits() []string {
 		l = append(l, "Redis memory is MEMORY USAGE of the source's keys (estimated by Redis from a few elements of a big collection), "+
 			"or for a DynamoDB source the key and value the sink renders in a small key's compact encoding, "+
 			"plus about 18 bytes and the key's length for its version, and 72 bytes per version bucket; allocator overhead and big collections' encodings can add to it")
-		if e := p.rep.Estimate; e != nil {
-			buckets := max(int64(p.cfg.Sink.Redis.VersionBuckets), 1)
-			if want := (e.Carried + 999_999) / 1_000_000; want > buckets {
-				l = append(l, fmt.Sprintf("%d keys fill %d version bucket(s) per hash slot past the 128 fields Redis keeps packed: "+
-					"set sink.redis.version_buckets: %d (--target-redis-version-buckets) before the first run, or versions take about 70 bytes more each", e.Carried, buckets, want))
-			}
-		}
 	}
 	if len(p.rep.Filters) > 0 && !p.whole {
 		l = append(l, "with filters, --sample is a share of all keys: fewer of them pass the filters and are read")

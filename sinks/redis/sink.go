@@ -52,11 +52,12 @@ type Options struct {
 	// Not with a cluster (WAIT answers for one node).
 	WaitReplicas int
 	// VersionBuckets is how many hashes of each hash slot hold the
-	// versions (see versions.go). A bucket stays packed (compact) up to
-	// 128 entries, Redis's default hash-max-listpack-entries: about one
-	// bucket per slot per million keys keeps it so. A target's count is
-	// fixed once written, and recorded on it: 0 takes what it recorded,
-	// else 1; another number than the recorded one is refused.
+	// versions (see versions.go). A bucket is packed up to 128 entries
+	// (Redis's default hash-max-listpack-entries), a hash table past
+	// that; more buckets keep each one's cleaning short on keyspaces of
+	// hundreds of millions. A target's count is fixed once written, and
+	// recorded on it: 0 takes what it recorded, else 1; another number
+	// than the recorded one is refused.
 	VersionBuckets int
 	// WaitTimeout bounds each WAIT; default 2s.
 	WaitTimeout time.Duration
