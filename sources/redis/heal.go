@@ -90,10 +90,10 @@ func flushCounts(info string) map[string]int64 {
 // subscription is up. Gaps that happen during a heal cause one more heal
 // after it.
 func (l *Live) healLoop(ctx context.Context) error {
-	retry := backoff.NewExponentialBackOff()
-	retry.InitialInterval = time.Second
-	retry.MaxInterval = 30 * time.Second
-	retry.MaxElapsedTime = 0
+	// Options, not fields set afterwards: the first interval is taken
+	// when the backoff is made.
+	retry := backoff.NewExponentialBackOff(backoff.WithInitialInterval(time.Second),
+		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
 	for {
 		select {
 		case <-ctx.Done():

@@ -307,10 +307,10 @@ func (l *Live) Run(ctx context.Context) error {
 // changes made between its read of a key and the new subscription.
 func (l *Live) receive(ctx context.Context) error {
 	quiet := 0
-	reconnect := backoff.NewExponentialBackOff()
-	reconnect.InitialInterval = 100 * time.Millisecond
-	reconnect.MaxInterval = 5 * time.Second
-	reconnect.MaxElapsedTime = 0
+	// Options, not fields set afterwards: the first interval is taken
+	// when the backoff is made.
+	reconnect := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
 	for {
 		msg, err := l.ps.ReceiveTimeout(ctx, l.opts.CheckEvery)
 		if ctx.Err() != nil {

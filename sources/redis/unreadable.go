@@ -90,10 +90,10 @@ func (u *unreadableSet) len() int {
 // retryUnreadable reads the refused keys again, pausing from a second up
 // to a minute between tries while they stay refused.
 func (l *Live) retryUnreadable(ctx context.Context) error {
-	pause := backoff.NewExponentialBackOff()
-	pause.InitialInterval = time.Second
-	pause.MaxInterval = time.Minute
-	pause.MaxElapsedTime = 0
+	// Options, not fields set afterwards: the first interval is taken
+	// when the backoff is made.
+	pause := backoff.NewExponentialBackOff(backoff.WithInitialInterval(time.Second),
+		backoff.WithMaxInterval(time.Minute), backoff.WithMaxElapsedTime(0))
 	for {
 		if l.unreadable.len() == 0 {
 			pause.Reset()
