@@ -145,9 +145,11 @@ func TestThrottledWriteIsRetriedUntilWritten(t *testing.T) {
 			t.Fatalf("%d PutItem calls, want 4", len(puts))
 		}
 		// Backoff from 50 ms, ×1.5 each time, ±50%.
-		for i, least := range []time.Duration{25 * time.Millisecond, 37 * time.Millisecond, 56 * time.Millisecond} {
-			if wait := puts[i+1].Sub(puts[i]); wait < least || wait > 3*least {
-				t.Errorf("call %d came %v after throttled call %d, want %v to %v", i+2, wait, i+1, least, 3*least)
+		// (A bound of three times the least was short of 112.5 ms, the
+		// second wait's most: a run drew 111.8 ms and failed.)
+		for i, base := range []time.Duration{50 * time.Millisecond, 75 * time.Millisecond, 112500 * time.Microsecond} {
+			if wait := puts[i+1].Sub(puts[i]); wait < base/2 || wait > base*3/2 {
+				t.Errorf("call %d came %v after throttled call %d, want %v to %v", i+2, wait, i+1, base/2, base*3/2)
 			}
 		}
 		s.pace.mu.Lock()
