@@ -404,7 +404,7 @@ func TestBackfillKeysPerSecond(t *testing.T) {
 	proc := stack.Start(t, nil, append([]string{"backfill"}, p.args...)...)
 	var first, last time.Time
 	for last.IsZero() {
-		n := evalshaCalls(t, src)
+		n := keysRead(t, src)
 		now := time.Now()
 		if n > 0 && first.IsZero() {
 			first = now
@@ -482,7 +482,7 @@ func TestBackfillResumesAtSavedCursor(t *testing.T) {
 	if res.Code != 0 {
 		t.Fatalf("the resumed backfill exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
-	reads := evalshaCalls(t, src)
+	reads := keysRead(t, src)
 	t.Logf("cursor saved after %d keys; the resumed run read %d keys, SCAN from the cursor returns %d", pos.Scanned, reads, remaining)
 	if reads != int64(remaining) || remaining >= keys-1000 {
 		t.Fatalf("the resumed run read %d keys; from the saved cursor (after %d of %d keys) SCAN returns %d", reads, pos.Scanned, keys, remaining)

@@ -570,7 +570,7 @@ func TestChaosSinkSIGSTOP(t *testing.T) {
 				if lw.Held == 0 || lw.Applied != 0 || lw.Refused == 0 || lw.Other != 0 {
 					e.t.Errorf("the frozen worker's late writes were not all refused as older: %s", lw)
 				}
-				late += lw.Held
+				late += lw.Refused
 			}
 			return stops
 		},

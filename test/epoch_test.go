@@ -79,12 +79,20 @@ func TestReadInFlightKeepsItsEpoch(t *testing.T) {
 }
 
 // evalshaCalls is how many EVALSHA the server ran.
-func evalshaCalls(t *testing.T, r *stack.Redis) int64 {
+func evalshaCalls(t *testing.T, r *stack.Redis) int64 { return commandCalls(t, r, "evalsha") }
+
+// keysRead is how many keys the server's scripts read: the read scripts
+// ask each key's TYPE once, and a page of keys is one EVALSHA.
+func keysRead(t *testing.T, r *stack.Redis) int64 { return commandCalls(t, r, "type") }
+
+// commandCalls is how many times the server ran a command (INFO
+// commandstats), scripts' calls included.
+func commandCalls(t *testing.T, r *stack.Redis, cmd string) int64 {
 	t.Helper()
 	info, err := r.Client.Info(context.Background(), "commandstats").Result()
 	must(t, err)
 	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
 			var n int64
 			for _, c := range rest {
 				if c < '0' || c > '9' {

@@ -16,8 +16,8 @@ import (
 // sends stays in the proxy, as if the network stalled. Released later —
 // after the worker was frozen and another one took its partitions over —
 // those writes reach the target late, and the proxy reads the target's
-// answers to them: the apply script answers 1 for a write it made and 0
-// for one it refused as older.
+// answers to them: the apply script answers, for each event of a call,
+// "1" for a write it made and "0" for one it refused as older.
 type HoldProxy struct {
 	Addr string
 
@@ -35,9 +35,9 @@ type holdConn struct {
 	clientGone     bool   // the worker closed its end while its writes were held
 	held           []byte // sent by the worker while held
 	heldCmds       int    // EVALSHA commands in held
-	expect         int    // answers still to count: those of the last release's writes
-	applied        int    // answers 1 to the last release's writes
-	refused        int    // answers 0 to them
+	expect         int    // answers still to count: those of the last release's calls
+	applied        int    // events of the last release's calls answered "1"
+	refused        int    // events answered "0"
 	other          int    // any other answer to them
 	partial        []byte // an answer not yet complete
 }
@@ -152,34 +152,63 @@ func (w countingWriter) Write(b []byte) (int, error) {
 }
 
 // count reads the target's answers (RESP2 or RESP3), all of them, to stay
-// at a value's start, and tallies those to a release's writes: the first
-// expect integer or error answers after it (the worker is frozen when its
+// at a value's start, and tallies those to a release's calls: the first
+// expect array or error answers after it (the worker is frozen when its
 // writes are released, so nothing it sends later is answered before
-// them). The apply script answers each EVALSHA with an integer, or an
-// error; the answers to other commands (HELLO and CLIENT SETINFO of a new
-// connection) are skipped. Answers after those are not the late writes':
-// the worker woke up and carries on.
+// them). The apply script answers each EVALSHA with an array of one
+// answer per event, or an error; the answers to other commands (HELLO
+// and CLIENT SETINFO of a new connection) are skipped. Answers after
+// those are not the late writes': the worker woke up and carries on.
 func (hc *holdConn) count(b []byte) {
 	hc.partial = append(hc.partial, b...)
 	for {
-		n, kind, line, ok := respValue(hc.partial)
+		n, kind, _, ok := respValue(hc.partial)
 		if !ok {
 			return
 		}
+		value := hc.partial[:n]
 		hc.partial = hc.partial[n:]
-		if hc.expect == 0 || kind != ':' && kind != '-' {
+		if hc.expect == 0 || kind != '*' && kind != '-' {
 			continue
 		}
 		hc.expect--
-		switch {
-		case kind == ':' && line == "1":
-			hc.applied++
-		case kind == ':' && line == "0":
-			hc.refused++
-		default:
+		if kind == '-' {
 			hc.other++
+			continue
+		}
+		for _, a := range respStrings(value) {
+			switch a {
+			case "1":
+				hc.applied++
+			case "0":
+				hc.refused++
+			default:
+				hc.other++
+			}
 		}
 	}
+}
+
+// respStrings is the elements of a whole RESP array of strings.
+func respStrings(b []byte) []string {
+	_, _, line, _ := respValue(b)
+	count, _ := strconv.Atoi(line)
+	pos := bytes.Index(b, []byte("\r\n")) + 2
+	out := make([]string, 0, max(count, 0))
+	for range count {
+		m, kind, l, ok := respValue(b[pos:])
+		if !ok {
+			break
+		}
+		if kind == '$' {
+			head := bytes.Index(b[pos:], []byte("\r\n")) + 2
+			out = append(out, string(b[pos+head:pos+m-2]))
+		} else {
+			out = append(out, l)
+		}
+		pos += m
+	}
+	return out
 }
 
 // respValue parses one whole RESP value at the start of b: its length,
@@ -248,10 +277,13 @@ func (p *HoldProxy) Held() int {
 // released: applied, refused as older, anything else.
 // Orphaned counts the held writes whose worker had closed its connection
 // by the release (they still reach the target).
-type LateWrites struct{ Held, Orphaned, Applied, Refused, Other int }
+type LateWrites struct {
+	Held, Orphaned          int // apply script calls
+	Applied, Refused, Other int // their events
+}
 
 func (l LateWrites) String() string {
-	return fmt.Sprintf("%d writes held (%d of a closed connection): %d applied, %d refused as older, %d other answers",
+	return fmt.Sprintf("%d apply calls held (%d of a closed connection): %d events applied, %d refused as older, %d other answers",
 		l.Held, l.Orphaned, l.Applied, l.Refused, l.Other)
 }
 
@@ -291,18 +323,20 @@ func (p *HoldProxy) Release(ctx context.Context) (LateWrites, error) {
 	for {
 		p.mu.Lock()
 		late.Applied, late.Refused, late.Other = 0, 0, 0
+		waiting := 0
 		for _, hc := range released {
 			late.Applied += hc.applied
 			late.Refused += hc.refused
 			late.Other += hc.other
+			waiting += hc.expect
 		}
 		p.mu.Unlock()
-		if late.Applied+late.Refused+late.Other >= late.Held {
+		if waiting == 0 {
 			return late, nil
 		}
 		select {
 		case <-ctx.Done():
-			return late, fmt.Errorf("the target answered %d of %d released writes: %w", late.Applied+late.Refused+late.Other, late.Held, ctx.Err())
+			return late, fmt.Errorf("the target answered %d of %d released writes: %w", late.Held-waiting, late.Held, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

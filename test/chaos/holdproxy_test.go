@@ -12,7 +12,7 @@ import (
 
 // TestHoldProxyCountsLateWrites: writes sent while the proxy holds reach
 // the target only at the release, and the proxy reads the target's
-// answer to each: 1 (written) or 0 (refused).
+// answer to each: "1" (written) or "0" (refused).
 func TestHoldProxyCountsLateWrites(t *testing.T) {
 	r := stack.NewRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -24,8 +24,9 @@ func TestHoldProxyCountsLateWrites(t *testing.T) {
 	defer p.Close()
 	cl := goredis.NewClient(&goredis.Options{Addr: p.Addr})
 	defer cl.Close()
-	// Writes key 1 unless it holds ARGV[1] already: 1 if it wrote.
-	script := goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end redis.call('SET', KEYS[1], ARGV[1]) return 1`)
+	// Writes key 1 unless it holds ARGV[1] already, and answers as the
+	// apply script does, one answer per event: "1" if it wrote.
+	script := goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return {'0'} end redis.call('SET', KEYS[1], ARGV[1]) return {'1'}`)
 	if err := script.Load(ctx, cl).Err(); err != nil {
 		t.Fatal(err)
 	}
