@@ -110,13 +110,14 @@ local function readKey(k, out)
       put(out, ty, redis.call('PTTL', k), 0, v)
       return n
     end
+    local copied = n
     n = redis.call('STRLEN', k)
     if n > maxBytes then
       put(out, 'big', 0, n, ty)
     else
       put(out, 'chunk', redis.call('PTTL', k), n, ty)
     end
-    return 0
+    return copied
   elseif ty == 'hash' then
     n = redis.call('HLEN', k)
   elseif ty == 'list' then
@@ -171,6 +172,16 @@ local function readKey(k, out)
     v = {entries, meta}
   else
     v = redis.call('ZRANGE', k, '0', '-1', 'WITHSCORES')
+  end
+  if ty ~= 'stream' then
+    -- MEMORY USAGE samples: measure what was read.
+    local got = 0
+    for _, e in ipairs(v) do got = got + #e end
+    if got > chunkBytes then
+      put(out, 'chunk', redis.call('PTTL', k), n, ty)
+      return got
+    end
+    size = math.max(size, got)
   end
   put(out, ty, redis.call('PTTL', k), 0, v)
   return size
