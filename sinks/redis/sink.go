@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,6 +106,12 @@ type Sink struct {
 	// may be on the target, and workers of that layout may write them
 	// (prepareLayout).
 	legacyUntil time.Time
+	// askedBuckets is Options.VersionBuckets as given (0: the target's).
+	askedBuckets int
+	// pendingLayout is the layout record to write before the first
+	// write, when the target had none (recordLayout).
+	layoutMu      sync.Mutex
+	pendingLayout string
 
 	writes, retries, swept atomic.Int64
 }
@@ -129,7 +136,7 @@ func New(cl goredis.UniversalClient, opts Options) (*Sink, error) {
 		}
 		opts.Items = &items
 	}
-	return &Sink{cl: cl, opts: opts, log: opts.Logger, ret: strconv.FormatInt(int64((opts.TombstoneRetention+time.Second-1)/time.Second), 10)}, nil
+	return &Sink{cl: cl, opts: opts, log: opts.Logger, askedBuckets: opts.VersionBuckets, ret: strconv.FormatInt(int64((opts.TombstoneRetention+time.Second-1)/time.Second), 10)}, nil
 }
 
 // Stats returns the counters so far.
@@ -148,6 +155,9 @@ func (s *Sink) Prepare(ctx context.Context) error {
 
 // Apply implements pipeline/kafka.Sink.
 func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
+	if err := s.recordLayout(ctx); err != nil {
+		return nil, err
+	}
 	results := make([]pipeline.Result, len(events))
 	if len(events) == 1 && events[0].Op == pipeline.OpTruncate {
 		n, err := s.sweep(ctx, &events[0])

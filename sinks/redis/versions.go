@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cutover/cutover/pipeline"
@@ -162,34 +163,81 @@ func legacyKey(prefix string, key []byte) string {
 // "buckets n=1 legacy-until=1767225600".
 func (s *Sink) layoutKey() string { return s.opts.VersionPrefix + "layout" }
 
-// prepareLayout decides whether the apply script must look for legacy
+// prepareLayout reads how the target keeps versions: the count of
+// buckets per slot, and whether the apply script must look for legacy
 // version keys. A target that is empty when cutover first writes to it
 // has none. One that held keys may have them (a pipeline of an earlier
 // cutover wrote it): they are looked for until they have all expired, one
 // tombstone retention later. The answer is kept on the target, so that
-// every worker and every restart agrees.
+// every worker and every restart agrees; a target that has none yet gets
+// it with the sink's first write (recordLayout), not here: reconcile and
+// status read a target through a sink and must not write to it.
 func (s *Sink) prepareLayout(ctx context.Context) error {
-	n := max(s.opts.VersionBuckets, 1)
-	value := "buckets n=" + strconv.Itoa(n)
-	nonEmpty, err := s.holdsKeys(ctx)
-	if err != nil {
-		return err
-	}
-	if nonEmpty {
-		value += " legacy-until=" + strconv.FormatInt(time.Now().Add(s.opts.TombstoneRetention).Unix(), 10)
-	}
-	if err := s.cl.SetNX(ctx, s.layoutKey(), value, 0).Err(); err != nil {
-		return fmt.Errorf("redis sink %s: record the version layout in %s: %w", s.opts.Addr, s.layoutKey(), err)
-	}
 	got, err := s.cl.Get(ctx, s.layoutKey()).Result()
+	if errors.Is(err, goredis.Nil) {
+		value := "buckets n=" + strconv.Itoa(max(s.askedBuckets, 1))
+		nonEmpty, err := s.holdsKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if nonEmpty {
+			value += " legacy-until=" + strconv.FormatInt(time.Now().Add(s.opts.TombstoneRetention).Unix(), 10)
+		}
+		s.layoutMu.Lock()
+		s.pendingLayout = value
+		s.layoutMu.Unlock()
+		return s.useLayout(value)
+	}
 	if err != nil {
 		return fmt.Errorf("redis sink %s: read the version layout in %s: %w", s.opts.Addr, s.layoutKey(), err)
 	}
+	return s.useLayout(got)
+}
+
+// recordLayout writes the layout prepareLayout chose, before the sink's
+// first write, unless another worker recorded one first: then that one
+// is used.
+func (s *Sink) recordLayout(ctx context.Context) error {
+	s.layoutMu.Lock()
+	defer s.layoutMu.Unlock()
+	if s.pendingLayout == "" {
+		return nil
+	}
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+	var got string
+	err := backoff.RetryNotify(func() error {
+		err := s.cl.SetNX(ctx, s.layoutKey(), s.pendingLayout, 0).Err()
+		if err == nil {
+			got, err = s.cl.Get(ctx, s.layoutKey()).Result()
+		}
+		if err != nil && (!isTransient(err) || ctx.Err() != nil) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		s.retries.Add(1)
+		s.log.Warn("redis sink: recording the version layout failed, retrying", "addr", s.opts.Addr, "err", err, "retry_in", wait)
+	})
+	if err != nil {
+		return fmt.Errorf("redis sink %s: record the version layout in %s: %w", s.opts.Addr, s.layoutKey(), err)
+	}
+	if got != s.pendingLayout {
+		if err := s.useLayout(got); err != nil {
+			return err
+		}
+	}
+	s.pendingLayout = ""
+	return nil
+}
+
+// useLayout takes a layout record's settings.
+func (s *Sink) useLayout(got string) error {
 	fields := strings.Fields(got)
 	if len(fields) == 0 || fields[0] != "buckets" {
 		return fmt.Errorf("redis sink %s: %s says %q, a version layout this cutover does not know: was the target written by a newer cutover? Upgrade, or give this pipeline its own prefix", s.opts.Addr, s.layoutKey(), got)
 	}
-	s.legacyUntil = time.Time{}
+	legacyUntil := time.Time{}
 	recorded := 1
 	for _, f := range fields[1:] {
 		k, v, _ := strings.Cut(f, "=")
@@ -201,13 +249,14 @@ func (s *Sink) prepareLayout(ctx context.Context) error {
 		case "n":
 			recorded = int(x)
 		case "legacy-until":
-			s.legacyUntil = time.Unix(x, 0)
+			legacyUntil = time.Unix(x, 0)
 		}
 	}
-	if s.opts.VersionBuckets != 0 && s.opts.VersionBuckets != recorded {
+	if s.askedBuckets != 0 && s.askedBuckets != recorded {
 		return fmt.Errorf("redis sink %s: the target keeps its versions in %d buckets per hash slot (%s), and this pipeline asks for %d: a target's count is fixed once written; set sink.redis.version_buckets to %d or 0 (--target-redis-version-buckets)",
-			s.opts.Addr, recorded, s.layoutKey(), s.opts.VersionBuckets, recorded)
+			s.opts.Addr, recorded, s.layoutKey(), s.askedBuckets, recorded)
 	}
+	s.legacyUntil = legacyUntil
 	s.opts.VersionBuckets = recorded
 	return nil
 }

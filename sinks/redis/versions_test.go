@@ -403,3 +403,24 @@ func TestBucketCountIsTheTargets(t *testing.T) {
 		t.Errorf("a pipeline asking for 2 buckets per slot on a target with 4: %v", err)
 	}
 }
+
+// reconcile and status read a target through a sink: preparing one and
+// reading versions must not write to the target. The layout record was
+// written at Prepare, so a reconcile left cutover:v:layout behind (make
+// bench's plain compare found it); it is now written with the first
+// write.
+func TestPreparingASinkWritesNothing(t *testing.T) {
+	r := stack.NewRedis(t)
+	ctx := context.Background()
+	s := newSink(t, r.Client, Options{Addr: r.Addr})
+	if _, err := s.Versions(ctx, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Client.DBSize(ctx).Val(); n != 0 {
+		t.Fatalf("a sink that only read holds %d keys on the target", n)
+	}
+	applyAll(t, s, []pipeline.Event{str("a", clock(1), "x")})
+	if got := r.Client.Get(ctx, s.layoutKey()).Val(); got != "buckets n=1" {
+		t.Errorf("after the first write the layout record says %q", got)
+	}
+}
