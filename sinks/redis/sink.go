@@ -296,7 +296,16 @@ func (s *Sink) calls(events []pipeline.Event, idx []int, results []pipeline.Resu
 			out = append(out, c)
 		}
 		kb := []byte(key)
-		c.keys = append(c.keys, key, s.bucketKey(kb), legacyKey(s.opts.VersionPrefix, kb))
+		bucket, lkey := s.bucketKey(kb), ""
+		if legacy {
+			lkey = legacyKey(s.opts.VersionPrefix, kb)
+		} else {
+			// The script touches the legacy key only while legacy keys
+			// may exist: the bucket stands in (declared, same slot), and
+			// no name is built nor slot hashed again per event.
+			lkey = bucket
+		}
+		c.keys = append(c.keys, key, bucket, lkey)
 		c.argv = append(append(c.argv, len(a)), a...)
 		c.idx = append(c.idx, i)
 		c.size += size
