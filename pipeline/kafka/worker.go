@@ -53,12 +53,14 @@ type WorkerOptions struct {
 	MaxDeadLetterBytes int
 	// MaxPollRecords bounds one poll; default 2000.
 	MaxPollRecords int
-	// Concurrency is the most sink calls in flight at once; default 16.
-	// The worker adapts the number below it to the target (see limit).
-	// Each call carries up to MaxBatch events of different keys, which a
-	// sink may write in parallel itself.
+	// Concurrency is the most sink calls in flight at once; zero means 16
+	// (the CLI passes sink.redis.concurrency or sink.dynamodb.concurrency,
+	// whose defaults differ). The worker adapts the number below it to the
+	// target (see limit). Each call carries up to MaxBatch events of
+	// different keys, which a sink may write in parallel itself.
 	Concurrency int
-	// MaxBatch bounds the events of one sink call; default 500.
+	// MaxBatch bounds the events of one sink call; zero means 500 (the CLI
+	// passes 1 for a DynamoDB target: one conditional write per call).
 	MaxBatch int
 	// MaxInFlightRecords and MaxInFlightBytes bound what has been fetched
 	// and not yet finished; defaults twice what Concurrency calls of
