@@ -12,7 +12,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cutover/cutover/pipeline"
 )
@@ -32,13 +31,6 @@ type Sink interface {
 	// cannot classify. Events a sink can never apply are Rejected results,
 	// not errors.
 	Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error)
-}
-
-// throttledSink is a sink that can say its target is throttling it: the
-// worker then stops fetching from Kafka until it recovers, rather than
-// fetch what it cannot write.
-type throttledSink interface {
-	Throttled() bool
 }
 
 // WorkerOptions configure a Worker.
@@ -61,12 +53,14 @@ type WorkerOptions struct {
 	MaxDeadLetterBytes int
 	// MaxPollRecords bounds one poll; default 2000.
 	MaxPollRecords int
-	// Concurrency is the most sink calls in flight at once; default 16.
-	// The worker adapts the number below it to the target (see limit).
-	// Each call carries up to MaxBatch events of different keys, which a
-	// sink may write in parallel itself.
+	// Concurrency is the most sink calls in flight at once; zero means 16
+	// (the CLI passes sink.redis.concurrency or sink.dynamodb.concurrency,
+	// whose defaults differ). The worker adapts the number below it to the
+	// target (see limit). Each call carries up to MaxBatch events of
+	// different keys, which a sink may write in parallel itself.
 	Concurrency int
-	// MaxBatch bounds the events of one sink call; default 500.
+	// MaxBatch bounds the events of one sink call; zero means 500 (the CLI
+	// passes 1 for a DynamoDB target: one conditional write per call).
 	MaxBatch int
 	// MaxInFlightRecords and MaxInFlightBytes bound what has been fetched
 	// and not yet finished; defaults twice what Concurrency calls of
@@ -445,119 +439,6 @@ func (w *Worker) applyLoop(ctx context.Context) error {
 	}
 }
 
-// throttled reports whether the sink's target is throttling it now.
-func (w *Worker) throttled() bool {
-	ts, ok := w.sink.(throttledSink)
-	return ok && ts.Throttled()
-}
-
-// commit commits every partition's finished prefix that grew since the
-// last commit. A failed commit is tried again with the next one; until
-// then a restart applies those records again, which is harmless.
-func (w *Worker) commit(ctx context.Context) {
-	w.commitMu.Lock()
-	defer w.commitMu.Unlock()
-	ready := w.inflight.takeReady()
-	if len(ready) == 0 {
-		return
-	}
-	recs := make([]*kgo.Record, len(ready))
-	for i, t := range ready {
-		recs[i] = t.rec
-	}
-	if err := w.cl.CommitRecords(ctx, recs...); err != nil {
-		w.inflight.putBack(ready)
-		if ctx.Err() == nil {
-			w.log.Warn("committing offsets failed, will be retried with the next commit", "err", err)
-		}
-		return
-	}
-	w.progress.advance(recs)
-}
-
-// revoked commits what is finished of partitions taken away from this
-// worker, and forgets them: their records still being written finish
-// without committing (the new owner applies them again, harmlessly).
-func (w *Worker) revoked(ctx context.Context, parts map[string][]int32, lost bool) {
-	w.commitMu.Lock()
-	defer w.commitMu.Unlock()
-	recs := w.inflight.drop(parts[w.opts.Topic])
-	if lost || len(recs) == 0 {
-		return
-	}
-	if err := w.cl.CommitRecords(ctx, recs...); err != nil {
-		w.log.Warn("committing the offsets of revoked partitions failed; their new owner applies those records again", "err", err)
-		return
-	}
-	w.progress.advance(recs)
-}
-
-// workers finds the Worker of a client in the group callbacks WorkerOpts
-// installs (the client exists before its Worker does).
-var workers sync.Map // *kgo.Client → *Worker
-
-func onRevoked(lost bool) func(context.Context, *kgo.Client, map[string][]int32) {
-	return func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
-		if w, ok := workers.Load(cl); ok {
-			w.(*Worker).revoked(ctx, parts, lost)
-		}
-	}
-}
-
-// leave takes a static member out of the group when it stops on purpose,
-// so its partitions move to other workers now rather than after the
-// session timeout. (A dynamic member leaves by itself when its client
-// closes; a static one does not, which is what lets a crashed worker
-// come back to its partitions.)
-func (w *Worker) leave(ctx context.Context) {
-	if w.opts.InstanceID == "" {
-		return
-	}
-	// ctx is done (we are stopping); the leave still deserves a moment.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	member, _ := w.cl.GroupMetadata()
-	req := kmsg.NewPtrLeaveGroupRequest()
-	req.Group = w.opts.Group
-	m := kmsg.NewLeaveGroupRequestMember()
-	m.MemberID = member
-	m.InstanceID = &w.opts.InstanceID
-	req.Members = append(req.Members, m)
-	resp, err := req.RequestWith(ctx, w.cl)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.ErrorCode)
-		for _, r := range resp.Members {
-			if err == nil {
-				err = kerr.ErrorForCode(r.ErrorCode)
-			}
-		}
-	}
-	if err != nil {
-		w.log.Warn("leaving the consumer group failed; its partitions move once the session times out", "err", err)
-	}
-}
-
-// pauseIfThrottled pauses fetching while the sink's target throttles it,
-// and resumes once it recovers. Records already fetched are still applied.
-// Only Run's watcher goroutine calls it.
-func (w *Worker) pauseIfThrottled() {
-	ts, ok := w.sink.(throttledSink)
-	if !ok {
-		return
-	}
-	switch throttled := ts.Throttled(); {
-	case throttled && !w.paused.Load():
-		w.cl.PauseFetchTopics(w.opts.Topic)
-		w.paused.Store(true)
-		w.pauses.Add(1)
-		w.log.Info("the target is throttling writes: fetching from Kafka paused until it recovers")
-	case !throttled && w.paused.Load():
-		w.cl.ResumeFetchTopics(w.opts.Topic)
-		w.paused.Store(false)
-		w.log.Info("the target recovered: fetching from Kafka resumed")
-	}
-}
-
 // fetchErr logs fetch errors and returns the first one that retrying
 // cannot fix (authorization, a deleted topic).
 func (w *Worker) fetchErr(fetches kgo.Fetches) error {
@@ -584,139 +465,4 @@ func (w *Worker) fetchErr(fetches kgo.Fetches) error {
 		w.log.Warn("fetch error, retrying", "topic", topic, "partition", partition, "err", err)
 	})
 	return fatal
-}
-
-// applyJobs applies a batch of jobs, dead-letters what cannot be decoded
-// or applied, and marks them finished. An error means some were not
-// applied: they stay unfinished and are never committed.
-func (w *Worker) applyJobs(ctx context.Context, jobs []job) error {
-	start := time.Now()
-	events := make([]pipeline.Event, 0, len(jobs))
-	from := make([]*kgo.Record, 0, len(jobs)) // from[i] is the record of events[i]
-	var dead []*kgo.Record
-	var decodeErrors int64
-	for _, j := range jobs {
-		r := j.t.rec
-		if j.decodeErr != nil {
-			w.log.Warn("record cannot be decoded, sent to the dead-letter topic",
-				"partition", r.Partition, "offset", r.Offset, "key", logKey(r.Key), "err", logText(j.decodeErr))
-			dead = append(dead, w.deadLetter(r, ClassDecode, j.decodeErr, start))
-			decodeErrors++
-			continue
-		}
-		events = append(events, j.event)
-		from = append(from, r)
-	}
-
-	var results []pipeline.Result
-	if len(events) > 0 {
-		var err error
-		if results, err = w.sink.Apply(ctx, events); err != nil {
-			return fmt.Errorf("apply batch of %d events: %w", len(events), err)
-		}
-		w.batches.Add(1)
-		if len(results) != len(events) {
-			return fmt.Errorf("sink returned %d results for %d events (a bug in the sink)", len(results), len(events))
-		}
-	}
-	var applied, skipped, rejected int64
-	now := time.Now()
-	for i, res := range results {
-		switch res.Outcome {
-		case pipeline.Applied:
-			applied++
-			w.appliedByOp.add(events[i].Op, 1)
-			if w.opts.ObserveLag != nil && !events[i].Source.Time.IsZero() {
-				w.opts.ObserveLag(now.Sub(events[i].Source.Time))
-			}
-		case pipeline.SkippedOlder:
-			skipped++
-			w.skippedByOp.add(events[i].Op, 1)
-		case pipeline.Rejected:
-			rejected++
-			if res.Err == nil {
-				res.Err = fmt.Errorf("rejected by the sink without a reason (a bug in the sink)")
-			}
-			class := ClassTargetRejected
-			if errors.Is(res.Err, pipeline.ErrUnmappable) {
-				class = ClassUnmappable
-			}
-			r := from[i]
-			w.log.Warn("event rejected by the target, sent to the dead-letter topic",
-				"partition", r.Partition, "offset", r.Offset, "key", logKey(r.Key), "class", class, "err", logText(res.Err))
-			dead = append(dead, w.deadLetter(r, class, res.Err, start))
-		default:
-			return fmt.Errorf("sink returned outcome %v for key %q (a bug in the sink)", res.Outcome, events[i].Key)
-		}
-	}
-
-	if len(dead) > 0 {
-		if err := w.produceDeadLetters(ctx, dead); err != nil {
-			return fmt.Errorf("write %d records to dead-letter topic %s: %w (none of them was committed)",
-				len(dead), w.opts.DeadLetterTopic, err)
-		}
-	}
-	done := make([]*tracked, len(jobs))
-	for i, j := range jobs {
-		done[i] = j.t
-	}
-	w.inflight.finish(done...)
-	w.applied.Add(applied)
-	w.skipped.Add(skipped)
-	w.rejected.Add(rejected)
-	w.decodeErrors.Add(decodeErrors)
-	w.deadLettered.Add(int64(len(dead)))
-	return nil
-}
-
-// deadLetter makes the dead-letter record of r, small enough for the
-// dead-letter topic: when r with the error headers would be larger than
-// MaxDeadLetterBytes, the value is left out (and logged), and the key is
-// cut if even that is not enough.
-func (w *Worker) deadLetter(r *kgo.Record, class string, err error, now time.Time) *kgo.Record {
-	d, shrunk := fitDeadLetter(sinkDeadLetter(w.opts.DeadLetterTopic, r, class, err, now), w.opts.MaxDeadLetterBytes)
-	if shrunk {
-		w.log.Warn("dead letter too large for the dead-letter topic: its value was left out; the original record stays in its topic until retention removes it",
-			"partition", r.Partition, "offset", r.Offset, "key", logKey(r.Key), "value_bytes", len(r.Value), "limit", w.opts.MaxDeadLetterBytes)
-	}
-	return d
-}
-
-// produceDeadLetters writes the dead letters of a batch. A dead letter the
-// topic refuses as too large (its max.message.bytes is below
-// MaxDeadLetterBytes) is written again on its own, and if refused again,
-// without its value and with its key and texts cut: one bad record must
-// not stop the worker. Any other failure is returned.
-func (w *Worker) produceDeadLetters(ctx context.Context, dead []*kgo.Record) error {
-	w.deadMu.Lock()
-	defer w.deadMu.Unlock()
-	for _, res := range w.cl.ProduceSync(ctx, dead...) {
-		if res.Err == nil {
-			continue
-		}
-		if !isTooLarge(res.Err) {
-			return res.Err
-		}
-		// Refused with others in one batch, or alone.
-		err := w.cl.ProduceSync(ctx, res.Record).FirstErr()
-		if err == nil {
-			continue
-		}
-		if !isTooLarge(err) {
-			return err
-		}
-		small := minimalDeadLetter(res.Record, err)
-		if err := w.cl.ProduceSync(ctx, small).FirstErr(); err != nil {
-			return fmt.Errorf("%w (the topic refuses even a %d-byte dead letter: raise its max.message.bytes)", err, recordBytes(small))
-		}
-		w.log.Warn("the dead-letter topic refused a dead letter as too large: written without its value (raise the dead-letter topic's max.message.bytes to keep whole dead letters)",
-			"key", logKey(res.Record.Key), "bytes", recordBytes(res.Record), "err", err)
-	}
-	return nil
-}
-
-// isTooLarge reports whether Kafka (or franz-go, before sending) refused a
-// record or batch for its size.
-func isTooLarge(err error) bool {
-	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }

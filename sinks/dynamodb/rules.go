@@ -46,7 +46,8 @@ type Rule struct {
 	// Fields give a hash field's type (FieldString, FieldNumber,
 	// FieldBinary, FieldJSON); other fields are strings.
 	Fields map[string]string
-	// ValueAttribute holds a Redis string's value; default "value".
+	// ValueAttribute holds a Redis string's value; empty takes the sink's
+	// Options.ValueAttribute (the CLI's sink.dynamodb.attributes.value).
 	ValueAttribute string
 }
 

@@ -21,20 +21,24 @@ type ReaderOptions struct {
 	// Types selects keys by type; empty means every carried type.
 	Types []pipeline.Type
 	// MaxElements is the largest collection copied, MaxValueBytes the
-	// largest string; larger keys are rejected. Defaults 100,000 and
-	// 512 MiB (the largest string Redis holds): a string too long for one
-	// Kafka record travels in pieces, like a big collection.
+	// largest string; larger keys are rejected. A string too long for one
+	// Kafka record travels in pieces, like a big collection. Zero means
+	// 100,000 elements and 512 MiB (the largest string Redis holds); the
+	// CLI passes source.redis.max_elements and source.redis.max_value_bytes,
+	// whose defaults differ.
 	MaxElements   int
 	MaxValueBytes int
 	// ChunkElements and ChunkBytes bound what is read in one piece: a
 	// collection with more elements, or more bytes in memory, is streamed
 	// in pieces of at most ChunkElements elements and about ChunkBytes of
-	// encoded event (see Stream). Defaults 10,000 and 256 KiB.
+	// encoded event (see Stream). Zero means 10,000 and 256 KiB; the CLI
+	// passes source.redis.chunk_elements and source.redis.chunk_bytes.
 	ChunkElements int
 	ChunkBytes    int
 	// MaxRecordBytes is the largest event Kafka takes (key and encoded
-	// value); a big key's pieces are cut to fit it. Default 1,000,000, the
-	// publisher's own default.
+	// value); a big key's pieces are cut to fit it. Zero means 1,000,000,
+	// the publisher's own default (kafka.DefaultMaxRecordBytes); the CLI
+	// passes kafka.max_record_bytes.
 	MaxRecordBytes int
 	// Epoch is the version epoch of the reads, shared by every reader of a
 	// pipeline: it moves on when the clock domain changes (a cluster
