@@ -19,3 +19,28 @@ type Publisher interface {
 	// Flush waits until everything handed over is acknowledged.
 	Flush(ctx context.Context) error
 }
+
+// Sink is how a worker hands events to a target store: sinks/dynamodb
+// and sinks/redis implement it, pipeline/kafka.Worker calls it.
+type Sink interface {
+	// Apply applies a batch and returns one Result per event, in order.
+	// Events of one key are in partition order; a sink may apply different
+	// keys concurrently but must keep each key's events in order (or keep
+	// only the newest version of a key: versioned apply makes the end state
+	// the same). A truncate event always comes alone: the sink removes
+	// every key its scope covers whose version is older than the event's.
+	//
+	// An error means the batch was not (entirely) applied and must not be
+	// committed: the context ended, or the sink gave up on a failure it
+	// cannot classify. Events a sink can never apply are Rejected results,
+	// not errors.
+	Apply(ctx context.Context, events []Event) ([]Result, error)
+}
+
+// Source reads a store into the pipeline: sources/redis and
+// sources/dynamodb implement it. Run publishes until ctx ends (live
+// capture) or its snapshot is durable (a backfill), and returns the
+// first failure it cannot get past.
+type Source interface {
+	Run(ctx context.Context) error
+}

@@ -75,7 +75,7 @@ type wiring struct {
 
 // targetSink is a sink with what commands report about it.
 type targetSink interface {
-	kafka.Sink
+	pipeline.Sink
 	reconcile.Target
 	describe() string
 	counters() sinkCounters

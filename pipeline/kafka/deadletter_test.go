@@ -62,7 +62,7 @@ func produceRaw(t *testing.T, cfg Config, recs ...*kgo.Record) {
 
 // runToEnd runs a worker until it has committed everything in the topic,
 // and fails the test if it stops first.
-func runToEnd(t *testing.T, cfg Config, opts WorkerOptions, sink Sink) *Worker {
+func runToEnd(t *testing.T, cfg Config, opts WorkerOptions, sink pipeline.Sink) *Worker {
 	t.Helper()
 	cl, err := Connect(ctxT(t), cfg)
 	if err != nil {

@@ -163,7 +163,7 @@ func applyVersioned(store map[string]pipeline.Event, e pipeline.Event) pipeline.
 	return pipeline.Result{Outcome: pipeline.Applied}
 }
 
-func runWorker(t *testing.T, cfg Config, opts WorkerOptions, sink Sink) (*Worker, func() error) {
+func runWorker(t *testing.T, cfg Config, opts WorkerOptions, sink pipeline.Sink) (*Worker, func() error) {
 	t.Helper()
 	cl, err := Connect(ctxT(t), cfg, WorkerOpts(opts)...)
 	if err != nil {

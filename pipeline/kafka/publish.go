@@ -83,6 +83,8 @@ type Publisher struct {
 	publishedByOp                           opCounters
 }
 
+var _ pipeline.Publisher = (*Publisher)(nil)
+
 // ticket tracks the records of one Publish call.
 type ticket struct {
 	remaining int // records not yet finished, +1 while Publish is still adding

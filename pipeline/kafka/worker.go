@@ -16,23 +16,6 @@ import (
 	"github.com/cutover/cutover/pipeline"
 )
 
-// Sink applies events to a target store. sinks/dynamodb and sinks/redis
-// implement it.
-type Sink interface {
-	// Apply applies a batch and returns one Result per event, in order.
-	// Events of one key are in partition order; a sink may apply different
-	// keys concurrently but must keep each key's events in order (or keep
-	// only the newest version of a key: versioned apply makes the end state
-	// the same). A truncate event always comes alone: the sink removes
-	// every key its scope covers whose version is older than the event's.
-	//
-	// An error means the batch was not (entirely) applied and must not be
-	// committed: the context ended, or the sink gave up on a failure it
-	// cannot classify. Events a sink can never apply are Rejected results,
-	// not errors.
-	Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error)
-}
-
 // WorkerOptions configure a Worker.
 type WorkerOptions struct {
 	// Topic to consume.
@@ -117,7 +100,7 @@ type WorkerStats struct {
 type Worker struct {
 	cl       *kgo.Client
 	opts     WorkerOptions
-	sink     Sink
+	sink     pipeline.Sink
 	log      *slog.Logger
 	progress *Progress
 
@@ -183,7 +166,7 @@ func (o WorkerOptions) deadLetterBytes() int {
 // NewWorker runs sink on records consumed by cl, which must have been made
 // with WorkerOpts(opts). It waits until the cluster can accept the
 // idempotent writes of dead letters.
-func NewWorker(ctx context.Context, cl *kgo.Client, opts WorkerOptions, sink Sink) (*Worker, error) {
+func NewWorker(ctx context.Context, cl *kgo.Client, opts WorkerOptions, sink pipeline.Sink) (*Worker, error) {
 	if opts.Topic == "" || opts.Group == "" || opts.DeadLetterTopic == "" {
 		return nil, fmt.Errorf("worker needs a topic, a consumer group and a dead-letter topic")
 	}

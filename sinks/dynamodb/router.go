@@ -26,6 +26,8 @@ type Router struct {
 	fallback *Sink
 }
 
+var _ pipeline.Sink = (*Router)(nil)
+
 var (
 	_ reconcile.Target    = (*Router)(nil)
 	_ reconcile.KeyLister = (*Router)(nil)
@@ -79,7 +81,7 @@ func (r *Router) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// Apply implements pipeline/kafka.Sink: each table's events are applied
+// Apply implements pipeline.Sink: each table's events are applied
 // concurrently; a truncate sweeps every table.
 func (r *Router) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
 	if len(events) == 1 && events[0].Op == pipeline.OpTruncate {

@@ -135,6 +135,8 @@ type Sink struct {
 	pace                              *aimd
 }
 
+var _ pipeline.Sink = (*Sink)(nil)
+
 // New returns a sink writing through db. Call Prepare before Apply.
 func New(db dynamoAPI, opts Options) (*Sink, error) {
 	if opts.Table == "" {
@@ -346,7 +348,7 @@ func (s *Sink) createTable(ctx context.Context) error {
 	return nil
 }
 
-// Apply implements pipeline/kafka.Sink: it writes the newest event of each
+// Apply implements pipeline.Sink: it writes the newest event of each
 // key of the batch with a conditional PutItem, concurrently.
 func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
 	results := make([]pipeline.Result, len(events))

@@ -116,6 +116,8 @@ type Sink struct {
 	writes, retries, swept atomic.Int64
 }
 
+var _ pipeline.Sink = (*Sink)(nil)
+
 // New returns a sink writing through cl (a *redis.Client or a
 // *redis.ClusterClient). Call Prepare before Apply.
 func New(cl goredis.UniversalClient, opts Options) (*Sink, error) {
@@ -153,7 +155,7 @@ func (s *Sink) Prepare(ctx context.Context) error {
 	return s.prepareLayout(ctx)
 }
 
-// Apply implements pipeline/kafka.Sink.
+// Apply implements pipeline.Sink.
 func (s *Sink) Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error) {
 	if err := s.recordLayout(ctx); err != nil {
 		return nil, err

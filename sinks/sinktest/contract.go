@@ -14,7 +14,7 @@ import (
 
 // Target is a sink under test, with a way to read back what it wrote.
 type Target interface {
-	Apply(ctx context.Context, events []pipeline.Event) ([]pipeline.Result, error)
+	pipeline.Sink
 	// Read returns what the store holds for key; Exists is false for an
 	// absent or deleted key.
 	Read(ctx context.Context, key []byte) (reconcile.Found, error)

@@ -48,7 +48,7 @@ func TestSourceContract(t *testing.T) {
 			table.fakeTable.mu.Unlock()
 			streams.record("s1", pk, value, remove)
 		}
-		newSource := func(t *testing.T, mode Mode, pub pipeline.Publisher, ck checkpoint.Store) sourcetest.Source {
+		newSource := func(t *testing.T, mode Mode, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source {
 			src, err := NewSource(table, streams, fakeTableDef, ScanOptions{Name: "p", Segments: 1, PageSize: 10},
 				StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 100 * time.Millisecond},
 				mode, pub, ck)
@@ -60,10 +60,10 @@ func TestSourceContract(t *testing.T) {
 		return &sourcetest.Subject{
 			Put:    func(_ *testing.T, key, value string) { change(key, value, false) },
 			Delete: func(_ *testing.T, key string) { change(key, "", true) },
-			Backfill: func(t *testing.T, pub pipeline.Publisher, ck checkpoint.Store) sourcetest.Source {
+			Backfill: func(t *testing.T, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source {
 				return newSource(t, Mode{SnapshotOnly: true}, pub, ck)
 			},
-			Replicate: func(t *testing.T, pub pipeline.Publisher, ck checkpoint.Store) sourcetest.Source {
+			Replicate: func(t *testing.T, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source {
 				return newSource(t, Mode{}, pub, ck)
 			},
 			Key: func(e pipeline.Event) string {

@@ -64,6 +64,8 @@ type Source struct {
 	live chan struct{}
 }
 
+var _ pipeline.Source = (*Source)(nil)
+
 // NewSource prepares the source of table. The stream is followed unless
 // mode.SnapshotOnly; a backfill of a table whose stream is on still takes
 // its position.

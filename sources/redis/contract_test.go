@@ -18,7 +18,7 @@ func TestSourceContract(t *testing.T) {
 	sourcetest.Run(t, func(t *testing.T) *sourcetest.Subject {
 		srv := stack.NewRedis(t)
 		c := srv.Client
-		newSource := func(mode Mode, pub pipeline.Publisher, ck checkpoint.Store) sourcetest.Source {
+		newSource := func(mode Mode, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source {
 			// ScanCount 10: the snapshot publishes a page of about ten keys
 			// at a time, so the contract can stop it halfway.
 			return NewSource(Conn{Addr: srv.Addr}, c, nil, SourceOptions{Name: "contract", Mode: mode, ScanCount: 10,
@@ -31,10 +31,10 @@ func TestSourceContract(t *testing.T) {
 			Delete: func(t *testing.T, key string) {
 				must(t, c.Del(context.Background(), key).Err())
 			},
-			Backfill: func(_ *testing.T, pub pipeline.Publisher, ck checkpoint.Store) sourcetest.Source {
+			Backfill: func(_ *testing.T, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source {
 				return newSource(Mode{SnapshotOnly: true}, pub, ck)
 			},
-			Replicate: func(_ *testing.T, pub pipeline.Publisher, ck checkpoint.Store) sourcetest.Source {
+			Replicate: func(_ *testing.T, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source {
 				return newSource(Mode{}, pub, ck)
 			},
 			Key:   func(e pipeline.Event) string { return string(e.Key) },

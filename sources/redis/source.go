@@ -131,6 +131,8 @@ type Source struct {
 	started chan struct{}
 }
 
+var _ pipeline.Source = (*Source)(nil)
+
 // NewSource prepares a source reading the server seed is connected to
 // (conn describes it) — and, when cluster is not nil, every master of
 // that cluster. Run reads it.

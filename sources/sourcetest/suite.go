@@ -11,11 +11,6 @@ import (
 	"github.com/cutover/cutover/pipeline"
 )
 
-// Source is what the suite runs.
-type Source interface {
-	Run(ctx context.Context) error
-}
-
 // Subject is a source under test and the store it reads.
 type Subject struct {
 	// Put sets key to value in the store; Delete removes key.
@@ -27,8 +22,8 @@ type Subject struct {
 	// publish to pub and save positions in ck. A backfill must publish in
 	// batches of at most about 20 keys, for the crash case to stop it
 	// halfway.
-	Backfill  func(t *testing.T, pub pipeline.Publisher, ck checkpoint.Store) Source
-	Replicate func(t *testing.T, pub pipeline.Publisher, ck checkpoint.Store) Source
+	Backfill  func(t *testing.T, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source
+	Replicate func(t *testing.T, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source
 	// Key returns the store key an event is about; Value the value an
 	// upsert carries.
 	Key   func(e pipeline.Event) string
@@ -170,7 +165,7 @@ func replicateRestarted(t *testing.T, s *Subject) {
 // runUntil runs src, makes the changes of live once it has published its
 // first event, and stops it once the model, fed with what it published,
 // equals want.
-func runUntil(t *testing.T, s *Subject, src Source, pub *log, m *target, live func(), want map[string]string) {
+func runUntil(t *testing.T, s *Subject, src pipeline.Source, pub *log, m *target, live func(), want map[string]string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -204,7 +199,7 @@ func runUntil(t *testing.T, s *Subject, src Source, pub *log, m *target, live fu
 	}
 }
 
-func run(t *testing.T, s *Subject, src Source) {
+func run(t *testing.T, s *Subject, src pipeline.Source) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), s.Wait)
 	defer cancel()
