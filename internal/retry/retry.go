@@ -17,6 +17,9 @@ const (
 	DefaultMax = 5 * time.Second
 )
 
+// Stop is what NextBackOff returns once a bounded backoff's time is up.
+const Stop = backoff.Stop
+
 // An Option changes a policy's intervals.
 type Option func(*backoff.ExponentialBackOff)
 

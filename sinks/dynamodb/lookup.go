@@ -8,8 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/cenkalti/backoff/v4"
 
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline/reconcile"
 )
 
@@ -46,10 +46,7 @@ func (s *Sink) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.
 }
 
 func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeValue, out map[string]reconcile.Found) error {
-	// The options, not fields set afterwards: NewExponentialBackOff takes
-	// its first interval when it is made, and nothing here resets it.
-	bctx := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
-		backoff.WithMaxElapsedTime(2*time.Minute)), ctx)
+	bo := retry.New(2*time.Minute, retry.Initial(50*time.Millisecond), retry.Max(time.Minute))
 	for len(req) > 0 {
 		resp, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
 			RequestItems: map[string]types.KeysAndAttributes{s.opts.Table: {Keys: req, ConsistentRead: aws.Bool(true)}},
@@ -67,8 +64,8 @@ func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeVal
 		}
 		req = resp.UnprocessedKeys[s.opts.Table].Keys
 		if len(req) > 0 {
-			wait := bctx.NextBackOff()
-			if wait == backoff.Stop {
+			wait := bo.NextBackOff()
+			if wait == retry.Stop {
 				return fmt.Errorf("read items from %s: %d keys still unprocessed after retrying for 2m", s.opts.Table, len(req))
 			}
 			select {

@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -446,12 +446,10 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberB{Value: e.Version}},
 	}
 	// Never give up (no MaxElapsedTime): a sink must not skip a record.
-	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
-		backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
 	var res pipeline.Result
-	err = backoff.RetryNotify(func() error {
+	err = retry.Forever(ctx, func() error {
 		if err := s.pace.wait(ctx); err != nil {
-			return backoff.Permanent(err)
+			return retry.Permanent(err)
 		}
 		_, err := s.db.PutItem(ctx, in, func(o *dynamodb.Options) { o.Retryer = aws.NopRetryer{} })
 		if err == nil {
@@ -473,14 +471,14 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 			res = pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf("table %s rejected the item of key %q: %w", s.opts.Table, e.Key, err)}
 			return nil
 		case classFatal:
-			return backoff.Permanent(fmt.Errorf("write key %q: %w", e.Key, Explain(s.opts.Endpoint, err)))
+			return retry.Permanent(fmt.Errorf("write key %q: %w", e.Key, Explain(s.opts.Endpoint, err)))
 		default: // classRetry
 			s.retries.Add(1)
 			return err
 		}
-	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+	}, func(err error, wait time.Duration) {
 		s.log.Debug("dynamodb write failed, retrying", "key", string(e.Key), "err", err, "retry_in", wait)
-	})
+	}, retry.Initial(50*time.Millisecond), retry.Max(10*time.Second))
 	return res, err
 }
 

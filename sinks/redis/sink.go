@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -325,11 +325,8 @@ func (replyError) RedisError()     {}
 // (re-applying is harmless: every write is versioned). It fills results.
 func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx []int, results []pipeline.Result, keyOf func(*pipeline.Event) (string, error)) error {
 	calls := s.calls(events, idx, results, keyOf)
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 50 * time.Millisecond
-	bo.MaxInterval = 5 * time.Second
-	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
-	err := backoff.RetryNotify(func() error {
+	// Forever: a sink must not skip a record.
+	err := retry.Forever(ctx, func() error {
 		pipe := s.cl.Pipeline()
 		cmds := make([]*goredis.Cmd, len(calls))
 		for j, c := range calls {
@@ -377,7 +374,7 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 		}
 		if transient != nil {
 			if ctx.Err() != nil {
-				return backoff.Permanent(ctx.Err())
+				return retry.Permanent(ctx.Err())
 			}
 			s.retries.Add(1)
 			return transient
@@ -388,9 +385,9 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 			}
 		}
 		return nil
-	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+	}, func(err error, wait time.Duration) {
 		s.log.Warn("redis sink write failed, retrying", "addr", s.opts.Addr, "err", err, "retry_in", wait)
-	})
+	}, retry.Initial(50*time.Millisecond), retry.Max(5*time.Second))
 	if err != nil {
 		return err
 	}

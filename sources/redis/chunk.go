@@ -227,7 +227,7 @@ func (r *Reader) streamScan(ctx context.Context, big BigKey, b *pieceBuilder, pi
 	for {
 		var elems []string
 		var next uint64
-		err := retry(ctx, r.log, "scan big key", func() error {
+		err := retryRead(ctx, r.log, "scan big key", func() error {
 			var err error
 			if big.Type == pipeline.TypeHash {
 				elems, next, err = r.cl.HScan(ctx, big.Key, cursor, "", 1000).Result()
@@ -267,7 +267,7 @@ func (r *Reader) streamRange(ctx context.Context, big BigKey, b *pieceBuilder, p
 	for start := int64(0); ; start += page {
 		var list []string
 		var zs []goredis.Z
-		err := retry(ctx, r.log, "range big key", func() error {
+		err := retryRead(ctx, r.log, "range big key", func() error {
 			var err error
 			if big.Type == pipeline.TypeList {
 				list, err = r.cl.LRange(ctx, big.Key, start, start+page-1).Result()
@@ -305,7 +305,7 @@ func (r *Reader) streamString(ctx context.Context, big BigKey, piece func(pipeli
 	step := int64(r.opts.ChunkBytes)
 	for start := int64(0); ; start += step {
 		var part string
-		err := retry(ctx, r.log, "range big string", func() error {
+		err := retryRead(ctx, r.log, "range big string", func() error {
 			var err error
 			part, err = r.cl.GetRange(ctx, big.Key, start, start+step-1).Result()
 			return err
@@ -335,7 +335,7 @@ func (r *Reader) streamStream(ctx context.Context, big BigKey, b *pieceBuilder, 
 	start, prev := "-", ""
 	for {
 		var raw []any
-		err := retry(ctx, r.log, "range big stream", func() error {
+		err := retryRead(ctx, r.log, "range big stream", func() error {
 			var err error
 			raw, err = r.cl.Do(ctx, "XRANGE", big.Key, start, "+", "COUNT", page).Slice()
 			return err
@@ -438,7 +438,7 @@ var errStreamGone = errors.New("the stream went while it was read")
 // accepts them whatever changed during the read.
 func (r *Reader) finishStream(ctx context.Context, big BigKey, last *pipeline.Stream) error {
 	var reply any
-	err := retry(ctx, r.log, "read stream groups", func() error {
+	err := retryRead(ctx, r.log, "read stream groups", func() error {
 		var err error
 		reply, err = streamMetaScript.Run(ctx, r.cl, []string{big.Key}).Result()
 		if errors.Is(err, goredis.Nil) {

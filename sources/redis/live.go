@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/sources"
 )
@@ -307,10 +307,7 @@ func (l *Live) Run(ctx context.Context) error {
 // changes made between its read of a key and the new subscription.
 func (l *Live) receive(ctx context.Context) error {
 	quiet := 0
-	// Options, not fields set afterwards: the first interval is taken
-	// when the backoff is made.
-	reconnect := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+	reconnect := retry.New(0, retry.Initial(100*time.Millisecond), retry.Max(5*time.Second))
 	for {
 		msg, err := l.ps.ReceiveTimeout(ctx, l.opts.CheckEvery)
 		if ctx.Err() != nil {

@@ -161,7 +161,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 	}
 	var reads []keyRead
 	var epoch uint64
-	err := retry(ctx, r.log, "read keys", func() error {
+	err := retryRead(ctx, r.log, "read keys", func() error {
 		epoch = r.opts.Epoch.Load()
 		var err error
 		if reads, err = r.readPage(ctx, keys); err != nil {

@@ -70,7 +70,7 @@ func (s *Sampler) memory(ctx context.Context, keys []string) (map[string]int64, 
 		return out, nil
 	}
 	cmds := make([]*goredis.IntCmd, len(keys))
-	err := retry(ctx, s.sc.log, "memory usage", func() error {
+	err := retryRead(ctx, s.sc.log, "memory usage", func() error {
 		pipe := s.sc.cl.Pipeline()
 		for i, k := range keys {
 			cmds[i] = pipe.MemoryUsage(ctx, k, 5)

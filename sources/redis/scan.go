@@ -21,7 +21,7 @@ func scanPage(ctx context.Context, cl *goredis.Client, conn Conn, log *slog.Logg
 	cursor uint64, count int) (kept []string, next uint64, returned int, err error) {
 	match := f.ScanMatch()
 	var keys []string
-	err = retry(ctx, log, "scan", func() error {
+	err = retryRead(ctx, log, "scan", func() error {
 		var err error
 		if len(types) == 1 {
 			keys, next, err = cl.ScanType(ctx, cursor, match, int64(count), types[0].String()).Result()
@@ -258,7 +258,7 @@ func (s *Scanner) Exists(ctx context.Context, keys [][]byte) (map[string]bool, e
 	if client == nil {
 		client = s.cl
 	}
-	err := retry(ctx, s.log, "type", func() error {
+	err := retryRead(ctx, s.log, "type", func() error {
 		pipe := client.Pipeline()
 		cmds = make([]*goredis.StatusCmd, len(keys))
 		for i, k := range keys {

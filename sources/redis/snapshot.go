@@ -12,12 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -543,23 +543,19 @@ func (s *Snapshot) streamBig(gctx, runCtx context.Context, big BigKey, pos []byt
 	return nil
 }
 
-// retry runs op until it succeeds, fails permanently, or two minutes of
-// backoff have passed. Connection and server-busy errors are transient;
-// authentication and permission errors are not.
-func retry(ctx context.Context, log *slog.Logger, what string, op func() error) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 100 * time.Millisecond
-	bo.MaxInterval = 5 * time.Second
-	bo.MaxElapsedTime = 2 * time.Minute
-	return backoff.RetryNotify(func() error {
+// retryRead runs op until it succeeds, fails permanently, or two
+// minutes of backoff have passed. Connection and server-busy errors are
+// transient; authentication and permission errors are not.
+func retryRead(ctx context.Context, log *slog.Logger, what string, op func() error) error {
+	return retry.For(ctx, 2*time.Minute, func() error {
 		err := op()
 		if err == nil || transient(err) {
 			return err
 		}
-		return backoff.Permanent(err)
-	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		return retry.Permanent(err)
+	}, func(err error, wait time.Duration) {
 		log.Warn("redis call failed, retrying", "call", what, "err", err, "retry_in", wait)
-	})
+	}, retry.Initial(100*time.Millisecond), retry.Max(5*time.Second))
 }
 
 // transient reports whether a Redis error may go away by itself.
