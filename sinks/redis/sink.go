@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
@@ -581,22 +581,19 @@ func streamArgs(a []any, st *pipeline.Stream, last bool) ([]any, error) {
 
 func isNoScript(err error) bool { return strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
-// isTransient reports whether a Redis error may pass by itself: the server
-// is out of memory, loading, busy, failing over, or the connection broke.
+// isTransient reports whether the sink retries a Redis error: one that
+// may pass by itself (the server is out of memory, loading, busy,
+// failing over, or the connection broke), and one of a context that
+// ended — the caller's loop then stops on its context, without a result:
+// an event is never rejected because the sink was stopped. Any other
+// reply of the server (denied, refused, unknown) rejects the events of
+// the call, which are dead-lettered.
 func isTransient(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch redisconn.Classify(err) {
+	case redisconn.Transient, redisconn.Stopped:
 		return true
+	case redisconn.Denied, redisconn.Refused, redisconn.Unknown:
+		return false
 	}
-	// The error code is the reply's first word, compared whole: BUSY (a
-	// script running too long) passes, BUSYGROUP and BUSYKEY do not.
-	msg := err.Error()
-	code, _, _ := strings.Cut(msg, " ")
-	for _, p := range []string{"OOM", "LOADING", "BUSY", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "MOVED", "ASK", "NOREPLICAS"} {
-		if code == p || strings.Contains(msg, " "+p+" ") {
-			return true
-		}
-	}
-	var redisErr goredis.Error
-	// Anything that is not a reply from the server is the connection.
-	return !errors.As(err, &redisErr)
+	return false
 }

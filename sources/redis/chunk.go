@@ -9,6 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -237,7 +238,7 @@ func (r *Reader) streamScan(ctx context.Context, big BigKey, b *pieceBuilder, pi
 			return err
 		})
 		if err != nil {
-			return Explain(r.conn, err)
+			return redisconn.Explain(r.conn, err)
 		}
 		if big.Type == pipeline.TypeHash {
 			for i := 0; i+1 < len(elems); i += 2 {
@@ -277,7 +278,7 @@ func (r *Reader) streamRange(ctx context.Context, big BigKey, b *pieceBuilder, p
 			return err
 		})
 		if err != nil {
-			return Explain(r.conn, err)
+			return redisconn.Explain(r.conn, err)
 		}
 		n := len(list) + len(zs)
 		for _, x := range list {
@@ -311,7 +312,7 @@ func (r *Reader) streamString(ctx context.Context, big BigKey, piece func(pipeli
 			return err
 		})
 		if err != nil {
-			return Explain(r.conn, err)
+			return redisconn.Explain(r.conn, err)
 		}
 		if part == "" {
 			return nil
@@ -344,7 +345,7 @@ func (r *Reader) streamStream(ctx context.Context, big BigKey, b *pieceBuilder, 
 			if isWrongType(err) {
 				return errStreamGone
 			}
-			return Explain(r.conn, err)
+			return redisconn.Explain(r.conn, err)
 		}
 		entries, err := streamEntries(raw)
 		if err != nil {
@@ -447,7 +448,7 @@ func (r *Reader) finishStream(ctx context.Context, big BigKey, last *pipeline.St
 		return err
 	})
 	if err != nil {
-		return Explain(r.conn, err)
+		return redisconn.Explain(r.conn, err)
 	}
 	meta, ok := reply.([]any)
 	if !ok {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/sources"
@@ -185,7 +186,7 @@ func (l *Live) heal(ctx context.Context) error {
 	epoch := l.opts.Epoch.Load()
 	now, err := l.cl.Time(ctx).Result()
 	if err != nil {
-		return fmt.Errorf("heal: read server time: %w", Explain(l.conn, err))
+		return fmt.Errorf("heal: read server time: %w", redisconn.Explain(l.conn, err))
 	}
 	since := pipeline.ClockVersion(epoch, uint64(now.UnixMicro()), false)
 	elsewhere := l.elsewhereReads.Load()
@@ -251,7 +252,7 @@ func (l *Live) heal(ctx context.Context) error {
 		return fmt.Errorf("%w: %d keys read meanwhile are in slots moving to another master", errHealIncomplete, n)
 	}
 	if why, err := slotsSettled(ctx, l.cl, l.opts.Slots); err != nil {
-		return fmt.Errorf("heal: %w", Explain(l.conn, err))
+		return fmt.Errorf("heal: %w", redisconn.Explain(l.conn, err))
 	} else if why != "" {
 		l.incomplete.Add(1)
 		return fmt.Errorf("%w: %s", errHealIncomplete, why)

@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/sources"
@@ -127,7 +128,7 @@ type LiveStats struct {
 // than the heal's start — the ones deleted during the gap.
 type Live struct {
 	cl     *goredis.Client
-	conn   Conn
+	conn   redisconn.Conn
 	opts   LiveOptions
 	pub    pipeline.Publisher
 	reader *Reader
@@ -179,7 +180,7 @@ type Live struct {
 }
 
 // NewLive prepares live capture of the database cl is connected to.
-func NewLive(cl *goredis.Client, conn Conn, opts LiveOptions, pub pipeline.Publisher) *Live {
+func NewLive(cl *goredis.Client, conn redisconn.Conn, opts LiveOptions, pub pipeline.Publisher) *Live {
 	opts.setDefaults()
 	l := &Live{
 		cl: cl, conn: conn, opts: opts, pub: pub, log: opts.Logger,
@@ -220,7 +221,7 @@ func (l *Live) Subscribe(ctx context.Context) error {
 	ps := l.cl.PSubscribe(ctx, l.channel+"*")
 	if _, err := ps.ReceiveTimeout(ctx, 10*time.Second); err != nil {
 		ps.Close() //nolint:gosec // the subscribe error is the one to report
-		return fmt.Errorf("subscribe to keyspace notifications: %w", Explain(l.conn, err))
+		return fmt.Errorf("subscribe to keyspace notifications: %w", redisconn.Explain(l.conn, err))
 	}
 	l.ps = ps
 	l.setSubscribed(true)

@@ -12,12 +12,13 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 )
 
 // scanPage is one SCAN call: the keys that pass the filter, the next
 // cursor, and how many keys SCAN returned in all.
-func scanPage(ctx context.Context, cl *goredis.Client, conn Conn, log *slog.Logger, f pipeline.KeyFilter, types []pipeline.Type,
+func scanPage(ctx context.Context, cl *goredis.Client, conn redisconn.Conn, log *slog.Logger, f pipeline.KeyFilter, types []pipeline.Type,
 	cursor uint64, count int) (kept []string, next uint64, returned int, err error) {
 	match := f.ScanMatch()
 	var keys []string
@@ -31,7 +32,7 @@ func scanPage(ctx context.Context, cl *goredis.Client, conn Conn, log *slog.Logg
 		return err
 	})
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("scan at cursor %d: %w", cursor, Explain(conn, err))
+		return nil, 0, 0, fmt.Errorf("scan at cursor %d: %w", cursor, redisconn.Explain(conn, err))
 	}
 	kept = keys[:0]
 	for _, k := range keys {
@@ -47,7 +48,7 @@ func scanPage(ctx context.Context, cl *goredis.Client, conn Conn, log *slog.Logg
 // source.
 type Scanner struct {
 	cl     *goredis.Client
-	conn   Conn
+	conn   redisconn.Conn
 	filter pipeline.KeyFilter
 	types  []pipeline.Type
 	count  int
@@ -204,7 +205,7 @@ func (m *Scanners) Exists(ctx context.Context, keys [][]byte) (map[string]bool, 
 
 // NewScanner returns a scanner; opts selects types and bounds reads as for
 // a snapshot.
-func NewScanner(cl *goredis.Client, conn Conn, filter pipeline.KeyFilter, scanCount int, opts ReaderOptions) *Scanner {
+func NewScanner(cl *goredis.Client, conn redisconn.Conn, filter pipeline.KeyFilter, scanCount int, opts ReaderOptions) *Scanner {
 	if scanCount <= 0 {
 		scanCount = 1000
 	}
@@ -268,7 +269,7 @@ func (s *Scanner) Exists(ctx context.Context, keys [][]byte) (map[string]bool, e
 		return err
 	})
 	if err != nil {
-		return nil, Explain(s.conn, err)
+		return nil, redisconn.Explain(s.conn, err)
 	}
 	want := map[string]bool{}
 	for _, t := range s.types {
