@@ -82,13 +82,15 @@ func Classify(err error) Class {
 			return Transient
 		}
 	}
+	// The reply itself, without what wrapped it. The words of a denial or
+	// a refusal are Redis's own, matched also in an error that is not a
+	// reply (a script's answer, passed on as text).
 	var reply goredis.Error
-	if !errors.As(err, &reply) {
-		// Anything that is not a reply from the server is the connection.
-		return Transient
+	isReply := errors.As(err, &reply)
+	own := msg
+	if isReply {
+		own = reply.Error()
 	}
-	// The reply itself, without what wrapped it.
-	own := reply.Error()
 	ownCode, _, _ := strings.Cut(own, " ")
 	for _, p := range deniedPrefixes {
 		if strings.HasPrefix(msg, p) || strings.HasPrefix(own, p) {
@@ -102,6 +104,11 @@ func Classify(err error) Class {
 		if code == p || ownCode == p {
 			return Refused
 		}
+	}
+	if !isReply {
+		// Anything else that is not a reply from the server is the
+		// connection.
+		return Transient
 	}
 	return Unknown
 }

@@ -56,6 +56,8 @@ func TestClassify(t *testing.T) {
 		{"noperm key", reply("NOPERM No permissions to access a key"), Denied},
 		{"wrapped noperm", fmt.Errorf("load read scripts: %w", reply("NOPERM User reader has no permissions to run the 'script|load' command")), Denied},
 		{"script may not call", reply("ERR The user executing the script can't run this command or subcommand script: 5d3b, on @user_script:1."), Denied},
+		{"script may not call, as text", errors.New("ERR The user executing the script can't run this command or subcommand script: 1f0c, on @user_script:1."), Denied},
+		{"noperm, as text", errors.New("NOPERM this user has no permissions to run the 'evalsha' command"), Denied},
 		{"unknown command", reply("ERR unknown command 'MEMORY', with args beginning with: "), Denied},
 		{"db index", reply("ERR DB index is out of range"), Denied},
 		{"invalid db index", reply("ERR invalid DB index"), Denied},
@@ -64,6 +66,7 @@ func TestClassify(t *testing.T) {
 		{"wrongtype", reply("WRONGTYPE Operation against a key holding the wrong kind of value"), Refused},
 		{"busykey is not busy", reply("BUSYKEY Target key name already exists."), Refused},
 		{"busygroup is not busy", reply("BUSYGROUP Consumer Group name already exists"), Refused},
+		{"wrongtype, as text", errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), Refused},
 
 		// A reply the classifier does not know.
 		{"other error reply", reply("ERR value is not an integer or out of range"), Unknown},
