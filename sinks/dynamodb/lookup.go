@@ -52,7 +52,7 @@ func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeVal
 			RequestItems: map[string]types.KeysAndAttributes{s.opts.Table: {Keys: req, ConsistentRead: aws.Bool(true)}},
 		})
 		if err != nil {
-			return fmt.Errorf("read items from %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+			return fmt.Errorf("read items from %s: %w", s.opts.Table, explain(s.opts.Endpoint, err))
 		}
 		for _, item := range resp.Responses[s.opts.Table] {
 			key, err := s.keyOf(item)
@@ -109,7 +109,7 @@ func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("scan %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+			return fmt.Errorf("scan %s: %w", s.opts.Table, explain(s.opts.Endpoint, err))
 		}
 		keys := make([][]byte, 0, len(page.Items))
 		for _, item := range page.Items {
