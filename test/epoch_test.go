@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	redissrc "github.com/cutover/cutover/sources/redis"
 	"github.com/cutover/cutover/test/stack"
@@ -35,8 +36,8 @@ func TestReadInFlightKeepsItsEpoch(t *testing.T) {
 	must(t, server.Collection.Add(proxy, true))
 	t.Cleanup(proxy.Stop)
 
-	conn := redissrc.Conn{Addr: proxy.Listen}
-	cl, err := redissrc.Connect(ctx, conn)
+	conn := redisconn.Conn{Addr: proxy.Listen}
+	cl, err := redisconn.Connect(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}

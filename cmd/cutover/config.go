@@ -14,8 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	redissink "github.com/cutover/cutover/sinks/redis"
-	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
 // Config is one pipeline, as read from a YAML file (--config) and flags.
@@ -182,11 +182,11 @@ type SentinelConfig struct {
 }
 
 // sentinel is the group c names, nil without addrs.
-func (c SentinelConfig) sentinel(tlsConf *tls.Config) *redissrc.Sentinel {
+func (c SentinelConfig) sentinel(tlsConf *tls.Config) *redisconn.Sentinel {
 	if len(c.Addrs) == 0 {
 		return nil
 	}
-	return &redissrc.Sentinel{Addrs: c.Addrs, MasterName: c.MasterName, Username: c.Username, Password: c.Password, TLS: tlsConf}
+	return &redisconn.Sentinel{Addrs: c.Addrs, MasterName: c.MasterName, Username: c.Username, Password: c.Password, TLS: tlsConf}
 }
 
 // TLSConfig turns on TLS for a connection.

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline/kafka"
 	redissink "github.com/cutover/cutover/sinks/redis"
 	redissrc "github.com/cutover/cutover/sources/redis"
@@ -41,7 +42,7 @@ func (p *planner) checkSource(ctx context.Context) bool {
 		return true
 	}
 	r := cfg.Source.Redis
-	w.rconn = redissrc.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
+	w.rconn = redisconn.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
 	var err error
 	if w.rconn.TLS, err = r.TLS.build("source.redis.tls"); err != nil {
 		p.fail("source redis", err)
@@ -55,18 +56,18 @@ func (p *planner) checkSource(ctx context.Context) bool {
 		r.Addr = w.rconn.Addr
 		p.ok("source sentinels", "master %q is %s", r.Sentinel.MasterName, r.Addr)
 	}
-	if w.rcl, err = redissrc.Connect(ctx, w.rconn); err != nil {
+	if w.rcl, err = redisconn.Connect(ctx, w.rconn); err != nil {
 		p.fail("source redis", err)
 		return false
 	}
 	w.closers = append(w.closers, quietly(w.rcl))
-	cluster, err := redissrc.IsCluster(ctx, w.rcl)
+	cluster, err := redisconn.IsCluster(ctx, w.rcl)
 	if err != nil {
-		p.fail("source redis", redissrc.Explain(w.rconn, err))
+		p.fail("source redis", redisconn.Explain(w.rconn, err))
 		return false
 	}
 	if cluster {
-		if w.rccl, err = redissrc.ConnectCluster(ctx, w.rconn); err != nil {
+		if w.rccl, err = redisconn.ConnectCluster(ctx, w.rconn); err != nil {
 			p.fail("source redis", err)
 			return false
 		}
@@ -104,7 +105,7 @@ func (p *planner) checkRead(ctx context.Context, node *redisNode) bool {
 		p.ok(name, "the database is empty")
 		return true
 	case err != nil:
-		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", redissrc.Explain(node.conn, err)))
+		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", redisconn.Explain(node.conn, err)))
 		return false
 	}
 	ropts, err := p.readerOptions()
@@ -219,7 +220,7 @@ func (p *planner) checkTarget(ctx context.Context) {
 		return
 	}
 	rs := cfg.Sink.Redis
-	conn := redissrc.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
+	conn := redisconn.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
 		AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}
 	p.rep.Target = fmt.Sprintf("redis %s db %d", rs.Addr, rs.DB)
 	var err error
@@ -236,7 +237,7 @@ func (p *planner) checkTarget(ctx context.Context) {
 		p.rep.Target = fmt.Sprintf("redis %s db %d", rs.Addr, rs.DB)
 		p.ok("target sentinels", "master %q is %s", rs.Sentinel.MasterName, rs.Addr)
 	}
-	cl, err := redissrc.Connect(ctx, conn)
+	cl, err := redisconn.Connect(ctx, conn)
 	if err != nil {
 		p.fail("target redis", err)
 		return
@@ -244,7 +245,7 @@ func (p *planner) checkTarget(ctx context.Context) {
 	p.closers = append(p.closers, quietly(cl))
 	info, err := cl.Info(ctx, "replication").Result()
 	if err != nil {
-		p.fail("target redis", redissrc.Explain(conn, err))
+		p.fail("target redis", redisconn.Explain(conn, err))
 		return
 	}
 	if strings.Contains(info, "role:slave") {

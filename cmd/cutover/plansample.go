@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"golang.org/x/time/rate"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/plan"
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
@@ -97,7 +98,7 @@ func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error)
 		nodes = append(nodes, node)
 		n, err := node.cl.DBSize(ctx).Result()
 		if err != nil {
-			return 0, redissrc.Explain(node.conn, err)
+			return 0, redisconn.Explain(node.conn, err)
 		}
 		size += n
 	}

@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
@@ -254,7 +255,7 @@ func (wr *wiring) reconcileSource(ctx context.Context) (reconcileSource, int64, 
 		wr.roundClosers = append(wr.roundClosers, node.close)
 		n, err := node.cl.DBSize(ctx).Result()
 		if err != nil {
-			return nil, 0, redissrc.Explain(node.conn, err)
+			return nil, 0, redisconn.Explain(node.conn, err)
 		}
 		size += n
 		scanners = append(scanners, redissrc.NewScanner(node.cl, node.conn, filterOf(r), r.ScanCount, ropts))

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/kafka"
 	"github.com/cutover/cutover/pipeline/reconcile"
@@ -53,11 +54,11 @@ type wiring struct {
 	ddb      *dynamodb.Client
 	dstreams *dynamodbstreams.Client
 
-	rconn redissrc.Conn
+	rconn redisconn.Conn
 	rcl   *goredis.Client
 	rccl  *goredis.ClusterClient // set when the source is a Redis Cluster
 	// rsentinel names the source's master (set with source.redis.sentinel).
-	rsentinel *redissrc.Sentinel
+	rsentinel *redisconn.Sentinel
 
 	partitions int32
 	pcl        *kgo.Client
@@ -107,7 +108,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		}
 	} else if p.source {
 		r := cfg.Source.Redis
-		w.rconn = redissrc.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
+		w.rconn = redisconn.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
 		if w.rconn.TLS, err = r.TLS.build("source.redis.tls"); err != nil {
 			return nil, err
 		}
@@ -117,13 +118,13 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 			}
 			log.Info("source master, named by the sentinels", "master", w.rconn.Addr, "master_name", r.Sentinel.MasterName)
 		}
-		if w.rcl, err = redissrc.Connect(ctx, w.rconn); err != nil {
+		if w.rcl, err = redisconn.Connect(ctx, w.rconn); err != nil {
 			return nil, err
 		}
 		w.closers = append(w.closers, quietly(w.rcl))
-		cluster, err := redissrc.IsCluster(ctx, w.rcl)
+		cluster, err := redisconn.IsCluster(ctx, w.rcl)
 		if err != nil {
-			return nil, redissrc.Explain(w.rconn, err)
+			return nil, redisconn.Explain(w.rconn, err)
 		}
 		if cluster && w.rsentinel != nil {
 			return nil, fmt.Errorf("the sentinels name %s as master %q, but it is a cluster node: a cluster needs no sentinels (drop --redis-sentinel-addrs and set --redis-addr)", w.rconn.Addr, r.Sentinel.MasterName)
@@ -132,7 +133,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 			if r.DB != 0 {
 				return nil, fmt.Errorf("redis %s is a cluster node: a cluster has only database 0 (drop --redis-db)", r.Addr)
 			}
-			if w.rccl, err = redissrc.ConnectCluster(ctx, w.rconn); err != nil {
+			if w.rccl, err = redisconn.ConnectCluster(ctx, w.rconn); err != nil {
 				return nil, err
 			}
 			w.closers = append(w.closers, quietly(w.rccl))
@@ -387,7 +388,7 @@ func parseTypes(names []string) ([]pipeline.Type, error) {
 func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger, closers *[]func()) (targetSink, error) {
 	if cfg.sinkKind() == "redis" {
 		rs := cfg.Sink.Redis
-		conn := redissrc.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
+		conn := redisconn.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
 			PoolSize: rs.Concurrency + 4, AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}
 		tlsConf, err := rs.TLS.build("sink.redis.tls")
 		if err != nil {
@@ -407,16 +408,16 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 			seed = sentinel.FailoverClient(conn)
 			if err := seed.Ping(ctx).Err(); err != nil {
 				seed.Close() //nolint:gosec // the ping error is the one to report
-				return nil, redissrc.Explain(conn, err)
+				return nil, redisconn.Explain(conn, err)
 			}
-		} else if seed, err = redissrc.Connect(ctx, conn); err != nil {
+		} else if seed, err = redisconn.Connect(ctx, conn); err != nil {
 			return nil, err
 		}
 		*closers = append(*closers, quietly(seed))
 		var cl goredis.UniversalClient = seed
-		cluster, err := redissrc.IsCluster(ctx, seed)
+		cluster, err := redisconn.IsCluster(ctx, seed)
 		if err != nil {
-			return nil, redissrc.Explain(conn, err)
+			return nil, redisconn.Explain(conn, err)
 		}
 		if cluster && sentinel != nil {
 			return nil, fmt.Errorf("the sentinels name %s as master %q, but it is a cluster node: a cluster needs no sentinels (drop --target-redis-sentinel-addrs)", conn.Addr, rs.Sentinel.MasterName)
@@ -425,7 +426,7 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 			if rs.DB != 0 {
 				return nil, fmt.Errorf("target redis %s is a cluster node: a cluster has only database 0 (drop --target-redis-db)", rs.Addr)
 			}
-			ccl, err := redissrc.ConnectCluster(ctx, conn)
+			ccl, err := redisconn.ConnectCluster(ctx, conn)
 			if err != nil {
 				return nil, err
 			}
@@ -492,7 +493,7 @@ func (d *dynamoTarget) counters() sinkCounters {
 type redisTarget struct {
 	*redissink.Sink
 	reader *redissrc.Reader
-	conn   redissrc.Conn
+	conn   redisconn.Conn
 }
 
 func (r *redisTarget) describe() string {
@@ -576,7 +577,7 @@ func tick(ctx context.Context, every time.Duration, f func()) {
 
 // redisNode is one server of the Redis source, for reconcile's scan.
 type redisNode struct {
-	conn redissrc.Conn
+	conn redisconn.Conn
 	cl   *goredis.Client
 	own  bool
 }
@@ -602,7 +603,7 @@ func (w *wiring) sourceShards(ctx context.Context) ([]redissrc.Shard, error) {
 	}
 	shards, err := redissrc.ClusterShards(ctx, w.rccl)
 	if err != nil {
-		return nil, redissrc.Explain(w.rconn, err)
+		return nil, redisconn.Explain(w.rconn, err)
 	}
 	return shards, nil
 }
@@ -615,14 +616,14 @@ func (w *wiring) openNode(ctx context.Context, shard redissrc.Shard) (*redisNode
 	}
 	conn := w.rconn
 	conn.Addr = shard.Addr
-	cl, err := redissrc.Connect(ctx, conn)
+	cl, err := redisconn.Connect(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	if w.rsentinel != nil {
 		// A replica lags: reconcile would compare (and repair) with old
 		// values.
-		master, err := redissrc.IsMaster(ctx, cl)
+		master, err := redisconn.IsMaster(ctx, cl)
 		if err == nil && !master {
 			err = fmt.Errorf("the sentinels name %s as master %q, but it is a replica (a failover in progress?): run again", shard.Addr, w.rsentinel.MasterName)
 		}

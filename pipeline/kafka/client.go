@@ -8,11 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
+
+	"github.com/cutover/cutover/internal/retry"
 )
 
 // Config says how to reach Kafka.
@@ -96,10 +97,7 @@ func Connect(ctx context.Context, c Config, extra ...kgo.Opt) (*kgo.Client, erro
 // InitProducerID of our own, retried until it succeeds, makes the first
 // real produce safe. The ID it obtains is simply never used.
 func waitProducerReady(ctx context.Context, cl *kgo.Client) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 100 * time.Millisecond
-	bo.MaxElapsedTime = 2 * time.Minute
-	return backoff.Retry(func() error {
+	return retry.For(ctx, 2*time.Minute, func() error {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.ProducerID = -1
 		req.ProducerEpoch = -1
@@ -111,10 +109,10 @@ func waitProducerReady(ctx context.Context, cl *kgo.Client) error {
 		case err == nil:
 			return nil
 		case ctx.Err() != nil:
-			return backoff.Permanent(ctx.Err())
+			return retry.Permanent(ctx.Err())
 		case kerr.IsRetriable(err):
 			return err
 		}
-		return backoff.Permanent(fmt.Errorf("kafka cannot give cutover an idempotent producer ID: %w (grant IDEMPOTENT_WRITE on the cluster)", err))
-	}, backoff.WithContext(bo, ctx))
+		return retry.Permanent(fmt.Errorf("kafka cannot give cutover an idempotent producer ID: %w (grant IDEMPOTENT_WRITE on the cluster)", err))
+	}, nil, retry.Initial(100*time.Millisecond), retry.Max(time.Minute))
 }

@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cutover/cutover/internal/retry"
 )
 
 // ControlTopic is the topic that carries drain requests to the source of
@@ -75,15 +76,14 @@ func ControlConsumerOpts(events string, from int64) []kgo.Opt {
 // broker yet: it is asked again for up to 10 seconds.
 func ControlEnd(ctx context.Context, cl *kgo.Client, events string) (int64, error) {
 	var end map[int32]int64
-	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxElapsedTime(10*time.Second))
-	err := backoff.Retry(func() error {
+	err := retry.For(ctx, 10*time.Second, func() error {
 		var err error
 		end, err = EndOffsets(ctx, cl, ControlTopic(events))
 		if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, kerr.LeaderNotAvailable) {
-			return backoff.Permanent(err)
+			return retry.Permanent(err)
 		}
 		return err
-	}, backoff.WithContext(bo, ctx))
+	}, nil, retry.Initial(100*time.Millisecond), retry.Max(time.Minute))
 	return end[0], err
 }
 

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cutover/cutover/internal/retry"
 )
 
 // TopicSpec describes a topic cutover creates when it is missing.
@@ -99,17 +99,14 @@ func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]in
 // creates __consumer_offsets on first use) is waited for, up to a minute.
 func CommittedOffsets(ctx context.Context, cl *kgo.Client, group, topic string) (map[int32]int64, error) {
 	var resp kadm.OffsetResponses
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 100 * time.Millisecond
-	bo.MaxElapsedTime = time.Minute
-	err := backoff.Retry(func() error {
+	err := retry.For(ctx, time.Minute, func() error {
 		var err error
 		resp, err = kadm.NewClient(cl).FetchOffsets(ctx, group)
 		if err != nil && !kerr.IsRetriable(err) {
-			return backoff.Permanent(err)
+			return retry.Permanent(err)
 		}
 		return err
-	}, backoff.WithContext(bo, ctx))
+	}, nil, retry.Initial(100*time.Millisecond), retry.Max(time.Minute))
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		// Some brokers (kfake) say so for a group that never committed.
 		return map[int32]int64{}, nil
@@ -217,11 +214,10 @@ type TopicInfo struct {
 func DescribeTopic(ctx context.Context, cl *kgo.Client, topic string) (TopicInfo, error) {
 	adm := kadm.NewClient(cl)
 	var d kadm.TopicDetail
-	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxElapsedTime(10*time.Second))
-	err := backoff.Retry(func() error {
+	err := retry.For(ctx, 10*time.Second, func() error {
 		details, err := adm.ListTopics(ctx, topic)
 		if err != nil {
-			return backoff.Permanent(err)
+			return retry.Permanent(err)
 		}
 		var ok bool
 		if d, ok = details[topic]; !ok {
@@ -231,10 +227,10 @@ func DescribeTopic(ctx context.Context, cl *kgo.Client, topic string) (TopicInfo
 			return d.Err
 		}
 		if d.Err != nil {
-			return backoff.Permanent(d.Err)
+			return retry.Permanent(d.Err)
 		}
 		return nil
-	}, backoff.WithContext(bo, ctx))
+	}, nil, retry.Initial(100*time.Millisecond), retry.Max(time.Minute))
 	if err != nil {
 		return TopicInfo{}, fmt.Errorf("describe topic %s: %w", topic, err)
 	}

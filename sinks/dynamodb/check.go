@@ -46,7 +46,7 @@ func (s *Sink) Check(ctx context.Context) TableCheck {
 		c.Err = fmt.Errorf("dynamodb table %s does not exist (create it with %s, or pass --create-table)", s.opts.Table, s.keyDesc())
 		return c
 	case err != nil:
-		c.Err = fmt.Errorf("describe table %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+		c.Err = fmt.Errorf("describe table %s: %w", s.opts.Table, explain(s.opts.Endpoint, err))
 		return c
 	}
 	if s.opts.Rule != nil {

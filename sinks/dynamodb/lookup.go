@@ -8,8 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/cenkalti/backoff/v4"
 
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline/reconcile"
 )
 
@@ -46,16 +46,13 @@ func (s *Sink) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.
 }
 
 func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeValue, out map[string]reconcile.Found) error {
-	// The options, not fields set afterwards: NewExponentialBackOff takes
-	// its first interval when it is made, and nothing here resets it.
-	bctx := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
-		backoff.WithMaxElapsedTime(2*time.Minute)), ctx)
+	bo := retry.New(2*time.Minute, retry.Initial(50*time.Millisecond), retry.Max(time.Minute))
 	for len(req) > 0 {
 		resp, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
 			RequestItems: map[string]types.KeysAndAttributes{s.opts.Table: {Keys: req, ConsistentRead: aws.Bool(true)}},
 		})
 		if err != nil {
-			return fmt.Errorf("read items from %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+			return fmt.Errorf("read items from %s: %w", s.opts.Table, explain(s.opts.Endpoint, err))
 		}
 		for _, item := range resp.Responses[s.opts.Table] {
 			key, err := s.keyOf(item)
@@ -67,8 +64,8 @@ func (s *Sink) batchGet(ctx context.Context, req []map[string]types.AttributeVal
 		}
 		req = resp.UnprocessedKeys[s.opts.Table].Keys
 		if len(req) > 0 {
-			wait := bctx.NextBackOff()
-			if wait == backoff.Stop {
+			wait := bo.NextBackOff()
+			if wait == retry.Stop {
 				return fmt.Errorf("read items from %s: %d keys still unprocessed after retrying for 2m", s.opts.Table, len(req))
 			}
 			select {
@@ -112,7 +109,7 @@ func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("scan %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+			return fmt.Errorf("scan %s: %w", s.opts.Table, explain(s.opts.Endpoint, err))
 		}
 		keys := make([][]byte, 0, len(page.Items))
 		for _, item := range page.Items {

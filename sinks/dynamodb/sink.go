@@ -12,9 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cutover/cutover/internal/dynamoerr"
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -234,7 +235,7 @@ func (s *Sink) Prepare(ctx context.Context) error {
 		}
 		return s.createTable(ctx)
 	case err != nil:
-		return fmt.Errorf("describe table %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+		return fmt.Errorf("describe table %s: %w", s.opts.Table, explain(s.opts.Endpoint, err))
 	}
 	if s.opts.Rule != nil {
 		s.adoptSchema(out.Table)
@@ -329,10 +330,10 @@ func (s *Sink) createTable(ctx context.Context) error {
 	})
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
-		return fmt.Errorf("create table %s: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+		return fmt.Errorf("create table %s: %w", s.opts.Table, explain(s.opts.Endpoint, err))
 	}
 	if err := dynamodb.NewTableExistsWaiter(s.db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.opts.Table)}, 5*time.Minute); err != nil {
-		return fmt.Errorf("wait for table %s to become active: %w", s.opts.Table, Explain(s.opts.Endpoint, err))
+		return fmt.Errorf("wait for table %s to become active: %w", s.opts.Table, explain(s.opts.Endpoint, err))
 	}
 	_, err = s.db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
 		TableName:               aws.String(s.opts.Table),
@@ -448,12 +449,10 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberB{Value: e.Version}},
 	}
 	// Never give up (no MaxElapsedTime): a sink must not skip a record.
-	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
-		backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
 	var res pipeline.Result
-	err = backoff.RetryNotify(func() error {
+	err = retry.Forever(ctx, func() error {
 		if err := s.pace.wait(ctx); err != nil {
-			return backoff.Permanent(err)
+			return retry.Permanent(err)
 		}
 		_, err := s.db.PutItem(ctx, in, func(o *dynamodb.Options) { o.Retryer = aws.NopRetryer{} })
 		if err == nil {
@@ -462,27 +461,25 @@ func (s *Sink) write(ctx context.Context, e *pipeline.Event, now time.Time) (pip
 			res = pipeline.Result{Outcome: pipeline.Applied}
 			return nil
 		}
-		c, throttled := classify(err)
-		if throttled {
-			s.throttles.Add(1)
-			s.pace.throttle(time.Now())
-		}
-		switch c {
-		case classSkip:
+		switch dynamoerr.Classify(err) {
+		case dynamoerr.ConditionFailed: // the table holds this version or a newer one
 			res = pipeline.Result{Outcome: pipeline.SkippedOlder}
 			return nil
-		case classReject:
+		case dynamoerr.Invalid: // this item can never be written as it is: dead-lettered
 			res = pipeline.Result{Outcome: pipeline.Rejected, Err: fmt.Errorf("table %s rejected the item of key %q: %w", s.opts.Table, e.Key, err)}
 			return nil
-		case classFatal:
-			return backoff.Permanent(fmt.Errorf("write key %q: %w", e.Key, Explain(s.opts.Endpoint, err)))
-		default: // classRetry
-			s.retries.Add(1)
-			return err
+		case dynamoerr.Denied, dynamoerr.Missing, dynamoerr.Stopped: // nothing is written until someone acts: stop the worker
+			return retry.Permanent(fmt.Errorf("write key %q: %w", e.Key, explain(s.opts.Endpoint, err)))
+		case dynamoerr.Throttled:
+			s.throttles.Add(1)
+			s.pace.throttle(time.Now())
+		case dynamoerr.Transient:
 		}
-	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		s.retries.Add(1)
+		return err
+	}, func(err error, wait time.Duration) {
 		s.log.Debug("dynamodb write failed, retrying", "key", string(e.Key), "err", err, "retry_in", wait)
-	})
+	}, retry.Initial(50*time.Millisecond), retry.Max(10*time.Second))
 	return res, err
 }
 

@@ -44,7 +44,7 @@ func (s *Sink) sweep(ctx context.Context, e *pipeline.Event) (int64, error) {
 			for p.HasMorePages() {
 				page, err := p.NextPage(gctx)
 				if err != nil {
-					return fmt.Errorf("sweep: scan %s segment %d: %w", s.opts.Table, seg, Explain(s.opts.Endpoint, err))
+					return fmt.Errorf("sweep: scan %s segment %d: %w", s.opts.Table, seg, explain(s.opts.Endpoint, err))
 				}
 				for _, item := range page.Items {
 					key, err := s.keyOf(item)

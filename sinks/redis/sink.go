@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,10 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cutover/cutover/internal/redisconn"
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -327,11 +327,8 @@ func (replyError) RedisError()     {}
 // (re-applying is harmless: every write is versioned). It fills results.
 func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx []int, results []pipeline.Result, keyOf func(*pipeline.Event) (string, error)) error {
 	calls := s.calls(events, idx, results, keyOf)
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 50 * time.Millisecond
-	bo.MaxInterval = 5 * time.Second
-	bo.MaxElapsedTime = 0 // never give up: a sink must not skip a record
-	err := backoff.RetryNotify(func() error {
+	// Forever: a sink must not skip a record.
+	err := retry.Forever(ctx, func() error {
 		pipe := s.cl.Pipeline()
 		cmds := make([]*goredis.Cmd, len(calls))
 		for j, c := range calls {
@@ -379,7 +376,7 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 		}
 		if transient != nil {
 			if ctx.Err() != nil {
-				return backoff.Permanent(ctx.Err())
+				return retry.Permanent(ctx.Err())
 			}
 			s.retries.Add(1)
 			return transient
@@ -390,9 +387,9 @@ func (s *Sink) applyPipeline(ctx context.Context, events []pipeline.Event, idx [
 			}
 		}
 		return nil
-	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+	}, func(err error, wait time.Duration) {
 		s.log.Warn("redis sink write failed, retrying", "addr", s.opts.Addr, "err", err, "retry_in", wait)
-	})
+	}, retry.Initial(50*time.Millisecond), retry.Max(5*time.Second))
 	if err != nil {
 		return err
 	}
@@ -586,22 +583,19 @@ func streamArgs(a []any, st *pipeline.Stream, last bool) ([]any, error) {
 
 func isNoScript(err error) bool { return strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
-// isTransient reports whether a Redis error may pass by itself: the server
-// is out of memory, loading, busy, failing over, or the connection broke.
+// isTransient reports whether the sink retries a Redis error: one that
+// may pass by itself (the server is out of memory, loading, busy,
+// failing over, or the connection broke), and one of a context that
+// ended — the caller's loop then stops on its context, without a result:
+// an event is never rejected because the sink was stopped. Any other
+// reply of the server (denied, refused, unknown) rejects the events of
+// the call, which are dead-lettered.
 func isTransient(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch redisconn.Classify(err) {
+	case redisconn.Transient, redisconn.Stopped:
 		return true
+	case redisconn.Denied, redisconn.Refused, redisconn.Unknown:
+		return false
 	}
-	// The error code is the reply's first word, compared whole: BUSY (a
-	// script running too long) passes, BUSYGROUP and BUSYKEY do not.
-	msg := err.Error()
-	code, _, _ := strings.Cut(msg, " ")
-	for _, p := range []string{"OOM", "LOADING", "BUSY", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "MOVED", "ASK", "NOREPLICAS"} {
-		if code == p || strings.Contains(msg, " "+p+" ") {
-			return true
-		}
-	}
-	var redisErr goredis.Error
-	// Anything that is not a reply from the server is the connection.
-	return !errors.As(err, &redisErr)
+	return false
 }

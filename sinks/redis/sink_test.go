@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	"github.com/cutover/cutover/sinks/sinktest"
@@ -36,7 +37,7 @@ func TestContract(t *testing.T) {
 		if err := s.Prepare(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		rd := redissrc.NewReader(r.Client, redissrc.Conn{Addr: r.Addr}, redissrc.ReaderOptions{Name: "t"})
+		rd := redissrc.NewReader(r.Client, redisconn.Conn{Addr: r.Addr}, redissrc.ReaderOptions{Name: "t"})
 		if err := rd.Prepare(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	redissrc "github.com/cutover/cutover/sources/redis"
 	"github.com/cutover/cutover/test/stack"
@@ -37,7 +38,7 @@ func TestStreamRoundTrip(t *testing.T) {
 	must(t, c.XAdd(ctx, &goredis.XAddArgs{Stream: "empty", ID: "3-0", Values: []any{"a", "b"}}).Err())
 	must(t, c.XDel(ctx, "empty", "3-0").Err())
 
-	rd := redissrc.NewReader(c, redissrc.Conn{Addr: src.Addr}, redissrc.ReaderOptions{Name: "t", ChunkElements: 400})
+	rd := redissrc.NewReader(c, redisconn.Conn{Addr: src.Addr}, redissrc.ReaderOptions{Name: "t", ChunkElements: 400})
 	must(t, rd.Prepare(ctx))
 	b, counts, err := rd.Read(ctx, []string{"big", "small", "empty"}, pipeline.OriginSnapshot, nil)
 	must(t, err)
@@ -73,9 +74,9 @@ func TestStreamRoundTrip(t *testing.T) {
 		}
 	}
 
-	check := redissrc.NewReader(dst.Client, redissrc.Conn{Addr: dst.Addr}, redissrc.ReaderOptions{Name: "t", MaxElements: 1 << 20, ChunkElements: 1 << 20, ChunkBytes: 1 << 30})
+	check := redissrc.NewReader(dst.Client, redisconn.Conn{Addr: dst.Addr}, redissrc.ReaderOptions{Name: "t", MaxElements: 1 << 20, ChunkElements: 1 << 20, ChunkBytes: 1 << 30})
 	must(t, check.Prepare(ctx))
-	whole := redissrc.NewReader(c, redissrc.Conn{Addr: src.Addr}, redissrc.ReaderOptions{Name: "t", MaxElements: 1 << 20, ChunkElements: 1 << 20, ChunkBytes: 1 << 30})
+	whole := redissrc.NewReader(c, redisconn.Conn{Addr: src.Addr}, redissrc.ReaderOptions{Name: "t", MaxElements: 1 << 20, ChunkElements: 1 << 20, ChunkBytes: 1 << 30})
 	must(t, whole.Prepare(ctx))
 	keys := []string{"big", "small", "empty"}
 	want, _, err := whole.Read(ctx, keys, pipeline.OriginSnapshot, nil)
@@ -135,7 +136,7 @@ func streamState(ctx context.Context, t *testing.T, addr, key string) string {
 // for big ones; it returns the events in that order.
 func readPieces(ctx context.Context, t *testing.T, src *stack.Redis, keys []string, opts redissrc.ReaderOptions) []pipeline.Event {
 	t.Helper()
-	rd := redissrc.NewReader(src.Client, redissrc.Conn{Addr: src.Addr}, opts)
+	rd := redissrc.NewReader(src.Client, redisconn.Conn{Addr: src.Addr}, opts)
 	must(t, rd.Prepare(ctx))
 	b, counts, err := rd.Read(ctx, keys, pipeline.OriginSnapshot, nil)
 	must(t, err)
@@ -254,8 +255,8 @@ func TestStreamEdgeStatesRoundTrip(t *testing.T) {
 		}
 	}
 	// And pipeline.Diff (what reconcile uses) sees the same.
-	rs := redissrc.NewReader(c, redissrc.Conn{Addr: src.Addr}, redissrc.ReaderOptions{Name: "t"})
-	rt := redissrc.NewReader(dst.Client, redissrc.Conn{Addr: dst.Addr}, redissrc.ReaderOptions{Name: "t"})
+	rs := redissrc.NewReader(c, redisconn.Conn{Addr: src.Addr}, redissrc.ReaderOptions{Name: "t"})
+	rt := redissrc.NewReader(dst.Client, redisconn.Conn{Addr: dst.Addr}, redissrc.ReaderOptions{Name: "t"})
 	must(t, rs.Prepare(ctx))
 	must(t, rt.Prepare(ctx))
 	want, _, err := rs.Read(ctx, keys, pipeline.OriginSnapshot, nil)
@@ -324,7 +325,7 @@ func TestStreamGoneMidRead(t *testing.T) {
 			s := newStreamSink(ctx, t, dst)
 			// An older full copy on the target.
 			copyKeys(ctx, t, src, s, []string{"big"}, redissrc.ReaderOptions{Name: "t", ChunkElements: 400})
-			rd := redissrc.NewReader(c, redissrc.Conn{Addr: src.Addr}, redissrc.ReaderOptions{Name: "t", ChunkElements: 400})
+			rd := redissrc.NewReader(c, redisconn.Conn{Addr: src.Addr}, redissrc.ReaderOptions{Name: "t", ChunkElements: 400})
 			must(t, rd.Prepare(ctx))
 			_, counts, err := rd.Read(ctx, []string{"big"}, pipeline.OriginSnapshot, nil)
 			must(t, err)

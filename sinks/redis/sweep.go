@@ -8,10 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -60,10 +59,7 @@ func (s *Sink) ListKeys(ctx context.Context, fn func(keys [][]byte) error) error
 // walk then starts over, as it does after a lost connection; without, it
 // fails with an error that says to run again.
 func (s *Sink) scanStable(ctx context.Context, node *goredis.Client, restart bool, page func(keys []string) error) error {
-	// Options, not fields set afterwards: the first interval is taken
-	// when the backoff is made.
-	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+	bo := retry.New(0, retry.Initial(100*time.Millisecond), retry.Max(5*time.Second))
 	for {
 		err := s.scanOnce(ctx, node, page)
 		if err == nil || !restart || ctx.Err() != nil || !errors.Is(err, errServerChanged) && !isTransient(err) {

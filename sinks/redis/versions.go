@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -203,22 +203,20 @@ func (s *Sink) recordLayout(ctx context.Context) error {
 	if s.pendingLayout == "" {
 		return nil
 	}
-	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
 	var got string
-	err := backoff.RetryNotify(func() error {
+	err := retry.Forever(ctx, func() error {
 		err := s.cl.SetNX(ctx, s.layoutKey(), s.pendingLayout, 0).Err()
 		if err == nil {
 			got, err = s.cl.Get(ctx, s.layoutKey()).Result()
 		}
 		if err != nil && (!isTransient(err) || ctx.Err() != nil) {
-			return backoff.Permanent(err)
+			return retry.Permanent(err)
 		}
 		return err
-	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+	}, func(err error, wait time.Duration) {
 		s.retries.Add(1)
 		s.log.Warn("redis sink: recording the version layout failed, retrying", "addr", s.opts.Addr, "err", err, "retry_in", wait)
-	})
+	}, retry.Initial(50*time.Millisecond), retry.Max(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("redis sink %s: record the version layout in %s: %w", s.opts.Addr, s.layoutKey(), err)
 	}

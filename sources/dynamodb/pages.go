@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/dynamoattr"
 )
@@ -202,7 +202,7 @@ func (p *Pages) batchGet(ctx context.Context, keys [][]byte, proj *string, names
 				req = append(req, attrs)
 			}
 		}
-		bo := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond), backoff.WithMaxElapsedTime(2*time.Minute)), ctx)
+		bo := retry.New(2*time.Minute, retry.Initial(50*time.Millisecond), retry.Max(time.Minute))
 		for len(req) > 0 {
 			resp, err := p.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddbtypes.KeysAndAttributes{
 				p.table.Name: {Keys: req, ConsistentRead: aws.Bool(true), ProjectionExpression: proj, ExpressionAttributeNames: names},
@@ -218,7 +218,7 @@ func (p *Pages) batchGet(ctx context.Context, keys [][]byte, proj *string, names
 			req = resp.UnprocessedKeys[p.table.Name].Keys
 			if len(req) > 0 {
 				wait := bo.NextBackOff()
-				if wait == backoff.Stop {
+				if wait == retry.Stop {
 					return fmt.Errorf("read items from %s: %d keys still unprocessed after retrying for 2m", p.table.Name, len(req))
 				}
 				select {

@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
-	"github.com/cenkalti/backoff/v4"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/dynamoattr"
 	"github.com/cutover/cutover/sources"
@@ -542,7 +542,9 @@ func (st *Stream) readShard(ctx context.Context, sh streamtypes.Shard) error {
 			return err
 		}
 	}
-	failures := shardBackoff()
+	// The pace of the retries of the shard's failed calls: a stream is
+	// read until stopped, so it never gives up.
+	failures := retry.New(0, retry.Initial(500*time.Millisecond), retry.Max(30*time.Second))
 	var it *string
 	var skipBefore time.Time // records created before it precede the position
 	// An empty read proves nothing about the records after the position
@@ -771,15 +773,6 @@ func (st *Stream) reread(ctx context.Context, keys map[string]streamtypes.Attrib
 		return nil, nil
 	}
 	return dynamoattr.FromItem(out.Item), nil
-}
-
-// shardBackoff paces the retries of a shard's failed calls: a stream is
-// read until stopped, so it never gives up. It is built with options:
-// NewExponentialBackOff takes its first interval when it is made, and the
-// iterator loop's first NextBackOff comes before any Reset.
-func shardBackoff() *backoff.ExponentialBackOff {
-	return backoff.NewExponentialBackOff(backoff.WithInitialInterval(500*time.Millisecond),
-		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
 }
 
 // isGap reports whether err says records were lost to the stream.

@@ -325,7 +325,7 @@ func TestLimitExceededOnGetRecordsIsRetriedWithBackoff(t *testing.T) {
 			t.Errorf("%d gaps counted for throttled reads", g)
 		}
 		calls := r.streams.calls("GetRecords s1")
-		// shardBackoff: 500 ms, then 750 ms, each ±50%.
+		// the shard's backoff: 500 ms, then 750 ms, each ±50%.
 		for i, least := range map[int]time.Duration{1: 250 * time.Millisecond, 2: 375 * time.Millisecond} {
 			if wait := calls[i+1].Sub(calls[i]); wait < least {
 				t.Errorf("call %d came %v after throttled call %d, want at least %v", i+2, wait, i+1, least)

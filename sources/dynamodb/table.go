@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/cutover/cutover/internal/dynamoerr"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/dynamoattr"
 )
@@ -226,20 +226,9 @@ func (t Table) keyAttrs(key []byte) (map[string]ddbtypes.AttributeValue, bool) {
 	return dynamoattr.Key(attrs), true
 }
 
-// explain turns an AWS error into one that says what to do.
-func explain(endpoint string, err error) error {
-	where := "DynamoDB"
-	if endpoint != "" {
-		where = "DynamoDB at " + endpoint
-	}
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		switch api.ErrorCode() {
-		case "UnrecognizedClientException", "InvalidSignatureException", "MissingAuthenticationTokenException", "ExpiredTokenException":
-			return fmt.Errorf("%s rejected the AWS credentials: %w (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the role)", where, err)
-		case "AccessDeniedException":
-			return fmt.Errorf("%s denied access: %w (grant dynamodb:DescribeTable, DescribeTimeToLive, Scan and dynamodb:DescribeStream, GetShardIterator, GetRecords on the table and its stream)", where, err)
-		}
-	}
-	return fmt.Errorf("%s: %w", where, err)
-}
+// grants are the permissions the source needs on its table and its
+// stream, named when DynamoDB denies access.
+const grants = "dynamodb:DescribeTable, DescribeTimeToLive, Scan, BatchGetItem and dynamodb:DescribeStream, GetShardIterator, GetRecords on the table and its stream"
+
+// explain turns an error from DynamoDB into one that says what to do.
+func explain(endpoint string, err error) error { return dynamoerr.Explain(endpoint, grants, err) }

@@ -9,6 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -227,7 +228,7 @@ func (r *Reader) streamScan(ctx context.Context, big BigKey, b *pieceBuilder, pi
 	for {
 		var elems []string
 		var next uint64
-		err := retry(ctx, r.log, "scan big key", func() error {
+		err := retryRead(ctx, r.log, "scan big key", func() error {
 			var err error
 			if big.Type == pipeline.TypeHash {
 				elems, next, err = r.cl.HScan(ctx, big.Key, cursor, "", 1000).Result()
@@ -237,7 +238,7 @@ func (r *Reader) streamScan(ctx context.Context, big BigKey, b *pieceBuilder, pi
 			return err
 		})
 		if err != nil {
-			return Explain(r.conn, err)
+			return redisconn.Explain(r.conn, err)
 		}
 		if big.Type == pipeline.TypeHash {
 			for i := 0; i+1 < len(elems); i += 2 {
@@ -267,7 +268,7 @@ func (r *Reader) streamRange(ctx context.Context, big BigKey, b *pieceBuilder, p
 	for start := int64(0); ; start += page {
 		var list []string
 		var zs []goredis.Z
-		err := retry(ctx, r.log, "range big key", func() error {
+		err := retryRead(ctx, r.log, "range big key", func() error {
 			var err error
 			if big.Type == pipeline.TypeList {
 				list, err = r.cl.LRange(ctx, big.Key, start, start+page-1).Result()
@@ -277,7 +278,7 @@ func (r *Reader) streamRange(ctx context.Context, big BigKey, b *pieceBuilder, p
 			return err
 		})
 		if err != nil {
-			return Explain(r.conn, err)
+			return redisconn.Explain(r.conn, err)
 		}
 		n := len(list) + len(zs)
 		for _, x := range list {
@@ -305,13 +306,13 @@ func (r *Reader) streamString(ctx context.Context, big BigKey, piece func(pipeli
 	step := int64(r.opts.ChunkBytes)
 	for start := int64(0); ; start += step {
 		var part string
-		err := retry(ctx, r.log, "range big string", func() error {
+		err := retryRead(ctx, r.log, "range big string", func() error {
 			var err error
 			part, err = r.cl.GetRange(ctx, big.Key, start, start+step-1).Result()
 			return err
 		})
 		if err != nil {
-			return Explain(r.conn, err)
+			return redisconn.Explain(r.conn, err)
 		}
 		if part == "" {
 			return nil
@@ -335,7 +336,7 @@ func (r *Reader) streamStream(ctx context.Context, big BigKey, b *pieceBuilder, 
 	start, prev := "-", ""
 	for {
 		var raw []any
-		err := retry(ctx, r.log, "range big stream", func() error {
+		err := retryRead(ctx, r.log, "range big stream", func() error {
 			var err error
 			raw, err = r.cl.Do(ctx, "XRANGE", big.Key, start, "+", "COUNT", page).Slice()
 			return err
@@ -344,7 +345,7 @@ func (r *Reader) streamStream(ctx context.Context, big BigKey, b *pieceBuilder, 
 			if isWrongType(err) {
 				return errStreamGone
 			}
-			return Explain(r.conn, err)
+			return redisconn.Explain(r.conn, err)
 		}
 		entries, err := streamEntries(raw)
 		if err != nil {
@@ -438,7 +439,7 @@ var errStreamGone = errors.New("the stream went while it was read")
 // accepts them whatever changed during the read.
 func (r *Reader) finishStream(ctx context.Context, big BigKey, last *pipeline.Stream) error {
 	var reply any
-	err := retry(ctx, r.log, "read stream groups", func() error {
+	err := retryRead(ctx, r.log, "read stream groups", func() error {
 		var err error
 		reply, err = streamMetaScript.Run(ctx, r.cl, []string{big.Key}).Result()
 		if errors.Is(err, goredis.Nil) {
@@ -447,7 +448,7 @@ func (r *Reader) finishStream(ctx context.Context, big BigKey, last *pipeline.St
 		return err
 	})
 	if err != nil {
-		return Explain(r.conn, err)
+		return redisconn.Explain(r.conn, err)
 	}
 	meta, ok := reply.([]any)
 	if !ok {

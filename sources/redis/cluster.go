@@ -24,16 +24,6 @@ func (s Shard) Equal(o Shard) bool {
 	return s.Addr == o.Addr && s.ID == o.ID && slices.Equal(s.Slots, o.Slots)
 }
 
-// IsCluster reports whether the server cl is connected to runs in cluster
-// mode.
-func IsCluster(ctx context.Context, cl *goredis.Client) (bool, error) {
-	info, err := cl.Info(ctx, "cluster").Result()
-	if err != nil {
-		return false, err
-	}
-	return strings.Contains(info, "cluster_enabled:1"), nil
-}
-
 // ClusterShards lists the cluster's masters and their slots (CLUSTER
 // SLOTS), sorted by address.
 func ClusterShards(ctx context.Context, cl goredis.Cmdable) ([]Shard, error) {
@@ -61,21 +51,6 @@ func ClusterShards(ctx context.Context, cl goredis.Cmdable) ([]Shard, error) {
 	}
 	slices.SortFunc(out, func(a, b Shard) int { return strings.Compare(a.Addr, b.Addr) })
 	return out, nil
-}
-
-// ConnectCluster opens a cluster client seeded with conn's address.
-func ConnectCluster(ctx context.Context, conn Conn) (*goredis.ClusterClient, error) {
-	o := conn.options()
-	cl := goredis.NewClusterClient(&goredis.ClusterOptions{
-		Addrs: []string{conn.Addr}, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
-		PoolSize: o.PoolSize, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
-		ContextTimeoutEnabled: true, DisableIdentity: true, MaxRetries: -1,
-	})
-	if err := cl.Ping(ctx).Err(); err != nil {
-		cl.Close() //nolint:gosec // the ping error is the one to report
-		return nil, Explain(conn, err)
-	}
-	return cl, nil
 }
 
 // slotsSettled says why a sweep of slots on the server cl is connected

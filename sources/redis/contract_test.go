@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/sources/sourcetest"
 	"github.com/cutover/cutover/test/stack"
@@ -21,7 +22,7 @@ func TestSourceContract(t *testing.T) {
 		newSource := func(mode Mode, pub pipeline.Publisher, ck checkpoint.Store) pipeline.Source {
 			// ScanCount 10: the snapshot publishes a page of about ten keys
 			// at a time, so the contract can stop it halfway.
-			return NewSource(Conn{Addr: srv.Addr}, c, nil, SourceOptions{Name: "contract", Mode: mode, ScanCount: 10,
+			return NewSource(redisconn.Conn{Addr: srv.Addr}, c, nil, SourceOptions{Name: "contract", Mode: mode, ScanCount: 10,
 				ClockEvery: 50 * time.Millisecond}, pub, ck)
 		}
 		return &sourcetest.Subject{

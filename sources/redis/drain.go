@@ -14,6 +14,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/cutover/cutover/internal/redisconn"
 )
 
 // DrainChannel is the pub/sub channel on which the source of pipeline
@@ -34,7 +36,7 @@ type drainTokens struct {
 	waiting map[string]chan int64
 }
 
-func newDrainTokens(name string, conn Conn) *drainTokens {
+func newDrainTokens(name string, conn redisconn.Conn) *drainTokens {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return &drainTokens{channel: DrainChannel(name), prefix: conn.Addr + "/" + hex.EncodeToString(b[:]) + "/",

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/pipelinetest"
 	"github.com/cutover/cutover/test/stack"
@@ -50,7 +51,7 @@ func TestDrainWaitsForTheHealOfAFailedRead(t *testing.T) {
 	released := sync.OnceFunc(func() { close(hold.release) })
 	defer released()
 	pub := &pipelinetest.Publisher{}
-	l := NewLive(src.Client, Conn{Addr: src.Addr}, LiveOptions{Name: "t", Readers: 1, Epoch: pipeline.NewEpoch(0),
+	l := NewLive(src.Client, redisconn.Conn{Addr: src.Addr}, LiveOptions{Name: "t", Readers: 1, Epoch: pipeline.NewEpoch(0),
 		Logger: slog.New(hold)}, pub)
 	must(t, l.Subscribe(ctx))
 	l.SnapshotDone()
@@ -100,7 +101,7 @@ func TestDrainCoversAFlushBeforeIt(t *testing.T) {
 	defer cancel()
 	src := stack.NewRedis(t)
 	pub := &pipelinetest.Publisher{}
-	l := NewLive(src.Client, Conn{Addr: src.Addr}, LiveOptions{Name: "t", Epoch: pipeline.NewEpoch(0),
+	l := NewLive(src.Client, redisconn.Conn{Addr: src.Addr}, LiveOptions{Name: "t", Epoch: pipeline.NewEpoch(0),
 		CheckEvery: 5 * time.Second}, pub)
 	must(t, l.Subscribe(ctx))
 	l.SnapshotDone()

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/time/rate"
 
+	"github.com/cutover/cutover/internal/redisconn"
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/sources"
 )
@@ -90,10 +91,7 @@ func flushCounts(info string) map[string]int64 {
 // subscription is up. Gaps that happen during a heal cause one more heal
 // after it.
 func (l *Live) healLoop(ctx context.Context) error {
-	// Options, not fields set afterwards: the first interval is taken
-	// when the backoff is made.
-	retry := backoff.NewExponentialBackOff(backoff.WithInitialInterval(time.Second),
-		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
+	again := retry.New(0, retry.Initial(time.Second), retry.Max(30*time.Second))
 	for {
 		select {
 		case <-ctx.Done():
@@ -116,7 +114,7 @@ func (l *Live) healLoop(ctx context.Context) error {
 		var pe *publishError
 		switch {
 		case err == nil:
-			retry.Reset()
+			again.Reset()
 			l.healCovered.set(covers)
 		case ctx.Err() != nil:
 			return nil
@@ -126,7 +124,7 @@ func (l *Live) healLoop(ctx context.Context) error {
 			// Redis is down, restarting or failing over, or slots are
 			// moving: try again later. Notifications resume when it is
 			// back; the heal covers what happened meanwhile.
-			wait := retry.NextBackOff()
+			wait := again.NextBackOff()
 			l.log.Warn("heal failed, will retry", "err", err, "retry_in", wait)
 			if !sources.Sleep(ctx, wait) {
 				return nil
@@ -188,7 +186,7 @@ func (l *Live) heal(ctx context.Context) error {
 	epoch := l.opts.Epoch.Load()
 	now, err := l.cl.Time(ctx).Result()
 	if err != nil {
-		return fmt.Errorf("heal: read server time: %w", Explain(l.conn, err))
+		return fmt.Errorf("heal: read server time: %w", redisconn.Explain(l.conn, err))
 	}
 	since := pipeline.ClockVersion(epoch, uint64(now.UnixMicro()), false)
 	elsewhere := l.elsewhereReads.Load()
@@ -254,7 +252,7 @@ func (l *Live) heal(ctx context.Context) error {
 		return fmt.Errorf("%w: %d keys read meanwhile are in slots moving to another master", errHealIncomplete, n)
 	}
 	if why, err := slotsSettled(ctx, l.cl, l.opts.Slots); err != nil {
-		return fmt.Errorf("heal: %w", Explain(l.conn, err))
+		return fmt.Errorf("heal: %w", redisconn.Explain(l.conn, err))
 	} else if why != "" {
 		l.incomplete.Add(1)
 		return fmt.Errorf("%w: %s", errHealIncomplete, why)

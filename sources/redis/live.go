@@ -10,9 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/sources"
 )
@@ -127,7 +128,7 @@ type LiveStats struct {
 // than the heal's start — the ones deleted during the gap.
 type Live struct {
 	cl     *goredis.Client
-	conn   Conn
+	conn   redisconn.Conn
 	opts   LiveOptions
 	pub    pipeline.Publisher
 	reader *Reader
@@ -179,7 +180,7 @@ type Live struct {
 }
 
 // NewLive prepares live capture of the database cl is connected to.
-func NewLive(cl *goredis.Client, conn Conn, opts LiveOptions, pub pipeline.Publisher) *Live {
+func NewLive(cl *goredis.Client, conn redisconn.Conn, opts LiveOptions, pub pipeline.Publisher) *Live {
 	opts.setDefaults()
 	l := &Live{
 		cl: cl, conn: conn, opts: opts, pub: pub, log: opts.Logger,
@@ -220,7 +221,7 @@ func (l *Live) Subscribe(ctx context.Context) error {
 	ps := l.cl.PSubscribe(ctx, l.channel+"*")
 	if _, err := ps.ReceiveTimeout(ctx, 10*time.Second); err != nil {
 		ps.Close() //nolint:gosec // the subscribe error is the one to report
-		return fmt.Errorf("subscribe to keyspace notifications: %w", Explain(l.conn, err))
+		return fmt.Errorf("subscribe to keyspace notifications: %w", redisconn.Explain(l.conn, err))
 	}
 	l.ps = ps
 	l.setSubscribed(true)
@@ -307,10 +308,7 @@ func (l *Live) Run(ctx context.Context) error {
 // changes made between its read of a key and the new subscription.
 func (l *Live) receive(ctx context.Context) error {
 	quiet := 0
-	// Options, not fields set afterwards: the first interval is taken
-	// when the backoff is made.
-	reconnect := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+	reconnect := retry.New(0, retry.Initial(100*time.Millisecond), retry.Max(5*time.Second))
 	for {
 		msg, err := l.ps.ReceiveTimeout(ctx, l.opts.CheckEvery)
 		if ctx.Err() != nil {

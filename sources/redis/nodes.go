@@ -11,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -18,7 +19,7 @@ import (
 // master of a cluster.
 type sourceNode struct {
 	shard Shard
-	conn  Conn
+	conn  redisconn.Conn
 	cl    *goredis.Client
 	own   bool // cl was opened for this node and is closed with it
 }
@@ -37,14 +38,14 @@ func (s *Source) openNode(ctx context.Context, shard Shard) (*sourceNode, error)
 	}
 	conn := s.conn
 	conn.Addr = shard.Addr
-	cl, err := Connect(ctx, conn)
+	cl, err := redisconn.Connect(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	if s.opts.Sentinel != nil {
 		// Right after a failover a sentinel may still name the old
 		// master: reading a replica would miss what it has not received.
-		master, err := IsMaster(ctx, cl)
+		master, err := redisconn.IsMaster(ctx, cl)
 		if err == nil && !master {
 			err = fmt.Errorf("the sentinels name %s as master %q, but it is a replica (a failover in progress?)", shard.Addr, s.opts.Sentinel.MasterName)
 		}

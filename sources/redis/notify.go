@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cutover/cutover/internal/redisconn"
 )
 
 // notifyClasses are the keyspace notification classes live capture needs:
@@ -38,13 +40,13 @@ func missingNotifyFlags(flags string) string {
 // live capture needs, turning the missing classes on with CONFIG SET (and
 // keeping whatever else was on). A server that refuses CONFIG (managed
 // Redis) gets an error that says exactly what to set.
-func EnsureNotifications(ctx context.Context, cl *goredis.Client, conn Conn) error {
+func EnsureNotifications(ctx context.Context, cl *goredis.Client, conn redisconn.Conn) error {
 	cur, err := cl.ConfigGet(ctx, "notify-keyspace-events").Result()
 	if err != nil {
 		if isConfigRefused(err) {
 			return notifyErr(conn, "", err)
 		}
-		return Explain(conn, err)
+		return redisconn.Explain(conn, err)
 	}
 	flags := cur["notify-keyspace-events"]
 	missing := missingNotifyFlags(flags)
@@ -77,7 +79,7 @@ func isConfigRefused(err error) bool {
 		strings.Contains(msg, "not allowed") || strings.Contains(msg, "disabled")
 }
 
-func notifyErr(conn Conn, flags string, err error) error {
+func notifyErr(conn redisconn.Conn, flags string, err error) error {
 	return fmt.Errorf("%w on redis %s and cutover may not turn them on (%v): set notify-keyspace-events to include %q "+
 		"(for example \"KEA\"; on ElastiCache set the parameter group's notify-keyspace-events to KEA; current value %q)",
 		ErrNotificationsOff, conn.Addr, err, notifyClasses, flags)

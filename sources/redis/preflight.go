@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cutover/cutover/internal/redisconn"
 )
 
 // NotifyCheck is what CheckNotifications found.
@@ -26,20 +28,20 @@ type NotifyCheck struct {
 // the user may run it (Redis 7), else a CONFIG SET of the value the
 // server already has, which changes nothing but is refused exactly when
 // the real one would be.
-func CheckNotifications(ctx context.Context, cl *goredis.Client, conn Conn) NotifyCheck {
+func CheckNotifications(ctx context.Context, cl *goredis.Client, conn redisconn.Conn) NotifyCheck {
 	cur, err := cl.ConfigGet(ctx, "notify-keyspace-events").Result()
 	if err != nil {
 		if isConfigRefused(err) {
 			return NotifyCheck{Err: notifyErr(conn, "", err)}
 		}
-		return NotifyCheck{Err: Explain(conn, err)}
+		return NotifyCheck{Err: redisconn.Explain(conn, err)}
 	}
 	c := NotifyCheck{Flags: cur["notify-keyspace-events"]}
 	if c.Missing = missingNotifyFlags(c.Flags); c.Missing == "" {
 		return c
 	}
 	want := mergeFlags(c.Flags, c.Missing)
-	res, err := cl.Do(ctx, "ACL", "DRYRUN", conn.user(), "CONFIG", "SET", "notify-keyspace-events", want).Text()
+	res, err := cl.Do(ctx, "ACL", "DRYRUN", conn.User(), "CONFIG", "SET", "notify-keyspace-events", want).Text()
 	switch {
 	case err == nil && res == "OK":
 		c.CanSet = true
@@ -69,5 +71,5 @@ func (r *Reader) Probe(ctx context.Context, key string) error {
 	if err == nil || isKeyForbidden(err) || isElsewhere(err) {
 		return nil
 	}
-	return Explain(r.conn, err)
+	return redisconn.Explain(r.conn, err)
 }

@@ -11,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -88,7 +89,7 @@ type BigKey struct {
 // through it, so they agree on what a key's event is.
 type Reader struct {
 	cl    goredis.UniversalClient
-	conn  Conn
+	conn  redisconn.Conn
 	opts  ReaderOptions
 	types string
 	log   *slog.Logger
@@ -104,7 +105,7 @@ type Reader struct {
 // every command it sends names its keys (a master of a cluster, reached
 // with its own client, is found to be one by its first page, which it
 // refuses as cross-slot); conn describes the connection.
-func NewReader(cl goredis.UniversalClient, conn Conn, opts ReaderOptions) *Reader {
+func NewReader(cl goredis.UniversalClient, conn redisconn.Conn, opts ReaderOptions) *Reader {
 	if opts.MaxElements <= 0 {
 		opts.MaxElements = 100_000
 	}
@@ -132,7 +133,7 @@ func NewReader(cl goredis.UniversalClient, conn Conn, opts ReaderOptions) *Reade
 // Prepare loads the read scripts into the server's script cache.
 func (r *Reader) Prepare(ctx context.Context) error {
 	if err := r.load(ctx); err != nil {
-		return fmt.Errorf("load read scripts: %w", Explain(r.conn, err))
+		return fmt.Errorf("load read scripts: %w", redisconn.Explain(r.conn, err))
 	}
 	return nil
 }
@@ -165,7 +166,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 	}
 	var reads []keyRead
 	var epoch uint64
-	err := retry(ctx, r.log, "read keys", func() error {
+	err := retryRead(ctx, r.log, "read keys", func() error {
 		epoch = r.opts.Epoch.Load()
 		var err error
 		if reads, err = r.readPage(ctx, keys); err != nil {
@@ -177,7 +178,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 		return nil
 	})
 	if err != nil {
-		return b, counts, Explain(r.conn, err)
+		return b, counts, redisconn.Explain(r.conn, err)
 	}
 	live := origin != pipeline.OriginSnapshot
 	for i, k := range keys {
@@ -188,7 +189,7 @@ func (r *Reader) Read(ctx context.Context, keys []string, origin pipeline.Origin
 			}
 			b.Rejects = append(b.Rejects, pipeline.Reject{Key: []byte(k), Class: RejectUnreadable,
 				Err: fmt.Errorf("redis %s: user %q may not read this key: %w (grant it with an ACL key pattern, or leave it out with --exclude)",
-					r.conn.Addr, r.conn.user(), err)})
+					r.conn.Addr, r.conn.User(), err)})
 			continue
 		}
 		res := reads[i].res

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/test/stack"
 )
@@ -27,7 +28,7 @@ func TestPageBudgetCountsWhatAStringReadInPiecesCopied(t *testing.T) {
 		keys = append(keys, k)
 		must(t, c.Set(ctx, k, strings.Repeat("v", 2000), 0).Err())
 	}
-	rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkBytes: 1000, MaxRecordBytes: 1})
+	rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkBytes: 1000, MaxRecordBytes: 1})
 	rd.pageBytes = 4000
 	must(t, rd.Prepare(ctx))
 	must(t, c.ConfigResetStat(ctx).Err())
@@ -54,7 +55,7 @@ func TestListMemoryUnderestimatedIsReadInPieces(t *testing.T) {
 	for range 5 {
 		must(t, c.RPush(ctx, "l", strings.Repeat("L", 2_000_000)).Err())
 	}
-	rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t"})
+	rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t"})
 	must(t, rd.Prepare(ctx))
 	mem, _ := c.MemoryUsage(ctx, "l", 16).Result()
 	t.Logf("mem %d llen %d", mem, c.LLen(ctx, "l").Val())
@@ -83,7 +84,7 @@ func TestHashMemoryUnderestimatedIsReadInPieces(t *testing.T) {
 		}
 		must(t, c.HSet(ctx, "h", fmt.Sprintf("f%03d", i), v).Err())
 	}
-	rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkBytes: 64 << 10})
+	rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkBytes: 64 << 10})
 	must(t, rd.Prepare(ctx))
 	mem, _ := c.MemoryUsage(ctx, "h", 16).Result()
 	b, counts, err := rd.Read(ctx, []string{"h"}, pipeline.OriginSnapshot, nil)
@@ -113,7 +114,7 @@ func TestPageReadStringEdges(t *testing.T) {
 		keys = append(keys, k)
 	}
 	keys = append(keys, "exact", "bin") // repeated keys
-	rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkBytes: 1000, MaxRecordBytes: 1, MaxValueBytes: 5000})
+	rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkBytes: 1000, MaxRecordBytes: 1, MaxValueBytes: 5000})
 	rd.pageBytes = 1500
 	must(t, rd.Prepare(ctx))
 	b, counts, err := rd.Read(ctx, keys, pipeline.OriginLive, nil)

@@ -13,6 +13,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/test/stack"
 )
@@ -145,7 +146,7 @@ func TestPageReadsEveryKindOfKeyAsPerKey(t *testing.T) {
 	keys := []string{"str", "ttl", "empty", "missing", "hash", "list", "set", "zset", "stream", "bigset", "chunked"}
 
 	opts := ReaderOptions{Name: "t", MaxElements: 40, ChunkElements: 20}
-	rd := NewReader(c, Conn{Addr: src.Addr}, opts)
+	rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, opts)
 	must(t, rd.Prepare(ctx))
 	want := readAlone(ctx, t, rd, keys, pipeline.OriginLive)
 	if len(want.events) != 9 || len(want.rejects) != 1 || len(want.big) != 1 {
@@ -170,7 +171,7 @@ func TestPageReadsEveryKindOfKeyAsPerKey(t *testing.T) {
 
 	// A type not selected is skipped in a page as alone.
 	opts.Types = []pipeline.Type{pipeline.TypeString, pipeline.TypeHash, pipeline.TypeSet, pipeline.TypeZSet, pipeline.TypeStream}
-	skip := NewReader(c, Conn{Addr: src.Addr}, opts)
+	skip := NewReader(c, redisconn.Conn{Addr: src.Addr}, opts)
 	want = readAlone(ctx, t, skip, keys, pipeline.OriginSnapshot)
 	if want.skipped != 2 || want.vanished != 1 {
 		t.Fatalf("read alone: skipped %d, vanished %d; want the two lists, the missing key", want.skipped, want.vanished)
@@ -195,7 +196,7 @@ func TestPageReadSplitsByBudgetAndCount(t *testing.T) {
 		large = append(large, k)
 		must(t, c.Set(ctx, k, value+k, 0).Err())
 	}
-	rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t"})
+	rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t"})
 	must(t, rd.Prepare(ctx))
 	want := readAlone(ctx, t, rd, large, pipeline.OriginSnapshot)
 
@@ -255,7 +256,7 @@ func TestPageReadFallsBackPerKeyOnACL(t *testing.T) {
 	}
 	cl := goredis.NewClient(&goredis.Options{Addr: src.Addr, Username: "reader", Password: "pw"})
 	t.Cleanup(func() { cl.Close() })
-	rd := NewReader(cl, Conn{Addr: src.Addr, Username: "reader", Password: "pw"}, ReaderOptions{Name: "t"})
+	rd := NewReader(cl, redisconn.Conn{Addr: src.Addr, Username: "reader", Password: "pw"}, ReaderOptions{Name: "t"})
 	must(t, rd.Prepare(ctx))
 
 	b, counts, err := rd.Read(ctx, keys, pipeline.OriginLive, nil)
@@ -292,7 +293,7 @@ func TestPageReadOnClusterGoesBySlot(t *testing.T) {
 	}
 	keys = append(keys, "{tag}gone", "gone")
 
-	all := NewReader(cluster.Client, Conn{Addr: cluster.Nodes[0].Addr}, ReaderOptions{Name: "t"})
+	all := NewReader(cluster.Client, redisconn.Conn{Addr: cluster.Nodes[0].Addr}, ReaderOptions{Name: "t"})
 	must(t, all.Prepare(ctx))
 	want := readAlone(ctx, t, all, keys, pipeline.OriginLive)
 	if len(want.events) != len(keys) || len(want.elsewhere) != 0 {
@@ -304,7 +305,7 @@ func TestPageReadOnClusterGoesBySlot(t *testing.T) {
 
 	tagSlot := pipeline.RedisSlot([]byte("{tag}"))
 	for _, m := range cluster.Masters(t) {
-		rd := NewReader(m.Client, Conn{Addr: m.Addr}, ReaderOptions{Name: "t"})
+		rd := NewReader(m.Client, redisconn.Conn{Addr: m.Addr}, ReaderOptions{Name: "t"})
 		must(t, rd.Prepare(ctx))
 		want := readAlone(ctx, t, rd, keys, pipeline.OriginLive)
 		must(t, m.Client.ConfigResetStat(ctx).Err())
@@ -364,7 +365,7 @@ func TestPageReadFallsBackPerKeyInMigratingSlot(t *testing.T) {
 	host, port, _ := strings.Cut(to.Addr, ":")
 	must(t, from.Client.Do(ctx, "MIGRATE", host, port, "{mig}2", 0, 5000).Err())
 
-	rd := NewReader(from.Client, Conn{Addr: from.Addr}, ReaderOptions{Name: "t"})
+	rd := NewReader(from.Client, redisconn.Conn{Addr: from.Addr}, ReaderOptions{Name: "t"})
 	must(t, rd.Prepare(ctx))
 	b, counts, err := rd.Read(ctx, keys, pipeline.OriginLive, nil)
 	must(t, err)

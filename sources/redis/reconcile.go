@@ -8,6 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -16,7 +17,7 @@ import (
 // source.
 type Scanner struct {
 	cl     *goredis.Client
-	conn   Conn
+	conn   redisconn.Conn
 	filter pipeline.KeyFilter
 	types  []pipeline.Type
 	count  int
@@ -143,7 +144,7 @@ func (m *Scanners) Exists(ctx context.Context, keys [][]byte) (map[string]bool, 
 
 // NewScanner returns a scanner; opts selects types and bounds reads as for
 // a snapshot.
-func NewScanner(cl *goredis.Client, conn Conn, filter pipeline.KeyFilter, scanCount int, opts ReaderOptions) *Scanner {
+func NewScanner(cl *goredis.Client, conn redisconn.Conn, filter pipeline.KeyFilter, scanCount int, opts ReaderOptions) *Scanner {
 	if scanCount <= 0 {
 		scanCount = 1000
 	}
@@ -197,7 +198,7 @@ func (s *Scanner) Exists(ctx context.Context, keys [][]byte) (map[string]bool, e
 	if client == nil {
 		client = s.cl
 	}
-	err := retry(ctx, s.log, "type", func() error {
+	err := retryRead(ctx, s.log, "type", func() error {
 		pipe := client.Pipeline()
 		cmds = make([]*goredis.StatusCmd, len(keys))
 		for i, k := range keys {
@@ -207,7 +208,7 @@ func (s *Scanner) Exists(ctx context.Context, keys [][]byte) (map[string]bool, e
 		return err
 	})
 	if err != nil {
-		return nil, Explain(s.conn, err)
+		return nil, redisconn.Explain(s.conn, err)
 	}
 	want := map[string]bool{}
 	for _, t := range s.types {

@@ -6,6 +6,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -32,7 +33,7 @@ type Sample struct {
 // 0 < fraction < 1, about that fraction of them (chosen by a salted hash
 // of the key, before any value is read: SCAN walks every key, but only
 // the sampled ones are read).
-func NewSampler(cl *goredis.Client, conn Conn, filter pipeline.KeyFilter, scanCount int, fraction float64, opts ReaderOptions) *Sampler {
+func NewSampler(cl *goredis.Client, conn redisconn.Conn, filter pipeline.KeyFilter, scanCount int, fraction float64, opts ReaderOptions) *Sampler {
 	s := &Sampler{sc: NewScanner(cl, conn, filter, scanCount, opts)}
 	if fraction > 0 && fraction < 1 {
 		s.sc.sample = sampleKeys(fraction)
@@ -70,7 +71,7 @@ func (s *Sampler) memory(ctx context.Context, keys []string) (map[string]int64, 
 		return out, nil
 	}
 	cmds := make([]*goredis.IntCmd, len(keys))
-	err := retry(ctx, s.sc.log, "memory usage", func() error {
+	err := retryRead(ctx, s.sc.log, "memory usage", func() error {
 		pipe := s.sc.cl.Pipeline()
 		for i, k := range keys {
 			cmds[i] = pipe.MemoryUsage(ctx, k, 5)
@@ -84,7 +85,7 @@ func (s *Sampler) memory(ctx context.Context, keys []string) (map[string]int64, 
 		return nil
 	})
 	if err != nil {
-		return nil, Explain(s.sc.conn, err)
+		return nil, redisconn.Explain(s.sc.conn, err)
 	}
 	for i, k := range keys {
 		if n, err := cmds[i].Result(); err == nil {

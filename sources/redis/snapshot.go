@@ -12,12 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/redisconn"
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -146,7 +147,7 @@ type snapshotPosition struct {
 // Snapshot copies one Redis logical database into the pipeline.
 type Snapshot struct {
 	cl   *goredis.Client
-	conn Conn
+	conn redisconn.Conn
 	opts SnapshotOptions
 	pub  pipeline.Publisher
 	ck   checkpoint.Store
@@ -164,7 +165,7 @@ type Snapshot struct {
 
 // NewSnapshot prepares a snapshot of the database cl is connected to;
 // conn describes that connection (for messages and checkpoint names).
-func NewSnapshot(cl *goredis.Client, conn Conn, opts SnapshotOptions, pub pipeline.Publisher, ck checkpoint.Store) (*Snapshot, error) {
+func NewSnapshot(cl *goredis.Client, conn redisconn.Conn, opts SnapshotOptions, pub pipeline.Publisher, ck checkpoint.Store) (*Snapshot, error) {
 	if opts.Name == "" {
 		return nil, fmt.Errorf("snapshot needs the pipeline's name")
 	}
@@ -216,7 +217,7 @@ type page struct {
 func (s *Snapshot) Run(ctx context.Context) error {
 	runID, err := serverRunID(ctx, s.cl)
 	if err != nil {
-		return fmt.Errorf("snapshot: %w", Explain(s.conn, err))
+		return fmt.Errorf("snapshot: %w", redisconn.Explain(s.conn, err))
 	}
 	// A server that does not say (an old or restricted one) is checked by
 	// its run_id alone.
@@ -236,7 +237,7 @@ func (s *Snapshot) Run(ctx context.Context) error {
 	if s.opts.Sweep && !s.resumed.Load() {
 		now, err := s.cl.Time(ctx).Result()
 		if err != nil {
-			return fmt.Errorf("snapshot: read server time: %w", Explain(s.conn, err))
+			return fmt.Errorf("snapshot: read server time: %w", redisconn.Explain(s.conn, err))
 		}
 		sweep = &pipeline.Event{
 			Op: pipeline.OpTruncate, Origin: pipeline.OriginSnapshot, Version: pipeline.ClockVersion(epoch, uint64(now.UnixMicro()), false),
@@ -314,7 +315,7 @@ func (s *Snapshot) sweep(ctx context.Context, t *pipeline.Event, epoch uint64) e
 		return nil
 	}
 	if why, err := slotsSettled(ctx, s.cl, s.opts.Slots); err != nil {
-		return fmt.Errorf("snapshot: %w", Explain(s.conn, err))
+		return fmt.Errorf("snapshot: %w", redisconn.Explain(s.conn, err))
 	} else if why != "" {
 		s.log.Info("the snapshot sweeps nothing from the target", "because", why)
 		return nil
@@ -543,39 +544,35 @@ func (s *Snapshot) streamBig(gctx, runCtx context.Context, big BigKey, pos []byt
 	return nil
 }
 
-// retry runs op until it succeeds, fails permanently, or two minutes of
-// backoff have passed. Connection and server-busy errors are transient;
-// authentication and permission errors are not.
-func retry(ctx context.Context, log *slog.Logger, what string, op func() error) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 100 * time.Millisecond
-	bo.MaxInterval = 5 * time.Second
-	bo.MaxElapsedTime = 2 * time.Minute
-	return backoff.RetryNotify(func() error {
+// retryRead runs op until it succeeds, fails permanently, or two
+// minutes of backoff have passed. Connection and server-busy errors are
+// transient; authentication and permission errors are not.
+func retryRead(ctx context.Context, log *slog.Logger, what string, op func() error) error {
+	return retry.For(ctx, 2*time.Minute, func() error {
 		err := op()
 		if err == nil || transient(err) {
 			return err
 		}
-		return backoff.Permanent(err)
-	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		return retry.Permanent(err)
+	}, func(err error, wait time.Duration) {
 		log.Warn("redis call failed, retrying", "call", what, "err", err, "retry_in", wait)
-	})
+	}, retry.Initial(100*time.Millisecond), retry.Max(5*time.Second))
 }
 
-// transient reports whether a Redis error may go away by itself.
+// transient reports whether a read retries a Redis error: one that may
+// pass by itself, and a reply it does not know (for as long as
+// retryRead's two minutes). A read stops at once when its context ended,
+// and on a denial (the ACL user may not run a command the read needs —
+// TIME in the read script, say) or a refusal of the value (WRONGTYPE):
+// no retry will change those.
 func transient(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch redisconn.Classify(err) {
+	case redisconn.Transient, redisconn.Unknown:
+		return true
+	case redisconn.Stopped, redisconn.Denied, redisconn.Refused:
 		return false
 	}
-	msg := err.Error()
-	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR unknown command", "ERR DB index", "WRONGTYPE"} {
-		if strings.HasPrefix(msg, p) {
-			return false
-		}
-	}
-	// The read script calls a command the ACL user may not run (TIME,
-	// say): no retry will change that.
-	return !strings.Contains(msg, "The user executing the script can't run")
+	return false
 }
 
 func (s *Snapshot) markDurable(cursor uint64, scanned int64) {

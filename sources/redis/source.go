@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -50,7 +51,7 @@ type SourceOptions struct {
 	HealKeysPerSecond int
 	// Sentinel, when set, names the master to read: the source follows
 	// it to a new master after a failover, like a cluster's.
-	Sentinel *Sentinel
+	Sentinel *redisconn.Sentinel
 	// TopologyEvery is how often a cluster's masters and slots (or the
 	// master a Sentinel names) are read again; default 2s.
 	TopologyEvery time.Duration
@@ -104,7 +105,7 @@ type SourceStats struct {
 //   - A server clock that steps backwards starts a new epoch and heals
 //     that server.
 type Source struct {
-	conn    Conn
+	conn    redisconn.Conn
 	seed    *goredis.Client
 	cluster *goredis.ClusterClient
 	opts    SourceOptions
@@ -136,7 +137,7 @@ var _ pipeline.Source = (*Source)(nil)
 // NewSource prepares a source reading the server seed is connected to
 // (conn describes it) — and, when cluster is not nil, every master of
 // that cluster. Run reads it.
-func NewSource(conn Conn, seed *goredis.Client, cluster *goredis.ClusterClient, opts SourceOptions, pub pipeline.Publisher, ck checkpoint.Store) *Source {
+func NewSource(conn redisconn.Conn, seed *goredis.Client, cluster *goredis.ClusterClient, opts SourceOptions, pub pipeline.Publisher, ck checkpoint.Store) *Source {
 	if opts.TopologyEvery <= 0 {
 		opts.TopologyEvery = 2 * time.Second
 	}
@@ -307,7 +308,7 @@ func (s *Source) shards(ctx context.Context) ([]Shard, error) {
 	}
 	shards, err := ClusterShards(ctx, s.cluster)
 	if err != nil {
-		return nil, Explain(s.conn, err)
+		return nil, redisconn.Explain(s.conn, err)
 	}
 	return shards, nil
 }

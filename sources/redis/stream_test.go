@@ -8,6 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/test/stack"
 )
@@ -83,7 +84,7 @@ func TestStreamReadInPiecesByEventSize(t *testing.T) {
 	for i := range 100 {
 		must(t, c.HSet(ctx, "fat", fmt.Sprintf("f%d", i), strings.Repeat("v", 40_000)).Err())
 	}
-	rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t"})
+	rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t"})
 	must(t, rd.Prepare(ctx))
 	keys := []string{"events", "wide", "fat"}
 	whole, pieces := readBig(ctx, t, rd, keys)
@@ -125,7 +126,7 @@ func TestStreamWholeReadMeasureMatchesPieces(t *testing.T) {
 		budget int
 		whole  bool
 	}{{total, true}, {total - 1, false}} {
-		rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkBytes: tc.budget})
+		rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkBytes: tc.budget})
 		must(t, rd.Prepare(ctx))
 		b, counts, err := rd.Read(ctx, []string{"s"}, pipeline.OriginSnapshot, nil)
 		must(t, err)
@@ -224,7 +225,7 @@ func TestStreamTrimmedToEmptyBeforeFirstPage(t *testing.T) {
 				must(t, c.Do(ctx, "XADD", "s", fmt.Sprintf("%d-0", i+1), "i", i).Err())
 			}
 			must(t, c.Do(ctx, "XGROUP", "CREATE", "s", "g", "0").Err())
-			rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkElements: 500})
+			rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkElements: 500})
 			must(t, rd.Prepare(ctx))
 			_, counts, err := rd.Read(ctx, []string{"s"}, tc.origin, nil)
 			must(t, err)
@@ -265,7 +266,7 @@ func TestStreamPagesWithoutExclusiveRange(t *testing.T) {
 	must(t, c.ConfigSet(ctx, "slowlog-max-len", "100000").Err())
 	must(t, c.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err())
 	must(t, c.Do(ctx, "SLOWLOG", "RESET").Err())
-	rd := NewReader(c, Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkElements: 700})
+	rd := NewReader(c, redisconn.Conn{Addr: src.Addr}, ReaderOptions{Name: "t", ChunkElements: 700})
 	must(t, rd.Prepare(ctx))
 	_, pieces := readBig(ctx, t, rd, []string{"s"})
 	log, err := c.SlowLogGet(ctx, -1).Result()

@@ -6,8 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
+	"github.com/cutover/cutover/internal/retry"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -90,10 +89,7 @@ func (u *unreadableSet) len() int {
 // retryUnreadable reads the refused keys again, pausing from a second up
 // to a minute between tries while they stay refused.
 func (l *Live) retryUnreadable(ctx context.Context) error {
-	// Options, not fields set afterwards: the first interval is taken
-	// when the backoff is made.
-	pause := backoff.NewExponentialBackOff(backoff.WithInitialInterval(time.Second),
-		backoff.WithMaxInterval(time.Minute), backoff.WithMaxElapsedTime(0))
+	pause := retry.New(0, retry.Initial(time.Second), retry.Max(time.Minute))
 	for {
 		if l.unreadable.len() == 0 {
 			pause.Reset()

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	redissrc "github.com/cutover/cutover/sources/redis"
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/test/datagen"
 	"github.com/cutover/cutover/test/faultproxy"
 )
@@ -66,15 +66,15 @@ func newSeedCmd() *cobra.Command {
 		Short: "Write a seeded sample dataset of every Redis type into a database",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn := redissrc.Conn{Addr: addr, DB: db}
-			cl, err := redissrc.Connect(cmd.Context(), conn)
+			conn := redisconn.Conn{Addr: addr, DB: db}
+			cl, err := redisconn.Connect(cmd.Context(), conn)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
 			if flush {
 				if err := cl.FlushDB(cmd.Context()).Err(); err != nil {
-					return redissrc.Explain(conn, err)
+					return redisconn.Explain(conn, err)
 				}
 			}
 			sum, err := datagen.Seed(cmd.Context(), cl, spec)

@@ -1,4 +1,4 @@
-package redis
+package redisconn
 
 import (
 	"context"
@@ -48,15 +48,18 @@ func (c Conn) flags() (addr, user, pass, env string) {
 	return addr, user, pass, env
 }
 
-// user is the ACL user the connection logs in as.
-func (c Conn) user() string {
+// User is the ACL user the connection logs in as.
+func (c Conn) User() string {
 	if c.Username == "" {
 		return "default"
 	}
 	return c.Username
 }
 
-func (c Conn) options() *goredis.Options {
+// Options are go-redis's options for a client of the server: timeouts
+// that suit cutover's calls, and go-redis's own retries off (its caller
+// owns the retries, docs/DESIGN.md §7).
+func (c Conn) Options() *goredis.Options {
 	pool := c.PoolSize
 	if pool <= 0 {
 		pool = 10
@@ -86,7 +89,7 @@ func Connect(ctx context.Context, c Conn) (*goredis.Client, error) {
 	if c.Addr == "" {
 		return nil, fmt.Errorf("redis: no address configured (set --redis-addr or source.redis.addr)")
 	}
-	cl := goredis.NewClient(c.options())
+	cl := goredis.NewClient(c.Options())
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := cl.Ping(pingCtx).Err(); err != nil {
@@ -99,7 +102,7 @@ func Connect(ctx context.Context, c Conn) (*goredis.Client, error) {
 // Explain turns a Redis error into one that names the server and says what
 // to do. Errors it does not recognise come back wrapped with the address.
 func Explain(c Conn, err error) error {
-	user := c.user()
+	user := c.User()
 	addrFlag, userFlag, passFlag, env := c.flags()
 	msg := err.Error()
 	var netErr net.Error
