@@ -59,7 +59,8 @@ type Options struct {
 	// CreateTable creates a missing table (on-demand capacity, TTL on
 	// TTLAttribute). Without it a missing table is an error.
 	CreateTable bool
-	// Concurrency is the number of writes in flight; default 16.
+	// Concurrency is the number of writes in flight; zero means 16 (the
+	// CLI passes sink.dynamodb.concurrency, default 64).
 	Concurrency int
 	// MaxWritesPerSecond caps the write rate; 0 means no cap. Throttling
 	// lowers the rate below it for as long as the table needs (see aimd).

@@ -37,8 +37,8 @@ type LiveOptions struct {
 	// production; default 20,000. 0 keeps the default; negative means no
 	// limit.
 	HealKeysPerSecond int
-	// ScanCount, MaxElements, MaxValueBytes, ChunkElements, ChunkBytes:
-	// as for the snapshot.
+	// ScanCount: as for the snapshot; MaxElements, MaxValueBytes,
+	// ChunkElements, ChunkBytes: see ReaderOptions.
 	ScanCount     int
 	MaxElements   int
 	MaxValueBytes int

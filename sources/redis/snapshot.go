@@ -36,11 +36,10 @@ type SnapshotOptions struct {
 	// Readers is how many pages are read concurrently; default 4. Each
 	// reads its page in one pipelined round trip.
 	Readers int
-	// MaxElements is the largest collection copied; larger keys are
-	// rejected to the dead-letter topic. Default 100,000.
-	MaxElements int
-	// MaxValueBytes is the largest string copied; default 1 MB (about what
-	// one Kafka record can carry).
+	// MaxElements and MaxValueBytes: the largest collection and string
+	// copied; see ReaderOptions, whose defaults a zero takes (the CLI
+	// passes source.redis.max_elements and max_value_bytes).
+	MaxElements   int
 	MaxValueBytes int
 	// ChunkElements and ChunkBytes: collections larger than this are read
 	// and sent in pieces (see Reader.Stream); MaxRecordBytes bounds a
@@ -83,12 +82,6 @@ func (o *SnapshotOptions) setDefaults() {
 	}
 	if o.Readers <= 0 {
 		o.Readers = 4
-	}
-	if o.MaxElements <= 0 {
-		o.MaxElements = 100_000
-	}
-	if o.MaxValueBytes <= 0 {
-		o.MaxValueBytes = 1_000_000
 	}
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = time.Second
