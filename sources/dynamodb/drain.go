@@ -90,6 +90,8 @@ func (s *Source) Drained(ctx context.Context) error {
 // epoch, and put states older than the rows' over them (see Source.Run).
 func (st *Stream) awaitBacklog(ctx context.Context, stopped <-chan struct{}) error {
 	after := time.Now().UTC().Add(st.opts.Settle)
+	st.log.Info("the scan waits until the stream has handed over every change made before it (at least the settle time)",
+		"table", st.table.Name, "settle", st.opts.Settle)
 	tick := time.NewTicker(min(st.opts.PollInterval, 250*time.Millisecond))
 	defer tick.Stop()
 	for !st.caughtUp(after) {
