@@ -4,6 +4,9 @@ package test
 
 import (
 	"context"
+	"net/url"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cutover/cutover/test/chaos"
@@ -80,6 +83,19 @@ func (w *workflow) flushdb(ctx context.Context) {
 // streamOffOn turns the table's stream off and on again: a new stream,
 // and a gap cutover must notice and heal.
 func (w *workflow) streamOffOn(ctx context.Context) {
+	if w.source != nil && !w.streamPositionSaved() {
+		// A replicate that finds the stream off while its pipeline never
+		// read the stream is refused with the command that enables it
+		// (DESIGN §3: cutover cannot tell a stream toggled for a moment
+		// from one the user forgot), and exits. That is the promised
+		// answer, not a fault handled badly: a replicate still starting,
+		// with no stream position saved yet, is let take one first.
+		// Every run that has one (this one, or any later one) must ride
+		// out the toggle as a gap, and is checked for it.
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline) && !w.source.Exited() && !w.streamPositionSaved(); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	if err := chaos.SetStream(ctx, w.db, w.table, false); err != nil {
 		w.t.Fatal(err)
 	}
@@ -87,4 +103,12 @@ func (w *workflow) streamOffOn(ctx context.Context) {
 	if err := chaos.SetStream(ctx, w.db, w.table, true); err != nil {
 		w.t.Fatal(err)
 	}
+}
+
+// streamPositionSaved reports whether the pipeline's DynamoDB source has
+// saved a stream position (checkpoint "<pipeline>/dynamodb/<table>/stream"
+// in the file store): from then on it has read the stream.
+func (w *workflow) streamPositionSaved() bool {
+	_, err := os.Stat(filepath.Join(w.p.ckDir, url.PathEscape(w.p.name), "dynamodb", url.PathEscape(w.table), "stream.ckpt"))
+	return err == nil
 }

@@ -80,6 +80,33 @@ func (s *Source) Drained(ctx context.Context) error {
 	}
 }
 
+// awaitBacklog returns once every record of a write made before the call
+// is handed to the publisher — by the test Drained applies to the stream —
+// or once stopped is closed (the stream stopped reading: its caller sees
+// why) or ctx ends. A scan that follows it can start a new epoch: the
+// records of the writes before it carry the old one and lose to its rows,
+// which read newer states. Without it, a stream that resumed saved
+// positions read its backlog while the scan ran, stamped it with the new
+// epoch, and put states older than the rows' over them (see Source.Run).
+func (st *Stream) awaitBacklog(ctx context.Context, stopped <-chan struct{}) error {
+	after := time.Now().UTC().Add(st.opts.Settle)
+	st.log.Info("the scan waits until the stream has handed over every change made before it (at least the settle time)",
+		"table", st.table.Name, "settle", st.opts.Settle)
+	tick := time.NewTicker(min(st.opts.PollInterval, 250*time.Millisecond))
+	defer tick.Stop()
+	for !st.caughtUp(after) {
+		st.relistAfter(after)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stopped:
+			return nil
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // sawListing records a listing of the shards that began at asked.
 func (st *Stream) sawListing(asked time.Time, shards []streamtypes.Shard) {
 	ids := make([]string, 0, len(shards))

@@ -34,6 +34,8 @@ type fakeStreams struct {
 	calls map[string]int
 	// age is added to now for the creation time of the records put.
 	age time.Duration
+	// delay is how long a GetRecords call takes (a slow reader).
+	delay time.Duration
 }
 
 func newFakeStreams() *fakeStreams {
@@ -115,7 +117,17 @@ func (f *fakeStreams) GetShardIterator(_ context.Context, in *dynamodbstreams.Ge
 	return &dynamodbstreams.GetShardIteratorOutput{ShardIterator: aws.String(id + "/" + strconv.Itoa(at))}, nil
 }
 
-func (f *fakeStreams) GetRecords(_ context.Context, in *dynamodbstreams.GetRecordsInput, _ ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetRecordsOutput, error) {
+func (f *fakeStreams) GetRecords(ctx context.Context, in *dynamodbstreams.GetRecordsInput, _ ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetRecordsOutput, error) {
+	f.mu.Lock()
+	delay := f.delay
+	f.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	it := aws.ToString(in.ShardIterator)

@@ -171,8 +171,17 @@ func (s *Source) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	streamErr := make(chan error, 1)
-	stream := s.stream
-	go func() { streamErr <- stream.Run(ctx) }()
+	var stopped chan struct{} // closed when the stream followed stops
+	follow := func(stream *Stream) {
+		done := make(chan struct{})
+		stopped = done
+		go func() {
+			err := stream.Run(ctx)
+			close(done)
+			streamErr <- err
+		}()
+	}
+	follow(s.stream)
 	// Every return waits for the stream to stop (it saves its positions
 	// as it does).
 	stop := func(err error) error {
@@ -181,6 +190,18 @@ func (s *Source) Run(ctx context.Context) error {
 			err = serr
 		}
 		return err
+	}
+	// A scan (a heal's too) starts only once the stream has handed over
+	// the records of every write made before it, when the stream resumed
+	// positions saved by an earlier run: their backlog, read while the
+	// scan ran, carried the scan's epoch (a --restart's or a heal's new
+	// one, or the same one) and a sequence number above the rows', and
+	// put states older than the rows' over them until the stream caught
+	// up. Positions this run took (a first run, a gap) have no backlog.
+	if (runScan || healing) && gap == "" && !s.stream.FirstRun() {
+		if err := s.stream.awaitBacklog(ctx, stopped); err != nil {
+			return stop(nil) // stopped while waiting: nothing was scanned
+		}
 	}
 	if runScan {
 		if err := s.runScan(ctx, fresh); err != nil {
@@ -211,13 +232,17 @@ func (s *Source) Run(ctx context.Context) error {
 					cancel(err)
 					return err
 				}
-				stream := s.streamNow()
-				go func() { streamErr <- stream.Run(ctx) }()
+				follow(s.streamNow())
 				continue
 			}
 			streamErr <- err // stop reads it
 			return stop(err)
 		case <-s.gaps:
+			// A shard read again from its trim horizon after a gap has a
+			// backlog too.
+			if err := s.streamNow().awaitBacklog(ctx, stopped); err != nil {
+				return stop(nil) // stopped while waiting: the heal resumes next run
+			}
 			if err := s.heal(ctx); err != nil {
 				return stop(err)
 			}
@@ -349,7 +374,14 @@ func (s *Source) backfill(ctx context.Context) error {
 		}
 		streamErr <- err
 	}()
-	err = s.runScan(ctx, fresh)
+	if gap == "" && !stream.FirstRun() {
+		// As in Run: the backlog of resumed positions is handed over
+		// before the scan, which may start a new epoch.
+		err = stream.awaitBacklog(ctx, stopped)
+	}
+	if err == nil {
+		err = s.runScan(ctx, fresh)
+	}
 	if err == nil {
 		stream.settle(ctx, stopped)
 	}

@@ -432,3 +432,62 @@ func TestBackfillCarriesChangesMadeWhileItRuns(t *testing.T) {
 		t.Errorf("the position is not after the change read: %+v", pos.Shards["s1"])
 	}
 }
+
+// TestRestartScanDoesNotRaceTheStreamBacklog: replicate was stopped,
+// the application updated an item twice, then `replicate --restart` ran
+// (the workflow checker's seed 1795818152458459662). The stream resumed
+// its saved positions and read the two records while the fresh scan ran
+// at a new epoch; read after the epoch moved, they carried it too, with
+// a sequence number above the rows' 1: the scan's row (the second
+// update's state) reached the target first and the first update's record
+// then put an older state over it, until the second record came. The
+// target went backwards. The stream's backlog is now handed over before
+// the scan starts its epoch, so the rows outrank it.
+func TestRestartScanDoesNotRaceTheStreamBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.streams.addShard("s1", "", false)
+		h.streams.put("s1", "a", false) // read by the run before
+		h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
+			Shards: map[string]*shardState{"s1": {Seq: "100000000000000000001"}}})
+		h.scanned(t)
+		// While replicate was stopped: two updates of a; the table holds
+		// the second.
+		h.streams.put("s1", "a", false)
+		h.streams.put("s1", "a", false)
+		h.table.items = map[string]string{"a": "100000000000000000003", "b": "1"}
+		h.streams.delay = 100 * time.Millisecond // the stream reads slower than the scan
+
+		src := h.source(t, Mode{Restart: true})
+		rowOut := func() bool {
+			for _, e := range h.pub.Events() {
+				if e.Origin == pipeline.OriginSnapshot && strings.Contains(string(e.Key), `"S":"a"`) {
+					return hasEvent(h.pub, "a", pipeline.OpUpsert) && h.streamPos(t).Shards["s1"].Seq == "100000000000000000003"
+				}
+			}
+			return false
+		}
+		if err := h.runFor(t, src, rowOut); err != nil {
+			t.Fatal(err)
+		}
+		// Apply a's events in the order they were published, as a sink
+		// does: newer versions only. The state must never go back.
+		var held pipeline.Version
+		var states []string
+		for _, e := range h.pub.Events() {
+			if !strings.Contains(string(e.Key), `"S":"a"`) || (held != nil && !e.Version.Newer(held)) {
+				continue
+			}
+			held = e.Version
+			states = append(states, e.Value.Item["v"].S)
+		}
+		for i := 1; i < len(states); i++ {
+			if states[i] < states[i-1] {
+				t.Fatalf("item a went back from %s to %s (states applied in order: %v)", states[i-1], states[i], states)
+			}
+		}
+		if last := states[len(states)-1]; last != "100000000000000000003" {
+			t.Errorf("item a ends at %s, want the table's state", last)
+		}
+	})
+}
