@@ -122,7 +122,7 @@ func TestInterruptedHealResumesAndSendsItsTruncate(t *testing.T) {
 	// Run 1 finds the gap and "crashes" in the heal's scan.
 	fail := &failingTable{fakeTable: h.table}
 	src, err := NewSource(fail, h.streams, h.def, ScanOptions{Name: "p", Segments: 1},
-		StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond}, Mode{}, h.pub, h.ck)
+		StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 100 * time.Millisecond}, Mode{}, h.pub, h.ck)
 	if err != nil {
 		t.Fatal(err)
 	}
