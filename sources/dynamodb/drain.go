@@ -80,31 +80,68 @@ func (s *Source) Drained(ctx context.Context) error {
 	}
 }
 
+// errBacklogStopped is awaitBacklog's answer when the stream stopped
+// before it handed its backlog over: the caller reads the stream's error.
+var errBacklogStopped = errors.New("the stream stopped before handing over its backlog")
+
 // awaitBacklog returns once every record of a write made before the call
-// is handed to the publisher — by the test Drained applies to the stream —
-// or once stopped is closed (the stream stopped reading: its caller sees
-// why) or ctx ends. A scan that follows it can start a new epoch: the
-// records of the writes before it carry the old one and lose to its rows,
-// which read newer states. Without it, a stream that resumed saved
-// positions read its backlog while the scan ran, stamped it with the new
-// epoch, and put states older than the rows' over them (see Source.Run).
-func (st *Stream) awaitBacklog(ctx context.Context, stopped <-chan struct{}) error {
+// is handed to the publisher — by the test Drained applies to the stream.
+// A scan that follows it can start a new epoch: the records of the writes
+// before it carry the old one and lose to its rows, which read newer
+// states. Without it, a stream that resumed saved positions read its
+// backlog while the scan ran, stamped it with the new epoch, and put
+// states older than the rows' over them (see Source.Run).
+//
+// It returns errBacklogStopped once stopped is closed (the stream stopped
+// reading; its caller reads why), and ctx's error when ctx ends. A shard
+// that cannot be read (refused, say) never catches up: past the settle
+// time and 30 s more, a bounded wait (a backfill's: a command that must
+// end) warns and returns nil, so the scan runs and a replicate may show
+// an older state of an item for a moment; an unbounded one (replicate's:
+// it follows the stream forever, and a regression is worse than a wait)
+// warns every minute, naming the shards it waits for, and goes on waiting.
+func (st *Stream) awaitBacklog(ctx context.Context, stopped <-chan struct{}, bounded bool) error {
 	after := time.Now().UTC().Add(st.opts.Settle)
 	st.log.Info("the scan waits until the stream has handed over every change made before it (at least the settle time)",
 		"table", st.table.Name, "settle", st.opts.Settle)
 	tick := time.NewTicker(min(st.opts.PollInterval, 250*time.Millisecond))
 	defer tick.Stop()
+	late := time.NewTimer(st.opts.Settle + 30*time.Second)
+	defer late.Stop()
 	for !st.caughtUp(after) {
 		st.relistAfter(after)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-stopped:
-			return nil
+			return errBacklogStopped
+		case <-late.C:
+			behind := st.behind(after)
+			if bounded {
+				st.log.Warn("some stream shards could not be read to their end: the scan starts anyway, and a replicate may show an older state of an item changed before it for a moment",
+					"table", st.table.Name, "shards", behind)
+				return nil
+			}
+			st.log.Warn("the scan still waits for stream shards that cannot be read to their end: see the stream errors above",
+				"table", st.table.Name, "shards", behind)
+			late.Reset(time.Minute)
 		case <-tick.C:
 		}
 	}
 	return nil
+}
+
+// behind returns the shards not yet read up to after.
+func (st *Stream) behind(after time.Time) []string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []string
+	for _, id := range st.listed {
+		if sh := st.pos.Shards[id]; (sh == nil || !sh.Done) && st.readTo[id].Before(after) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // sawListing records a listing of the shards that began at asked.

@@ -196,7 +196,20 @@ func (s *Source) Run(ctx context.Context) error {
 	// put states older than the rows' over them until the stream caught
 	// up. Positions this run took (a first run, a gap) have no backlog.
 	if (runScan || healing) && gap == "" && !s.stream.FirstRun() {
-		if err := s.stream.awaitBacklog(ctx, stopped); err != nil {
+		switch err := s.stream.awaitBacklog(ctx, stopped, false); {
+		case errors.Is(err, errBacklogStopped):
+			// The stream stopped before its backlog was handed over: a scan
+			// now would start a new epoch that backlog, read by the next
+			// run, would then carry. A stream that changed (disabled and
+			// enabled again) has no backlog left to read: its gap is
+			// recorded and healed by a full scan in a newer epoch.
+			serr := <-streamErr
+			if !errors.Is(serr, errStreamChanged) {
+				streamErr <- serr
+				return stop(nil)
+			}
+			streamErr <- serr // the loop below follows the new stream
+		case err != nil:
 			return stop(nil) // stopped while waiting: nothing was scanned
 		}
 	}
@@ -237,7 +250,13 @@ func (s *Source) Run(ctx context.Context) error {
 		case <-s.gaps:
 			// A shard read again from its trim horizon after a gap has a
 			// backlog too.
-			if err := s.streamNow().awaitBacklog(ctx, stopped); err != nil {
+			switch err := s.streamNow().awaitBacklog(ctx, stopped, false); {
+			case errors.Is(err, errBacklogStopped):
+				// The stream's error comes next: a changed stream is followed
+				// (its gap brings a heal), another one stops the source, and
+				// the heal, saved, resumes next run.
+				continue
+			case err != nil:
 				return stop(nil) // stopped while waiting: the heal resumes next run
 			}
 			if err := s.heal(ctx); err != nil {
@@ -374,7 +393,14 @@ func (s *Source) backfill(ctx context.Context) error {
 	if gap == "" && !stream.FirstRun() {
 		// As in Run: the backlog of resumed positions is handed over
 		// before the scan, which may start a new epoch.
-		err = stream.awaitBacklog(ctx, stopped)
+		err = stream.awaitBacklog(ctx, stopped, true)
+		if errors.Is(err, errBacklogStopped) {
+			serr := <-streamErr
+			streamErr <- serr
+			if errors.Is(serr, errStreamChanged) {
+				err = nil // no backlog is left to read: the next replicate heals the gap
+			}
+		}
 	}
 	if err == nil {
 		err = s.runScan(ctx, fresh)

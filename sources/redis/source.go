@@ -26,9 +26,9 @@ type Mode struct {
 
 // SourceOptions configure a Source. A zero value takes the default of the
 // options it is passed on to — SnapshotOptions, LiveOptions and
-// ReaderOptions, which do not all agree (a zero MaxValueBytes is 1 MB for
-// the snapshot, 512 MiB for live capture's reads) — not the CLI's: the CLI
-// passes every one of them from source.redis.* and kafka.max_record_bytes.
+// ReaderOptions, where each default is stated once — not the CLI's: the
+// CLI passes every one of them from source.redis.* and
+// kafka.max_record_bytes.
 type SourceOptions struct {
 	// Name is the pipeline's name: it prefixes checkpoint names and is the
 	// events' source name.

@@ -126,8 +126,10 @@ func backfillStoppedHalfway(t *testing.T, s *Subject) {
 	if d := m.diff(st.keys); d != "" {
 		t.Fatalf("a backfill stopped halfway and run again left the target different from the store: %s", d)
 	}
-	if n := len(upserts(second.all())); n >= len(st.keys) {
-		t.Errorf("the second run published %d upserts for %d keys: it started over instead of resuming from its saved position", n, len(st.keys))
+	// Counted are the snapshot's reads: a stream may hand over again the
+	// changes it had not confirmed.
+	if n := len(snapshotReads(second.all())); n >= len(st.keys) {
+		t.Errorf("the second run's snapshot read %d keys of %d: it started over instead of resuming from its saved position", n, len(st.keys))
 	}
 	// The unacknowledged events alone (a crash that lost them) must not
 	// matter either.
@@ -208,10 +210,10 @@ func run(t *testing.T, s *Subject, src pipeline.Source) {
 	}
 }
 
-func upserts(events []pipeline.Event) []pipeline.Event {
+func snapshotReads(events []pipeline.Event) []pipeline.Event {
 	var out []pipeline.Event
 	for _, e := range events {
-		if e.Op == pipeline.OpUpsert {
+		if e.Op == pipeline.OpUpsert && e.Origin == pipeline.OriginSnapshot {
 			out = append(out, e)
 		}
 	}
