@@ -54,7 +54,7 @@ func referencePages() (map[string][]byte, error) {
 	defaults := defaultConfig()
 	flags := pflag.NewFlagSet("pipeline", pflag.ContinueOnError)
 	bindPipeline(flags, &defaults)
-	src := clidocs.Source{Root: newRoot(), Config: defaults, Flags: flags,
+	src := clidocs.Source{Root: newRoot(), Config: defaults, KeyName: yamlName, Flags: flags,
 		TopLevelKeys: []string{"name", "progress_interval", "metrics_addr", "memory_limit_mb"}, YAMLOnly: yamlOnlyDocs}
 	for _, r := range configRules {
 		src.Rules = append(src.Rules, clidocs.Rule{Key: r.key, Doc: r.doc})

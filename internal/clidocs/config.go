@@ -29,10 +29,14 @@ func configKeys(s *Source) ([]configKey, []string, error) {
 		sections = append(sections, prefix)
 		for i := range t.NumField() {
 			f := t.Field(i)
-			if !f.IsExported() || yamlName(f) == "-" {
+			name := s.KeyName(f)
+			if !f.IsExported() || name == "-" {
 				continue
 			}
-			path := join(prefix, yamlName(f))
+			path := name
+			if prefix != "" {
+				path = prefix + "." + name
+			}
 			fv := v.Field(i)
 			switch {
 			case f.Type.Kind() == reflect.Struct:
@@ -224,20 +228,4 @@ every problem named by its path.
 		}
 	}
 	return []byte(b.String()), nil
-}
-
-// yamlName is a field's YAML key: its yaml tag, or its name in lower case.
-func yamlName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-	if name == "" {
-		name = strings.ToLower(f.Name)
-	}
-	return name
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }

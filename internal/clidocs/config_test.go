@@ -1,6 +1,7 @@
 package clidocs
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ type toyConfig struct {
 func toySource(c *toyConfig) *Source {
 	fs := pflag.NewFlagSet("toy", pflag.ContinueOnError)
 	fs.StringVar(&c.Kafka.Topic, "topic", c.Kafka.Topic, "event topic (kafka.topic; default cutover.<name>)")
-	return &Source{Config: *c, Flags: fs, TopLevelKeys: []string{"name"},
+	name := func(f reflect.StructField) string { return f.Tag.Get("yaml") }
+	return &Source{Config: *c, KeyName: name, Flags: fs, TopLevelKeys: []string{"name"},
 		YAMLOnly: map[string]string{"name": "the pipeline's name", "kafka.timeout": "how long to wait"},
 		Rules:    []Rule{{Key: "kafka.topic", Doc: "not empty"}, {Key: "kafka", Doc: "whole section"}}}
 }

@@ -3,6 +3,7 @@ package clidocs
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,9 @@ type Source struct {
 	// are the YAML keys (yaml tags name them; nested structs are sections,
 	// slices of structs lists of sections).
 	Config any
+	// KeyName is the YAML key of one of Config's fields ("-": none), as
+	// the configuration's loader names it.
+	KeyName func(reflect.StructField) string
 	// Flags are the flags bound to the configuration. A flag's help names
 	// its key in parentheses, "(kafka.topic)" or "(kafka.topic; default
 	// cutover.<name>)"; that help, without the key, describes the key.
