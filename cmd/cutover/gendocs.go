@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cutover/cutover/internal/clidocs"
+	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/pipeline/reconcile"
 )
 
@@ -94,20 +95,20 @@ var yamlOnlyDocs = map[string]string{
 // pipelineMetricDocs are the metrics of the pipeline commands, in the
 // order declared; reconcileMetricDocs those of reconcile --every.
 func pipelineMetricDocs() ([]clidocs.Metric, error) {
-	out := make([]clidocs.Metric, 0, len(pipelineMetrics)+1)
-	for _, m := range pipelineMetrics {
+	out := make([]clidocs.Metric, 0, len(metrics.Pipeline)+1)
+	for _, m := range metrics.Pipeline {
 		kind := "counter"
-		if m.kind == prometheus.GaugeValue {
+		if m.Kind == prometheus.GaugeValue {
 			kind = "gauge"
 		}
-		out = append(out, clidocs.Metric{Name: m.name, Kind: kind, Help: m.help, Labels: m.labels})
+		out = append(out, clidocs.Metric{Name: m.Name, Kind: kind, Help: m.Help, Labels: m.Labels})
 	}
-	lag, err := clidocs.Describe(newLagHistogram())
+	lag, err := clidocs.Describe(metrics.NewLagHistogram())
 	return append(out, lag...), err
 }
 
 func reconcileMetricDocs() ([]clidocs.Metric, error) {
-	m := newReconcileMetrics()
-	m.observe(&reconcile.Report{}) // a vector shows its labels once it has a child
-	return clidocs.Describe(m.collectors()...)
+	m := metrics.NewReconcile()
+	m.Observe(&reconcile.Report{}) // a vector shows its labels once it has a child
+	return clidocs.Describe(m.Collectors()...)
 }

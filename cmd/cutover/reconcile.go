@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
@@ -139,10 +140,10 @@ func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writ
 		return err
 	}
 	defer wr.close()
-	var metrics *reconcileMetrics
+	var rm *metrics.Reconcile
 	if cfg.MetricsAddr != "" {
-		metrics = newReconcileMetrics()
-		if err := serveMetrics(ctx, cfg.MetricsAddr, cfg.Name, log, nil, metrics.collectors()...); err != nil {
+		rm = metrics.NewReconcile()
+		if err := metrics.Serve(ctx, cfg.MetricsAddr, cfg.Name, log, nil, rm.Collectors()...); err != nil {
 			return err
 		}
 	}
@@ -158,7 +159,7 @@ func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writ
 			}
 			return err
 		}
-		metrics.observe(&rep)
+		rm.Observe(&rep)
 		if f.output == "json" {
 			enc := json.NewEncoder(w)
 			if f.every == 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/kafka"
 	"github.com/cutover/cutover/pipeline/reconcile"
@@ -184,7 +185,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 	cfg := w.cfg
 	if w.e2eLag == nil {
-		w.e2eLag = newLagHistogram()
+		w.e2eLag = metrics.NewLagHistogram()
 	}
 	wopts := kafka.WorkerOptions{
 		Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
