@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -154,7 +152,8 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 			return nil, err
 		}
 		w.checkDurability(ctx, w.pcl)
-		if w.partitions, err = w.publishPartitions(ctx, topicPartitions); err != nil {
+		if w.partitions, err = kafka.KeyPartitions(ctx, w.pcl, w.store, topicPartitions, kafka.KeyPartitionsOptions{
+			Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, Logger: log}); err != nil {
 			return nil, err
 		}
 		popts.Partitions = w.partitions
@@ -633,64 +632,4 @@ func (w *wiring) openNode(ctx context.Context, shard redissrc.Shard) (*redisNode
 		}
 	}
 	return &redisNode{conn: conn, cl: cl, own: true}, nil
-}
-
-// publishPartitions is how many partitions the publisher spreads keys
-// over. A key's events must stay on one partition while any of them may
-// still be unapplied there: after a topic grew, a restarted source would
-// otherwise send a key's new events (a heal's re-read, its truncate) to
-// another partition than its old ones, and an old upsert applied after
-// the new partition's truncate would bring back a deleted key. So the
-// count of earlier runs is kept (in the checkpoint store) until the sink
-// group has applied everything on the topic; then the new count is used.
-func (w *wiring) publishPartitions(ctx context.Context, topic int32) (int32, error) {
-	name := w.cfg.Name + "/kafka/partitions"
-	var saved struct {
-		Partitions int32 `json:"partitions"`
-	}
-	raw, err := w.store.Load(ctx, name)
-	switch {
-	case errors.Is(err, checkpoint.ErrNotFound):
-	case err != nil:
-		return 0, err
-	default:
-		if err := json.Unmarshal(raw, &saved); err != nil {
-			return 0, fmt.Errorf("checkpoint %s is corrupt: %w (delete it if the topic's consumers are caught up)", name, err)
-		}
-	}
-	save := func(n int32) (int32, error) {
-		raw, _ := json.Marshal(map[string]int32{"partitions": n})
-		if err := w.store.Save(ctx, name, raw); err != nil {
-			return 0, err
-		}
-		return n, nil
-	}
-	switch {
-	case saved.Partitions == 0:
-		return save(topic)
-	case saved.Partitions == topic:
-		return topic, nil
-	case saved.Partitions > topic:
-		return 0, fmt.Errorf("topic %s has %d partitions, fewer than the %d cutover sent keys to (was it deleted and created again?): "+
-			"keys must keep their partition; if every sink has applied everything, delete checkpoint %s and start again",
-			w.cfg.Kafka.Topic, topic, saved.Partitions, name)
-	}
-	end, err := kafka.EndOffsets(ctx, w.pcl, w.cfg.Kafka.Topic)
-	if err != nil {
-		return 0, err
-	}
-	committed, err := kafka.CommittedOffsets(ctx, w.pcl, w.cfg.Kafka.Group, w.cfg.Kafka.Topic)
-	if err != nil {
-		return 0, err
-	}
-	for p, off := range end {
-		if committed[p] < off {
-			w.log.Warn("the topic has more partitions than cutover sends keys to; it keeps to the first ones until the sink group has applied everything on them: restart cutover then to use all",
-				"topic", w.cfg.Kafka.Topic, "partitions", topic, "used", saved.Partitions, "group", w.cfg.Kafka.Group)
-			return saved.Partitions, nil
-		}
-	}
-	w.log.Info("the topic grew and its consumers are caught up: keys are spread over every partition from now on",
-		"topic", w.cfg.Kafka.Topic, "from", saved.Partitions, "to", topic)
-	return save(topic)
 }
