@@ -463,7 +463,7 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 		if err := reader.Prepare(ctx); err != nil {
 			return nil, err
 		}
-		return &redisTarget{Sink: s, reader: reader, conn: conn}, nil
+		return &redisTarget{Target: redissink.NewTarget(s, keyReader{reader}), conn: conn}, nil
 	}
 	s, err := newDynamoDBSink(ctx, cfg, items, log)
 	if err != nil {
@@ -487,12 +487,10 @@ func (d *dynamoTarget) counters() sinkCounters {
 	return sinkCounters{writes: s.Writes, throttles: s.Throttles, retries: s.Retries, swept: s.Swept, pace: s.RateLimit}
 }
 
-// redisTarget is the Redis sink, read back through the Redis reader (a
-// tombstone is an absent data key).
+// redisTarget is the Redis sink, read back through the Redis reader.
 type redisTarget struct {
-	*redissink.Sink
-	reader *redissrc.Reader
-	conn   redissrc.Conn
+	*redissink.Target
+	conn redissrc.Conn
 }
 
 func (r *redisTarget) describe() string {
@@ -504,57 +502,13 @@ func (r *redisTarget) counters() sinkCounters {
 	return sinkCounters{writes: s.Writes, retries: s.Retries, swept: s.Swept}
 }
 
-// Lookup implements reconcile.Target. Keys are event keys: with a DynamoDB
-// source, item keys, looked up under the Redis keys they render to.
-func (r *redisTarget) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.Found, error) {
-	names, byName := r.targetNames(keys)
-	b, _, err := r.reader.Read(ctx, names, pipeline.OriginRepair, nil)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]reconcile.Found, len(keys))
-	for _, k := range byName {
-		out[k] = reconcile.Found{}
-	}
-	for _, e := range b.Events {
-		if e.Op == pipeline.OpUpsert {
-			out[byName[string(e.Key)]] = reconcile.Found{Exists: true, Value: e.Value, ExpireAt: e.ExpireAt}
-		}
-	}
-	for _, rej := range b.Rejects {
-		out[byName[string(rej.Key)]] = reconcile.Found{Exists: true, Err: rej.Err}
-	}
-	return out, nil
-}
+// keyReader reads a Redis target's keys with the source's reader, as a
+// repair reads them.
+type keyReader struct{ *redissrc.Reader }
 
-// targetNames maps event keys to the Redis keys they are written under,
-// and back (Redis key → event key). Keys the target cannot address are
-// left out.
-func (r *redisTarget) targetNames(keys [][]byte) ([]string, map[string]string) {
-	names := make([]string, 0, len(keys))
-	byName := make(map[string]string, len(keys))
-	for _, k := range keys {
-		if name, err := r.TargetKey(k); err == nil {
-			names = append(names, name)
-			byName[name] = string(k)
-		}
-	}
-	return names, byName
-}
-
-// KeyVersions implements reconcile.Versioner: the versions the sink holds
-// for event keys (Lookup leaves them out; only re-checked keys need them).
-func (r *redisTarget) KeyVersions(ctx context.Context, keys [][]byte) (map[string]pipeline.Version, error) {
-	names, byName := r.targetNames(keys)
-	versions, err := r.Versions(ctx, names)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]pipeline.Version, len(versions))
-	for name, v := range versions {
-		out[byName[name]] = v
-	}
-	return out, nil
+func (r keyReader) ReadKeys(ctx context.Context, keys []string) (pipeline.Batch, error) {
+	b, _, err := r.Read(ctx, keys, pipeline.OriginRepair, nil)
+	return b, err
 }
 
 // tick calls f every interval until ctx ends.
