@@ -72,21 +72,22 @@ func (p *planner) checkSource(ctx context.Context) bool {
 		}
 		w.closers = append(w.closers, quietly(w.rccl))
 	}
-	shards, err := w.sourceShards(ctx)
+	topo := w.topology()
+	shards, err := topo.Shards(ctx)
 	if err != nil {
 		p.fail("source redis", err)
 		return false
 	}
 	p.ok("source redis", "%s db %d reachable (%d node(s))", r.Addr, r.DB, len(shards))
 	for _, sh := range shards {
-		node, err := w.openNode(ctx, sh)
+		node, err := topo.Open(ctx, sh)
 		if err != nil {
 			p.fail("source redis "+sh.Addr, err)
 			return false
 		}
 		p.checkNotifications(ctx, node)
 		readable := p.checkRead(ctx, node)
-		node.close()
+		node.Close()
 		if !readable {
 			return false
 		}
@@ -96,15 +97,15 @@ func (p *planner) checkSource(ctx context.Context) bool {
 
 // checkRead reads one key of a node as the snapshot does: a user who may
 // not run the read's commands fails here, with the ACL to give.
-func (p *planner) checkRead(ctx context.Context, node *redisNode) bool {
-	name := "source read " + node.conn.Addr
-	key, err := node.cl.RandomKey(ctx).Result()
+func (p *planner) checkRead(ctx context.Context, node *redissrc.Node) bool {
+	name := "source read " + node.Conn.Addr
+	key, err := node.Client.RandomKey(ctx).Result()
 	switch {
 	case errors.Is(err, goredis.Nil):
 		p.ok(name, "the database is empty")
 		return true
 	case err != nil:
-		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", redissrc.Explain(node.conn, err)))
+		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", redissrc.Explain(node.Conn, err)))
 		return false
 	}
 	ropts, err := p.readerOptions()
@@ -112,7 +113,7 @@ func (p *planner) checkRead(ctx context.Context, node *redisNode) bool {
 		p.fail(name, err)
 		return false
 	}
-	if err := redissrc.NewReader(node.cl, node.conn, ropts).Probe(ctx, key); err != nil {
+	if err := redissrc.NewReader(node.Client, node.Conn, ropts).Probe(ctx, key); err != nil {
 		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", err))
 		return false
 	}
@@ -122,9 +123,9 @@ func (p *planner) checkRead(ctx context.Context, node *redisNode) bool {
 
 // checkNotifications checks a node's keyspace notifications: replicate
 // turns the missing classes on itself when the user may.
-func (p *planner) checkNotifications(ctx context.Context, node *redisNode) {
-	name := "keyspace notifications " + node.conn.Addr
-	c := redissrc.CheckNotifications(ctx, node.cl, node.conn)
+func (p *planner) checkNotifications(ctx context.Context, node *redissrc.Node) {
+	name := "keyspace notifications " + node.Conn.Addr
+	c := redissrc.CheckNotifications(ctx, node.Client, node.Conn)
 	switch {
 	case c.Err != nil:
 		p.fail(name, fmt.Errorf("%w (backfill works without them; replicate needs them)", c.Err))

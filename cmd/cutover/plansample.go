@@ -66,29 +66,15 @@ func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	shards, err := w.sourceShards(ctx)
+	nodes, size, err := w.topology().OpenAll(ctx)
 	if err != nil {
 		return 0, err
 	}
-	var nodes []*redisNode
 	defer func() {
 		for _, n := range nodes {
-			n.close()
+			n.Close()
 		}
 	}()
-	var size int64
-	for _, sh := range shards {
-		node, err := w.openNode(ctx, sh)
-		if err != nil {
-			return 0, err
-		}
-		nodes = append(nodes, node)
-		n, err := node.cl.DBSize(ctx).Result()
-		if err != nil {
-			return 0, redissrc.Explain(node.conn, err)
-		}
-		size += n
-	}
 	fraction := 1.0
 	if !p.flags.full && size > p.flags.sample {
 		fraction = float64(p.flags.sample) / float64(size)
@@ -100,7 +86,7 @@ func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error)
 	c := p.classifier()
 	var sampled int64
 	for _, node := range nodes {
-		s := redissrc.NewSampler(node.cl, node.conn, filterOf(r), r.ScanCount, fraction, ropts)
+		s := redissrc.NewSampler(node.Client, node.Conn, filterOf(r), r.ScanCount, fraction, ropts)
 		if err := s.Prepare(ctx); err != nil {
 			return 0, err
 		}

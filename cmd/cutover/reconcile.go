@@ -241,24 +241,14 @@ func (wr *wiring) reconcileSource(ctx context.Context) (reconcileSource, int64, 
 	}
 	ropts := redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
 		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, Epoch: pipeline.NewEpoch(live.Epoch), Logger: wr.log}
-	shards, err := wr.sourceShards(ctx)
+	nodes, size, err := wr.topology().OpenAll(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	var scanners []*redissrc.Scanner
-	var size int64
-	for _, sh := range shards {
-		node, err := wr.openNode(ctx, sh)
-		if err != nil {
-			return nil, 0, err
-		}
-		wr.roundClosers = append(wr.roundClosers, node.close)
-		n, err := node.cl.DBSize(ctx).Result()
-		if err != nil {
-			return nil, 0, redissrc.Explain(node.conn, err)
-		}
-		size += n
-		scanners = append(scanners, redissrc.NewScanner(node.cl, node.conn, filterOf(r), r.ScanCount, ropts))
+	scanners := make([]*redissrc.Scanner, 0, len(nodes))
+	for _, node := range nodes {
+		wr.roundClosers = append(wr.roundClosers, node.Close)
+		scanners = append(scanners, redissrc.NewScanner(node.Client, node.Conn, filterOf(r), r.ScanCount, ropts))
 	}
 	var all goredis.UniversalClient = wr.rcl
 	if wr.rccl != nil {

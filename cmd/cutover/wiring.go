@@ -528,62 +528,7 @@ func tick(ctx context.Context, every time.Duration, f func()) {
 	}
 }
 
-// redisNode is one server of the Redis source, for reconcile's scan.
-type redisNode struct {
-	conn redissrc.Conn
-	cl   *goredis.Client
-	own  bool
-}
-
-func (n *redisNode) close() {
-	if n.own {
-		n.cl.Close() //nolint:gosec // shutting down
-	}
-}
-
-// sourceShards returns the Redis source's servers: the configured one, or
-// every master when it is a cluster node.
-func (w *wiring) sourceShards(ctx context.Context) ([]redissrc.Shard, error) {
-	if w.rsentinel != nil {
-		addr, err := w.rsentinel.Master(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return []redissrc.Shard{{Addr: addr}}, nil
-	}
-	if w.rccl == nil {
-		return []redissrc.Shard{{Addr: w.rconn.Addr}}, nil
-	}
-	shards, err := redissrc.ClusterShards(ctx, w.rccl)
-	if err != nil {
-		return nil, redissrc.Explain(w.rconn, err)
-	}
-	return shards, nil
-}
-
-// openNode connects to one server of the Redis source (the seed
-// connection for a standalone server).
-func (w *wiring) openNode(ctx context.Context, shard redissrc.Shard) (*redisNode, error) {
-	if w.rccl == nil && w.rsentinel == nil {
-		return &redisNode{conn: w.rconn, cl: w.rcl}, nil
-	}
-	conn := w.rconn
-	conn.Addr = shard.Addr
-	cl, err := redissrc.Connect(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	if w.rsentinel != nil {
-		// A replica lags: reconcile would compare (and repair) with old
-		// values.
-		master, err := redissrc.IsMaster(ctx, cl)
-		if err == nil && !master {
-			err = fmt.Errorf("the sentinels name %s as master %q, but it is a replica (a failover in progress?): run again", shard.Addr, w.rsentinel.MasterName)
-		}
-		if err != nil {
-			cl.Close() //nolint:gosec // the role is the error to report
-			return nil, err
-		}
-	}
-	return &redisNode{conn: conn, cl: cl, own: true}, nil
+// topology is the Redis source's servers, for a read of all its keys.
+func (w *wiring) topology() *redissrc.Topology {
+	return &redissrc.Topology{Conn: w.rconn, Seed: w.rcl, Cluster: w.rccl, Sentinel: w.rsentinel}
 }
