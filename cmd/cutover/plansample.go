@@ -60,58 +60,24 @@ func (p *planner) classifier() *plan.Classifier {
 // sampleRedis samples every node of the Redis source. total is DBSIZE,
 // or, when filters leave keys out, the sample scaled by its fraction.
 func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error) {
-	cfg, w := p.cfg, p.src
-	r := cfg.Source.Redis
+	r := p.cfg.Source.Redis
 	ropts, err := p.readerOptions()
 	if err != nil {
 		return 0, err
 	}
-	nodes, size, err := w.topology().OpenAll(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		for _, n := range nodes {
-			n.Close()
-		}
-	}()
-	fraction := 1.0
-	if !p.flags.full && size > p.flags.sample {
-		fraction = float64(p.flags.sample) / float64(size)
-	}
-	p.whole = fraction == 1
+	c := p.classifier()
 	// Paced like the snapshot (source.redis.keys_per_second), by the
 	// keys read.
-	pace := newPace(float64(r.KeysPerSecond), r.ScanCount)
-	c := p.classifier()
-	var sampled int64
-	for _, node := range nodes {
-		s := redissrc.NewSampler(node.Client, node.Conn, filterOf(r), r.ScanCount, fraction, ropts)
-		if err := s.Prepare(ctx); err != nil {
-			return 0, err
-		}
-		for done := false; !done; {
-			var page redissrc.Sample
-			if page, done, err = s.Next(ctx); err != nil {
-				return 0, err
-			}
-			n := p.addRedisPage(t, c, &page)
-			sampled += n
-			if err := pace.wait(ctx, float64(n)); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if len(r.Include) > 0 || len(r.Exclude) > 0 || len(r.Types) > 0 {
-		// DBSIZE counts the keys the filters leave out too.
-		return int64(float64(sampled) / fraction), nil
-	}
-	return size, nil
+	res, err := p.src.topology().Sample(ctx, redissrc.SampleOptions{Keys: p.flags.sample, All: p.flags.full,
+		Filter: filterOf(r), Reader: ropts, ScanCount: r.ScanCount, KeysPerSecond: r.KeysPerSecond},
+		func(page *redissrc.Sample) { p.addRedisPage(t, c, page) })
+	p.whole = res.Whole
+	return res.Keys, err
 }
 
 // addRedisPage counts a page of sampled keys: events, the reader's
-// rejects, and big keys that travel in pieces. It returns how many.
-func (p *planner) addRedisPage(t *plan.Tally, c *plan.Classifier, page *redissrc.Sample) int64 {
+// rejects, and big keys that travel in pieces.
+func (p *planner) addRedisPage(t *plan.Tally, c *plan.Classifier, page *redissrc.Sample) {
 	now := time.Now()
 	for i := range page.Batch.Events {
 		e := &page.Batch.Events[i]
@@ -124,7 +90,6 @@ func (p *planner) addRedisPage(t *plan.Tally, c *plan.Classifier, page *redissrc
 	for _, big := range page.Counts.Big {
 		t.Add(c.Pieces(big.Key, big.Type.String(), big.Size, page.Memory[big.Key], chunk))
 	}
-	return int64(len(page.Batch.Events) + len(page.Batch.Rejects) + len(page.Counts.Big))
 }
 
 // readerOptions read the Redis source as the snapshot does.

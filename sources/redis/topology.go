@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"github.com/cutover/cutover/pipeline"
 )
 
 // Topology is where a Redis source's keys live, for a read of all of them
@@ -111,4 +114,79 @@ func (t *Topology) OpenAll(ctx context.Context) ([]*Node, int64, error) {
 		}
 	}
 	return nodes, size, nil
+}
+
+// SampleOptions say what Topology.Sample reads.
+type SampleOptions struct {
+	// Keys is about how many keys to read, chosen at random from the
+	// whole keyspace; All reads every key instead.
+	Keys int64
+	All  bool
+	// Filter and Reader.Types leave keys out, as the snapshot does.
+	Filter pipeline.KeyFilter
+	Reader ReaderOptions
+	// ScanCount is SCAN's COUNT hint.
+	ScanCount int
+	// KeysPerSecond paces the reads as the snapshot's; 0 does not limit.
+	KeysPerSecond int
+}
+
+// SampleResult is what a sample stands for.
+type SampleResult struct {
+	// Keys is how many keys the source holds: their DBSIZE, or, when
+	// filters leave keys out, the keys sampled scaled by the sample's
+	// fraction (DBSIZE counts the keys the filters leave out too).
+	Keys int64
+	// Whole is set when the sample is every key (All, or a keyspace no
+	// larger than Keys): counts made of it are exact.
+	Whole bool
+}
+
+// Sample reads a random sample of the keys of every server, each exactly
+// as the snapshot reads it, publishing nothing (see Sampler), and hands
+// each page to visit. It is what `cutover plan` measures.
+func (t *Topology) Sample(ctx context.Context, opts SampleOptions, visit func(*Sample)) (SampleResult, error) {
+	nodes, size, err := t.OpenAll(ctx)
+	if err != nil {
+		return SampleResult{}, err
+	}
+	defer func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}()
+	fraction := 1.0
+	if !opts.All && size > opts.Keys {
+		fraction = float64(opts.Keys) / float64(size)
+	}
+	var limiter *rate.Limiter
+	if kps := opts.KeysPerSecond; kps > 0 {
+		limiter = rate.NewLimiter(rate.Limit(kps), max(opts.ScanCount, kps))
+	}
+	var sampled int64
+	for _, node := range nodes {
+		s := NewSampler(node.Client, node.Conn, opts.Filter, opts.ScanCount, fraction, opts.Reader)
+		if err := s.Prepare(ctx); err != nil {
+			return SampleResult{}, err
+		}
+		for done := false; !done; {
+			var page Sample
+			if page, done, err = s.Next(ctx); err != nil {
+				return SampleResult{}, err
+			}
+			visit(&page)
+			n := len(page.Batch.Events) + len(page.Batch.Rejects) + len(page.Counts.Big)
+			sampled += int64(n)
+			if limiter != nil && n > 0 {
+				if err := limiter.WaitN(ctx, min(n, limiter.Burst())); err != nil {
+					return SampleResult{}, err
+				}
+			}
+		}
+	}
+	res := SampleResult{Keys: size, Whole: fraction == 1}
+	if len(opts.Filter.Include) > 0 || len(opts.Filter.Exclude) > 0 || len(opts.Reader.Types) > 0 {
+		res.Keys = int64(float64(sampled) / fraction)
+	}
+	return res, nil
 }

@@ -1,0 +1,52 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/test/stack"
+)
+
+// What a sample stands for: a sample of a keyspace larger than asked is a
+// part of it, with the keyspace counted by DBSIZE; a sample with filters
+// scales what passed them; All reads every key.
+func TestTopologySample(t *testing.T) {
+	ctx := context.Background()
+	src := stack.NewRedis(t)
+	for i := range 1000 {
+		prefix := "a"
+		if i%2 == 1 {
+			prefix = "b"
+		}
+		must(t, src.Client.Set(ctx, fmt.Sprintf("%s:%d", prefix, i), "v", 0).Err())
+	}
+	topo := &Topology{Conn: Conn{Addr: src.Addr}, Seed: src.Client}
+	sample := func(opts SampleOptions) (SampleResult, int) {
+		t.Helper()
+		opts.Reader, opts.ScanCount = ReaderOptions{Name: "t"}, 100
+		var read int
+		res, err := topo.Sample(ctx, opts, func(s *Sample) {
+			read += len(s.Batch.Events)
+			if len(s.Memory) != len(s.Batch.Events) {
+				t.Errorf("%d keys read, %d memory sizes", len(s.Batch.Events), len(s.Memory))
+			}
+		})
+		must(t, err)
+		return res, read
+	}
+	if res, read := sample(SampleOptions{All: true}); !res.Whole || res.Keys != 1000 || read != 1000 {
+		t.Errorf("all: %+v, %d read", res, read)
+	}
+	if res, read := sample(SampleOptions{Keys: 5000}); !res.Whole || res.Keys != 1000 || read != 1000 {
+		t.Errorf("a sample larger than the keyspace: %+v, %d read", res, read)
+	}
+	if res, read := sample(SampleOptions{Keys: 200}); res.Whole || res.Keys != 1000 || read < 100 || read > 300 {
+		t.Errorf("a sample of 200: %+v, %d read", res, read)
+	}
+	res, read := sample(SampleOptions{Keys: 500, Filter: pipeline.KeyFilter{Include: []string{"a:*"}}})
+	if res.Whole || res.Keys != int64(read*2) || read < 150 || read > 350 {
+		t.Errorf("a filtered sample of half the keyspace: %+v, %d read (want the keys scaled by 2)", res, read)
+	}
+}
