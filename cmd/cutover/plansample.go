@@ -2,13 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"math"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/plan"
@@ -106,69 +100,27 @@ func (p *planner) readerOptions() (redissrc.ReaderOptions, error) {
 
 // sampleTable samples the DynamoDB source with random Scan segments.
 // total is the table's item count (DynamoDB updates it about every six
-// hours), or what was read when that is more.
+// hours).
 func (p *planner) sampleTable(ctx context.Context, t *plan.Tally) (int64, error) {
-	cfg, w := p.cfg, p.src
-	d := cfg.Source.DynamoDB
-	out, err := w.ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &w.dtable.Name})
-	if err != nil {
-		return 0, fmt.Errorf("describe %s: %w", w.dtable.Name, err)
-	}
-	count := aws.ToInt64(out.Table.ItemCount)
-	pages := ddbsrc.NewPages(w.ddb, *w.dtable, ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize,
-		ConsistentRead: d.ConsistentRead, Endpoint: d.Endpoint, Epoch: pipeline.NewEpoch(0)})
-	p.whole = p.flags.full || count <= p.flags.sample
-	if !p.whole {
-		pages.SetSample(float64(p.flags.sample) / float64(count))
-	}
-	// Paced like the backfill's scan (source.dynamodb.read_capacity_per_second),
-	// by the read units the pages take: 4 KB each, half for an
-	// eventually consistent read.
-	pace := newPace(d.ReadCapacityPerSecond, 1)
+	d, w := p.cfg.Source.DynamoDB, p.src
 	c := p.classifier()
-	unit := 8192.0
-	if d.ConsistentRead {
-		unit = 4096
-	}
-	for done := false; !done; {
-		var b pipeline.Batch
-		if b, done, err = pages.Next(ctx); err != nil {
-			return 0, err
-		}
-		now := time.Now()
-		var bytes float64
-		for i := range b.Events {
-			k := c.Event(&b.Events[i], now)
-			t.Add(k)
-			bytes += float64(k.Bytes)
-		}
-		// The encoded events are larger than the items (base64, JSON):
-		// the pace errs on the slow side.
-		if err := pace.wait(ctx, math.Ceil(bytes/unit)); err != nil {
-			return 0, err
-		}
-		for _, rej := range b.Rejects {
-			t.Add(plan.Rejected(rej.Key, rej.Class, rej.Err, 0))
-		}
-	}
-	return count, nil
-}
-
-// pace limits the sample's reads to a rate a second; a zero rate does not
-// limit.
-type pace struct{ l *rate.Limiter }
-
-func newPace(perSecond float64, minBurst int) pace {
-	if perSecond <= 0 {
-		return pace{}
-	}
-	return pace{rate.NewLimiter(rate.Limit(perSecond), max(minBurst, int(math.Ceil(perSecond))))}
-}
-
-// wait blocks until n more reads are within the rate.
-func (p pace) wait(ctx context.Context, n float64) error {
-	if p.l == nil || n <= 0 {
-		return nil
-	}
-	return p.l.WaitN(ctx, min(int(n), p.l.Burst()))
+	// Paced like the backfill's scan (source.dynamodb.read_capacity_per_second).
+	res, err := ddbsrc.Sample(ctx, w.ddb, *w.dtable, ddbsrc.SampleOptions{Items: p.flags.sample, All: p.flags.full,
+		Scan:                  ddbsrc.ScanOptions{Name: p.cfg.Name, Segments: d.Segments, PageSize: d.PageSize, ConsistentRead: d.ConsistentRead, Endpoint: d.Endpoint},
+		ReadCapacityPerSecond: d.ReadCapacityPerSecond},
+		func(b *pipeline.Batch) int64 {
+			now := time.Now()
+			var bytes int64
+			for i := range b.Events {
+				k := c.Event(&b.Events[i], now)
+				t.Add(k)
+				bytes += k.Bytes
+			}
+			for _, rej := range b.Rejects {
+				t.Add(plan.Rejected(rej.Key, rej.Class, rej.Err, 0))
+			}
+			return bytes
+		})
+	p.whole = res.Whole
+	return res.Items, err
 }
