@@ -232,9 +232,3 @@ func (w *wiring) finish(workerErr <-chan error, first error) error {
 	}
 	return first
 }
-
-// loadLiveState returns the Redis source's state (its epoch) and whether a
-// source of this pipeline ran before.
-func (w *wiring) loadLiveState(ctx context.Context, _ string) (redissrc.State, bool, error) {
-	return redissrc.LoadState(ctx, w.store, w.cfg.Name)
-}

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"golang.org/x/time/rate"
 
+	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -50,11 +51,11 @@ type SampleResult struct {
 // eventually consistent read). The events are larger than the items
 // (base64, JSON), so the pace errs on the slow side.
 func Sample(ctx context.Context, db sampleAPI, table Table, opts SampleOptions, visit func(*pipeline.Batch) int64) (SampleResult, error) {
-	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table.Name})
+	count, err := itemCount(ctx, db, table.Name)
 	if err != nil {
-		return SampleResult{}, fmt.Errorf("describe %s: %w", table.Name, err)
+		return SampleResult{}, err
 	}
-	res := SampleResult{Items: aws.ToInt64(out.Table.ItemCount)}
+	res := SampleResult{Items: count}
 	scan := opts.Scan
 	scan.Epoch = pipeline.NewEpoch(0)
 	pages := NewPages(db, table, scan)
@@ -83,4 +84,31 @@ func Sample(ctx context.Context, db sampleAPI, table Table, opts SampleOptions, 
 		}
 	}
 	return res, nil
+}
+
+// Compare opens table for reconcile's comparison: a strongly consistent
+// parallel Scan (opts: Name, Segments, PageSize and Endpoint apply) whose
+// items carry the pipeline's current epoch (from its checkpoint in ck).
+// It returns it with the table's item count (updated by DynamoDB about
+// every six hours).
+func Compare(ctx context.Context, db sampleAPI, table Table, ck checkpoint.Store, opts ScanOptions) (*Pages, int64, error) {
+	epoch, err := LoadEpoch(ctx, ck, opts.Name, table.Name)
+	if err != nil {
+		return nil, 0, err
+	}
+	count, err := itemCount(ctx, db, table.Name)
+	if err != nil {
+		return nil, 0, err
+	}
+	opts.ConsistentRead, opts.Epoch = true, pipeline.NewEpoch(epoch)
+	return NewPages(db, table, opts), count, nil
+}
+
+// itemCount is a table's item count, as DynamoDB reports it.
+func itemCount(ctx context.Context, db sampleAPI, table string) (int64, error) {
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
+	if err != nil {
+		return 0, fmt.Errorf("describe %s: %w", table, err)
+	}
+	return aws.ToInt64(out.Table.ItemCount), nil
 }

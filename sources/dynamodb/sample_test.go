@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -43,5 +44,30 @@ func TestSample(t *testing.T) {
 				t.Fatalf("%+v, %d read", res, read)
 			}
 		})
+	}
+}
+
+// reconcile reads the table strongly consistent, in the pipeline's
+// current epoch, and sizes its sample by the table's item count.
+func TestCompareReadsInTheSavedEpoch(t *testing.T) {
+	ctx := context.Background()
+	db := sampledTable{&fakeTable{items: map[string]string{"a": "1", "b": "2", "c": "3"}}}
+	ck := checkpoint.NewMemoryStore()
+	if err := ck.Save(ctx, epochName("p", fakeTableDef.Name), []byte(`{"epoch":"5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	pages, count, err := Compare(ctx, db, fakeTableDef, ck, ScanOptions{Name: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count != 3 || !pages.opts.ConsistentRead {
+		t.Fatalf("count %d, consistent %v", count, pages.opts.ConsistentRead)
+	}
+	b, _, err := pages.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 3 || b.Events[0].Version.Epoch() != 5 {
+		t.Fatalf("%d events, epoch %d; want 3 in the saved epoch 5", len(b.Events), b.Events[0].Version.Epoch())
 	}
 }

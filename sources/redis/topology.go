@@ -7,6 +7,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
+	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
 )
 
@@ -189,4 +190,56 @@ func (t *Topology) Sample(ctx context.Context, opts SampleOptions, visit func(*S
 		res.Keys = int64(float64(sampled) / fraction)
 	}
 	return res, nil
+}
+
+// CompareOptions say how Topology.Compare reads the source.
+type CompareOptions struct {
+	// Filter and Reader.Types leave keys out, as the snapshot does.
+	// Reader.Name names the pipeline; its Epoch is set by Compare.
+	Filter pipeline.KeyFilter
+	Reader ReaderOptions
+	// ScanCount is SCAN's COUNT hint.
+	ScanCount int
+}
+
+// Compare opens the source for reconcile's comparison: a Scanner per
+// server, and a Reader over the whole source whose reads carry the
+// pipeline's current epoch (from its checkpoint in ck), so that a repair
+// made of them is stamped in it. It returns them with the number of keys
+// the source holds (DBSIZE) and what closes the servers opened for it.
+func (t *Topology) Compare(ctx context.Context, ck checkpoint.Store, opts CompareOptions) (*Scanners, int64, func(), error) {
+	live, _, err := LoadState(ctx, ck, opts.Reader.Name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	ropts := opts.Reader
+	ropts.Epoch = pipeline.NewEpoch(live.Epoch)
+	nodes, size, err := t.OpenAll(ctx)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	closeNodes := func() {
+		for i := len(nodes) - 1; i >= 0; i-- {
+			nodes[i].Close()
+		}
+	}
+	scanners := make([]*Scanner, 0, len(nodes))
+	for _, node := range nodes {
+		scanners = append(scanners, NewScanner(node.Client, node.Conn, opts.Filter, opts.ScanCount, ropts))
+	}
+	var all goredis.UniversalClient = t.Seed
+	if t.Cluster != nil {
+		all = t.Cluster
+	}
+	reader := NewReader(all, t.Conn, ropts)
+	if err := reader.Prepare(ctx); err != nil {
+		closeNodes()
+		return nil, 0, nil, err
+	}
+	src := NewScanners(scanners, all, reader)
+	if err := src.Prepare(ctx); err != nil {
+		closeNodes()
+		return nil, 0, nil, err
+	}
+	return src, size, closeNodes, nil
 }

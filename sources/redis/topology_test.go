@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/test/stack"
 )
@@ -48,5 +49,40 @@ func TestTopologySample(t *testing.T) {
 	res, read := sample(SampleOptions{Keys: 500, Filter: pipeline.KeyFilter{Include: []string{"a:*"}}})
 	if res.Whole || res.Keys != int64(read*2) || read < 150 || read > 350 {
 		t.Errorf("a filtered sample of half the keyspace: %+v, %d read (want the keys scaled by 2)", res, read)
+	}
+}
+
+// reconcile reads the source in the pipeline's current epoch, so that a
+// repair made of its reads is stamped in it (docs/DESIGN.md, "Reconcile's
+// repairs"); DBSIZE sizes the sample.
+func TestTopologyCompareReadsInTheSavedEpoch(t *testing.T) {
+	ctx := context.Background()
+	src := stack.NewRedis(t)
+	for i := range 10 {
+		must(t, src.Client.Set(ctx, fmt.Sprintf("k:%d", i), "v", 0).Err())
+	}
+	ck := checkpoint.NewMemoryStore()
+	must(t, saveState(ctx, ck, "p", State{Epoch: 7}))
+	topo := &Topology{Conn: Conn{Addr: src.Addr}, Seed: src.Client}
+	scan, size, closeNodes, err := topo.Compare(ctx, ck, CompareOptions{ScanCount: 100, Reader: ReaderOptions{Name: "p"}})
+	must(t, err)
+	defer closeNodes()
+	if size != 10 {
+		t.Errorf("size %d, want DBSIZE 10", size)
+	}
+	var read int
+	for done := false; !done; {
+		var b pipeline.Batch
+		b, done, err = scan.Next(ctx)
+		must(t, err)
+		for _, e := range b.Events {
+			read++
+			if e.Version.Epoch() != 7 {
+				t.Fatalf("%s read in epoch %d, want the saved 7", e.Key, e.Version.Epoch())
+			}
+		}
+	}
+	if read != 10 {
+		t.Errorf("read %d keys, want 10", read)
 	}
 }
