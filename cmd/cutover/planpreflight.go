@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cutover/cutover/pipeline/kafka"
 	redissink "github.com/cutover/cutover/sinks/redis"
@@ -99,25 +97,21 @@ func (p *planner) checkSource(ctx context.Context) bool {
 // not run the read's commands fails here, with the ACL to give.
 func (p *planner) checkRead(ctx context.Context, node *redissrc.Node) bool {
 	name := "source read " + node.Conn.Addr
-	key, err := node.Client.RandomKey(ctx).Result()
-	switch {
-	case errors.Is(err, goredis.Nil):
-		p.ok(name, "the database is empty")
-		return true
-	case err != nil:
-		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", redissrc.Explain(node.Conn, err)))
-		return false
-	}
 	ropts, err := p.readerOptions()
 	if err != nil {
 		p.fail(name, err)
 		return false
 	}
-	if err := redissrc.NewReader(node.Client, node.Conn, ropts).Probe(ctx, key); err != nil {
-		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", err))
+	empty, err := node.ProbeRead(ctx, ropts)
+	switch {
+	case err != nil:
+		p.fail(name, err)
 		return false
+	case empty:
+		p.ok(name, "the database is empty")
+	default:
+		p.ok(name, "a key read as the snapshot reads it")
 	}
-	p.ok(name, "a key read as the snapshot reads it")
 	return true
 }
 

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -39,6 +40,24 @@ func (n *Node) Close() {
 	if n.own {
 		n.Client.Close() //nolint:gosec // shutting down
 	}
+}
+
+// ProbeRead reads one random key of the node as the snapshot reads it
+// (see Reader.Probe): a user who may not run the read's commands fails
+// here, with the ACL to give. empty is set when the database holds no
+// key.
+func (n *Node) ProbeRead(ctx context.Context, opts ReaderOptions) (empty bool, err error) {
+	key, err := n.Client.RandomKey(ctx).Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", Explain(n.Conn, err))
+	}
+	if err := NewReader(n.Client, n.Conn, opts).Probe(ctx, key); err != nil {
+		return false, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", err)
+	}
+	return false, nil
 }
 
 // Shards returns the servers to read: the configured one, the master the

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cutover/cutover/checkpoint"
@@ -84,5 +85,30 @@ func TestTopologyCompareReadsInTheSavedEpoch(t *testing.T) {
 	}
 	if read != 10 {
 		t.Errorf("read %d keys, want 10", read)
+	}
+}
+
+// plan's read check: an empty database passes, a key read as the
+// snapshot reads it passes, a user refused the read's commands fails with
+// the ACL to give.
+func TestNodeProbeRead(t *testing.T) {
+	ctx := context.Background()
+	src := stack.NewRedis(t)
+	node := &Node{Conn: Conn{Addr: src.Addr}, Client: src.Client}
+	if empty, err := node.ProbeRead(ctx, ReaderOptions{Name: "t"}); !empty || err != nil {
+		t.Fatalf("empty database: %v, %v", empty, err)
+	}
+	must(t, src.Client.HSet(ctx, "h", "f", "v").Err())
+	if empty, err := node.ProbeRead(ctx, ReaderOptions{Name: "t"}); empty || err != nil {
+		t.Fatalf("a readable key: %v, %v", empty, err)
+	}
+	must(t, src.Client.Do(ctx, "ACL", "SETUSER", "noread", "on", ">pw", "~*", "+@all", "-hgetall", "-hscan").Err())
+	user := Conn{Addr: src.Addr, Username: "noread", Password: "pw"}
+	cl, err := Connect(ctx, user)
+	must(t, err)
+	defer cl.Close()
+	_, err = (&Node{Conn: user, Client: cl}).ProbeRead(ctx, ReaderOptions{Name: "t"})
+	if err == nil || !strings.Contains(err.Error(), "docs/redis.md") {
+		t.Fatalf("a user refused HGETALL: %v", err)
 	}
 }
