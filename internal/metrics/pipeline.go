@@ -15,7 +15,7 @@ type Metric struct {
 	desc *prometheus.Desc
 }
 
-// Pipeline are the pipeline commands' metrics, in the order declared.
+// Pipeline lists the pipeline commands' metrics, in the order declared.
 var Pipeline []*Metric
 
 func declare(kind prometheus.ValueType, name, help string, labels ...string) *Metric {
