@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -14,9 +15,7 @@ import (
 // after the topic grew until the group has applied everything there, and
 // refused when the topic has fewer partitions than keys were sent to.
 func TestKeyPartitions(t *testing.T) {
-	cfg := fakeCluster(t, "events") // 3 partitions
-	cl := mustConnect(t, cfg, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	ctx := ctxT(t)
+	cl, ctx := eventsCluster(t)
 	store := checkpoint.NewMemoryStore()
 	opts := KeyPartitionsOptions{Pipeline: "p", Topic: "events", Group: "sinks"}
 	if n, err := KeyPartitions(ctx, cl, store, 3, opts); err != nil || n != 3 {
@@ -50,4 +49,12 @@ func TestKeyPartitions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "fewer than the 5") {
 		t.Fatalf("a topic with fewer partitions: %v", err)
 	}
+}
+
+// eventsCluster is a fake cluster with topic events (3 partitions), and
+// a client that produces to the partition a record names.
+func eventsCluster(t *testing.T) (*kgo.Client, context.Context) {
+	t.Helper()
+	cl := mustConnect(t, fakeCluster(t, "events"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	return cl, ctxT(t)
 }
