@@ -151,7 +151,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		if err != nil {
 			return nil, err
 		}
-		w.checkDurability(ctx, w.pcl)
+		kafka.CheckDurability(ctx, w.pcl, cfg.Kafka.Topic, log)
 		if w.partitions, err = kafka.KeyPartitions(ctx, w.pcl, w.store, topicPartitions, kafka.KeyPartitionsOptions{
 			Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, Logger: log}); err != nil {
 			return nil, err
