@@ -217,7 +217,7 @@ func TestDashboardUsesServedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range append(pipe, rec...) {
-		served[m.name] = true
+		served[m.Name] = true
 	}
 	used := regexp.MustCompile(`cutover_[a-z0-9_]+`).FindAllString(string(raw), -1)
 	if len(used) < 20 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/cutover/cutover/internal/clidocs"
 )
 
 const referenceDir = "../../docs/reference"
@@ -31,7 +33,7 @@ func TestReferenceIsUpToDate(t *testing.T) {
 			stale = append(stale, name)
 		}
 	}
-	existing, err := generatedFiles(referenceDir)
+	existing, err := clidocs.Generated(referenceDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestGenDocsWritesAndPrunes(t *testing.T) {
 		}
 	}
 	must(os.MkdirAll(filepath.Dir(old), 0o750))
-	must(os.WriteFile(old, []byte(generatedMark+"# gone\n"), 0o600))
+	must(os.WriteFile(old, []byte(clidocs.Mark+"# gone\n"), 0o600))
 	must(os.WriteFile(mine, []byte("# hand-written\n"), 0o600))
 	n, err := writeReference(dir)
 	must(err)
@@ -88,7 +90,7 @@ func TestGenDocsWritesAndPrunes(t *testing.T) {
 	if _, err := os.Stat(mine); err != nil {
 		t.Errorf("a page gen-docs did not write was removed: %v", err)
 	}
-	written, err := generatedFiles(dir)
+	written, err := clidocs.Generated(dir)
 	must(err)
 	if len(written) != n || n < 10 {
 		t.Errorf("wrote %d pages, found %d generated", n, len(written))

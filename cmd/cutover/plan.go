@@ -180,7 +180,7 @@ func runPlan(ctx context.Context, cfg *Config, f *planFlags, out io.Writer) erro
 		proj := plan.Project(&est, p.rates(), cfg.sinkKind() == "redis")
 		p.rep.Estimate, p.rep.Projection = &est, &proj
 	}
-	p.rep.Limits = p.limits()
+	p.rep.Limits = plan.Limits(cfg.sinkKind() == "dynamodb", len(p.rep.Filters) > 0, p.whole)
 	p.rep.Ready = true
 	for _, c := range p.rep.Preflight {
 		if c.Status == "fail" {
@@ -253,41 +253,4 @@ func (p *planner) rates() plan.Rates {
 		}
 	}
 	return r
-}
-
-// limits are what the estimates cannot know, stated in the report.
-func (p *planner) limits() []string {
-	l := []string{
-		"sizes in Kafka are of the encoded events before compression; the topic holds them for its retention.ms",
-		"the duration counts target writes at the given rate only: a table's throughput, throttling and the source's pace can make it longer",
-	}
-	if p.cfg.sinkKind() == "dynamodb" {
-		l = append(l, "write units are for an empty table; a put over an existing item costs by the larger of the two items",
-			"the cost is of the backfill's writes only: later changes, reads, storage and the target table's indexes are not counted")
-	} else {
-		l = append(l, "Redis memory is MEMORY USAGE of the source's keys (estimated by Redis from a few elements of a big collection), "+
-			"or for a DynamoDB source the key and value the sink renders in a small key's compact encoding, "+
-			"plus about 18 bytes and the key's length for its version, and 72 bytes per version bucket; allocator overhead and big collections' encodings can add to it")
-	}
-	if len(p.rep.Filters) > 0 && !p.whole {
-		l = append(l, "with filters, --sample is a share of all keys: fewer of them pass the filters and are read")
-	}
-	if !p.whole {
-		l = append(l, "counts are scaled from the sample to the store's own count of keys (DBSIZE; a DynamoDB table's ItemCount is updated about every six hours); shares carry a 95% upper bound; --full gives exact counts")
-	}
-	return l
-}
-
-// groupKB formats a byte count for people.
-func groupBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

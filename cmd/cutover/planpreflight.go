@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline/kafka"
@@ -73,21 +71,22 @@ func (p *planner) checkSource(ctx context.Context) bool {
 		}
 		w.closers = append(w.closers, quietly(w.rccl))
 	}
-	shards, err := w.sourceShards(ctx)
+	topo := w.topology()
+	shards, err := topo.Shards(ctx)
 	if err != nil {
 		p.fail("source redis", err)
 		return false
 	}
 	p.ok("source redis", "%s db %d reachable (%d node(s))", r.Addr, r.DB, len(shards))
 	for _, sh := range shards {
-		node, err := w.openNode(ctx, sh)
+		node, err := topo.Open(ctx, sh)
 		if err != nil {
 			p.fail("source redis "+sh.Addr, err)
 			return false
 		}
 		p.checkNotifications(ctx, node)
 		readable := p.checkRead(ctx, node)
-		node.close()
+		node.Close()
 		if !readable {
 			return false
 		}
@@ -97,35 +96,31 @@ func (p *planner) checkSource(ctx context.Context) bool {
 
 // checkRead reads one key of a node as the snapshot does: a user who may
 // not run the read's commands fails here, with the ACL to give.
-func (p *planner) checkRead(ctx context.Context, node *redisNode) bool {
-	name := "source read " + node.conn.Addr
-	key, err := node.cl.RandomKey(ctx).Result()
-	switch {
-	case errors.Is(err, goredis.Nil):
-		p.ok(name, "the database is empty")
-		return true
-	case err != nil:
-		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", redisconn.Explain(node.conn, err)))
-		return false
-	}
+func (p *planner) checkRead(ctx context.Context, node *redissrc.Node) bool {
+	name := "source read " + node.Conn.Addr
 	ropts, err := p.readerOptions()
 	if err != nil {
 		p.fail(name, err)
 		return false
 	}
-	if err := redissrc.NewReader(node.cl, node.conn, ropts).Probe(ctx, key); err != nil {
-		p.fail(name, fmt.Errorf("%w (the source user needs the ACL in docs/redis.md)", err))
+	empty, err := node.ProbeRead(ctx, ropts)
+	switch {
+	case err != nil:
+		p.fail(name, err)
 		return false
+	case empty:
+		p.ok(name, "the database is empty")
+	default:
+		p.ok(name, "a key read as the snapshot reads it")
 	}
-	p.ok(name, "a key read as the snapshot reads it")
 	return true
 }
 
 // checkNotifications checks a node's keyspace notifications: replicate
 // turns the missing classes on itself when the user may.
-func (p *planner) checkNotifications(ctx context.Context, node *redisNode) {
-	name := "keyspace notifications " + node.conn.Addr
-	c := redissrc.CheckNotifications(ctx, node.cl, node.conn)
+func (p *planner) checkNotifications(ctx context.Context, node *redissrc.Node) {
+	name := "keyspace notifications " + node.Conn.Addr
+	c := redissrc.CheckNotifications(ctx, node.Client, node.Conn)
 	switch {
 	case c.Err != nil:
 		p.fail(name, fmt.Errorf("%w (backfill works without them; replicate needs them)", c.Err))

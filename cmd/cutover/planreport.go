@@ -72,9 +72,9 @@ func printEstimate(w io.Writer, e *plan.Estimate) {
 		row("  "+r.Reason, r.Estimated, share(r.Share, r.Upper95, e.Full))
 		fmt.Fprintf(w, "  %24s e.g. %q: %s\n", "", r.Example, r.ExampleDetail)
 	}
-	fmt.Fprintf(w, "  %-22s p50 %s, p99 %s, max %s\n", "size in kafka", groupBytes(e.Sizes.P50), groupBytes(e.Sizes.P99), groupBytes(e.Sizes.Max))
+	fmt.Fprintf(w, "  %-22s p50 %s, p99 %s, max %s\n", "size in kafka", plan.FormatBytes(e.Sizes.P50), plan.FormatBytes(e.Sizes.P99), plan.FormatBytes(e.Sizes.Max))
 	if e.ItemSizes.Max > 0 {
-		fmt.Fprintf(w, "  %-22s p50 %s, p99 %s, max %s\n", "dynamodb item", groupBytes(e.ItemSizes.P50), groupBytes(e.ItemSizes.P99), groupBytes(e.ItemSizes.Max))
+		fmt.Fprintf(w, "  %-22s p50 %s, p99 %s, max %s\n", "dynamodb item", plan.FormatBytes(e.ItemSizes.P50), plan.FormatBytes(e.ItemSizes.P99), plan.FormatBytes(e.ItemSizes.Max))
 	}
 }
 
@@ -87,13 +87,13 @@ func share(s, upper float64, full bool) string {
 
 func printProjection(w io.Writer, e *plan.Estimate, p *plan.Projection, table string) {
 	fmt.Fprintf(w, "\nprojection\n")
-	fmt.Fprintf(w, "  %-22s %14s  %s\n", "events into kafka", group(e.Events), groupBytes(e.KafkaBytes)+" before compression")
+	fmt.Fprintf(w, "  %-22s %14s  %s\n", "events into kafka", group(e.Events), plan.FormatBytes(e.KafkaBytes)+" before compression")
 	fmt.Fprintf(w, "  %-22s %14s\n", "target writes", group(p.Writes))
 	if p.WriteUnits > 0 {
 		fmt.Fprintf(w, "  %-22s %14s  %s on demand at $%g per million\n", "dynamodb write units", group(p.WriteUnits), dollars(p.Cost), p.PricePerMillionWrites)
 	}
 	if e.RedisMemory > 0 {
-		fmt.Fprintf(w, "  %-22s %14s  with cutover's version keys\n", "redis memory", groupBytes(e.RedisMemory))
+		fmt.Fprintf(w, "  %-22s %14s  with cutover's version keys\n", "redis memory", plan.FormatBytes(e.RedisMemory))
 	}
 	fmt.Fprintf(w, "  %-22s %14s  at %g writes/s\n", "time", p.Duration.String(), p.WritesPerSecond)
 	if p.ProvisionedWCU > 0 {

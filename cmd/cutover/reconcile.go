@@ -9,13 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
-	"github.com/cutover/cutover/internal/redisconn"
-	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
@@ -140,10 +136,10 @@ func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writ
 		return err
 	}
 	defer wr.close()
-	var metrics *reconcileMetrics
+	var rm *metrics.Reconcile
 	if cfg.MetricsAddr != "" {
-		metrics = newReconcileMetrics()
-		if err := serveMetrics(ctx, cfg.MetricsAddr, cfg.Name, log, nil, metrics.collectors()...); err != nil {
+		rm = metrics.NewReconcile()
+		if err := metrics.Serve(ctx, cfg.MetricsAddr, cfg.Name, log, nil, rm.Collectors()...); err != nil {
 			return err
 		}
 	}
@@ -159,7 +155,7 @@ func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writ
 			}
 			return err
 		}
-		metrics.observe(&rep)
+		rm.Observe(&rep)
 		if f.output == "json" {
 			enc := json.NewEncoder(w)
 			if f.every == 0 {
@@ -219,59 +215,21 @@ func (wr *wiring) reconcileSource(ctx context.Context) (reconcileSource, int64, 
 	cfg := wr.cfg
 	if cfg.sourceKind() == "dynamodb" {
 		d := cfg.Source.DynamoDB
-		epoch, err := ddbsrc.LoadEpoch(ctx, wr.store, cfg.Name, wr.dtable.Name)
-		if err != nil {
-			return nil, 0, err
-		}
-		out, err := wr.ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &wr.dtable.Name})
-		if err != nil {
-			return nil, 0, fmt.Errorf("describe %s: %w", wr.dtable.Name, err)
-		}
-		return ddbsrc.NewPages(wr.ddb, *wr.dtable, ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize,
-			ConsistentRead: true, Endpoint: d.Endpoint, Epoch: pipeline.NewEpoch(epoch)}), aws.ToInt64(out.Table.ItemCount), nil
+		return ddbsrc.Compare(ctx, wr.ddb, *wr.dtable, wr.store,
+			ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize, Endpoint: d.Endpoint})
 	}
 	r := cfg.Source.Redis
 	types, err := parseTypes(r.Types)
 	if err != nil {
 		return nil, 0, err
 	}
-	live, _, err := wr.loadLiveState(ctx, cfg.Name+"/redis/live")
+	src, size, closeNodes, err := wr.topology().Compare(ctx, wr.store, redissrc.CompareOptions{Filter: filterOf(r), ScanCount: r.ScanCount,
+		Reader: redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
+			ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, Logger: wr.log}})
 	if err != nil {
 		return nil, 0, err
 	}
-	ropts := redissrc.ReaderOptions{Name: cfg.Name, Types: types, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
-		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, Epoch: pipeline.NewEpoch(live.Epoch), Logger: wr.log}
-	shards, err := wr.sourceShards(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	var scanners []*redissrc.Scanner
-	var size int64
-	for _, sh := range shards {
-		node, err := wr.openNode(ctx, sh)
-		if err != nil {
-			return nil, 0, err
-		}
-		wr.roundClosers = append(wr.roundClosers, node.close)
-		n, err := node.cl.DBSize(ctx).Result()
-		if err != nil {
-			return nil, 0, redisconn.Explain(node.conn, err)
-		}
-		size += n
-		scanners = append(scanners, redissrc.NewScanner(node.cl, node.conn, filterOf(r), r.ScanCount, ropts))
-	}
-	var all goredis.UniversalClient = wr.rcl
-	if wr.rccl != nil {
-		all = wr.rccl
-	}
-	reader := redissrc.NewReader(all, wr.rconn, ropts)
-	if err := reader.Prepare(ctx); err != nil {
-		return nil, 0, err
-	}
-	src := redissrc.NewScanners(scanners, all, reader)
-	if err := src.Prepare(ctx); err != nil {
-		return nil, 0, err
-	}
+	wr.roundClosers = append(wr.roundClosers, closeNodes)
 	return src, size, nil
 }
 

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"maps"
 	"sync"
 	"time"
 
@@ -88,26 +88,11 @@ func (r *repairer) Wait(ctx context.Context) error {
 			wr.closeWorker()
 		}
 	}()
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
+	// poll starts the worker when it is needed, and notices that it
+	// stopped.
+	poll := func(context.Context) error {
 		if !started {
-			if err := start(); err != nil {
-				return err
-			}
-		}
-		committed, err := kafka.CommittedOffsets(ctx, wr.pcl, cfg.Kafka.Group, cfg.Kafka.Topic)
-		if err != nil {
-			return err
-		}
-		behind := maps.Clone(end)
-		for p, off := range end {
-			if committed[p] >= off {
-				delete(behind, p)
-			}
-		}
-		if len(behind) == 0 {
-			return nil
+			return start()
 		}
 		select {
 		case err := <-workerErr:
@@ -117,13 +102,14 @@ func (r *repairer) Wait(ctx context.Context) error {
 				err = ctx.Err()
 			}
 			return fmt.Errorf("the sink worker applying the repairs stopped: %w", err)
-		case <-ctx.Done():
-			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("the consumer group %s did not commit past the repairs within %s (partitions still behind: %v): are its sink workers running and keeping up? Raise --repair-timeout or check `cutover replicate`/`cutover sink`",
-					cfg.Kafka.Group, r.timeout, behind)
-			}
-			return ctx.Err()
-		case <-t.C:
+		default:
+			return nil
 		}
 	}
+	behind, err := kafka.WaitCommitted(ctx, wr.pcl, cfg.Kafka.Group, cfg.Kafka.Topic, end, 500*time.Millisecond, poll)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("the consumer group %s did not commit past the repairs within %s (partitions still behind: %v): are its sink workers running and keeping up? Raise --repair-timeout or check `cutover replicate`/`cutover sink`",
+			cfg.Kafka.Group, r.timeout, behind)
+	}
+	return err
 }

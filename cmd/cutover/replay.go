@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/pipeline/kafka"
-	"github.com/cutover/cutover/sources"
 )
 
 type replayTarget struct {
@@ -98,14 +97,8 @@ func runReplay(ctx context.Context, cfg *Config, rt replayTarget, out io.Writer)
 		// A worker that was just stopped (or killed) may still be listed:
 		// give it the session timeout to go before refusing.
 		log.Info("waiting for sink workers to leave the group", "group", grp, "members", len(members), "up_to", cfg.Kafka.SessionTimeout)
-		deadline := time.Now().Add(cfg.Kafka.SessionTimeout + 2*time.Second)
-		for len(members) > 0 && time.Now().Before(deadline) {
-			if !sources.Sleep(ctx, 500*time.Millisecond) {
-				return ctx.Err()
-			}
-			if members, err = kafka.GroupMembers(ctx, admin, grp); err != nil {
-				return err
-			}
+		if members, err = kafka.WaitGroupEmpty(ctx, admin, grp, cfg.Kafka.SessionTimeout+2*time.Second, 500*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	if len(members) > 0 {

@@ -83,9 +83,6 @@ source, for sink workers started with "cutover sink".`,
 // runReplicate runs the source (and, unless mode.noSink, a sink worker):
 // a snapshot, live capture, or both. backfill is this with snapshotOnly.
 func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what string, out io.Writer) error {
-	if cfg.sourceKind() == "dynamodb" {
-		return runTableReplicate(ctx, cfg, mode, what, out)
-	}
 	log := setup(cfg)
 	start := time.Now()
 	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: !mode.noSink, worker: !mode.noSink,
@@ -94,21 +91,39 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 		return err
 	}
 	defer w.close()
+	rep := newReporter(w, start)
+	var src source
+	if cfg.sourceKind() == "dynamodb" {
+		table, err := w.tableSource(mode)
+		if err != nil {
+			return err
+		}
+		src, rep.table = table, table
+	} else {
+		redis, err := w.redisSource(mode)
+		if err != nil {
+			return err
+		}
+		src, rep.redis = redis, redis
+	}
+	return w.runSource(ctx, src, mode, what, out, rep)
+}
+
+// redisSource is the Redis source of a replicate or backfill.
+func (w *wiring) redisSource(mode replicateMode) (*redissrc.Source, error) {
+	cfg := w.cfg
 	r := cfg.Source.Redis
 	types, err := parseTypes(r.Types)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	src := redissrc.NewSource(w.rconn, w.rcl, w.rccl, redissrc.SourceOptions{
+	return redissrc.NewSource(w.rconn, w.rcl, w.rccl, redissrc.SourceOptions{
 		Name: cfg.Name, Filter: filterOf(r), Types: types,
 		Mode:      redissrc.Mode{SnapshotOnly: mode.snapshotOnly, LiveOnly: mode.liveOnly, Restart: mode.restart},
 		ScanCount: r.ScanCount, Readers: r.Readers, MaxElements: r.MaxElements, MaxValueBytes: r.MaxValueBytes,
 		ChunkElements: r.ChunkElements, ChunkBytes: r.ChunkBytes, MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
-		KeysPerSecond: r.KeysPerSecond, HealKeysPerSecond: r.HealKeysPerSecond, Sentinel: w.rsentinel, Logger: log,
-	}, w.pub, w.store)
-	rep := newReporter(w, start)
-	rep.redis = src
-	return w.runSource(ctx, src, mode, what, out, rep)
+		KeysPerSecond: r.KeysPerSecond, HealKeysPerSecond: r.HealKeysPerSecond, Sentinel: w.rsentinel, Logger: w.log,
+	}, w.pub, w.store), nil
 }
 
 // source is what runSource runs: a source that can also answer drains.
@@ -231,10 +246,4 @@ func (w *wiring) finish(workerErr <-chan error, first error) error {
 		}
 	}
 	return first
-}
-
-// loadLiveState returns the Redis source's state (its epoch) and whether a
-// source of this pipeline ran before.
-func (w *wiring) loadLiveState(ctx context.Context, _ string) (redissrc.State, bool, error) {
-	return redissrc.LoadState(ctx, w.store, w.cfg.Name)
 }

@@ -1,25 +1,13 @@
 package main
 
 import (
-	"context"
-	"io"
-	"time"
-
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 )
 
-// runTableReplicate is runReplicate for a DynamoDB source: the table's
-// snapshot (a parallel Scan) and its stream, published to Kafka and, unless
-// mode.noSink, applied by a sink worker in this process.
-func runTableReplicate(ctx context.Context, cfg *Config, mode replicateMode, what string, out io.Writer) error {
-	log := setup(cfg)
-	start := time.Now()
-	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: !mode.noSink, worker: !mode.noSink,
-		instanceID: "cutover-" + cfg.Name + "-inprocess"})
-	if err != nil {
-		return err
-	}
-	defer w.close()
+// tableSource is the DynamoDB source of a replicate or backfill: the
+// table's snapshot (a parallel Scan) and its stream.
+func (w *wiring) tableSource(mode replicateMode) (*ddbsrc.Source, error) {
+	cfg, log := w.cfg, w.log
 	d := cfg.Source.DynamoDB
 	scan := ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize, ConsistentRead: d.ConsistentRead,
 		ReadCapacityPerSecond: d.ReadCapacityPerSecond, Endpoint: d.Endpoint, Logger: log}
@@ -27,12 +15,9 @@ func runTableReplicate(ctx context.Context, cfg *Config, mode replicateMode, wha
 	src, err := ddbsrc.NewSource(w.ddb, w.dstreams, *w.dtable, scan, stream,
 		ddbsrc.Mode{SnapshotOnly: mode.snapshotOnly, LiveOnly: mode.liveOnly, Restart: mode.restart}, w.pub, w.store)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	log.Info("source table", "table", d.Table, "partition_key", w.dtable.Partition, "sort_key", w.dtable.Sort,
 		"stream_view", w.dtable.StreamView, "ttl_attribute", w.dtable.TTLAttribute)
-
-	rep := newReporter(w, start)
-	rep.table = src
-	return w.runSource(ctx, src, mode, what, out, rep)
+	return src, nil
 }

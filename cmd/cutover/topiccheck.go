@@ -10,29 +10,6 @@ import (
 	"github.com/cutover/cutover/pipeline/kafka"
 )
 
-// checkDurability warns when the event topic could lose events Kafka
-// acknowledged: with one replica, or with min.insync.replicas 1, the loss
-// of one broker can take acknowledged events with it (acks=all only waits
-// for the replicas in sync). A topic is the replayable log of the
-// migration: it should survive a broker.
-func (w *wiring) checkDurability(ctx context.Context, cl *kgo.Client) {
-	info, err := kafka.DescribeTopic(ctx, cl, w.cfg.Kafka.Topic)
-	if err != nil {
-		w.log.Warn("could not check the topic's replication", "topic", w.cfg.Kafka.Topic, "err", err)
-		return
-	}
-	switch {
-	case info.ReplicationFactor < 2:
-		w.log.Warn("the topic has one replica: losing its broker loses events Kafka acknowledged (fine on a one-broker test stack; "+
-			"in production create it with replication factor 3 and min.insync.replicas 2)",
-			"topic", w.cfg.Kafka.Topic, "replication_factor", info.ReplicationFactor)
-	case info.MinInsyncReplicas < 2:
-		w.log.Warn("the topic's min.insync.replicas is 1: an event acknowledged by one replica is lost with that broker "+
-			"(set min.insync.replicas to 2 on the topic)",
-			"topic", w.cfg.Kafka.Topic, "replication_factor", info.ReplicationFactor, "min_insync_replicas", info.MinInsyncReplicas)
-	}
-}
-
 // checkTombstones refuses to start a sink whose tombstones expire before
 // the topic forgets its events: a replay from the topic's oldest events
 // could then reach a deleted key after its tombstone is gone and bring it

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/pipeline/kafka"
@@ -153,8 +152,9 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		if err != nil {
 			return nil, err
 		}
-		w.checkDurability(ctx, w.pcl)
-		if w.partitions, err = w.publishPartitions(ctx, topicPartitions); err != nil {
+		kafka.CheckDurability(ctx, w.pcl, cfg.Kafka.Topic, log)
+		if w.partitions, err = kafka.KeyPartitions(ctx, w.pcl, w.store, topicPartitions, kafka.KeyPartitionsOptions{
+			Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, Logger: log}); err != nil {
 			return nil, err
 		}
 		popts.Partitions = w.partitions
@@ -185,7 +185,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 	cfg := w.cfg
 	if w.e2eLag == nil {
-		w.e2eLag = newLagHistogram()
+		w.e2eLag = metrics.NewLagHistogram()
 	}
 	wopts := kafka.WorkerOptions{
 		Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
@@ -464,7 +464,7 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 		if err := reader.Prepare(ctx); err != nil {
 			return nil, err
 		}
-		return &redisTarget{Sink: s, reader: reader, conn: conn}, nil
+		return &redisTarget{Target: redissink.NewTarget(s, keyReader{reader}), conn: conn}, nil
 	}
 	s, err := newDynamoDBSink(ctx, cfg, items, log)
 	if err != nil {
@@ -488,12 +488,10 @@ func (d *dynamoTarget) counters() sinkCounters {
 	return sinkCounters{writes: s.Writes, throttles: s.Throttles, retries: s.Retries, swept: s.Swept, pace: s.RateLimit}
 }
 
-// redisTarget is the Redis sink, read back through the Redis reader (a
-// tombstone is an absent data key).
+// redisTarget is the Redis sink, read back through the Redis reader.
 type redisTarget struct {
-	*redissink.Sink
-	reader *redissrc.Reader
-	conn   redisconn.Conn
+	*redissink.Target
+	conn redisconn.Conn
 }
 
 func (r *redisTarget) describe() string {
@@ -505,57 +503,13 @@ func (r *redisTarget) counters() sinkCounters {
 	return sinkCounters{writes: s.Writes, retries: s.Retries, swept: s.Swept}
 }
 
-// Lookup implements reconcile.Target. Keys are event keys: with a DynamoDB
-// source, item keys, looked up under the Redis keys they render to.
-func (r *redisTarget) Lookup(ctx context.Context, keys [][]byte) (map[string]reconcile.Found, error) {
-	names, byName := r.targetNames(keys)
-	b, _, err := r.reader.Read(ctx, names, pipeline.OriginRepair, nil)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]reconcile.Found, len(keys))
-	for _, k := range byName {
-		out[k] = reconcile.Found{}
-	}
-	for _, e := range b.Events {
-		if e.Op == pipeline.OpUpsert {
-			out[byName[string(e.Key)]] = reconcile.Found{Exists: true, Value: e.Value, ExpireAt: e.ExpireAt}
-		}
-	}
-	for _, rej := range b.Rejects {
-		out[byName[string(rej.Key)]] = reconcile.Found{Exists: true, Err: rej.Err}
-	}
-	return out, nil
-}
+// keyReader reads a Redis target's keys with the source's reader, as a
+// repair reads them.
+type keyReader struct{ *redissrc.Reader }
 
-// targetNames maps event keys to the Redis keys they are written under,
-// and back (Redis key → event key). Keys the target cannot address are
-// left out.
-func (r *redisTarget) targetNames(keys [][]byte) ([]string, map[string]string) {
-	names := make([]string, 0, len(keys))
-	byName := make(map[string]string, len(keys))
-	for _, k := range keys {
-		if name, err := r.TargetKey(k); err == nil {
-			names = append(names, name)
-			byName[name] = string(k)
-		}
-	}
-	return names, byName
-}
-
-// KeyVersions implements reconcile.Versioner: the versions the sink holds
-// for event keys (Lookup leaves them out; only re-checked keys need them).
-func (r *redisTarget) KeyVersions(ctx context.Context, keys [][]byte) (map[string]pipeline.Version, error) {
-	names, byName := r.targetNames(keys)
-	versions, err := r.Versions(ctx, names)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]pipeline.Version, len(versions))
-	for name, v := range versions {
-		out[byName[name]] = v
-	}
-	return out, nil
+func (r keyReader) ReadKeys(ctx context.Context, keys []string) (pipeline.Batch, error) {
+	b, _, err := r.Read(ctx, keys, pipeline.OriginRepair, nil)
+	return b, err
 }
 
 // tick calls f every interval until ctx ends.
@@ -575,122 +529,7 @@ func tick(ctx context.Context, every time.Duration, f func()) {
 	}
 }
 
-// redisNode is one server of the Redis source, for reconcile's scan.
-type redisNode struct {
-	conn redisconn.Conn
-	cl   *goredis.Client
-	own  bool
-}
-
-func (n *redisNode) close() {
-	if n.own {
-		n.cl.Close() //nolint:gosec // shutting down
-	}
-}
-
-// sourceShards returns the Redis source's servers: the configured one, or
-// every master when it is a cluster node.
-func (w *wiring) sourceShards(ctx context.Context) ([]redissrc.Shard, error) {
-	if w.rsentinel != nil {
-		addr, err := w.rsentinel.Master(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return []redissrc.Shard{{Addr: addr}}, nil
-	}
-	if w.rccl == nil {
-		return []redissrc.Shard{{Addr: w.rconn.Addr}}, nil
-	}
-	shards, err := redissrc.ClusterShards(ctx, w.rccl)
-	if err != nil {
-		return nil, redisconn.Explain(w.rconn, err)
-	}
-	return shards, nil
-}
-
-// openNode connects to one server of the Redis source (the seed
-// connection for a standalone server).
-func (w *wiring) openNode(ctx context.Context, shard redissrc.Shard) (*redisNode, error) {
-	if w.rccl == nil && w.rsentinel == nil {
-		return &redisNode{conn: w.rconn, cl: w.rcl}, nil
-	}
-	conn := w.rconn
-	conn.Addr = shard.Addr
-	cl, err := redisconn.Connect(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	if w.rsentinel != nil {
-		// A replica lags: reconcile would compare (and repair) with old
-		// values.
-		master, err := redisconn.IsMaster(ctx, cl)
-		if err == nil && !master {
-			err = fmt.Errorf("the sentinels name %s as master %q, but it is a replica (a failover in progress?): run again", shard.Addr, w.rsentinel.MasterName)
-		}
-		if err != nil {
-			cl.Close() //nolint:gosec // the role is the error to report
-			return nil, err
-		}
-	}
-	return &redisNode{conn: conn, cl: cl, own: true}, nil
-}
-
-// publishPartitions is how many partitions the publisher spreads keys
-// over. A key's events must stay on one partition while any of them may
-// still be unapplied there: after a topic grew, a restarted source would
-// otherwise send a key's new events (a heal's re-read, its truncate) to
-// another partition than its old ones, and an old upsert applied after
-// the new partition's truncate would bring back a deleted key. So the
-// count of earlier runs is kept (in the checkpoint store) until the sink
-// group has applied everything on the topic; then the new count is used.
-func (w *wiring) publishPartitions(ctx context.Context, topic int32) (int32, error) {
-	name := w.cfg.Name + "/kafka/partitions"
-	var saved struct {
-		Partitions int32 `json:"partitions"`
-	}
-	raw, err := w.store.Load(ctx, name)
-	switch {
-	case errors.Is(err, checkpoint.ErrNotFound):
-	case err != nil:
-		return 0, err
-	default:
-		if err := json.Unmarshal(raw, &saved); err != nil {
-			return 0, fmt.Errorf("checkpoint %s is corrupt: %w (delete it if the topic's consumers are caught up)", name, err)
-		}
-	}
-	save := func(n int32) (int32, error) {
-		raw, _ := json.Marshal(map[string]int32{"partitions": n})
-		if err := w.store.Save(ctx, name, raw); err != nil {
-			return 0, err
-		}
-		return n, nil
-	}
-	switch {
-	case saved.Partitions == 0:
-		return save(topic)
-	case saved.Partitions == topic:
-		return topic, nil
-	case saved.Partitions > topic:
-		return 0, fmt.Errorf("topic %s has %d partitions, fewer than the %d cutover sent keys to (was it deleted and created again?): "+
-			"keys must keep their partition; if every sink has applied everything, delete checkpoint %s and start again",
-			w.cfg.Kafka.Topic, topic, saved.Partitions, name)
-	}
-	end, err := kafka.EndOffsets(ctx, w.pcl, w.cfg.Kafka.Topic)
-	if err != nil {
-		return 0, err
-	}
-	committed, err := kafka.CommittedOffsets(ctx, w.pcl, w.cfg.Kafka.Group, w.cfg.Kafka.Topic)
-	if err != nil {
-		return 0, err
-	}
-	for p, off := range end {
-		if committed[p] < off {
-			w.log.Warn("the topic has more partitions than cutover sends keys to; it keeps to the first ones until the sink group has applied everything on them: restart cutover then to use all",
-				"topic", w.cfg.Kafka.Topic, "partitions", topic, "used", saved.Partitions, "group", w.cfg.Kafka.Group)
-			return saved.Partitions, nil
-		}
-	}
-	w.log.Info("the topic grew and its consumers are caught up: keys are spread over every partition from now on",
-		"topic", w.cfg.Kafka.Topic, "from", saved.Partitions, "to", topic)
-	return save(topic)
+// topology is the Redis source's servers, for a read of all its keys.
+func (w *wiring) topology() *redissrc.Topology {
+	return &redissrc.Topology{Conn: w.rconn, Seed: w.rcl, Cluster: w.rccl, Sentinel: w.rsentinel}
 }

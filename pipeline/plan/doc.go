@@ -7,6 +7,8 @@
 //	                                                                       └──Project(Rates)──▶ Projection
 //
 // It does no I/O: `cutover plan` (cmd/cutover) reads the sample through
-// the pipeline's own source readers and sink mappings, so that what it
-// counts is what a backfill would do, and hands each key's outcome here.
+// the pipeline's own source readers, and a Classifier judges each key
+// with the target sink's own mapping (ItemMapper, Renderer, declared
+// here and implemented by the sinks), so that what it counts is what a
+// backfill would do.
 package plan

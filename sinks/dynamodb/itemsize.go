@@ -2,8 +2,11 @@ package dynamodb
 
 import (
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cutover/cutover/pipeline"
 )
 
 // MaxItemBytes is the largest item DynamoDB stores (400 KB), as ItemSize
@@ -83,4 +86,14 @@ func numberSize(s string) int64 {
 		return 1
 	}
 	return int64(len(digits)+1)/2 + 1
+}
+
+// ItemBytes is the ItemSize of the item the target would write for e (see
+// Item, whose errors it returns): what `cutover plan` measures.
+func (r *Router) ItemBytes(e *pipeline.Event, now time.Time) (int64, error) {
+	item, err := r.Item(e, now)
+	if err != nil {
+		return 0, err
+	}
+	return ItemSize(item), nil
 }

@@ -1,0 +1,45 @@
+package kafka
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// A member that leaves is waited for; one that stays is named once the
+// wait is over.
+func TestWaitGroupEmpty(t *testing.T) {
+	cl, ctx := eventsCluster(t)
+	if members, err := WaitGroupEmpty(ctx, cl, "sinks", time.Second, 10*time.Millisecond); err != nil || len(members) != 0 {
+		t.Fatalf("no group: %v, %v", members, err)
+	}
+	cfg := Config{Brokers: cl.OptValue(kgo.SeedBrokers).([]string)}
+	member, err := Connect(ctx, cfg, kgo.ConsumerGroup("sinks"), kgo.ConsumeTopics("events"), kgo.ClientID("worker-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		members, err := GroupMembers(ctx, cl, "sinks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(members) == 1 {
+			break
+		}
+		pollCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		member.PollFetches(pollCtx) // joins the group
+		cancel()
+	}
+	if members, err := WaitGroupEmpty(ctx, cl, "sinks", 200*time.Millisecond, 20*time.Millisecond); err != nil || len(members) != 1 {
+		t.Fatalf("a member that stays: %v, %v", members, err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		member.Close() // leaves the group
+	}()
+	if members, err := WaitGroupEmpty(ctx, cl, "sinks", 10*time.Second, 20*time.Millisecond); err != nil || len(members) != 0 {
+		t.Fatalf("a member that leaves: %v, %v", members, err)
+	}
+}
