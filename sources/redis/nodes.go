@@ -33,28 +33,11 @@ func (n *sourceNode) close() {
 // openNode connects to one shard (the seed connection for a standalone
 // server).
 func (s *Source) openNode(ctx context.Context, shard Shard) (*sourceNode, error) {
-	if s.cluster == nil && s.opts.Sentinel == nil {
-		return &sourceNode{shard: shard, conn: s.conn, cl: s.seed}, nil
-	}
-	conn := s.conn
-	conn.Addr = shard.Addr
-	cl, err := redisconn.Connect(ctx, conn)
+	n, err := s.topology().open(ctx, shard)
 	if err != nil {
 		return nil, err
 	}
-	if s.opts.Sentinel != nil {
-		// Right after a failover a sentinel may still name the old
-		// master: reading a replica would miss what it has not received.
-		master, err := redisconn.IsMaster(ctx, cl)
-		if err == nil && !master {
-			err = fmt.Errorf("the sentinels name %s as master %q, but it is a replica (a failover in progress?)", shard.Addr, s.opts.Sentinel.MasterName)
-		}
-		if err != nil {
-			cl.Close() //nolint:gosec // the role is the error to report
-			return nil, err
-		}
-	}
-	return &sourceNode{shard: shard, conn: conn, cl: cl, own: true}, nil
+	return &sourceNode{shard: shard, conn: n.Conn, cl: n.Client, own: n.own}, nil
 }
 
 // nodePublisher publishes a node's events under the source's context

@@ -293,25 +293,14 @@ func (s *Source) advanceEpoch(ctx context.Context, why string) error {
 	return nil
 }
 
-// shards returns the servers to read: the configured one, or every master
-// when it is a cluster node.
-func (s *Source) shards(ctx context.Context) ([]Shard, error) {
-	if s.opts.Sentinel != nil {
-		addr, err := s.opts.Sentinel.Master(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return []Shard{{Addr: addr}}, nil
-	}
-	if s.cluster == nil {
-		return []Shard{{Addr: s.conn.Addr}}, nil
-	}
-	shards, err := ClusterShards(ctx, s.cluster)
-	if err != nil {
-		return nil, redisconn.Explain(s.conn, err)
-	}
-	return shards, nil
+// topology is the servers the source reads.
+func (s *Source) topology() *Topology {
+	return &Topology{Conn: s.conn, Seed: s.seed, Cluster: s.cluster, Sentinel: s.opts.Sentinel}
 }
+
+// shards returns the servers to read: the configured one, the master the
+// sentinels name now, or every master of the cluster.
+func (s *Source) shards(ctx context.Context) ([]Shard, error) { return s.topology().Shards(ctx) }
 
 func (s *Source) readerOptions() ReaderOptions {
 	o := s.opts

@@ -85,6 +85,22 @@ func (t *Topology) Shards(ctx context.Context) ([]Shard, error) {
 // server). A server the sentinels name that is a replica is refused: it
 // lags, and a reader would compare (and repair) with old values.
 func (t *Topology) Open(ctx context.Context, shard Shard) (*Node, error) {
+	n, err := t.open(ctx, shard)
+	var replica notMasterError
+	if errors.As(err, &replica) {
+		err = fmt.Errorf("%w: run again", err)
+	}
+	return n, err
+}
+
+// notMasterError says that the server the sentinels name is a replica.
+type notMasterError struct{ addr, name string }
+
+func (e notMasterError) Error() string {
+	return fmt.Sprintf("the sentinels name %s as master %q, but it is a replica (a failover in progress?)", e.addr, e.name)
+}
+
+func (t *Topology) open(ctx context.Context, shard Shard) (*Node, error) {
 	if t.Cluster == nil && t.Sentinel == nil {
 		return &Node{Conn: t.Conn, Client: t.Seed}, nil
 	}
@@ -95,9 +111,11 @@ func (t *Topology) Open(ctx context.Context, shard Shard) (*Node, error) {
 		return nil, err
 	}
 	if t.Sentinel != nil {
+		// Right after a failover a sentinel may still name the old
+		// master: reading a replica would miss what it has not received.
 		master, err := redisconn.IsMaster(ctx, cl)
 		if err == nil && !master {
-			err = fmt.Errorf("the sentinels name %s as master %q, but it is a replica (a failover in progress?): run again", shard.Addr, t.Sentinel.MasterName)
+			err = notMasterError{addr: shard.Addr, name: t.Sentinel.MasterName}
 		}
 		if err != nil {
 			cl.Close() //nolint:gosec // the role is the error to report
