@@ -111,31 +111,14 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		if w.rconn.TLS, err = r.TLS.build("source.redis.tls"); err != nil {
 			return nil, err
 		}
-		if w.rsentinel = r.Sentinel.sentinel(w.rconn.TLS); w.rsentinel != nil {
-			if w.rconn.Addr, err = w.rsentinel.Master(ctx); err != nil {
-				return nil, err
-			}
-			log.Info("source master, named by the sentinels", "master", w.rconn.Addr, "master_name", r.Sentinel.MasterName)
-		}
-		if w.rcl, err = redisconn.Connect(ctx, w.rconn); err != nil {
+		srv, err := redisconn.Dial(ctx, w.rconn, r.Sentinel.sentinel(w.rconn.TLS), false)
+		if err != nil {
 			return nil, err
 		}
-		w.closers = append(w.closers, quietly(w.rcl))
-		cluster, err := redisconn.IsCluster(ctx, w.rcl)
-		if err != nil {
-			return nil, redisconn.Explain(w.rconn, err)
-		}
-		if cluster && w.rsentinel != nil {
-			return nil, fmt.Errorf("the sentinels name %s as master %q, but it is a cluster node: a cluster needs no sentinels (drop --redis-sentinel-addrs and set --redis-addr)", w.rconn.Addr, r.Sentinel.MasterName)
-		}
-		if cluster {
-			if r.DB != 0 {
-				return nil, fmt.Errorf("redis %s is a cluster node: a cluster has only database 0 (drop --redis-db)", r.Addr)
-			}
-			if w.rccl, err = redisconn.ConnectCluster(ctx, w.rconn); err != nil {
-				return nil, err
-			}
-			w.closers = append(w.closers, quietly(w.rccl))
+		w.closers = append(w.closers, srv.Close)
+		w.rconn, w.rcl, w.rccl, w.rsentinel = srv.Conn, srv.Seed, srv.Cluster, srv.Sentinel
+		if w.rsentinel != nil {
+			log.Info("source master, named by the sentinels", "master", w.rconn.Addr, "master_name", r.Sentinel.MasterName)
 		}
 	}
 	if p.publisher {
@@ -395,43 +378,20 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 			return nil, err
 		}
 		conn.TLS = tlsConf
-		var seed *goredis.Client
-		sentinel := rs.Sentinel.sentinel(tlsConf)
-		if sentinel != nil {
-			// Writes go to whichever server the sentinels name; one
-			// refused by a demoted master (READONLY) is retried by the
-			// sink on the new one.
-			if conn.Addr, err = sentinel.Master(ctx); err != nil {
-				return nil, err
-			}
-			log.Info("target master, named by the sentinels", "master", conn.Addr, "master_name", rs.Sentinel.MasterName)
-			seed = sentinel.FailoverClient(conn)
-			if err := seed.Ping(ctx).Err(); err != nil {
-				seed.Close() //nolint:gosec // the ping error is the one to report
-				return nil, redisconn.Explain(conn, err)
-			}
-		} else if seed, err = redisconn.Connect(ctx, conn); err != nil {
+		// Writes go to whichever server the sentinels name; one refused by
+		// a demoted master (READONLY) is retried by the sink on the new one.
+		srv, err := redisconn.Dial(ctx, conn, rs.Sentinel.sentinel(tlsConf), true)
+		if err != nil {
 			return nil, err
 		}
-		*closers = append(*closers, quietly(seed))
-		var cl goredis.UniversalClient = seed
-		cluster, err := redisconn.IsCluster(ctx, seed)
-		if err != nil {
-			return nil, redisconn.Explain(conn, err)
+		*closers = append(*closers, srv.Close)
+		conn = srv.Conn
+		if srv.Sentinel != nil {
+			log.Info("target master, named by the sentinels", "master", conn.Addr, "master_name", rs.Sentinel.MasterName)
 		}
-		if cluster && sentinel != nil {
-			return nil, fmt.Errorf("the sentinels name %s as master %q, but it is a cluster node: a cluster needs no sentinels (drop --target-redis-sentinel-addrs)", conn.Addr, rs.Sentinel.MasterName)
-		}
-		if cluster {
-			if rs.DB != 0 {
-				return nil, fmt.Errorf("target redis %s is a cluster node: a cluster has only database 0 (drop --target-redis-db)", rs.Addr)
-			}
-			ccl, err := redisconn.ConnectCluster(ctx, conn)
-			if err != nil {
-				return nil, err
-			}
-			*closers = append(*closers, quietly(ccl))
-			cl = ccl
+		var cl goredis.UniversalClient = srv.Seed
+		if srv.Cluster != nil {
+			cl = srv.Cluster
 		}
 		// The worker runs rs.Concurrency calls at once, each one pipeline
 		// on one connection.
