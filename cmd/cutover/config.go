@@ -16,6 +16,7 @@ import (
 
 	"github.com/cutover/cutover/internal/redisconn"
 	redissink "github.com/cutover/cutover/sinks/redis"
+	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 )
 
 // Config is one pipeline, as read from a YAML file (--config) and flags.
@@ -394,9 +395,15 @@ func (c *Config) validate() error {
 	return &configError{problems: problems}
 }
 
-// itemOptions is how a Redis sink writes DynamoDB items.
-func (c *Config) itemOptions() redissink.ItemOptions {
-	return redissink.ItemOptions{KeyTemplate: c.Sink.Redis.KeyTemplate, Format: c.Sink.Redis.ItemFormat}
+// itemOptions is how a Redis sink writes the items of table items, whose
+// key the template must use whole.
+func (c *Config) itemOptions(items *ddbsrc.Table) redissink.ItemOptions {
+	o := redissink.ItemOptions{KeyTemplate: c.Sink.Redis.KeyTemplate, Format: c.Sink.Redis.ItemFormat,
+		Key: []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}}
+	if items.Sort != "" {
+		o.Key = append(o.Key, redissink.KeyAttrSchema{Name: items.Sort, Type: items.SortType})
+	}
+	return o
 }
 
 // configError lists every problem of a configuration.

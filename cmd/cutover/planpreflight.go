@@ -252,12 +252,7 @@ func (p *planner) checkTarget(ctx context.Context) {
 	if items := p.itemsTable(); items != nil {
 		// As newSink: only with the table's key known can the template be
 		// checked.
-		opts := cfg.itemOptions()
-		opts.Key = []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}
-		if items.Sort != "" {
-			opts.Key = append(opts.Key, redissink.KeyAttrSchema{Name: items.Sort, Type: items.SortType})
-		}
-		if p.renderer, err = redissink.NewRenderer(opts); err != nil {
+		if p.renderer, err = redissink.NewRenderer(cfg.itemOptions(items)); err != nil {
 			p.fail("target key template", fmt.Errorf("sink.redis.key_template (--target-key-template): %w", err))
 		}
 	}

@@ -401,11 +401,7 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 			SweepOwnedOnly: cfg.sourceKind() == "dynamodb" && !cfg.sourceItems(), WaitReplicas: rs.WaitReplicas,
 			VersionBuckets: rs.VersionBuckets}
 		if items != nil {
-			itemOpts := cfg.itemOptions()
-			itemOpts.Key = []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}
-			if items.Sort != "" {
-				itemOpts.Key = append(itemOpts.Key, redissink.KeyAttrSchema{Name: items.Sort, Type: items.SortType})
-			}
+			itemOpts := cfg.itemOptions(items)
 			// Only now is the table's key known: a template that leaves a
 			// key attribute out would map distinct items to one Redis key.
 			if err := itemOpts.Validate(); err != nil {
