@@ -131,7 +131,7 @@ type reconcileSource interface {
 
 func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writer) error {
 	log := setup(cfg)
-	wr, err := connect(ctx, cfg, log, parts{source: true, sink: true, publisher: f.repair})
+	wr, err := connect(ctx, cfg, log, parts{source: true, sink: true, publisher: f.repair, repairs: f.repair})
 	if err != nil {
 		return err
 	}

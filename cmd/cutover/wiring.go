@@ -34,8 +34,11 @@ import (
 type parts struct {
 	source    bool // the source Redis
 	publisher bool // topics and a producer
-	sink      bool // the target store
-	worker    bool // a consumer-group worker applying to the sink
+	// repairs: the producer publishes beside a source that may be running
+	// (reconcile --repair), so it keeps the source's partition count.
+	repairs bool
+	sink    bool // the target store
+	worker  bool // a consumer-group worker applying to the sink
 	// instanceID makes the worker a static group member (see
 	// kafka.WorkerOptions.InstanceID).
 	instanceID string
@@ -137,7 +140,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		}
 		kafka.CheckDurability(ctx, w.pcl, cfg.Kafka.Topic, log)
 		if w.partitions, err = kafka.KeyPartitions(ctx, w.pcl, w.store, topicPartitions, kafka.KeyPartitionsOptions{
-			Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, Logger: log}); err != nil {
+			Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, KeepSaved: p.repairs, Logger: log}); err != nil {
 			return nil, err
 		}
 		popts.Partitions = w.partitions

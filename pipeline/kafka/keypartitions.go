@@ -19,6 +19,12 @@ type KeyPartitionsOptions struct {
 	Pipeline string
 	// Topic is the event topic, Group the sink workers' consumer group.
 	Topic, Group string
+	// KeepSaved is for a publisher that runs beside the source (reconcile's
+	// repairs): it uses the saved count and never switches it. Only the
+	// source may switch, when it starts: a source still running keeps
+	// publishing with the old count for its life, and its events may be
+	// unapplied when it restarts.
+	KeepSaved bool
 	// Logger is told when the count changes or is held back; default
 	// slog.Default().
 	Logger *slog.Logger
@@ -35,7 +41,8 @@ type KeyPartitionsOptions struct {
 // count of earlier runs is kept in store until the sink group has
 // applied everything on the topic; then the new count is used and saved.
 // A topic with fewer partitions than the saved count is an error: keys
-// cannot keep their partition.
+// cannot keep their partition. With KeepSaved the saved count is used
+// as it is (and saved only when there is none).
 func KeyPartitions(ctx context.Context, cl *kgo.Client, store checkpoint.Store, topic int32, opts KeyPartitionsOptions) (int32, error) {
 	log := opts.Logger
 	if log == nil {
@@ -71,6 +78,8 @@ func KeyPartitions(ctx context.Context, cl *kgo.Client, store checkpoint.Store, 
 		return 0, fmt.Errorf("topic %s has %d partitions, fewer than the %d cutover sent keys to (was it deleted and created again?): "+
 			"keys must keep their partition; if every sink has applied everything, delete checkpoint %s and start again",
 			opts.Topic, topic, saved.Partitions, name)
+	case opts.KeepSaved:
+		return saved.Partitions, nil
 	}
 	end, err := EndOffsets(ctx, cl, opts.Topic)
 	if err != nil {
