@@ -120,7 +120,14 @@ func (e *chaosEnv) replay(ctx context.Context) replayed {
 func TestChaosAmbiguousSuccess(t *testing.T) {
 	t.Parallel()
 	runChaos(t, "ambiguous-success", chaosCase{
-		writer:   &chaos.Writer{Keys: size(500, 3000), Seed: 7, Rate: 400, TTLShare: 0.1, HotKeys: 10, HotShare: 0.5},
+		// TTLs outlive the scenario: DynamoDB Local purges an expired item
+		// within seconds, and a key expiring after replicate stopped
+		// (so no delete of it was captured) and purged before the replay
+		// has its last upsert, now past its expiry, written again by the
+		// replay as a tombstone — an applied event this check would count
+		// (a fresh-clone make test saw it once).
+		writer: &chaos.Writer{Keys: size(500, 3000), Seed: 7, Rate: 400, TTLShare: 0.1, MinTTL: 30 * time.Minute, MaxTTL: time.Hour,
+			HotKeys: 10, HotShare: 0.5},
 		dynamodb: true,
 		writeFor: size(6*time.Second, 60*time.Second),
 		inject: func(ctx, writing context.Context, e *chaosEnv) int {
