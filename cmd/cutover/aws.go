@@ -10,13 +10,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
 
+	"github.com/cutover/cutover/internal/config"
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 )
@@ -32,8 +33,8 @@ func awsConfig(ctx context.Context, region, roleARN string, log *slog.Logger) (a
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 1024
 	})
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithLogger(sdkLogger(log)),
-		config.WithHTTPClient(httpClient))
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithLogger(sdkLogger(log)),
+		awsconfig.WithHTTPClient(httpClient))
 	if err != nil {
 		return awsCfg, fmt.Errorf("load AWS configuration: %w (check AWS_PROFILE and ~/.aws/config)", err)
 	}
@@ -75,7 +76,7 @@ func newStreamsClient(ctx context.Context, region, endpoint, roleARN string, log
 // one per rule, and the default table. items is the source table when the
 // source is DynamoDB: the target then gets its key schema and TTL
 // attribute.
-func newDynamoDBSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Router, error) {
+func newDynamoDBSink(ctx context.Context, cfg *config.Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Router, error) {
 	router, err := newDynamoDBRouter(ctx, cfg, items, log)
 	if err != nil {
 		return nil, err
@@ -90,7 +91,7 @@ func newDynamoDBSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log 
 
 // newDynamoDBRouter builds the sink's tables without touching them
 // (`cutover plan` checks them read-only, with Router.Check).
-func newDynamoDBRouter(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Router, error) {
+func newDynamoDBRouter(ctx context.Context, cfg *config.Config, items *ddbsrc.Table, log *slog.Logger) (*ddbsink.Router, error) {
 	d := cfg.Sink.DynamoDB
 	client, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, d.RoleARN, log)
 	if err != nil {
@@ -128,7 +129,7 @@ func newDynamoDBRouter(ctx context.Context, cfg *Config, items *ddbsrc.Table, lo
 	return ddbsink.NewRouter(routes, fallback), nil
 }
 
-func ddbOptions(d DynamoDBSinkConfig, log *slog.Logger) ddbsink.Options {
+func ddbOptions(d config.DynamoDBSinkConfig, log *slog.Logger) ddbsink.Options {
 	return ddbsink.Options{
 		Table: d.Table, KeyAttribute: d.KeyAttribute, KeyType: d.KeyType, CreateTable: d.CreateTable,
 		TypeAttribute: d.Attributes.Type, ValueAttribute: d.Attributes.Value, TTLAttribute: d.Attributes.TTL,

@@ -4,17 +4,18 @@ import (
 	"context"
 	"io"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/spf13/cobra"
 )
 
 func newBackfillCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	return newBackfillCmdWith(&cfg)
 }
 
 // newBackfillCmdWith binds the command's flags to cfg, which holds the
 // defaults they show.
-func newBackfillCmdWith(cfg *Config) *cobra.Command {
+func newBackfillCmdWith(cfg *config.Config) *cobra.Command {
 	var restart bool
 	cmd := &cobra.Command{
 		Use:   "backfill",
@@ -47,18 +48,18 @@ For a copy that then keeps following changes, use replicate.`,
       --target-key-template 'order:{userId}:{orderId}' --name orders`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, cfg); err != nil {
+			if err := config.Apply(cmd.Flags(), cfg); err != nil {
 				return err
 			}
 			return runBackfill(cmd.Context(), cfg, restart, cmd.OutOrStdout())
 		},
 	}
 	fs := cmd.Flags()
-	bindPipeline(fs, cfg)
+	config.BindFlags(fs, cfg)
 	fs.BoolVar(&restart, "restart", false, "discard an unfinished snapshot's checkpoint and start over")
 	return cmd
 }
 
-func runBackfill(ctx context.Context, cfg *Config, restart bool, out io.Writer) error {
+func runBackfill(ctx context.Context, cfg *config.Config, restart bool, out io.Writer) error {
 	return runReplicate(ctx, cfg, replicateMode{snapshotOnly: true, restart: restart}, "backfill", out)
 }

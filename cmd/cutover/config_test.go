@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/cutover/cutover/internal/config"
 )
 
 // Every example configuration under deploy/examples must load and
@@ -26,12 +27,12 @@ func TestExampleConfigsAreValid(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			cfg := defaultConfig()
+			cfg := config.Default()
 			cmd := newBackfillCmdWith(&cfg)
 			if err := cmd.ParseFlags([]string{"--config", f}); err != nil {
 				t.Fatal(err)
 			}
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := config.Apply(cmd.Flags(), &cfg); err != nil {
 				t.Fatalf("%s: %v", f, err)
 			}
 		})
@@ -55,12 +56,12 @@ source: {redis: {addr: "file:6379", include: ["a:*", "b:*"]}}
 kafka: {brokers: ["file:9092"], partitions: 3}
 sink: {dynamodb: {table: "${TEST_TABLE}", tombstone_retention: 48h}}
 `)
-	cfg := defaultConfig()
+	cfg := config.Default()
 	cmd := newBackfillCmdWith(&cfg)
 	if err := cmd.ParseFlags([]string{"--config", p, "--redis-addr", "flag:6379", "--include", "c:*", "--partitions", "9"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyConfig(cmd, &cfg); err != nil {
+	if err := config.Apply(cmd.Flags(), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	checks := map[string][2]any{
@@ -123,18 +124,18 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			cfg := defaultConfig()
+			cfg := config.Default()
 			cmd := newBackfillCmdWith(&cfg)
 			if err := cmd.ParseFlags([]string{"--config", writeConfig(t, c.body)}); err != nil {
 				t.Fatal(err)
 			}
-			err := applyConfig(cmd, &cfg)
+			err := config.Apply(cmd.Flags(), &cfg)
 			// A configuration mistake exits 2, and names no Go type.
-			var ce *configError
+			var ce *config.Error
 			if !errors.As(err, &ce) || strings.Contains(err.Error(), "main.") {
 				t.Fatalf("error %T %v: want a configError (exit 2) that names no internal type", err, err)
 			}
-			checkProblems(t, ce.problems, c.want)
+			checkProblems(t, ce.Problems, c.want)
 		})
 	}
 }
@@ -176,11 +177,11 @@ sink: {dynamodb: {table: t, region: ""}}
 	validate.SetOut(io.Discard)
 	validate.SetErr(io.Discard)
 	validate.SetArgs([]string{"validate", "--config", bad})
-	var ce *configError
+	var ce *config.Error
 	if err := validate.Execute(); !errors.As(err, &ce) {
 		t.Fatalf("invalid config: %T %v, want a configError", err, err)
 	}
-	checkProblems(t, ce.problems, []string{`name: "bad name!" must be`, "sink.dynamodb.region: required"})
+	checkProblems(t, ce.Problems, []string{`name: "bad name!" must be`, "sink.dynamodb.region: required"})
 	good := writeConfig(t, `
 name: ok
 source: {redis: {addr: "127.0.0.1:6379", password: hunter2}}
@@ -237,11 +238,11 @@ func TestRoleARNAssumesTheRole(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	plain, err := awsConfig(t.Context(), "us-east-1", "", newLogger(&Config{}))
+	plain, err := awsConfig(t.Context(), "us-east-1", "", newLogger(&config.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	role, err := awsConfig(t.Context(), "us-east-1", "arn:aws:iam::123456789012:role/cutover", newLogger(&Config{}))
+	role, err := awsConfig(t.Context(), "us-east-1", "arn:aws:iam::123456789012:role/cutover", newLogger(&config.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}

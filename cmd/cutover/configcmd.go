@@ -5,13 +5,14 @@ import (
 	"io"
 	"strings"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
 
 func newConfigCmd() *cobra.Command {
 	root := &cobra.Command{Use: "config", Short: "Check a pipeline's configuration"}
-	cfg := defaultConfig()
+	cfg := config.Default()
 	var show bool
 	validate := &cobra.Command{
 		Use:   "validate",
@@ -29,22 +30,22 @@ would use it, defaults included, with passwords replaced by "***".`,
   cutover config validate --config pipeline.yaml --print`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := config.Apply(cmd.Flags(), &cfg); err != nil {
 				return err
 			}
 			return printValidConfig(cmd.OutOrStdout(), &cfg, show)
 		},
 	}
-	bindPipeline(validate.Flags(), &cfg)
+	config.BindFlags(validate.Flags(), &cfg)
 	validate.Flags().BoolVar(&show, "print", false, "print the complete configuration (passwords hidden)")
 	root.AddCommand(validate)
 	return root
 }
 
-func printValidConfig(w io.Writer, cfg *Config, show bool) error {
+func printValidConfig(w io.Writer, cfg *config.Config, show bool) error {
 	target := "dynamodb " + cfg.Sink.DynamoDB.Table
 	switch {
-	case cfg.sinkKind() == "redis":
+	case cfg.SinkKind() == "redis":
 		target = fmt.Sprintf("redis %s db %d", cfg.Sink.Redis.Addr, cfg.Sink.Redis.DB)
 	case len(cfg.Sink.DynamoDB.Rules) > 0:
 		tables := make([]string, 0, len(cfg.Sink.DynamoDB.Rules))
@@ -53,28 +54,15 @@ func printValidConfig(w io.Writer, cfg *Config, show bool) error {
 		}
 		target = "dynamodb tables " + strings.Join(tables, ", ")
 	}
-	fmt.Fprintf(w, "configuration ok: pipeline %q: %s → kafka topic %s (%s) → %s\n", cfg.Name, cfg.describeSource(),
+	fmt.Fprintf(w, "configuration ok: pipeline %q: %s → kafka topic %s (%s) → %s\n", cfg.Name, cfg.DescribeSource(),
 		cfg.Kafka.Topic, strings.Join(cfg.Kafka.Brokers, ","), target)
 	if !show {
 		return nil
 	}
-	out, err := yaml.Marshal(redacted(*cfg))
+	out, err := yaml.Marshal(config.Redacted(*cfg))
 	if err != nil {
 		return err
 	}
 	_, err = w.Write(out)
 	return err
-}
-
-// redacted is c with every secret replaced by "***", for printing.
-func redacted(c Config) Config {
-	hide := func(s *string) {
-		if *s != "" {
-			*s = "***"
-		}
-	}
-	hide(&c.Source.Redis.Password)
-	hide(&c.Sink.Redis.Password)
-	hide(&c.Kafka.SASL.Password)
-	return c
 }

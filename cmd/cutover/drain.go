@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline/kafka"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
@@ -26,7 +27,7 @@ type drainReport struct {
 }
 
 func newDrainCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	var output string
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -64,13 +65,13 @@ prints the same as JSON for scripts.`,
 			return runDrain(cmd.Context(), &cfg, timeout, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	bindPipeline(cmd.Flags(), &cfg)
+	config.BindFlags(cmd.Flags(), &cfg)
 	cmd.Flags().StringVar(&output, "output", "text", "report format: text or json")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long, with exit status 5")
 	return cmd
 }
 
-func runDrain(ctx context.Context, cfg *Config, timeout time.Duration, output string, out, errOut io.Writer) error {
+func runDrain(ctx context.Context, cfg *config.Config, timeout time.Duration, output string, out, errOut io.Writer) error {
 	log := setup(cfg)
 	w := &wiring{cfg: cfg, log: log}
 	kcfg, err := w.kafkaConfig(ctx)
@@ -119,10 +120,10 @@ func runDrain(ctx context.Context, cfg *Config, timeout time.Duration, output st
 var errDrainTimeout = errors.New("--timeout passed")
 
 // drainProblem says what a drain that did not finish waits for.
-func drainProblem(cfg *Config, st kafka.DrainStatus) string {
+func drainProblem(cfg *config.Config, st kafka.DrainStatus) string {
 	if st.Expected == 0 || st.Barriers < st.Expected {
 		hint := ""
-		if cfg.sourceKind() == "redis" {
+		if cfg.SourceKind() == "redis" {
 			hint = fmt.Sprintf(" and its Redis user may use channel %s", redissrc.DrainChannel(cfg.Name))
 		}
 		return fmt.Sprintf("no drain barrier from the source on partitions %s (requests sent: %d, on topic %s): "+

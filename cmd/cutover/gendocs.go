@@ -8,13 +8,14 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cutover/cutover/internal/clidocs"
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/pipeline/reconcile"
 )
 
 // The reference pages under docs/reference are generated from the code
 // (cutover dev gen-docs, make docs), never written by hand: the CLI from
-// the commands themselves, the YAML keys from Config, defaultConfig, the
+// the commands themselves, the YAML keys from Config, config.Default, the
 // flags that name each key and configRules, the metrics from their
 // declarations, and the exit codes from exitCodes. internal/clidocs
 // renders them; a unit test regenerates them and fails when the
@@ -52,13 +53,13 @@ func writeReference(dir string) (int, error) {
 // referencePages renders every reference page: path relative to the
 // reference directory → content.
 func referencePages() (map[string][]byte, error) {
-	defaults := defaultConfig()
+	defaults := config.Default()
 	flags := pflag.NewFlagSet("pipeline", pflag.ContinueOnError)
-	bindPipeline(flags, &defaults)
-	src := clidocs.Source{Root: newRoot(), Config: defaults, KeyName: yamlName, Flags: flags,
+	config.BindFlags(flags, &defaults)
+	src := clidocs.Source{Root: newRoot(), Config: defaults, KeyName: config.KeyName, Flags: flags,
 		TopLevelKeys: []string{"name", "progress_interval", "metrics_addr", "memory_limit_mb"}, YAMLOnly: yamlOnlyDocs}
-	for _, r := range configRules {
-		src.Rules = append(src.Rules, clidocs.Rule{Key: r.key, Doc: r.doc})
+	for _, r := range config.Rules {
+		src.Rules = append(src.Rules, clidocs.Rule{Key: r.Key, Doc: r.Doc})
 	}
 	for _, e := range exitCodes {
 		src.ExitCodes = append(src.ExitCodes, clidocs.ExitCode{Code: e.code, Meaning: e.meaning})

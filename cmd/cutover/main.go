@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cutover/cutover/internal/config"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string) int {
 	}
 	code := exitFailed
 	var ee *exitError
-	var ce *configError
+	var ce *config.Error
 	var ue *usageError
 	switch {
 	case errors.As(err, &ee):
@@ -157,7 +158,7 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 
 // newLogger makes the slog logger the configuration asks for. Logs go to
 // stderr; summaries and reports go to stdout.
-func newLogger(c *Config) *slog.Logger {
+func newLogger(c *config.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Log.Level)) // validated already
 	opts := &slog.HandlerOptions{Level: level}

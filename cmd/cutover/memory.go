@@ -4,18 +4,13 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-)
 
-// defaultMemoryLimitMB is the default soft memory limit. cutover's own
-// buffers (records waiting for Kafka, fetched records, events in flight)
-// come to about 60 MiB at their fullest on the benchmark's backfill; the
-// garbage collector's default of letting the heap grow to twice what is
-// live would take the process near 200 MiB.
-const defaultMemoryLimitMB = 100
+	"github.com/cutover/cutover/internal/config"
+)
 
 // setup makes the logger the configuration asks for and sets the
 // process's soft memory limit.
-func setup(c *Config) *slog.Logger {
+func setup(c *config.Config) *slog.Logger {
 	log := newLogger(c)
 	if env := os.Getenv("GOMEMLIMIT"); env != "" {
 		log.Debug("memory limit from the environment", "GOMEMLIMIT", env)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline/plan"
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
 	redissink "github.com/cutover/cutover/sinks/redis"
@@ -33,7 +34,7 @@ type planFlags struct {
 }
 
 func newPlanCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	var f planFlags
 	cmd := &cobra.Command{
 		Use:   "plan",
@@ -78,7 +79,7 @@ Exit status: 0 when the run can start, 5 when a preflight check failed,
   cutover plan --config pipeline.yaml --sample 100000 --price-per-million-writes 0.7425 --writes-per-second 20000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := config.Apply(cmd.Flags(), &cfg); err != nil {
 				return err
 			}
 			if err := f.validate(); err != nil {
@@ -88,7 +89,7 @@ Exit status: 0 when the run can start, 5 when a preflight check failed,
 		},
 	}
 	fs := cmd.Flags()
-	bindPipeline(fs, &cfg)
+	config.BindFlags(fs, &cfg)
 	fs.StringVar(&f.output, "output", "text", "report format: text or json")
 	fs.Int64Var(&f.sample, "sample", 10_000, "read a random sample of about this many keys")
 	fs.BoolVar(&f.full, "full", false, "read every key instead of a sample: exact counts, at the cost of a full read")
@@ -124,7 +125,7 @@ func (f *planFlags) validate() error {
 		problems = append(problems, "--finish-within: must not be negative")
 	}
 	if len(problems) > 0 {
-		return &configError{problems: problems}
+		return &config.Error{Problems: problems}
 	}
 	return nil
 }
@@ -154,12 +155,12 @@ type planCheck struct {
 	Detail string `json:"detail"` // what was found, or the fix
 }
 
-func runPlan(ctx context.Context, cfg *Config, f *planFlags, out io.Writer) error {
+func runPlan(ctx context.Context, cfg *config.Config, f *planFlags, out io.Writer) error {
 	log := setup(cfg)
-	p := &planner{cfg: cfg, log: log, flags: f, rep: planReport{Pipeline: cfg.Name, Source: cfg.describeSource(), Topic: cfg.Kafka.Topic,
+	p := &planner{cfg: cfg, log: log, flags: f, rep: planReport{Pipeline: cfg.Name, Source: cfg.DescribeSource(), Topic: cfg.Kafka.Topic,
 		table: cfg.Sink.DynamoDB.Table}}
 	defer p.close()
-	if r := cfg.Source.Redis; cfg.sourceKind() == "redis" {
+	if r := cfg.Source.Redis; cfg.SourceKind() == "redis" {
 		for _, f := range []struct {
 			name string
 			vals []string
@@ -177,10 +178,10 @@ func runPlan(ctx context.Context, cfg *Config, f *planFlags, out io.Writer) erro
 		if err != nil {
 			return err
 		}
-		proj := plan.Project(&est, p.rates(), cfg.sinkKind() == "redis")
+		proj := plan.Project(&est, p.rates(), cfg.SinkKind() == "redis")
 		p.rep.Estimate, p.rep.Projection = &est, &proj
 	}
-	p.rep.Limits = plan.Limits(cfg.sinkKind() == "dynamodb", len(p.rep.Filters) > 0, p.whole)
+	p.rep.Limits = plan.Limits(cfg.SinkKind() == "dynamodb", len(p.rep.Filters) > 0, p.whole)
 	p.rep.Ready = true
 	for _, c := range p.rep.Preflight {
 		if c.Status == "fail" {
@@ -204,7 +205,7 @@ func runPlan(ctx context.Context, cfg *Config, f *planFlags, out io.Writer) erro
 
 // planner holds what plan connected to.
 type planner struct {
-	cfg   *Config
+	cfg   *config.Config
 	log   *slog.Logger
 	flags *planFlags
 	rep   planReport
@@ -248,7 +249,7 @@ func (p *planner) rates() plan.Rates {
 		WorkerWritesPerSecond: plan.DefaultWritesPerSecond, WarmWrites: p.warmWrites}
 	if r.WritesPerSecond == 0 {
 		r.WritesPerSecond = plan.DefaultWritesPerSecond
-		if m := p.cfg.Sink.DynamoDB.MaxWritesPerSecond; m > 0 && p.cfg.sinkKind() == "dynamodb" {
+		if m := p.cfg.Sink.DynamoDB.MaxWritesPerSecond; m > 0 && p.cfg.SinkKind() == "dynamodb" {
 			r.WritesPerSecond = float64(m)
 		}
 	}

@@ -20,7 +20,7 @@ func (p *planner) checkSource(ctx context.Context) bool {
 	cfg := p.cfg
 	w := &wiring{cfg: cfg, log: p.log}
 	p.src = w
-	if cfg.sourceKind() == "dynamodb" {
+	if cfg.SourceKind() == "dynamodb" {
 		// Describe only: the stream client is not needed to sample.
 		if err := w.connectDynamoDBSource(ctx, false); err != nil {
 			p.fail("source table", err)
@@ -42,11 +42,11 @@ func (p *planner) checkSource(ctx context.Context) bool {
 	r := cfg.Source.Redis
 	w.rconn = redisconn.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
 	var err error
-	if w.rconn.TLS, err = r.TLS.build("source.redis.tls"); err != nil {
+	if w.rconn.TLS, err = r.TLS.Build("source.redis.tls"); err != nil {
 		p.fail("source redis", err)
 		return false
 	}
-	if sen := r.Sentinel.sentinel(w.rconn.TLS); sen != nil {
+	if sen := r.Sentinel.Group(w.rconn.TLS); sen != nil {
 		if w.rconn.Addr, err = sen.Master(ctx); err != nil {
 			p.fail("source sentinels", err)
 			return false
@@ -190,7 +190,7 @@ func retentionText(d interface{ String() string }) string {
 // that it would be created), a Redis master.
 func (p *planner) checkTarget(ctx context.Context) {
 	cfg := p.cfg
-	if cfg.sinkKind() == "dynamodb" {
+	if cfg.SinkKind() == "dynamodb" {
 		router, err := newDynamoDBRouter(ctx, cfg, p.itemsTable(), p.log)
 		if err != nil {
 			p.fail("target", err)
@@ -219,11 +219,11 @@ func (p *planner) checkTarget(ctx context.Context) {
 		AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}
 	p.rep.Target = fmt.Sprintf("redis %s db %d", rs.Addr, rs.DB)
 	var err error
-	if conn.TLS, err = rs.TLS.build("sink.redis.tls"); err != nil {
+	if conn.TLS, err = rs.TLS.Build("sink.redis.tls"); err != nil {
 		p.fail("target redis", err)
 		return
 	}
-	if sen := rs.Sentinel.sentinel(conn.TLS); sen != nil {
+	if sen := rs.Sentinel.Group(conn.TLS); sen != nil {
 		if conn.Addr, err = sen.Master(ctx); err != nil {
 			p.fail("target sentinels", err)
 			return
@@ -252,7 +252,7 @@ func (p *planner) checkTarget(ctx context.Context) {
 	if items := p.itemsTable(); items != nil {
 		// As newSink: only with the table's key known can the template be
 		// checked.
-		if p.renderer, err = redissink.NewRenderer(cfg.itemOptions(items)); err != nil {
+		if p.renderer, err = redissink.NewRenderer(itemOptions(cfg, items)); err != nil {
 			p.fail("target key template", fmt.Errorf("sink.redis.key_template (--target-key-template): %w", err))
 		}
 	}

@@ -13,7 +13,7 @@ import (
 
 // itemsTable is the source table when events carry DynamoDB items.
 func (p *planner) itemsTable() *ddbsrc.Table {
-	if p.cfg.sourceItems() && p.src != nil {
+	if p.cfg.SourceItems() && p.src != nil {
 		return p.src.dtable
 	}
 	return nil
@@ -24,7 +24,7 @@ func (p *planner) sample(ctx context.Context) (plan.Estimate, error) {
 	var t plan.Tally
 	var total int64
 	var err error
-	if p.cfg.sourceKind() == "dynamodb" {
+	if p.cfg.SourceKind() == "dynamodb" {
 		total, err = p.sampleTable(ctx, &t)
 	} else {
 		total, err = p.sampleRedis(ctx, &t)
@@ -40,7 +40,7 @@ func (p *planner) sample(ctx context.Context) (plan.Estimate, error) {
 // classifier says what the pipeline would do with each sampled key, with
 // the target's mapping when the target answered.
 func (p *planner) classifier() *plan.Classifier {
-	c := &plan.Classifier{MaxRecordBytes: p.cfg.Kafka.MaxRecordBytes, DynamoDBTarget: p.cfg.sinkKind() == "dynamodb",
+	c := &plan.Classifier{MaxRecordBytes: p.cfg.Kafka.MaxRecordBytes, DynamoDBTarget: p.cfg.SinkKind() == "dynamodb",
 		MaxItemBytes: ddbsink.MaxItemBytes, RedisMemory: p.redisTarget}
 	if p.router != nil {
 		c.Items = p.router

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
@@ -29,7 +30,7 @@ type reconcileFlags struct {
 }
 
 func newReconcileCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	var f reconcileFlags
 	cmd := &cobra.Command{
 		Use:   "reconcile",
@@ -70,7 +71,7 @@ status: 0 when the target matches (after a repair: when nothing remains),
   cutover reconcile --config pipeline.yaml --sample 100000 --every 10m --metrics-addr :9464`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := config.Apply(cmd.Flags(), &cfg); err != nil {
 				return err
 			}
 			if err := f.validate(); err != nil {
@@ -80,7 +81,7 @@ status: 0 when the target matches (after a repair: when nothing remains),
 		},
 	}
 	fs := cmd.Flags()
-	bindPipeline(fs, &cfg)
+	config.BindFlags(fs, &cfg)
 	fs.StringVar(&f.output, "output", "text", "report format: text or json")
 	fs.DurationVar(&f.opts.TTLTolerance, "ttl-tolerance", 2*time.Second, "largest difference between two expiries that still counts as equal")
 	fs.IntVar(&f.opts.Samples, "samples", 10, "example keys shown for each kind of difference")
@@ -116,7 +117,7 @@ func (f *reconcileFlags) validate() error {
 		problems = append(problems, "--every: must not be negative")
 	}
 	if len(problems) > 0 {
-		return &configError{problems: problems}
+		return &config.Error{Problems: problems}
 	}
 	return nil
 }
@@ -129,7 +130,7 @@ type reconcileSource interface {
 	SetSample(fraction float64)
 }
 
-func runReconcile(ctx context.Context, cfg *Config, f *reconcileFlags, w io.Writer) error {
+func runReconcile(ctx context.Context, cfg *config.Config, f *reconcileFlags, w io.Writer) error {
 	log := setup(cfg)
 	wr, err := connect(ctx, cfg, log, parts{source: true, sink: true, publisher: f.repair, repairs: f.repair})
 	if err != nil {
@@ -192,7 +193,7 @@ func reconcileOnce(ctx context.Context, wr *wiring, f *reconcileFlags, opts reco
 	opts.Fraction = 1
 	// Redis reads carry the server's clock; a DynamoDB item read now
 	// carries a snapshot row's version, older than the stream's.
-	opts.ClockReads = wr.cfg.sourceKind() != "dynamodb"
+	opts.ClockReads = wr.cfg.SourceKind() != "dynamodb"
 	switch {
 	case f.percent > 0 && f.percent < 100:
 		opts.Fraction = f.percent / 100
@@ -213,7 +214,7 @@ func reconcileOnce(ctx context.Context, wr *wiring, f *reconcileFlags, opts reco
 // every six hours).
 func (wr *wiring) reconcileSource(ctx context.Context) (reconcileSource, int64, error) {
 	cfg := wr.cfg
-	if cfg.sourceKind() == "dynamodb" {
+	if cfg.SourceKind() == "dynamodb" {
 		d := cfg.Source.DynamoDB
 		return ddbsrc.Compare(ctx, wr.ddb, *wr.dtable, wr.store,
 			ddbsrc.ScanOptions{Name: cfg.Name, Segments: d.Segments, PageSize: d.PageSize, Endpoint: d.Endpoint})
@@ -252,8 +253,8 @@ var kindLabels = map[reconcile.Kind]string{
 	reconcile.NotComparable: "not comparable (source)",
 }
 
-func printReport(w io.Writer, cfg *Config, target string, rep *reconcile.Report) {
-	fmt.Fprintf(w, "\nreconcile %s → %s (%s)\n", cfg.describeSource(), target, rep.Elapsed.Round(time.Millisecond))
+func printReport(w io.Writer, cfg *config.Config, target string, rep *reconcile.Report) {
+	fmt.Fprintf(w, "\nreconcile %s → %s (%s)\n", cfg.DescribeSource(), target, rep.Elapsed.Round(time.Millisecond))
 	line := func(label string, n int64, note string) {
 		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-26s %12s  %s", label, group(n), note), " "))
 	}
@@ -329,8 +330,8 @@ func compareStrings(a, b string) int {
 // the items it cannot read back: the application wrote them after the
 // switch, so they are changes the Redis target lacks, not keys the
 // pipeline cannot carry; they fail the gate.
-func unreadableItems(cfg *Config, rep *reconcile.Report) int64 {
-	if cfg.sourceKind() != "dynamodb" || cfg.sourceItems() {
+func unreadableItems(cfg *config.Config, rep *reconcile.Report) int64 {
+	if cfg.SourceKind() != "dynamodb" || cfg.SourceItems() {
 		return 0
 	}
 	return rep.Counts[reconcile.NotComparable]

@@ -46,7 +46,7 @@ func (r *repairer) Repair(ctx context.Context, events []pipeline.Event) error {
 // markWritten records, in the source's checkpoint, that the pipeline
 // wrote to its target (see redissrc.MarkWritten, ddbsrc.MarkWritten).
 func (w *wiring) markWritten(ctx context.Context) error {
-	if w.cfg.sourceKind() == "dynamodb" {
+	if w.cfg.SourceKind() == "dynamodb" {
 		return ddbsrc.MarkWritten(ctx, w.store, w.cfg.Name, w.dtable.Name)
 	}
 	return redissrc.MarkWritten(ctx, w.store, w.cfg.Name)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline/kafka"
 )
 
@@ -24,7 +25,7 @@ type replayTarget struct {
 }
 
 func newReplayCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	var rt replayTarget
 	cmd := &cobra.Command{
 		Use:   "replay",
@@ -49,7 +50,7 @@ moves the offsets, for sink workers to apply.`,
   cutover replay --config pipeline.yaml --to-offsets 0:1200,3:900 --no-apply`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := config.Apply(cmd.Flags(), &cfg); err != nil {
 				return err
 			}
 			n := 0
@@ -65,7 +66,7 @@ moves the offsets, for sink workers to apply.`,
 		},
 	}
 	fs := cmd.Flags()
-	bindPipeline(fs, &cfg)
+	config.BindFlags(fs, &cfg)
 	fs.BoolVar(&rt.beginning, "to-beginning", false, "replay everything the topic still holds")
 	fs.StringVar(&rt.at, "to-time", "", "replay from the first event at or after this time (RFC 3339, e.g. 2026-11-20T14:00:00Z)")
 	fs.StringVar(&rt.offsets, "to-offsets", "", "replay from these offsets: partition:offset,… (other partitions keep theirs)")
@@ -74,7 +75,7 @@ moves the offsets, for sink workers to apply.`,
 	return cmd
 }
 
-func runReplay(ctx context.Context, cfg *Config, rt replayTarget, out io.Writer) error {
+func runReplay(ctx context.Context, cfg *config.Config, rt replayTarget, out io.Writer) error {
 	log := setup(cfg)
 	start := time.Now()
 	kcfg, err := (&wiring{cfg: cfg, log: log}).kafkaConfig(ctx)

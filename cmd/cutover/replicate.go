@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline/kafka"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
@@ -19,7 +20,7 @@ type replicateMode struct {
 }
 
 func newReplicateCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	var mode replicateMode
 	cmd := &cobra.Command{
 		Use:   "replicate",
@@ -58,7 +59,7 @@ source, for sink workers started with "cutover sink".`,
   cutover replicate --config pipeline.yaml --no-sink     # and: cutover sink --config pipeline.yaml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := config.Apply(cmd.Flags(), &cfg); err != nil {
 				return err
 			}
 			if mode.snapshotOnly && mode.liveOnly {
@@ -72,7 +73,7 @@ source, for sink workers started with "cutover sink".`,
 		},
 	}
 	fs := cmd.Flags()
-	bindPipeline(fs, &cfg)
+	config.BindFlags(fs, &cfg)
 	fs.BoolVar(&mode.snapshotOnly, "snapshot-only", false, "only snapshot (no live changes); exit when it is published (and applied, with the sink)")
 	fs.BoolVar(&mode.liveOnly, "live-only", false, "only follow changes from now on (no snapshot)")
 	fs.BoolVar(&mode.noSink, "no-sink", false, "run only the source; apply with \"cutover sink\" processes")
@@ -82,7 +83,7 @@ source, for sink workers started with "cutover sink".`,
 
 // runReplicate runs the source (and, unless mode.noSink, a sink worker):
 // a snapshot, live capture, or both. backfill is this with snapshotOnly.
-func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what string, out io.Writer) error {
+func runReplicate(ctx context.Context, cfg *config.Config, mode replicateMode, what string, out io.Writer) error {
 	log := setup(cfg)
 	start := time.Now()
 	w, err := connect(ctx, cfg, log, parts{source: true, publisher: true, sink: !mode.noSink, worker: !mode.noSink,
@@ -93,7 +94,7 @@ func runReplicate(ctx context.Context, cfg *Config, mode replicateMode, what str
 	defer w.close()
 	rep := newReporter(w, start)
 	var src source
-	if cfg.sourceKind() == "dynamodb" {
+	if cfg.SourceKind() == "dynamodb" {
 		table, err := w.tableSource(mode)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline"
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
@@ -126,7 +127,7 @@ func (r *reporter) summary(w io.Writer, what string, elapsed time.Duration) erro
 	if r.w.sink != nil {
 		target = r.w.sink.describe()
 	}
-	fmt.Fprintf(w, "  %s → kafka topic %s → %s\n", cfg.describeSource(), cfg.Kafka.Topic, target)
+	fmt.Fprintf(w, "  %s → kafka topic %s → %s\n", cfg.DescribeSource(), cfg.Kafka.Topic, target)
 	var read int64
 	if r.table != nil {
 		read += r.tableSummary(row)
@@ -243,6 +244,6 @@ func group(n int64) string {
 	return s
 }
 
-func filterOf(r RedisSourceConfig) pipeline.KeyFilter {
+func filterOf(r config.RedisSourceConfig) pipeline.KeyFilter {
 	return pipeline.KeyFilter{Include: r.Include, Exclude: r.Exclude}
 }

@@ -5,11 +5,12 @@ import (
 	"io"
 	"time"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/spf13/cobra"
 )
 
 func newSinkCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	var workerID string
 	cmd := &cobra.Command{
 		Use:   "sink",
@@ -20,18 +21,18 @@ target accepted the writes. Run several for one pipeline to share the
 topic's partitions; pair it with "cutover replicate --no-sink".`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfig(cmd, &cfg); err != nil {
+			if err := config.Apply(cmd.Flags(), &cfg); err != nil {
 				return err
 			}
 			return stoppedWhileStarting(cmd.Context(), runSink(cmd.Context(), &cfg, workerID, cmd.OutOrStdout()))
 		},
 	}
-	bindPipeline(cmd.Flags(), &cfg)
+	config.BindFlags(cmd.Flags(), &cfg)
 	cmd.Flags().StringVar(&workerID, "worker-id", "", "a stable, unique name for this worker (e.g. a StatefulSet pod name): a restarted worker then takes its partitions back at once")
 	return cmd
 }
 
-func runSink(ctx context.Context, cfg *Config, workerID string, out io.Writer) error {
+func runSink(ctx context.Context, cfg *config.Config, workerID string, out io.Writer) error {
 	log := setup(cfg)
 	start := time.Now()
 	instance := ""

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline/kafka"
 )
 
@@ -49,7 +50,7 @@ type partitionStatus struct {
 }
 
 func newStatusCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	var output string
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -80,12 +81,12 @@ not touch the source or the target. Secrets are never printed.`,
 			return nil
 		},
 	}
-	bindPipeline(cmd.Flags(), &cfg)
+	config.BindFlags(cmd.Flags(), &cfg)
 	cmd.Flags().StringVar(&output, "output", "text", "report format: text or json")
 	return cmd
 }
 
-func pipelineStatus(ctx context.Context, cfg *Config) (*statusReport, error) {
+func pipelineStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 	rep := &statusReport{Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group}
 	rep.SourceMaster = sentinelMaster(ctx, cfg.Source.Redis.Sentinel, cfg.Source.Redis.TLS, "source.redis.tls")
 	rep.TargetMaster = sentinelMaster(ctx, cfg.Sink.Redis.Sentinel, cfg.Sink.Redis.TLS, "sink.redis.tls")
@@ -158,14 +159,14 @@ func pipelineStatus(ctx context.Context, cfg *Config) (*statusReport, error) {
 	return rep, nil
 }
 
-// applyReportConfig is applyConfig for a command that prints a report
+// applyReportConfig is config.Apply for a command that prints a report
 // as --output asks.
-func applyReportConfig(cmd *cobra.Command, cfg *Config, output string) error {
-	if err := applyConfig(cmd, cfg); err != nil {
+func applyReportConfig(cmd *cobra.Command, cfg *config.Config, output string) error {
+	if err := config.Apply(cmd.Flags(), cfg); err != nil {
 		return err
 	}
 	if p := outputProblem(output); p != "" {
-		return &configError{problems: []string{p}}
+		return &config.Error{Problems: []string{p}}
 	}
 	return nil
 }
@@ -225,15 +226,15 @@ func printStatus(w io.Writer, rep *statusReport) {
 
 // sentinelMaster is the master a Sentinel group names now ("" without
 // sentinels), or why it could not be asked.
-func sentinelMaster(ctx context.Context, c SentinelConfig, t TLSConfig, path string) string {
+func sentinelMaster(ctx context.Context, c config.SentinelConfig, t config.TLSConfig, path string) string {
 	if len(c.Addrs) == 0 {
 		return ""
 	}
-	tlsConf, err := t.build(path)
+	tlsConf, err := t.Build(path)
 	if err != nil {
 		return "unknown: " + err.Error()
 	}
-	addr, err := c.sentinel(tlsConf).Master(ctx)
+	addr, err := c.Group(tlsConf).Master(ctx)
 	if err != nil {
 		return "unknown: " + err.Error()
 	}

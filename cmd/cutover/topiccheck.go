@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline/kafka"
 )
 
@@ -16,7 +17,7 @@ import (
 // back. --allow-short-tombstones accepts that risk.
 func (w *wiring) checkTombstones(ctx context.Context, cl *kgo.Client) error {
 	keep, flag := w.cfg.Sink.Redis.TombstoneRetention, "--target-redis-tombstone-retention (sink.redis.tombstone_retention)"
-	if w.cfg.hasDynamoDBSink() {
+	if w.cfg.HasDynamoDBSink() {
 		keep, flag = w.cfg.Sink.DynamoDB.TombstoneRetention, "--tombstone-retention (sink.dynamodb.tombstone_retention)"
 	}
 	info, err := kafka.DescribeTopic(ctx, cl, w.cfg.Kafka.Topic)
@@ -36,7 +37,7 @@ func (w *wiring) checkTombstones(ctx context.Context, cl *kgo.Client) error {
 			"tombstone_retention", keep, "topic_retention", retention)
 		return nil
 	}
-	return &configError{problems: []string{fmt.Sprintf(
+	return &config.Error{Problems: []string{fmt.Sprintf(
 		"tombstones are kept %s but topic %s keeps events %s: a replay of older events could bring a deleted key back after its tombstone expired. "+
 			"Raise %s to at least the topic's retention.ms, lower the topic's retention.ms, or accept the risk with --allow-short-tombstones",
 		round(keep), w.cfg.Kafka.Topic, retention, flag)}}

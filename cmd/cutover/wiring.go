@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
@@ -46,7 +47,7 @@ type parts struct {
 
 // wiring holds the connected pieces of a pipeline.
 type wiring struct {
-	cfg *Config
+	cfg *config.Config
 	log *slog.Logger
 
 	store checkpoint.Store
@@ -91,7 +92,7 @@ type sinkCounters struct {
 
 // connect opens what p asks for, checking each connection so a wrong
 // address or credential fails now with a message that says what to fix.
-func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiring, error) {
+func connect(ctx context.Context, cfg *config.Config, log *slog.Logger, p parts) (*wiring, error) {
 	w := &wiring{cfg: cfg, log: log}
 	ok := false
 	defer func() {
@@ -104,17 +105,17 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 		return nil, err
 	}
 	w.store = store
-	if cfg.sourceKind() == "dynamodb" {
+	if cfg.SourceKind() == "dynamodb" {
 		if err := w.connectDynamoDBSource(ctx, p.source); err != nil {
 			return nil, err
 		}
 	} else if p.source {
 		r := cfg.Source.Redis
 		w.rconn = redisconn.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
-		if w.rconn.TLS, err = r.TLS.build("source.redis.tls"); err != nil {
+		if w.rconn.TLS, err = r.TLS.Build("source.redis.tls"); err != nil {
 			return nil, err
 		}
-		srv, err := redisconn.Dial(ctx, w.rconn, r.Sentinel.sentinel(w.rconn.TLS), false)
+		srv, err := redisconn.Dial(ctx, w.rconn, r.Sentinel.Group(w.rconn.TLS), false)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +151,7 @@ func connect(ctx context.Context, cfg *Config, log *slog.Logger, p parts) (*wiri
 	}
 	if p.sink || p.worker {
 		var items *ddbsrc.Table
-		if cfg.sourceItems() {
+		if cfg.SourceItems() {
 			items = w.dtable
 		}
 		if w.sink, err = newSink(ctx, cfg, items, log, &w.closers); err != nil {
@@ -178,7 +179,7 @@ func (w *wiring) connectWorker(ctx context.Context, instanceID string) error {
 		MaxDeadLetterBytes: cfg.Kafka.MaxRecordBytes, InstanceID: instanceID, SessionTimeout: cfg.Kafka.SessionTimeout,
 		Logger: w.log, ObserveLag: func(d time.Duration) { w.e2eLag.Observe(d.Seconds()) },
 	}
-	if cfg.sinkKind() == "redis" {
+	if cfg.SinkKind() == "redis" {
 		// Pipelines of many keys per call: a Redis server answers a
 		// pipeline of hundreds of scripts about as fast as one.
 		wopts.Concurrency = cfg.Sink.Redis.Concurrency
@@ -219,7 +220,7 @@ func (w *wiring) kafkaConfig(ctx context.Context) (kafka.Config, error) {
 	k := w.cfg.Kafka
 	c := kafka.Config{Brokers: k.Brokers, ClientID: "cutover-" + w.cfg.Name}
 	var err error
-	if c.TLS, err = k.TLS.build("kafka.tls"); err != nil {
+	if c.TLS, err = k.TLS.Build("kafka.tls"); err != nil {
 		return c, err
 	}
 	switch s := k.SASL; s.Mechanism {
@@ -274,7 +275,7 @@ func (w *wiring) connectDynamoDBSource(ctx context.Context, source bool) error {
 // redisDecoder reads a table of cutover's generic mapping back as Redis
 // keys (source.dynamodb.format: redis): its key is one attribute, S or B,
 // as the forward pipeline's sink.dynamodb.key_attribute and key_type made it.
-func redisDecoder(t ddbsrc.Table, a DynamoDBAttributes) (ddbsrc.Decoder, error) {
+func redisDecoder(t ddbsrc.Table, a config.DynamoDBAttributes) (ddbsrc.Decoder, error) {
 	if t.Sort != "" || t.PartitionType != "S" && t.PartitionType != "B" {
 		return nil, fmt.Errorf("source table %s has key %s (%s) %s: a table of Redis keys (source.dynamodb.format: redis) has one key attribute of type S or B, as a Redis → DynamoDB pipeline creates it; read this table with format items",
 			t.Name, t.Partition, t.PartitionType, t.Sort)
@@ -336,7 +337,7 @@ func (w *wiring) waitApplied(ctx context.Context, workerErr <-chan error) (map[i
 
 // ensureTopics creates the event and dead-letter topics if missing and
 // returns the event topic's partition count.
-func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *Config, log *slog.Logger) (int32, error) {
+func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config, log *slog.Logger) (int32, error) {
 	var partitions int32
 	for _, name := range []string{cfg.Kafka.Topic, cfg.Kafka.DeadLetterTopic} {
 		st, err := kafka.EnsureTopic(ctx, cl, kafka.TopicSpec{Name: name, Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
@@ -371,19 +372,19 @@ func parseTypes(names []string) ([]pipeline.Type, error) {
 
 // newSink connects the configured target. items is the source table when
 // the source is DynamoDB.
-func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Logger, closers *[]func()) (targetSink, error) {
-	if cfg.sinkKind() == "redis" {
+func newSink(ctx context.Context, cfg *config.Config, items *ddbsrc.Table, log *slog.Logger, closers *[]func()) (targetSink, error) {
+	if cfg.SinkKind() == "redis" {
 		rs := cfg.Sink.Redis
 		conn := redisconn.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
 			PoolSize: rs.Concurrency + 4, AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}
-		tlsConf, err := rs.TLS.build("sink.redis.tls")
+		tlsConf, err := rs.TLS.Build("sink.redis.tls")
 		if err != nil {
 			return nil, err
 		}
 		conn.TLS = tlsConf
 		// Writes go to whichever server the sentinels name; one refused by
 		// a demoted master (READONLY) is retried by the sink on the new one.
-		srv, err := redisconn.Dial(ctx, conn, rs.Sentinel.sentinel(tlsConf), true)
+		srv, err := redisconn.Dial(ctx, conn, rs.Sentinel.Group(tlsConf), true)
 		if err != nil {
 			return nil, err
 		}
@@ -401,14 +402,14 @@ func newSink(ctx context.Context, cfg *Config, items *ddbsrc.Table, log *slog.Lo
 		opts := redissink.Options{Addr: rs.Addr, Concurrency: 1, TombstoneRetention: rs.TombstoneRetention, Logger: log,
 			// The old store of a roll-back keeps what the forward
 			// pipeline never carried: a heal sweeps only this pipeline's keys.
-			SweepOwnedOnly: cfg.sourceKind() == "dynamodb" && !cfg.sourceItems(), WaitReplicas: rs.WaitReplicas,
+			SweepOwnedOnly: cfg.SourceKind() == "dynamodb" && !cfg.SourceItems(), WaitReplicas: rs.WaitReplicas,
 			VersionBuckets: rs.VersionBuckets}
 		if items != nil {
-			itemOpts := cfg.itemOptions(items)
+			itemOpts := itemOptions(cfg, items)
 			// Only now is the table's key known: a template that leaves a
 			// key attribute out would map distinct items to one Redis key.
 			if err := itemOpts.Validate(); err != nil {
-				return nil, &configError{problems: []string{"sink.redis.key_template: " + err.Error() + " (--target-key-template)"}}
+				return nil, &config.Error{Problems: []string{"sink.redis.key_template: " + err.Error() + " (--target-key-template)"}}
 			}
 			opts.Items = &itemOpts
 		}
@@ -491,4 +492,15 @@ func tick(ctx context.Context, every time.Duration, f func()) {
 // topology is the Redis source's servers, for a read of all its keys.
 func (w *wiring) topology() *redissrc.Topology {
 	return &redissrc.Topology{Conn: w.rconn, Seed: w.rcl, Cluster: w.rccl, Sentinel: w.rsentinel}
+}
+
+// itemOptions is how the Redis sink of c writes the items of table
+// items, whose key the template must use whole.
+func itemOptions(c *config.Config, items *ddbsrc.Table) redissink.ItemOptions {
+	o := redissink.ItemOptions{KeyTemplate: c.Sink.Redis.KeyTemplate, Format: c.Sink.Redis.ItemFormat,
+		Key: []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}}
+	if items.Sort != "" {
+		o.Key = append(o.Key, redissink.KeyAttrSchema{Name: items.Sort, Type: items.SortType})
+	}
+	return o
 }

@@ -1,20 +1,19 @@
-package main
+package config
 
 import (
 	"fmt"
 
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
 // Each flag writes straight into the Config field its YAML key fills; its
-// help names that key. applyConfig re-applies the flags given on the
+// help names that key. Apply re-applies the flags given on the
 // command line after the file is read, so flags win.
 
-// bindPipeline binds every setting of a pipeline: each command that works
+// BindFlags binds every setting of a pipeline: each command that works
 // on a pipeline takes the same configuration, so one file or one set of
 // flags drives backfill, reconcile and the rest.
-func bindPipeline(fs *pflag.FlagSet, c *Config) {
+func BindFlags(fs *pflag.FlagSet, c *Config) {
 	bindCommon(fs, c)
 	bindRedisSource(fs, c)
 	bindDynamoDBSource(fs, c)
@@ -141,10 +140,10 @@ func bindCheckpoint(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Checkpoint.Dir, "checkpoint-dir", c.Checkpoint.Dir, "directory of the source's checkpoints (checkpoint.dir)")
 }
 
-// applyConfig builds the final Config of cmd: defaults, then the --config
-// file, then the flags the user gave. It validates the result.
-func applyConfig(cmd *cobra.Command, c *Config) error {
-	fs := cmd.Flags()
+// Apply builds the final Config of a command whose flags are fs:
+// defaults, then the --config file, then the flags the user gave. It
+// validates the result.
+func Apply(fs *pflag.FlagSet, c *Config) error {
 	type given struct {
 		f    *pflag.Flag
 		vals []string
@@ -158,7 +157,7 @@ func applyConfig(cmd *cobra.Command, c *Config) error {
 		}
 	})
 	if path, _ := fs.GetString("config"); path != "" {
-		if err := loadFile(path, c); err != nil {
+		if err := Load(path, c); err != nil {
 			return err
 		}
 		for _, g := range flags {
@@ -173,6 +172,6 @@ func applyConfig(cmd *cobra.Command, c *Config) error {
 			}
 		}
 	}
-	c.finish()
-	return c.validate()
+	c.Finish()
+	return c.Validate()
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/tls"
@@ -15,8 +15,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cutover/cutover/internal/redisconn"
-	redissink "github.com/cutover/cutover/sinks/redis"
-	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 )
 
 // Config is one pipeline, as read from a YAML file (--config) and flags.
@@ -76,10 +74,10 @@ type DynamoDBSourceConfig struct {
 	Attributes DynamoDBAttributes `yaml:"attributes"`
 }
 
-// sourceItems reports whether events carry DynamoDB items (a DynamoDB
+// SourceItems reports whether events carry DynamoDB items (a DynamoDB
 // source read as items), not Redis keys.
-func (c *Config) sourceItems() bool {
-	return c.sourceKind() == "dynamodb" && c.Source.DynamoDB.Format != "redis"
+func (c *Config) SourceItems() bool {
+	return c.SourceKind() == "dynamodb" && c.Source.DynamoDB.Format != "redis"
 }
 
 // RedisSourceConfig is a Redis source.
@@ -182,8 +180,8 @@ type SentinelConfig struct {
 	Password string `yaml:"password"`
 }
 
-// sentinel is the group c names, nil without addrs.
-func (c SentinelConfig) sentinel(tlsConf *tls.Config) *redisconn.Sentinel {
+// Group is the group c names, nil without addrs.
+func (c SentinelConfig) Group(tlsConf *tls.Config) *redisconn.Sentinel {
 	if len(c.Addrs) == 0 {
 		return nil
 	}
@@ -205,8 +203,8 @@ type TLSConfig struct {
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
-// build returns the tls.Config, nil when TLS is off.
-func (t TLSConfig) build(path string) (*tls.Config, error) {
+// Build returns the tls.Config, nil when TLS is off.
+func (t TLSConfig) Build(path string) (*tls.Config, error) {
 	if !t.Enabled {
 		return nil, nil //nolint:nilnil // no TLS is not an error
 	}
@@ -232,17 +230,17 @@ func (t TLSConfig) build(path string) (*tls.Config, error) {
 	return c, nil
 }
 
-// sourceKind is "dynamodb" or "redis", whichever is configured.
-func (c *Config) sourceKind() string {
+// SourceKind is "dynamodb" or "redis", whichever is configured.
+func (c *Config) SourceKind() string {
 	if c.Source.DynamoDB.Table != "" {
 		return "dynamodb"
 	}
 	return "redis"
 }
 
-// describeSource names the source in reports.
-func (c *Config) describeSource() string {
-	if c.sourceKind() == "dynamodb" {
+// DescribeSource names the source in reports.
+func (c *Config) DescribeSource() string {
+	if c.SourceKind() == "dynamodb" {
 		return "dynamodb table " + c.Source.DynamoDB.Table
 	}
 	if s := c.Source.Redis.Sentinel; len(s.Addrs) > 0 {
@@ -251,16 +249,16 @@ func (c *Config) describeSource() string {
 	return fmt.Sprintf("redis %s db %d", c.Source.Redis.Addr, c.Source.Redis.DB)
 }
 
-// sinkKind is "dynamodb" or "redis", whichever is configured.
-func (c *Config) sinkKind() string {
+// SinkKind is "dynamodb" or "redis", whichever is configured.
+func (c *Config) SinkKind() string {
 	if c.Sink.Redis.Addr != "" || len(c.Sink.Redis.Sentinel.Addrs) > 0 {
 		return "redis"
 	}
 	return "dynamodb"
 }
 
-// hasDynamoDBSink reports whether a DynamoDB target is configured.
-func (c *Config) hasDynamoDBSink() bool {
+// HasDynamoDBSink reports whether a DynamoDB target is configured.
+func (c *Config) HasDynamoDBSink() bool {
 	return c.Sink.DynamoDB.Table != "" || len(c.Sink.DynamoDB.Rules) > 0
 }
 
@@ -321,8 +319,8 @@ type LogConfig struct {
 	Format string `yaml:"format"`
 }
 
-// defaultConfig holds every default; flags show them in --help.
-func defaultConfig() Config {
+// Default holds every default; flags show them in --help.
+func Default() Config {
 	return Config{
 		Name: "cutover",
 		Source: SourceConfig{
@@ -347,12 +345,12 @@ func defaultConfig() Config {
 		Checkpoint:       CheckpointConfig{Dir: ".cutover/checkpoints"},
 		Log:              LogConfig{Level: "info", Format: "text"},
 		ProgressInterval: 5 * time.Second,
-		MemoryLimitMB:    defaultMemoryLimitMB,
+		MemoryLimitMB:    DefaultMemoryLimitMB,
 	}
 }
 
-// finish fills what derives from other settings.
-func (c *Config) finish() {
+// Finish fills what derives from other settings.
+func (c *Config) Finish() {
 	if c.Kafka.SASL.Password == "" {
 		c.Kafka.SASL.Password = os.Getenv("KAFKA_SASL_PASSWORD")
 	}
@@ -379,46 +377,35 @@ func (c *Config) finish() {
 	}
 }
 
-// validate reports every problem, each with its path in the file: it
-// runs configRules.
-func (c *Config) validate() error {
+// Validate reports every problem, each with its path in the file: it
+// runs Rules.
+func (c *Config) Validate() error {
 	var problems []string
 	bad := func(path, format string, args ...any) {
 		problems = append(problems, path+": "+fmt.Sprintf(format, args...))
 	}
-	for _, r := range configRules {
+	for _, r := range Rules {
 		r.check(c, bad)
 	}
 	if len(problems) == 0 {
 		return nil
 	}
-	return &configError{problems: problems}
+	return &Error{Problems: problems}
 }
 
-// itemOptions is how a Redis sink writes the items of table items, whose
-// key the template must use whole.
-func (c *Config) itemOptions(items *ddbsrc.Table) redissink.ItemOptions {
-	o := redissink.ItemOptions{KeyTemplate: c.Sink.Redis.KeyTemplate, Format: c.Sink.Redis.ItemFormat,
-		Key: []redissink.KeyAttrSchema{{Name: items.Partition, Type: items.PartitionType}}}
-	if items.Sort != "" {
-		o.Key = append(o.Key, redissink.KeyAttrSchema{Name: items.Sort, Type: items.SortType})
-	}
-	return o
-}
+// Error lists every problem of a configuration.
+type Error struct{ Problems []string }
 
-// configError lists every problem of a configuration.
-type configError struct{ problems []string }
-
-func (e *configError) Error() string {
-	return "invalid configuration:\n  " + strings.Join(e.problems, "\n  ")
+func (e *Error) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// loadFile reads a YAML file onto c, expanding ${VAR} references first.
+// Load reads a YAML file onto c, expanding ${VAR} references first.
 // Unknown keys are errors, so a typo does not silently fall back to a
 // default.
-func loadFile(path string, c *Config) error {
+func Load(path string, c *Config) error {
 	raw, err := os.ReadFile(path) //nolint:gosec // the user names the file to read
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
@@ -433,20 +420,40 @@ func loadFile(path string, c *Config) error {
 		return v
 	})
 	if len(missing) > 0 {
-		return &configError{problems: []string{fmt.Sprintf("config %s refers to environment variables that are not set: %s (export them, or write the values in the file)",
+		return &Error{Problems: []string{fmt.Sprintf("config %s refers to environment variables that are not set: %s (export them, or write the values in the file)",
 			path, strings.Join(missing, ", "))}}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(expanded), &doc); err != nil {
-		return &configError{problems: []string{fmt.Sprintf("config %s is not valid YAML: %v", path, err)}}
+		return &Error{Problems: []string{fmt.Sprintf("config %s is not valid YAML: %v", path, err)}}
 	}
 	if problems := unknownKeys(&doc, reflect.TypeOf(c)); len(problems) > 0 {
-		return &configError{problems: problems}
+		return &Error{Problems: problems}
 	}
 	dec := yaml.NewDecoder(strings.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return &configError{problems: []string{fmt.Sprintf("config %s: %v", path, err)}}
+		return &Error{Problems: []string{fmt.Sprintf("config %s: %v", path, err)}}
 	}
 	return nil
 }
+
+// Redacted is c with every secret replaced by "***", for printing.
+func Redacted(c Config) Config {
+	hide := func(s *string) {
+		if *s != "" {
+			*s = "***"
+		}
+	}
+	hide(&c.Source.Redis.Password)
+	hide(&c.Sink.Redis.Password)
+	hide(&c.Kafka.SASL.Password)
+	return c
+}
+
+// DefaultMemoryLimitMB is the default soft memory limit. cutover's own
+// buffers (records waiting for Kafka, fetched records, events in flight)
+// come to about 60 MiB at their fullest on the benchmark's backfill; the
+// garbage collector's default of letting the heap grow to twice what is
+// live would take the process near 200 MiB.
+const DefaultMemoryLimitMB = 100

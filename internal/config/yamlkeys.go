@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -71,15 +71,15 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 		if !f.IsExported() {
 			continue
 		}
-		if name := yamlName(f); name != "-" {
+		if name := KeyName(f); name != "-" {
 			out[name] = f.Type
 		}
 	}
 	return out
 }
 
-// yamlName is the YAML key of a struct field, as yaml.v3 names it.
-func yamlName(f reflect.StructField) string {
+// KeyName is the YAML key of a struct field, as yaml.v3 names it.
+func KeyName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 	if name == "" {
 		name = strings.ToLower(f.Name)
