@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/cutover/cutover/internal/config"
 )
 
@@ -229,28 +227,5 @@ func TestDashboardUsesServedMetrics(t *testing.T) {
 		if !served[m] {
 			t.Errorf("the dashboard queries %s, which cutover does not serve", m)
 		}
-	}
-}
-
-// A role ARN makes the AWS credentials assume that role (no AWS call is
-// made until the first request).
-func TestRoleARNAssumesTheRole(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	plain, err := awsConfig(t.Context(), "us-east-1", "", newLogger(&config.Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	role, err := awsConfig(t.Context(), "us-east-1", "arn:aws:iam::123456789012:role/cutover", newLogger(&config.Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, ok := role.Credentials.(*aws.CredentialsCache)
-	if !ok || !cache.IsCredentialsProvider(&stscreds.AssumeRoleProvider{}) {
-		t.Fatalf("role credentials are %T, want an assume-role provider", role.Credentials)
-	}
-	if c, ok := plain.Credentials.(*aws.CredentialsCache); ok && c.IsCredentialsProvider(&stscreds.AssumeRoleProvider{}) {
-		t.Fatal("no role ARN, yet an assume-role provider")
 	}
 }

@@ -17,7 +17,8 @@ import (
 	"syscall"
 
 	"github.com/cutover/cutover/internal/config"
-	goredis "github.com/redis/go-redis/v9"
+	"github.com/cutover/cutover/internal/profile"
+	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/spf13/cobra"
 )
 
@@ -144,8 +145,10 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 	var stopProfile func()
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		var err error
-		stopProfile, err = startProfiles(cpuProfile, heapProfile)
-		return err
+		if stopProfile, err = profile.Start(cpuProfile, heapProfile); err != nil {
+			return &usageError{err}
+		}
+		return nil
 	}
 	root.PersistentPostRun = func(*cobra.Command, []string) {
 		if stopProfile != nil {
@@ -167,14 +170,6 @@ func newLogger(c *config.Config) *slog.Logger {
 		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
 	log := slog.New(h).With("pipeline", c.Name)
-	goredis.SetLogger(redisLogger{log.With("component", "go-redis")})
+	redisconn.SetLogger(log.With("component", "go-redis"))
 	return log
-}
-
-// redisLogger sends go-redis' own messages (failed dials and the like) to
-// cutover's log instead of stderr in another format.
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.log.Debug(fmt.Sprintf(format, v...))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
 	"github.com/cutover/cutover/checkpoint"
+	"github.com/cutover/cutover/internal/awsconn"
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/redisconn"
@@ -250,7 +251,7 @@ func (w *wiring) kafkaConfig(ctx context.Context) (kafka.Config, error) {
 // needs its key schema too) and, for the source itself, opens its stream.
 func (w *wiring) connectDynamoDBSource(ctx context.Context, source bool) error {
 	d := w.cfg.Source.DynamoDB
-	db, err := newDynamoDBClient(ctx, d.Region, d.Endpoint, d.RoleARN, w.log)
+	db, err := awsconn.DynamoDB(ctx, d.Region, d.Endpoint, d.RoleARN, w.log)
 	if err != nil {
 		return err
 	}
@@ -265,7 +266,7 @@ func (w *wiring) connectDynamoDBSource(ctx context.Context, source bool) error {
 	}
 	w.dtable, w.ddb = &t, db
 	if source {
-		if w.dstreams, err = newStreamsClient(ctx, d.Region, d.Endpoint, d.RoleARN, w.log); err != nil {
+		if w.dstreams, err = awsconn.Streams(ctx, d.Region, d.Endpoint, d.RoleARN, w.log); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package profile
 
 import (
 	"fmt"
@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// startProfiles starts the profiles asked for: a CPU profile of the whole
+// Start starts the profiles asked for: a CPU profile of the whole
 // run to cpuPath, and to heapPath a heap profile rewritten each time the
 // heap is larger than it has been (looked at every 250 ms), so that what
 // is left is the profile at the peak. The returned function stops them.
-func startProfiles(cpuPath, heapPath string) (func(), error) {
+func Start(cpuPath, heapPath string) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for _, f := range stops {
@@ -22,7 +22,7 @@ func startProfiles(cpuPath, heapPath string) (func(), error) {
 	if cpuPath != "" {
 		f, err := os.Create(cpuPath) //nolint:gosec // the operator names the file
 		if err != nil {
-			return nil, &usageError{fmt.Errorf("--cpu-profile: %w", err)}
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return nil, err
