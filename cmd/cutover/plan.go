@@ -130,35 +130,10 @@ func (f *planFlags) validate() error {
 	return nil
 }
 
-// planReport is plan's output.
-type planReport struct {
-	Pipeline  string      `json:"pipeline"`
-	Source    string      `json:"source"`
-	Topic     string      `json:"topic"`
-	Target    string      `json:"target"`
-	Ready     bool        `json:"ready"`
-	Preflight []planCheck `json:"preflight"`
-	// Filters are the key filters the sample applied, as the run will.
-	Filters    []string         `json:"filters,omitempty"`
-	Estimate   *plan.Estimate   `json:"estimate,omitempty"`
-	Projection *plan.Projection `json:"projection,omitempty"`
-	// Limits say what the estimates leave out.
-	Limits []string `json:"limits"`
-	// table is the target table, for the commands the text shows.
-	table string
-}
-
-// planCheck is one preflight check.
-type planCheck struct {
-	Check  string `json:"check"`
-	Status string `json:"status"` // ok or fail
-	Detail string `json:"detail"` // what was found, or the fix
-}
-
 func runPlan(ctx context.Context, cfg *config.Config, f *planFlags, out io.Writer) error {
 	log := setup(cfg)
-	p := &planner{cfg: cfg, log: log, flags: f, rep: planReport{Pipeline: cfg.Name, Source: cfg.DescribeSource(), Topic: cfg.Kafka.Topic,
-		table: cfg.Sink.DynamoDB.Table}}
+	p := &planner{cfg: cfg, log: log, flags: f, rep: plan.Report{Pipeline: cfg.Name, Source: cfg.DescribeSource(), Topic: cfg.Kafka.Topic,
+		Table: cfg.Sink.DynamoDB.Table}}
 	defer p.close()
 	if r := cfg.Source.Redis; cfg.SourceKind() == "redis" {
 		for _, f := range []struct {
@@ -182,12 +157,7 @@ func runPlan(ctx context.Context, cfg *config.Config, f *planFlags, out io.Write
 		p.rep.Estimate, p.rep.Projection = &est, &proj
 	}
 	p.rep.Limits = plan.Limits(cfg.SinkKind() == "dynamodb", len(p.rep.Filters) > 0, p.whole)
-	p.rep.Ready = true
-	for _, c := range p.rep.Preflight {
-		if c.Status == "fail" {
-			p.rep.Ready = false
-		}
-	}
+	p.rep.Ready = !p.rep.Failed()
 	if f.output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -195,7 +165,7 @@ func runPlan(ctx context.Context, cfg *config.Config, f *planFlags, out io.Write
 			return err
 		}
 	} else {
-		printPlan(out, &p.rep)
+		p.rep.Print(out)
 	}
 	if !p.rep.Ready {
 		return &exitError{code: exitPreflight}
@@ -208,7 +178,7 @@ type planner struct {
 	cfg   *config.Config
 	log   *slog.Logger
 	flags *planFlags
-	rep   planReport
+	rep   plan.Report
 
 	src    *wiring // the source's connections (no checkpoint store, no topics)
 	router *ddbsink.Router
@@ -232,14 +202,6 @@ func (p *planner) close() {
 	for i := len(p.closers) - 1; i >= 0; i-- {
 		p.closers[i]()
 	}
-}
-
-func (p *planner) ok(check, format string, args ...any) {
-	p.rep.Preflight = append(p.rep.Preflight, planCheck{Check: check, Status: "ok", Detail: fmt.Sprintf(format, args...)})
-}
-
-func (p *planner) fail(check string, err error) {
-	p.rep.Preflight = append(p.rep.Preflight, planCheck{Check: check, Status: "fail", Detail: err.Error()})
 }
 
 // rates are what the projection is priced and timed at.

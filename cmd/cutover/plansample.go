@@ -64,26 +64,16 @@ func (p *planner) sampleRedis(ctx context.Context, t *plan.Tally) (int64, error)
 	// keys read.
 	res, err := p.src.topology().Sample(ctx, redissrc.SampleOptions{Keys: p.flags.sample, All: p.flags.full,
 		Filter: filterOf(r), Reader: ropts, ScanCount: r.ScanCount, KeysPerSecond: r.KeysPerSecond},
-		func(page *redissrc.Sample) { p.addRedisPage(t, c, page) })
+		func(page *redissrc.Sample) {
+			c.Batch(t, &page.Batch, page.Memory, time.Now())
+			// Big keys travel in pieces of at most chunk bytes.
+			chunk := int64(r.ChunkBytes)
+			for _, big := range page.Counts.Big {
+				t.Add(c.Pieces(big.Key, big.Type.String(), big.Size, page.Memory[big.Key], chunk))
+			}
+		})
 	p.whole = res.Whole
 	return res.Keys, err
-}
-
-// addRedisPage counts a page of sampled keys: events, the reader's
-// rejects, and big keys that travel in pieces.
-func (p *planner) addRedisPage(t *plan.Tally, c *plan.Classifier, page *redissrc.Sample) {
-	now := time.Now()
-	for i := range page.Batch.Events {
-		e := &page.Batch.Events[i]
-		t.Add(c.RedisEvent(e, page.Memory[string(e.Key)], now))
-	}
-	for _, rej := range page.Batch.Rejects {
-		t.Add(plan.Rejected(rej.Key, rej.Class, rej.Err, page.Memory[string(rej.Key)]))
-	}
-	chunk := int64(p.cfg.Source.Redis.ChunkBytes)
-	for _, big := range page.Counts.Big {
-		t.Add(c.Pieces(big.Key, big.Type.String(), big.Size, page.Memory[big.Key], chunk))
-	}
 }
 
 // readerOptions read the Redis source as the snapshot does.
@@ -108,19 +98,7 @@ func (p *planner) sampleTable(ctx context.Context, t *plan.Tally) (int64, error)
 	res, err := ddbsrc.Sample(ctx, w.ddb, *w.dtable, ddbsrc.SampleOptions{Items: p.flags.sample, All: p.flags.full,
 		Scan:                  ddbsrc.ScanOptions{Name: p.cfg.Name, Segments: d.Segments, PageSize: d.PageSize, ConsistentRead: d.ConsistentRead, Endpoint: d.Endpoint},
 		ReadCapacityPerSecond: d.ReadCapacityPerSecond},
-		func(b *pipeline.Batch) int64 {
-			now := time.Now()
-			var bytes int64
-			for i := range b.Events {
-				k := c.Event(&b.Events[i], now)
-				t.Add(k)
-				bytes += k.Bytes
-			}
-			for _, rej := range b.Rejects {
-				t.Add(plan.Rejected(rej.Key, rej.Class, rej.Err, 0))
-			}
-			return bytes
-		})
+		func(b *pipeline.Batch) int64 { return c.Batch(t, b, nil, time.Now()) })
 	p.whole = res.Whole
 	return res.Items, err
 }

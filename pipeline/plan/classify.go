@@ -117,6 +117,29 @@ func (c *Classifier) event(e *pipeline.Event, now time.Time) Key {
 	return k
 }
 
+// Batch counts a page of sampled keys into t: each event as the pipeline
+// would treat it, each of the reader's rejects as not carried. memory is
+// each key's MEMORY USAGE in a Redis source (see RedisEvent), nil for a
+// source that is not Redis. It returns the bytes the events take in
+// Kafka, which pace the sample's reads.
+func (c *Classifier) Batch(t *Tally, b *pipeline.Batch, memory map[string]int64, now time.Time) (kafkaBytes int64) {
+	for i := range b.Events {
+		e := &b.Events[i]
+		var k Key
+		if memory != nil {
+			k = c.RedisEvent(e, memory[string(e.Key)], now)
+		} else {
+			k = c.Event(e, now)
+		}
+		t.Add(k)
+		kafkaBytes += k.Bytes
+	}
+	for _, rej := range b.Rejects {
+		t.Add(Rejected(rej.Key, rej.Class, rej.Err, memory[string(rej.Key)]))
+	}
+	return kafkaBytes
+}
+
 // render sizes the Redis key and value an item becomes in a Redis
 // target, or says why the sink cannot map it.
 func (c *Classifier) render(k *Key, e *pipeline.Event) {

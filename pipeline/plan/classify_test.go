@@ -108,3 +108,31 @@ func TestAddVersionBuckets(t *testing.T) {
 		t.Errorf("not a Redis target: %d", e.RedisMemory)
 	}
 }
+
+// Batch counts a page as Event or RedisEvent would, and the reader's
+// rejects as not carried. A DynamoDB source (nil memory) keeps the
+// memory its rendered Redis key takes; a Redis source's keys take what
+// MEMORY USAGE said.
+func TestClassifierBatch(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	b := pipeline.Batch{Events: []pipeline.Event{*event("a", 10), *event("b", 10)},
+		Rejects: []pipeline.Reject{{Key: []byte("c"), Class: "too-many-elements", Err: errors.New("over max_elements")}}}
+	redis := Classifier{MaxRecordBytes: 1 << 20, RedisMemory: true}
+	var tl Tally
+	bytes := redis.Batch(&tl, &b, map[string]int64{"a": 100, "b": 200, "c": 300}, now)
+	want := redis.RedisEvent(&b.Events[0], 100, now).Bytes + redis.RedisEvent(&b.Events[1], 200, now).Bytes
+	if bytes != want {
+		t.Errorf("bytes %d, want %d", bytes, want)
+	}
+	e := tl.Estimate(3, true)
+	if e.Carried != 2 || e.NotCarried != 1 || e.RedisMemory != 300+2*(VersionKeyBytes+1) {
+		t.Errorf("redis source: carried %d, not carried %d, memory %d", e.Carried, e.NotCarried, e.RedisMemory)
+	}
+	items := Classifier{MaxRecordBytes: 1 << 20, RedisMemory: true, Renderer: renderer{}}
+	tl = Tally{}
+	items.Batch(&tl, &b, nil, now)
+	rendered := items.Event(&b.Events[0], now).MemoryBytes
+	if e := tl.Estimate(3, true); e.RedisMemory != 2*rendered || e.NotCarried != 1 {
+		t.Errorf("dynamodb source: memory %d, want %d (rendered keys); not carried %d", e.RedisMemory, 2*rendered, e.NotCarried)
+	}
+}

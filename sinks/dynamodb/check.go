@@ -88,3 +88,24 @@ func (r *Router) Item(e *pipeline.Event, now time.Time) (map[string]types.Attrib
 	}
 	return s.m.Item(e, now)
 }
+
+// Preflight is Check as the steps of `cutover plan`, with the fewest
+// write units a second any of the target's tables takes at once (0 when
+// DynamoDB does not say): what the time a copy takes is planned against.
+func (r *Router) Preflight(ctx context.Context) (checks []pipeline.Check, warmWrites int64) {
+	for _, c := range r.Check(ctx) {
+		name := "target table " + c.Table
+		if c.WarmWrites > 0 && (warmWrites == 0 || c.WarmWrites < warmWrites) {
+			warmWrites = c.WarmWrites
+		}
+		switch {
+		case c.Err != nil:
+			checks = append(checks, pipeline.Failed(name, c.Err))
+		case c.Create:
+			checks = append(checks, pipeline.Passed(name, "does not exist: created on the first run (create_table), on-demand, with "+c.Key))
+		default:
+			checks = append(checks, pipeline.Passed(name, "exists with "+c.Key))
+		}
+	}
+	return checks, warmWrites
+}

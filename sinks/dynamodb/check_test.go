@@ -1,9 +1,15 @@
 package dynamodb
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cutover/cutover/pipeline"
 )
@@ -37,5 +43,60 @@ func TestRouterItem(t *testing.T) {
 	e.Chunk = &pipeline.Chunk{}
 	if _, err := r.Item(&e, now); !errors.Is(err, pipeline.ErrUnmappable) {
 		t.Errorf("a piece of a big key: %v, want unmappable", err)
+	}
+}
+
+// describeOnly answers DescribeTable from tables; a table it does not
+// hold is missing. Other calls panic.
+type describeOnly struct {
+	dynamoAPI
+	tables map[string]*types.TableDescription
+}
+
+func (d describeOnly) DescribeTable(_ context.Context, in *dynamodb.DescribeTableInput, _ ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
+	t, ok := d.tables[aws.ToString(in.TableName)]
+	if !ok {
+		return nil, &types.ResourceNotFoundException{Message: aws.String("not found")}
+	}
+	return &dynamodb.DescribeTableOutput{Table: t}, nil
+}
+
+// TestRouterPreflight: one step a table, and the slowest table's warm
+// throughput is what plan times the copy against.
+func TestRouterPreflight(t *testing.T) {
+	db := describeOnly{tables: map[string]*types.TableDescription{"users": {
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeB}},
+		WarmThroughput:       &types.TableWarmThroughputDescription{WriteUnitsPerSecond: aws.Int64(9000)},
+	}}}
+	sink := func(table string, create bool) *Sink {
+		s, err := New(db, Options{Table: table, KeyType: "B", CreateTable: create})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	r := NewRouter([]Route{{Match: "user:*", Sink: sink("users", false)}, {Match: "order:*", Sink: sink("orders", true)},
+		{Match: "cart:*", Sink: sink("carts", false)}}, nil)
+	checks, warm := r.Preflight(context.Background())
+	if warm != NewTableWarmWrites {
+		t.Errorf("warm writes %d, want the new table's %d", warm, NewTableWarmWrites)
+	}
+	want := []string{
+		"target table users: exists with partition key pk of type B and no sort key",
+		"target table orders: does not exist: created on the first run (create_table), on-demand, with partition key pk of type B and no sort key",
+		"target table carts: dynamodb table carts does not exist",
+	}
+	if len(checks) != len(want) {
+		t.Fatalf("%d steps, want %d: %+v", len(checks), len(want), checks)
+	}
+	for i, c := range checks {
+		got := c.Name + ": " + c.Detail
+		if c.Err != nil {
+			got = c.Name + ": " + c.Err.Error()
+		}
+		if !strings.HasPrefix(got, want[i]) {
+			t.Errorf("step %d = %q, want it to start with %q", i, got, want[i])
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cutover/cutover/internal/redisconn"
+	"github.com/cutover/cutover/pipeline"
 )
 
 // NotifyCheck is what CheckNotifications found.
@@ -72,4 +73,61 @@ func (r *Reader) Probe(ctx context.Context, key string) error {
 		return nil
 	}
 	return redisconn.Explain(r.conn, err)
+}
+
+// Preflight checks, read-only, what a snapshot and live capture need of
+// every server of the source, for `cutover plan`: that it answers, that
+// its keyspace notifications are on or the user may turn them on (see
+// CheckNotifications), and that one of its keys reads as the snapshot
+// reads it (see Node.ProbeRead). It stops at the first server it cannot
+// read; readable is false then, and a sample would fail.
+func (t *Topology) Preflight(ctx context.Context, opts ReaderOptions) (checks []pipeline.Check, readable bool) {
+	shards, err := t.Shards(ctx)
+	if err != nil {
+		return []pipeline.Check{pipeline.Failed("source redis", err)}, false
+	}
+	checks = append(checks, pipeline.Passed("source redis", fmt.Sprintf("%s db %d reachable (%d node(s))", t.Conn.Addr, t.Conn.DB, len(shards))))
+	for _, sh := range shards {
+		node, err := t.Open(ctx, sh)
+		if err != nil {
+			return append(checks, pipeline.Failed("source redis "+sh.Addr, err)), false
+		}
+		checks = append(checks, node.notifyCheck(ctx))
+		read := node.readCheck(ctx, opts)
+		node.Close()
+		checks = append(checks, read)
+		if read.Err != nil {
+			return checks, false
+		}
+	}
+	return checks, true
+}
+
+// notifyCheck is CheckNotifications as a preflight step: replicate turns
+// the missing classes on itself when the user may.
+func (n *Node) notifyCheck(ctx context.Context) pipeline.Check {
+	name := "keyspace notifications " + n.Conn.Addr
+	c := CheckNotifications(ctx, n.Client, n.Conn)
+	switch {
+	case c.Err != nil:
+		return pipeline.Failed(name, fmt.Errorf("%w (backfill works without them; replicate needs them)", c.Err))
+	case c.Missing == "":
+		return pipeline.Passed(name, fmt.Sprintf("notify-keyspace-events is %q", c.Flags))
+	default:
+		return pipeline.Passed(name, fmt.Sprintf("notify-keyspace-events is %q; replicate will add %q with CONFIG SET (the user may)", c.Flags, c.Missing))
+	}
+}
+
+// readCheck is ProbeRead as a preflight step.
+func (n *Node) readCheck(ctx context.Context, opts ReaderOptions) pipeline.Check {
+	name := "source read " + n.Conn.Addr
+	empty, err := n.ProbeRead(ctx, opts)
+	switch {
+	case err != nil:
+		return pipeline.Failed(name, err)
+	case empty:
+		return pipeline.Passed(name, "the database is empty")
+	default:
+		return pipeline.Passed(name, "a key read as the snapshot reads it")
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/internal/redisconn"
 	"github.com/cutover/cutover/pipeline"
@@ -111,5 +113,50 @@ func TestNodeProbeRead(t *testing.T) {
 	_, err = (&Node{Conn: user, Client: cl}).ProbeRead(ctx, ReaderOptions{Name: "t"})
 	if err == nil || !strings.Contains(err.Error(), "docs/redis.md") {
 		t.Fatalf("a user refused HGETALL: %v", err)
+	}
+}
+
+// plan's source checks: a server that answers, its notifications, one
+// key read; a user refused the read stops the checks there, and the
+// source cannot be sampled.
+func TestTopologyPreflight(t *testing.T) {
+	ctx := context.Background()
+	src := stack.NewRedis(t)
+	must(t, src.Client.HSet(ctx, "h", "f", "v").Err())
+	steps := func(conn redisconn.Conn, cl *goredis.Client) ([]string, bool) {
+		t.Helper()
+		checks, readable := (&Topology{Conn: conn, Seed: cl}).Preflight(ctx, ReaderOptions{Name: "t"})
+		var out []string
+		for _, c := range checks {
+			if c.Err != nil {
+				out = append(out, "fail "+c.Name+": "+c.Err.Error())
+			} else {
+				out = append(out, "ok "+c.Name+": "+c.Detail)
+			}
+		}
+		return out, readable
+	}
+	got, readable := steps(redisconn.Conn{Addr: src.Addr}, src.Client)
+	want := []string{
+		"ok source redis: " + src.Addr + " db 0 reachable (1 node(s))",
+		"ok keyspace notifications " + src.Addr + ": notify-keyspace-events is \"\"; replicate will add",
+		"ok source read " + src.Addr + ": a key read as the snapshot reads it",
+	}
+	if !readable || len(got) != len(want) {
+		t.Fatalf("readable %v, steps %q", readable, got)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("step %d = %q, want it to start with %q", i, got[i], want[i])
+		}
+	}
+	must(t, src.Client.Do(ctx, "ACL", "SETUSER", "noread", "on", ">pw", "~*", "+@all", "-hgetall", "-hscan").Err())
+	user := redisconn.Conn{Addr: src.Addr, Username: "noread", Password: "pw"}
+	cl, err := redisconn.Connect(ctx, user)
+	must(t, err)
+	defer cl.Close()
+	got, readable = steps(user, cl)
+	if last := got[len(got)-1]; readable || !strings.HasPrefix(last, "fail source read "+src.Addr) || !strings.Contains(last, "docs/redis.md") {
+		t.Errorf("a user refused HGETALL: readable %v, steps %q", readable, got)
 	}
 }
