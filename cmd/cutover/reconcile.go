@@ -13,6 +13,7 @@ import (
 
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/metrics"
+	"github.com/cutover/cutover/internal/report"
 	"github.com/cutover/cutover/pipeline/reconcile"
 	ddbsrc "github.com/cutover/cutover/sources/dynamodb"
 	redissrc "github.com/cutover/cutover/sources/redis"
@@ -201,9 +202,9 @@ func reconcileOnce(ctx context.Context, wr *wiring, f *reconcileFlags, opts reco
 		opts.Fraction = float64(f.sample) / float64(size)
 	}
 	src.SetSample(opts.Fraction)
-	bar := newProgressBar(wr.log, wr.cfg.ProgressInterval, int64(float64(size)*opts.Fraction), f.output == "text")
-	defer bar.finish()
-	opts.Progress = bar.update
+	bar := report.NewBar(wr.log, wr.cfg.ProgressInterval, int64(float64(size)*opts.Fraction), f.output == "text")
+	defer bar.Finish()
+	opts.Progress = bar.Update
 	return reconcile.Run(ctx, src, wr.sink, opts)
 }
 
