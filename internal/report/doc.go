@@ -1,7 +1,8 @@
 // Package report is what the pipeline commands tell their user: the
 // progress log lines and the summary of a run (Reporter), the progress
-// bars of a copy and of a comparison, and the Prometheus collector and
-// the readiness check of a running pipeline.
+// bars of a copy and of a comparison, the Prometheus collector and the
+// readiness check of a running pipeline, and the text of the reports
+// `cutover reconcile`, `status` and `drain` print.
 //
 // It reads the running stages through small interfaces declared here
 // (Publisher, Worker, Sink, RedisSource, TableSource, GroupOffsets,
