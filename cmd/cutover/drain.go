@@ -11,20 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/report"
 	"github.com/cutover/cutover/pipeline/kafka"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
-
-// drainReport is what `cutover drain` prints.
-type drainReport struct {
-	kafka.DrainStatus
-	Pipeline string  `json:"pipeline"`
-	Topic    string  `json:"topic"`
-	Group    string  `json:"group"`
-	TookSecs float64 `json:"took_seconds"`
-	// Problem says why the drain did not finish ("" when it did).
-	Problem string `json:"problem,omitempty"`
-}
 
 func newDrainCmd() *cobra.Command {
 	cfg := config.Default()
@@ -81,16 +71,16 @@ func runDrain(ctx context.Context, cfg *config.Config, timeout time.Duration, ou
 	start := time.Now()
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errDrainTimeout)
 	defer cancel()
-	var last progressLine
+	var last report.DrainProgress
 	st, err := kafka.Drain(ctx, kcfg, kafka.DrainOptions{
 		Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group, ReplicationFactor: cfg.Kafka.ReplicationFactor, Logger: log,
 		Progress: func(st kafka.DrainStatus) {
 			if output == "text" {
-				last.print(errOut, st, time.Since(start), cfg.ProgressInterval)
+				last.Print(errOut, st, time.Since(start), cfg.ProgressInterval)
 			}
 		},
 	})
-	rep := drainReport{DrainStatus: st, Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group,
+	rep := report.Drain{DrainStatus: st, Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group,
 		TookSecs: time.Since(start).Seconds()}
 	if err != nil && !errors.Is(err, kafka.ErrNotDrained) {
 		return err
@@ -105,7 +95,7 @@ func runDrain(ctx context.Context, cfg *config.Config, timeout time.Duration, ou
 			return err
 		}
 	} else {
-		printDrain(out, rep)
+		report.PrintDrain(out, rep)
 	}
 	switch {
 	case err == nil:
@@ -137,57 +127,5 @@ func drainProblem(cfg *config.Config, st kafka.DrainStatus) string {
 		}
 	}
 	return fmt.Sprintf("the sink group %s has not applied everything up to the barriers: %d of %d partitions caught up, %s records to go "+
-		"(are its workers running? the report shows who owns each partition)", cfg.Kafka.Group, st.CaughtUp, len(st.Partitions), group(behind))
-}
-
-func printDrain(w io.Writer, rep drainReport) {
-	took := time.Duration(rep.TookSecs * float64(time.Second)).Round(time.Millisecond)
-	if rep.Done {
-		fmt.Fprintf(w, "drained in %v: every change the source had seen when drain started is applied (pipeline %s, %d partitions, drain %s)\n",
-			took, rep.Pipeline, len(rep.Partitions), rep.ID)
-		return
-	}
-	fmt.Fprintf(w, "NOT drained after %v: %d of %d partitions caught up (pipeline %s, group %s, drain %s)\n",
-		took, rep.CaughtUp, len(rep.Partitions), rep.Pipeline, rep.Group, rep.ID)
-	fmt.Fprintf(w, "\n  %-10s %14s %14s %10s  %s\n", "partition", "barrier", "committed", "lag", "owner")
-	for _, p := range rep.Partitions {
-		barrier, committed, owner := group(p.Barrier), group(p.Committed), p.Owner
-		switch {
-		case p.Target < 0:
-			barrier = "none yet"
-		case p.Barrier < 0:
-			barrier = "(no events)"
-		}
-		if p.Committed < 0 {
-			committed = "-"
-		}
-		if owner == "" {
-			owner = "(no worker)"
-		}
-		if p.CaughtUp {
-			owner += "  caught up"
-		}
-		fmt.Fprintf(w, "  %-10d %14s %14s %10s  %s\n", p.Partition, barrier, committed, group(p.Lag), owner)
-	}
-	// The problem goes to stderr, as the command's error.
-}
-
-// progressLine prints a drain's progress when it changes, and otherwise
-// every interval.
-type progressLine struct {
-	printed        time.Time
-	barriers, done int
-}
-
-func (l *progressLine) print(w io.Writer, st kafka.DrainStatus, elapsed, every time.Duration) {
-	changed := st.Barriers != l.barriers || st.CaughtUp != l.done
-	if !changed && (every <= 0 || time.Since(l.printed) < every) {
-		return
-	}
-	l.printed, l.barriers, l.done = time.Now(), st.Barriers, st.CaughtUp
-	barriers := "waiting for the source's barriers"
-	if st.Expected > 0 {
-		barriers = fmt.Sprintf("barriers %d/%d", st.Barriers, st.Expected)
-	}
-	fmt.Fprintf(w, "drain: %s, partitions caught up %d/%d (%v)\n", barriers, st.CaughtUp, len(st.Partitions), elapsed.Round(time.Second))
+		"(are its workers running? the report shows who owns each partition)", cfg.Kafka.Group, st.CaughtUp, len(st.Partitions), report.Group(behind))
 }

@@ -167,13 +167,13 @@ func runReplay(ctx context.Context, cfg *config.Config, rt replayTarget, out io.
 	workerCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	workerErr := w.runWorker(workerCtx)
-	rep := newReporter(w, start)
-	go tick(workerCtx, cfg.ProgressInterval, rep.log)
+	rep := w.reporter(start, nil)
+	go tick(workerCtx, cfg.ProgressInterval, rep.Log)
 	if err := w.serveMetrics(workerCtx, rep); err != nil {
 		return err
 	}
 	got, err := w.waitApplied(ctx, workerErr)
-	rep.setEnd(got)
+	rep.SetEnd(got)
 	stop()
 	if werr := <-workerErr; err == nil {
 		err = werr
@@ -181,7 +181,7 @@ func runReplay(ctx context.Context, cfg *config.Config, rt replayTarget, out io.
 	if err != nil {
 		return err
 	}
-	return rep.summary(out, "replay", time.Since(start))
+	return summary(rep, out, "replay")
 }
 
 // parseOffsets reads "partition:offset,…"; partitions not named are left

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/report"
 	"github.com/cutover/cutover/pipeline/kafka"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
@@ -92,22 +93,16 @@ func runReplicate(ctx context.Context, cfg *config.Config, mode replicateMode, w
 		return err
 	}
 	defer w.close()
-	rep := newReporter(w, start)
 	var src source
 	if cfg.SourceKind() == "dynamodb" {
-		table, err := w.tableSource(mode)
-		if err != nil {
-			return err
-		}
-		src, rep.table = table, table
+		src, err = w.tableSource(mode)
 	} else {
-		redis, err := w.redisSource(mode)
-		if err != nil {
-			return err
-		}
-		src, rep.redis = redis, redis
+		src, err = w.redisSource(mode)
 	}
-	return w.runSource(ctx, src, mode, what, out, rep)
+	if err != nil {
+		return err
+	}
+	return w.runSource(ctx, src, mode, what, out, w.reporter(start, src))
 }
 
 // redisSource is the Redis source of a replicate or backfill.
@@ -137,7 +132,7 @@ type source interface {
 // process: until the source's snapshot is published and applied
 // (snapshotOnly), or until ctx ends or either fails. Following changes,
 // it also answers `cutover drain`.
-func (w *wiring) runSource(ctx context.Context, src source, mode replicateMode, what string, out io.Writer, rep *reporter) error {
+func (w *wiring) runSource(ctx context.Context, src source, mode replicateMode, what string, out io.Writer, rep *report.Reporter) error {
 	unlock, err := w.lockSource()
 	if err != nil {
 		return err
@@ -151,8 +146,8 @@ func (w *wiring) runSource(ctx context.Context, src source, mode replicateMode, 
 	if !mode.noSink {
 		workerErr = w.runWorker(ctx)
 	}
-	go tick(ctx, w.cfg.ProgressInterval, rep.log)
-	go rep.snapshotBar(ctx)
+	go tick(ctx, w.cfg.ProgressInterval, rep.Log)
+	go rep.SnapshotBar(ctx)
 	if !mode.snapshotOnly {
 		w.serveDrains(ctx, src)
 	}
@@ -182,7 +177,7 @@ func (w *wiring) runSource(ctx context.Context, src source, mode replicateMode, 
 		}
 		if !mode.noSink {
 			end, err := w.waitApplied(ctx, workerErr)
-			rep.setEnd(end)
+			rep.SetEnd(end)
 			if err != nil {
 				return stop(err)
 			}
@@ -190,7 +185,7 @@ func (w *wiring) runSource(ctx context.Context, src source, mode replicateMode, 
 		if err := stop(nil); err != nil {
 			return err
 		}
-		return rep.summary(out, what, time.Since(rep.start))
+		return summary(rep, out, what)
 	}
 
 	// Follow changes until stopped.
@@ -211,7 +206,7 @@ func (w *wiring) runSource(ctx context.Context, src source, mode replicateMode, 
 		return err
 	}
 	w.log.Info("replicate stopped")
-	return rep.summary(out, what, time.Since(rep.start))
+	return summary(rep, out, what)
 }
 
 // lockSource makes sure no other source of this pipeline runs from the

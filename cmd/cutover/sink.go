@@ -45,13 +45,13 @@ func runSink(ctx context.Context, cfg *config.Config, workerID string, out io.Wr
 	}
 	defer w.close()
 	log.Info("sink worker starting", "topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group, "target", w.sink.describe())
-	rep := newReporter(w, start)
-	go tick(ctx, cfg.ProgressInterval, rep.log)
+	rep := w.reporter(start, nil)
+	go tick(ctx, cfg.ProgressInterval, rep.Log)
 	if err := w.serveMetrics(ctx, rep); err != nil {
 		return err
 	}
 	if err := w.worker.Run(ctx); err != nil {
 		return err
 	}
-	return rep.summary(out, "sink", time.Since(start))
+	return summary(rep, out, "sink")
 }

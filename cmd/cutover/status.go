@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,38 +14,9 @@ import (
 
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/report"
 	"github.com/cutover/cutover/pipeline/kafka"
 )
-
-// statusReport is what `cutover status` shows.
-type statusReport struct {
-	Pipeline    string             `json:"pipeline"`
-	Topic       string             `json:"topic"`
-	Group       string             `json:"group"`
-	Checkpoints []checkpointStatus `json:"checkpoints"`
-	Workers     []string           `json:"workers"`
-	Partitions  []partitionStatus  `json:"partitions"`
-	Lag         int64              `json:"lag"`
-	DeadLetters int64              `json:"dead_letters"`
-	// SourceMaster and TargetMaster are the masters the sentinels name
-	// now, when the source or the target is a Sentinel group.
-	SourceMaster string `json:"source_master,omitempty"`
-	TargetMaster string `json:"target_master,omitempty"`
-}
-
-type checkpointStatus struct {
-	Name    string          `json:"name"`
-	Saved   time.Time       `json:"saved"`
-	AgeSecs float64         `json:"age_seconds"`
-	State   json.RawMessage `json:"state"`
-}
-
-type partitionStatus struct {
-	Partition int32 `json:"partition"`
-	End       int64 `json:"end_offset"`
-	Committed int64 `json:"committed_offset"` // -1: nothing committed
-	Lag       int64 `json:"lag"`
-}
 
 func newStatusCmd() *cobra.Command {
 	cfg := config.Default()
@@ -77,7 +46,7 @@ not touch the source or the target. Secrets are never printed.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(rep)
 			}
-			printStatus(cmd.OutOrStdout(), rep)
+			report.PrintStatus(cmd.OutOrStdout(), rep)
 			return nil
 		},
 	}
@@ -86,8 +55,8 @@ not touch the source or the target. Secrets are never printed.`,
 	return cmd
 }
 
-func pipelineStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
-	rep := &statusReport{Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group}
+func pipelineStatus(ctx context.Context, cfg *config.Config) (*report.Status, error) {
+	rep := &report.Status{Pipeline: cfg.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.Group}
 	rep.SourceMaster = sentinelMaster(ctx, cfg.Source.Redis.Sentinel, cfg.Source.Redis.TLS, "source.redis.tls")
 	rep.TargetMaster = sentinelMaster(ctx, cfg.Sink.Redis.Sentinel, cfg.Sink.Redis.TLS, "sink.redis.tls")
 	store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
@@ -111,7 +80,7 @@ func pipelineStatus(ctx context.Context, cfg *config.Config) (*statusReport, err
 		if !json.Valid(raw) {
 			raw, _ = json.Marshal(fmt.Sprintf("%d bytes", len(raw)))
 		}
-		rep.Checkpoints = append(rep.Checkpoints, checkpointStatus{Name: n, Saved: saved.UTC(), AgeSecs: time.Since(saved).Seconds(), State: raw})
+		rep.Checkpoints = append(rep.Checkpoints, report.CheckpointStatus{Name: n, Saved: saved.UTC(), AgeSecs: time.Since(saved).Seconds(), State: raw})
 	}
 	w := &wiring{cfg: cfg, log: setup(cfg)}
 	kcfg, err := w.kafkaConfig(ctx)
@@ -136,7 +105,7 @@ func pipelineStatus(ctx context.Context, cfg *config.Config) (*statusReport, err
 	}
 	for _, p := range slices.Sorted(maps.Keys(end)) {
 		c, ok := committed[p]
-		ps := partitionStatus{Partition: p, End: end[p], Committed: c}
+		ps := report.PartitionStatus{Partition: p, End: end[p], Committed: c}
 		if !ok {
 			ps.Committed = -1
 			c = 0
@@ -186,42 +155,6 @@ func offsetsIfAny(offsets map[int32]int64, err error) (map[int32]int64, error) {
 		return map[int32]int64{}, nil
 	}
 	return offsets, err
-}
-
-func printStatus(w io.Writer, rep *statusReport) {
-	fmt.Fprintf(w, "pipeline %s: topic %s, consumer group %s\n", rep.Pipeline, rep.Topic, rep.Group)
-	if rep.SourceMaster != "" {
-		fmt.Fprintf(w, "source master (named by the sentinels): %s\n", rep.SourceMaster)
-	}
-	if rep.TargetMaster != "" {
-		fmt.Fprintf(w, "target master (named by the sentinels): %s\n", rep.TargetMaster)
-	}
-	fmt.Fprintf(w, "\ncheckpoints (%d)\n", len(rep.Checkpoints))
-	for _, c := range rep.Checkpoints {
-		state := string(c.State)
-		if len(state) > 160 {
-			state = state[:157] + "..."
-		}
-		fmt.Fprintf(w, "  %-44s saved %s ago  %s\n", strings.TrimPrefix(c.Name, rep.Pipeline+"/"),
-			time.Duration(c.AgeSecs*float64(time.Second)).Round(time.Second), state)
-	}
-	fmt.Fprintf(w, "\nsink workers (%d)\n", len(rep.Workers))
-	for _, m := range rep.Workers {
-		fmt.Fprintf(w, "  %s\n", m)
-	}
-	if len(rep.Partitions) == 0 {
-		fmt.Fprintf(w, "\ntopic %s does not exist yet: the pipeline has not published anything\n", rep.Topic)
-	} else {
-		fmt.Fprintf(w, "\n  %-10s %14s %14s %10s\n", "partition", "end offset", "committed", "lag")
-	}
-	for _, p := range rep.Partitions {
-		committed := group(p.Committed)
-		if p.Committed < 0 {
-			committed = "-"
-		}
-		fmt.Fprintf(w, "  %-10d %14s %14s %10s\n", p.Partition, group(p.End), committed, group(p.Lag))
-	}
-	fmt.Fprintf(w, "\nlag %s records · dead letters %s\n", group(rep.Lag), group(rep.DeadLetters))
 }
 
 // sentinelMaster is the master a Sentinel group names now ("" without

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"fmt"
@@ -32,13 +32,13 @@ func (s side) eta(elapsed time.Duration) time.Duration {
 
 // readSide is the snapshot's or the table scan's progress (ok false when
 // neither runs here).
-func (r *reporter) readSide() (side, bool) {
+func (r *Reporter) readSide() (side, bool) {
 	switch {
 	case r.hasSnapshot():
 		p := r.snapshotProgress()
 		return side{done: p.Scanned, total: p.Total, finished: p.Done}, true
-	case r.table != nil:
-		if p, ok := r.table.ScanProgress(); ok {
+	case r.s.Table != nil:
+		if p, ok := r.s.Table.ScanProgress(); ok {
 			return side{done: p.Items, total: p.Total, finished: p.Done}, true
 		}
 	}
@@ -50,13 +50,13 @@ func (r *reporter) readSide() (side, bool) {
 // changes have no end to reach). Its total is what was published plus
 // what the read has still to read, one event per key, so the run's ETA
 // comes from here: a read that is done is not a copy that is done.
-func (r *reporter) appliedSide() (side, bool) {
+func (r *Reporter) appliedSide() (side, bool) {
 	read, ok := r.readSide()
-	if !ok || r.w.worker == nil || r.w.pub == nil {
+	if !ok || r.s.Worker == nil || r.s.Publisher == nil {
 		return side{}, false
 	}
-	ws := r.w.worker.Stats()
-	s := side{done: ws.Applied + ws.SkippedOlder + ws.DeadLettered, total: r.w.pub.Stats().Published}
+	ws := r.s.Worker.Stats()
+	s := side{done: ws.Applied + ws.SkippedOlder + ws.DeadLettered, total: r.s.Publisher.Stats().Published}
 	if !read.finished && read.total > read.done {
 		s.total += read.total - read.done
 	}

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"context"
@@ -10,45 +10,30 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/pipeline"
-	"github.com/cutover/cutover/pipeline/kafka"
 )
-
-// serveMetrics serves the pipeline's metrics and health checks when
-// --metrics-addr is set.
-func (w *wiring) serveMetrics(ctx context.Context, rep *reporter) error {
-	if w.cfg.MetricsAddr == "" {
-		return nil
-	}
-	cs := []prometheus.Collector{pipelineCollector{rep}}
-	if w.e2eLag != nil {
-		cs = append(cs, w.e2eLag)
-	}
-	return metrics.Serve(ctx, w.cfg.MetricsAddr, w.cfg.Name, w.log, rep.ready, cs...)
-}
 
 // stalled is how long a sink worker may go without polling Kafka before
 // /readyz reports it.
 const stalled = 2 * time.Minute
 
-// ready is /readyz: the connections were made (the server starts after
+// Ready is /readyz: the connections were made (the server starts after
 // them), the publisher, if any, works, a Redis source follows at least one
 // node, and the sink worker, if any, polls Kafka.
-func (r *reporter) ready() error {
-	if r.w.pub != nil {
-		if err := r.w.pub.Err(); err != nil {
+func (r *Reporter) Ready() error {
+	if r.s.Publisher != nil {
+		if err := r.s.Publisher.Err(); err != nil {
 			return fmt.Errorf("publishing to Kafka failed: %w", err)
 		}
 	}
 	if st := r.redisStats(); st.HasLive && st.Nodes == 0 {
 		return errors.New("the Redis source follows no node")
 	}
-	if r.w.worker == nil {
+	if r.s.Worker == nil {
 		return nil
 	}
-	last := r.w.worker.LastPoll()
+	last := r.s.Worker.LastPoll()
 	switch {
 	case last.IsZero():
 		return errors.New("the sink worker has not polled Kafka yet")
@@ -58,20 +43,23 @@ func (r *reporter) ready() error {
 	return nil
 }
 
-// pipelineCollector exposes a running pipeline's counters as Prometheus
-// metrics. It reads the same counters the progress log and the summary
+// Collector exposes the run's counters as the Prometheus metrics of
+// metrics.Pipeline.
+func (r *Reporter) Collector() prometheus.Collector { return collector{r} }
+
+// collector reads the same counters the progress log and the summary
 // read, at scrape time, so nothing is counted twice.
-type pipelineCollector struct {
-	r *reporter
+type collector struct {
+	r *Reporter
 }
 
-func (c pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range metrics.Pipeline {
 		ch <- m.Desc()
 	}
 }
 
-func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
+func (c collector) Collect(ch chan<- prometheus.Metric) {
 	r := c.r
 	emit := func(m *metrics.Metric, v float64) { ch <- m.Value(v) }
 	flag := func(b bool) float64 {
@@ -95,34 +83,34 @@ func (c pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(metrics.LiveDirty, float64(l.Dirty))
 		emit(metrics.MastersChanged, float64(r.redisStats().Topology))
 	}
-	if r.table != nil {
-		if p, ok := r.table.ScanProgress(); ok {
+	if t := r.s.Table; t != nil {
+		if p, ok := t.ScanProgress(); ok {
 			emit(metrics.TableItems, float64(p.Items))
 			emit(metrics.TableTotal, float64(p.Total))
 		}
-		if s, ok := r.table.StreamStats(); ok {
+		if s, ok := t.StreamStats(); ok {
 			emit(metrics.StreamRecords, float64(s.Records))
 			emit(metrics.StreamAge, s.Age.Seconds())
-			emit(metrics.StreamHeals, float64(r.table.Heals()))
+			emit(metrics.StreamHeals, float64(t.Heals()))
 		}
 	}
-	if r.w.pub != nil {
-		emitOps(ch, metrics.Published, r.w.pub.Stats().PublishedByOp)
+	if r.s.Publisher != nil {
+		emitOps(ch, metrics.Published, r.s.Publisher.Stats().PublishedByOp)
 	}
 	emit(metrics.DeadLettered, float64(r.deadLettered()))
-	if r.w.worker != nil {
-		ws := r.w.worker.Stats()
-		sc := r.w.sink.counters()
+	if r.s.Worker != nil {
+		ws := r.s.Worker.Stats()
+		sc := r.s.Sink.Counters()
 		emitOps(ch, metrics.SinkApplied, ws.AppliedByOp)
 		emitOps(ch, metrics.SinkSkipped, ws.SkippedByOp)
-		emit(metrics.SinkWrites, float64(sc.writes))
-		emit(metrics.SinkThrottles, float64(sc.throttles))
-		emit(metrics.SinkRetries, float64(sc.retries))
-		emit(metrics.SinkRateLimit, sc.pace)
+		emit(metrics.SinkWrites, float64(sc.Writes))
+		emit(metrics.SinkThrottles, float64(sc.Throttles))
+		emit(metrics.SinkRetries, float64(sc.Retries))
+		emit(metrics.SinkRateLimit, sc.Pace)
 		emit(metrics.SinkPaused, flag(ws.Paused))
 		emit(metrics.SinkConcurrency, float64(ws.Concurrency))
 		if e := r.end.Load(); e != nil {
-			emit(metrics.SinkLag, float64(r.w.worker.Progress().Lag(*e, r.w.base)))
+			emit(metrics.SinkLag, float64(r.s.Worker.Progress().Lag(*e, r.s.Base)))
 		}
 		c.consumerLag(ch)
 	}
@@ -138,19 +126,13 @@ func emitOps(ch chan<- prometheus.Metric, m *metrics.Metric, c pipeline.OpCounts
 
 // consumerLag asks Kafka for the group's lag per partition (bounded to a
 // few seconds; a scrape that cannot get it leaves it out).
-func (c pipelineCollector) consumerLag(ch chan<- prometheus.Metric) {
-	w := c.r.w
-	cl := w.wcl
-	if cl == nil {
+func (c collector) consumerLag(ch chan<- prometheus.Metric) {
+	if c.r.s.Offsets == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	end, err := kafka.EndOffsets(ctx, cl, w.cfg.Kafka.Topic)
-	if err != nil {
-		return
-	}
-	committed, err := kafka.CommittedOffsets(ctx, cl, w.cfg.Kafka.Group, w.cfg.Kafka.Topic)
+	end, committed, err := c.r.s.Offsets.Offsets(ctx)
 	if err != nil {
 		return
 	}
@@ -161,18 +143,18 @@ func (c pipelineCollector) consumerLag(ch chan<- prometheus.Metric) {
 
 // checkpointAges reports how long ago each checkpoint was saved: a source
 // that stops saving is stuck.
-func (c pipelineCollector) checkpointAges(ch chan<- prometheus.Metric) {
-	fs, ok := c.r.w.store.(*checkpoint.FileStore)
-	if !ok {
+func (c collector) checkpointAges(ch chan<- prometheus.Metric) {
+	cs := c.r.s.Checkpoints
+	if cs == nil {
 		return
 	}
-	prefix := c.r.w.cfg.Name + "/"
-	names, err := fs.List(context.Background(), prefix)
+	prefix := c.r.cfg.Name + "/"
+	names, err := cs.List(context.Background(), prefix)
 	if err != nil {
 		return
 	}
 	for _, n := range names {
-		if t, err := fs.Modified(n); err == nil {
+		if t, err := cs.Modified(n); err == nil {
 			ch <- metrics.CheckpointAge.Value(time.Since(t).Seconds(), strings.TrimPrefix(n, prefix))
 		}
 	}

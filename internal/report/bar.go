@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"github.com/cutover/cutover/pipeline/reconcile"
 )
 
-// progress shows a long comparison's progress: a bar with rate and ETA on
-// a terminal, a log line every interval otherwise.
-type progress struct {
+// Bar shows a long comparison's progress: a bar with rate and ETA on a
+// terminal, a log line every interval otherwise.
+type Bar struct {
 	bar      *progressbar.ProgressBar
 	log      *slog.Logger
 	interval time.Duration
@@ -24,10 +24,11 @@ type progress struct {
 	total    int64 // about how many keys (0: unknown)
 }
 
-// newProgressBar returns the progress display for about total keys; the
-// bar only when stderr is a terminal and the report goes there as text.
-func newProgressBar(log *slog.Logger, interval time.Duration, total int64, text bool) *progress {
-	p := &progress{log: log, interval: interval, start: time.Now(), last: time.Now(), total: total}
+// NewBar returns the progress display of reconcile for about total keys
+// (0: unknown); the bar only when stderr is a terminal and the report
+// goes there as text.
+func NewBar(log *slog.Logger, interval time.Duration, total int64, text bool) *Bar {
+	p := &Bar{log: log, interval: interval, start: time.Now(), last: time.Now(), total: total}
 	if text && term.IsTerminal(int(os.Stderr.Fd())) {
 		if total <= 0 {
 			total = -1 // unknown: a spinner
@@ -52,7 +53,8 @@ func newBar(what string, total int64) *progressbar.ProgressBar {
 	)
 }
 
-func (p *progress) update(rep reconcile.Report) {
+// Update shows how far the comparison rep is.
+func (p *Bar) Update(rep reconcile.Report) {
 	if p.bar != nil {
 		_ = p.bar.Set64(rep.Compared)
 		return
@@ -66,27 +68,28 @@ func (p *progress) update(rep reconcile.Report) {
 	}
 }
 
-func (p *progress) finish() {
+// Finish clears the bar.
+func (p *Bar) Finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 	}
 }
 
-// snapshotBar draws a copy's progress on stderr while a snapshot or scan
+// SnapshotBar draws a copy's progress on stderr while a snapshot or scan
 // runs, when stderr is a terminal and logs are text; the reporter's
 // progress lines pause meanwhile. With a sink in this process the bar
 // counts events applied (the copy's end, and its ETA), and says how far
 // the read is; without one, it counts keys or items read. It returns once
 // the copy is applied (or read) or ctx ends.
-func (r *reporter) snapshotBar(ctx context.Context) {
-	if r.w.cfg.Log.Format == "json" || !term.IsTerminal(int(os.Stderr.Fd())) {
+func (r *Reporter) SnapshotBar(ctx context.Context) {
+	if r.cfg.Log.Format == "json" || !term.IsTerminal(int(os.Stderr.Fd())) {
 		return
 	}
 	read, ok := r.readSide()
 	if !ok || read.finished {
 		return
 	}
-	applying := r.w.worker != nil && r.w.pub != nil
+	applying := r.s.Worker != nil && r.s.Publisher != nil
 	what := "read"
 	if applying {
 		what = "applied"

@@ -1,0 +1,78 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Status is what `cutover status` shows.
+type Status struct {
+	Pipeline    string             `json:"pipeline"`
+	Topic       string             `json:"topic"`
+	Group       string             `json:"group"`
+	Checkpoints []CheckpointStatus `json:"checkpoints"`
+	Workers     []string           `json:"workers"`
+	Partitions  []PartitionStatus  `json:"partitions"`
+	Lag         int64              `json:"lag"`
+	DeadLetters int64              `json:"dead_letters"`
+	// SourceMaster and TargetMaster are the masters the sentinels name
+	// now, when the source or the target is a Sentinel group.
+	SourceMaster string `json:"source_master,omitempty"`
+	TargetMaster string `json:"target_master,omitempty"`
+}
+
+// CheckpointStatus is one saved checkpoint.
+type CheckpointStatus struct {
+	Name    string          `json:"name"`
+	Saved   time.Time       `json:"saved"`
+	AgeSecs float64         `json:"age_seconds"`
+	State   json.RawMessage `json:"state"`
+}
+
+// PartitionStatus is the sink group's position in one partition.
+type PartitionStatus struct {
+	Partition int32 `json:"partition"`
+	End       int64 `json:"end_offset"`
+	Committed int64 `json:"committed_offset"` // -1: nothing committed
+	Lag       int64 `json:"lag"`
+}
+
+// PrintStatus prints rep as text.
+func PrintStatus(w io.Writer, rep *Status) {
+	fmt.Fprintf(w, "pipeline %s: topic %s, consumer group %s\n", rep.Pipeline, rep.Topic, rep.Group)
+	if rep.SourceMaster != "" {
+		fmt.Fprintf(w, "source master (named by the sentinels): %s\n", rep.SourceMaster)
+	}
+	if rep.TargetMaster != "" {
+		fmt.Fprintf(w, "target master (named by the sentinels): %s\n", rep.TargetMaster)
+	}
+	fmt.Fprintf(w, "\ncheckpoints (%d)\n", len(rep.Checkpoints))
+	for _, c := range rep.Checkpoints {
+		state := string(c.State)
+		if len(state) > 160 {
+			state = state[:157] + "..."
+		}
+		fmt.Fprintf(w, "  %-44s saved %s ago  %s\n", strings.TrimPrefix(c.Name, rep.Pipeline+"/"),
+			time.Duration(c.AgeSecs*float64(time.Second)).Round(time.Second), state)
+	}
+	fmt.Fprintf(w, "\nsink workers (%d)\n", len(rep.Workers))
+	for _, m := range rep.Workers {
+		fmt.Fprintf(w, "  %s\n", m)
+	}
+	if len(rep.Partitions) == 0 {
+		fmt.Fprintf(w, "\ntopic %s does not exist yet: the pipeline has not published anything\n", rep.Topic)
+	} else {
+		fmt.Fprintf(w, "\n  %-10s %14s %14s %10s\n", "partition", "end offset", "committed", "lag")
+	}
+	for _, p := range rep.Partitions {
+		committed := Group(p.Committed)
+		if p.Committed < 0 {
+			committed = "-"
+		}
+		fmt.Fprintf(w, "  %-10d %14s %14s %10s\n", p.Partition, Group(p.End), committed, Group(p.Lag))
+	}
+	fmt.Fprintf(w, "\nlag %s records · dead letters %s\n", Group(rep.Lag), Group(rep.DeadLetters))
+}
