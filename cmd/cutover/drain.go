@@ -13,6 +13,7 @@ import (
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/report"
 	"github.com/cutover/cutover/pipeline/kafka"
+	"github.com/cutover/cutover/pipeline/plan"
 	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
@@ -127,5 +128,5 @@ func drainProblem(cfg *config.Config, st kafka.DrainStatus) string {
 		}
 	}
 	return fmt.Sprintf("the sink group %s has not applied everything up to the barriers: %d of %d partitions caught up, %s records to go "+
-		"(are its workers running? the report shows who owns each partition)", cfg.Kafka.Group, st.CaughtUp, len(st.Partitions), report.Group(behind))
+		"(are its workers running? the report shows who owns each partition)", cfg.Kafka.Group, st.CaughtUp, len(st.Partitions), plan.FormatCount(behind))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline/kafka"
+	"github.com/cutover/cutover/pipeline/plan"
 )
 
 type replayTarget struct {
@@ -142,9 +143,9 @@ func runReplay(ctx context.Context, cfg *config.Config, rt replayTarget, out io.
 	for _, p := range partitions {
 		from := target[p]
 		total += end[p] - from
-		fmt.Fprintf(out, "  %-9d %12s %12s %12s %12s\n", p, group64(committed, p), group(from), group(end[p]), group(end[p]-from))
+		fmt.Fprintf(out, "  %-9d %12s %12s %12s %12s\n", p, group64(committed, p), plan.FormatCount(from), plan.FormatCount(end[p]), plan.FormatCount(end[p]-from))
 	}
-	fmt.Fprintf(out, "  %s events to apply again\n", group(total))
+	fmt.Fprintf(out, "  %s events to apply again\n", plan.FormatCount(total))
 	if rt.dryRun {
 		fmt.Fprintln(out, "\n--dry-run: nothing changed")
 		return nil
@@ -208,7 +209,7 @@ func parseOffsets(s string, end map[int32]int64) (map[int32]int64, error) {
 
 func group64(m map[int32]int64, p int32) string {
 	if v, ok := m[p]; ok {
-		return group(v)
+		return plan.FormatCount(v)
 	}
 	return "-"
 }

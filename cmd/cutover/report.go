@@ -85,7 +85,6 @@ func (g groupOffsets) Offsets(ctx context.Context) (end, committed map[int32]int
 }
 
 // group formats n with thousands separators.
-func group(n int64) string { return report.Group(n) }
 
 func filterOf(r config.RedisSourceConfig) pipeline.KeyFilter {
 	return pipeline.KeyFilter{Include: r.Include, Exclude: r.Exclude}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/pipeline/kafka"
+	"github.com/cutover/cutover/pipeline/plan"
 )
 
 // Drain is what `cutover drain` prints.
@@ -32,7 +33,7 @@ func PrintDrain(w io.Writer, rep Drain) {
 		took, rep.CaughtUp, len(rep.Partitions), rep.Pipeline, rep.Group, rep.ID)
 	fmt.Fprintf(w, "\n  %-10s %14s %14s %10s  %s\n", "partition", "barrier", "committed", "lag", "owner")
 	for _, p := range rep.Partitions {
-		barrier, committed, owner := Group(p.Barrier), Group(p.Committed), p.Owner
+		barrier, committed, owner := plan.FormatCount(p.Barrier), plan.FormatCount(p.Committed), p.Owner
 		switch {
 		case p.Target < 0:
 			barrier = "none yet"
@@ -48,7 +49,7 @@ func PrintDrain(w io.Writer, rep Drain) {
 		if p.CaughtUp {
 			owner += "  caught up"
 		}
-		fmt.Fprintf(w, "  %-10d %14s %14s %10s  %s\n", p.Partition, barrier, committed, Group(p.Lag), owner)
+		fmt.Fprintf(w, "  %-10d %14s %14s %10s  %s\n", p.Partition, barrier, committed, plan.FormatCount(p.Lag), owner)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/pipeline/plan"
 	"github.com/cutover/cutover/pipeline/reconcile"
 )
 
@@ -27,7 +28,7 @@ var kindLabels = map[reconcile.Kind]string{
 func PrintReconcile(w io.Writer, cfg *config.Config, target string, rep *reconcile.Report) {
 	fmt.Fprintf(w, "\nreconcile %s → %s (%s)\n", cfg.DescribeSource(), target, rep.Elapsed.Round(time.Millisecond))
 	line := func(label string, n int64, note string) {
-		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-26s %12s  %s", label, Group(n), note), " "))
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-26s %12s  %s", label, plan.FormatCount(n), note), " "))
 	}
 	sampled := ""
 	if rep.Fraction < 1 {
@@ -66,13 +67,13 @@ func PrintReconcile(w io.Writer, cfg *config.Config, target string, rep *reconci
 	case rep.Unresolved() == 0:
 		fmt.Fprintf(w, "\nthe target holds every compared key with the same value and expiry\n")
 	default:
-		fmt.Fprintf(w, "\n%s keys differ (cutover reconcile --repair publishes the source's state of each into the pipeline)\n", Group(rep.Unresolved()))
+		fmt.Fprintf(w, "\n%s keys differ (cutover reconcile --repair publishes the source's state of each into the pipeline)\n", plan.FormatCount(rep.Unresolved()))
 	}
 	if rep.Fraction < 1 {
-		fmt.Fprintf(w, "with 95%% confidence, at most %.4g%% of all keys differ (from %s sampled keys)\n", 100*rep.DivergenceBound, Group(rep.Compared))
+		fmt.Fprintf(w, "with 95%% confidence, at most %.4g%% of all keys differ (from %s sampled keys)\n", 100*rep.DivergenceBound, plan.FormatCount(rep.Compared))
 	}
 	if n := UnreadableItems(cfg, rep); n > 0 {
-		fmt.Fprintf(w, "%s items of the table are not in cutover's Redis mapping, so the target lacks them: fix them in the table (the dead-letter topic and the samples above say why), then run reconcile again\n", Group(n))
+		fmt.Fprintf(w, "%s items of the table are not in cutover's Redis mapping, so the target lacks them: fix them in the table (the dead-letter topic and the samples above say why), then run reconcile again\n", plan.FormatCount(n))
 	}
 }
 

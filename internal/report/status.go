@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/cutover/cutover/pipeline/plan"
 )
 
 // Status is what `cutover status` shows.
@@ -68,11 +70,11 @@ func PrintStatus(w io.Writer, rep *Status) {
 		fmt.Fprintf(w, "\n  %-10s %14s %14s %10s\n", "partition", "end offset", "committed", "lag")
 	}
 	for _, p := range rep.Partitions {
-		committed := Group(p.Committed)
+		committed := plan.FormatCount(p.Committed)
 		if p.Committed < 0 {
 			committed = "-"
 		}
-		fmt.Fprintf(w, "  %-10d %14s %14s %10s\n", p.Partition, Group(p.End), committed, Group(p.Lag))
+		fmt.Fprintf(w, "  %-10d %14s %14s %10s\n", p.Partition, plan.FormatCount(p.End), committed, plan.FormatCount(p.Lag))
 	}
-	fmt.Fprintf(w, "\nlag %s records · dead letters %s\n", Group(rep.Lag), Group(rep.DeadLetters))
+	fmt.Fprintf(w, "\nlag %s records · dead letters %s\n", plan.FormatCount(rep.Lag), plan.FormatCount(rep.DeadLetters))
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/cutover/cutover/pipeline/plan"
 )
 
 // Summary prints what the run did, what ("backfill", "replicate", …),
@@ -13,7 +15,7 @@ import (
 func (r *Reporter) Summary(w io.Writer, what string, elapsed time.Duration) (deadLettered int64) {
 	cfg := r.cfg
 	row := func(label string, n int64, note string) {
-		fmt.Fprintf(w, "  %-18s %12s  %s\n", label, Group(n), note)
+		fmt.Fprintf(w, "  %-18s %12s  %s\n", label, plan.FormatCount(n), note)
 	}
 	fmt.Fprintf(w, "\n%s of pipeline %q done in %s\n", what, cfg.Name, elapsed.Round(time.Millisecond))
 	target := "(sink not run here)"
@@ -31,7 +33,7 @@ func (r *Reporter) Summary(w io.Writer, what string, elapsed time.Duration) (dea
 		if p.Resumed {
 			resumed = "(resumed an interrupted snapshot; count includes the earlier run)"
 		}
-		row("keys scanned", p.Scanned, fmt.Sprintf("DBSIZE at start %s %s", Group(p.Total), resumed))
+		row("keys scanned", p.Scanned, fmt.Sprintf("DBSIZE at start %s %s", plan.FormatCount(p.Total), resumed))
 		row("keys read", p.Events, "")
 		row("filtered", p.Filtered, "by pattern or type")
 		row("vanished", p.Vanished, "deleted between SCAN and read")
@@ -46,8 +48,8 @@ func (r *Reporter) Summary(w io.Writer, what string, elapsed time.Duration) (dea
 	if r.hasLive() {
 		l := r.liveStats()
 		row("notifications", l.Notifications, "keyspace events received")
-		row("live events", l.Events, fmt.Sprintf("%s of them deletes", Group(l.Deletes)))
-		row("gaps healed", l.Heals, fmt.Sprintf("%s gaps detected, %s keys re-read", Group(l.Gaps), Group(l.HealedKeys)))
+		row("live events", l.Events, fmt.Sprintf("%s of them deletes", plan.FormatCount(l.Deletes)))
+		row("gaps healed", l.Heals, fmt.Sprintf("%s gaps detected, %s keys re-read", plan.FormatCount(l.Gaps), plan.FormatCount(l.HealedKeys)))
 		if l.Incomplete > 0 {
 			row("heals incomplete", l.Incomplete, "could not read every key, so swept nothing (see the log)")
 		}
@@ -64,7 +66,7 @@ func (r *Reporter) Summary(w io.Writer, what string, elapsed time.Duration) (dea
 		ws := r.s.Worker.Stats()
 		c := r.s.Sink.Counters()
 		row("events applied", ws.Applied, fmt.Sprintf("%s; %s writes, %s throttled and retried, %s swept by truncates",
-			opSplit(ws.AppliedByOp), Group(c.Writes), Group(c.Throttles), Group(c.Swept)))
+			opSplit(ws.AppliedByOp), plan.FormatCount(c.Writes), plan.FormatCount(c.Throttles), plan.FormatCount(c.Swept)))
 		row("skipped as older", ws.SkippedOlder, fmt.Sprintf("%s; the target already held this version or a newer one", opSplit(ws.SkippedByOp)))
 		if ws.FetchPauses > 0 {
 			row("fetch pauses", ws.FetchPauses, "fetching stopped while the target throttled")
@@ -72,7 +74,7 @@ func (r *Reporter) Summary(w io.Writer, what string, elapsed time.Duration) (dea
 	}
 	dead := r.deadLettered()
 	row("dead-lettered", dead, "topic "+cfg.Kafka.DeadLetterTopic)
-	fmt.Fprintf(w, "  %-18s %12s  keys/s\n", "rate", Group(int64(float64(read)/elapsed.Seconds())))
+	fmt.Fprintf(w, "  %-18s %12s  keys/s\n", "rate", plan.FormatCount(int64(float64(read)/elapsed.Seconds())))
 	if dead > 0 {
 		fmt.Fprintf(w, "\n%d events were not copied (a key read in pieces counts once per piece); each is logged above with its reason and is in topic %s.\n",
 			dead, cfg.Kafka.DeadLetterTopic)
@@ -89,18 +91,18 @@ func (r *Reporter) tableSummary(row func(string, int64, string)) int64 {
 		if p.Resumed {
 			resumed = "(resumed an interrupted scan; count includes the earlier run)"
 		}
-		row("items scanned", p.Items, fmt.Sprintf("about %s in the table; %s read capacity units %s", Group(p.Total), Group(int64(p.ReadCapacity)), resumed))
+		row("items scanned", p.Items, fmt.Sprintf("about %s in the table; %s read capacity units %s", plan.FormatCount(p.Total), plan.FormatCount(int64(p.ReadCapacity)), resumed))
 		read += p.Items
 	}
 	if s, ok := r.s.Table.StreamStats(); ok {
-		row("stream records", s.Records, fmt.Sprintf("%s of them deletes, from %s shards", Group(s.Deletes), Group(s.Shards)))
+		row("stream records", s.Records, fmt.Sprintf("%s of them deletes, from %s shards", plan.FormatCount(s.Deletes), plan.FormatCount(s.Shards)))
 		if s.Rereads > 0 {
 			row("items re-read", s.Rereads, "their record had no usable new image")
 		}
 		if s.Skipped > 0 {
 			row("records skipped", s.Skipped, "older than the position saved by an earlier run (read again from the shard's start)")
 		}
-		row("gaps healed", r.s.Table.Heals(), fmt.Sprintf("%s trimmed gaps detected", Group(s.Gaps)))
+		row("gaps healed", r.s.Table.Heals(), fmt.Sprintf("%s trimmed gaps detected", plan.FormatCount(s.Gaps)))
 		read += s.Records
 	}
 	return read
