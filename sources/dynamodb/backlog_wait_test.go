@@ -38,12 +38,7 @@ func TestBackfillAgainEndsWhenItsStreamCannotBeRead(t *testing.T) {
 		h.streams.put("s1", "a", false)
 		h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
 			Shards: map[string]*shardState{"s1": {Seq: "100000000000000000001"}}})
-		src, err := NewSource(h.table, deniedReads{h.streams}, h.def, ScanOptions{Name: "p", Segments: 1},
-			StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 1100 * time.Millisecond},
-			Mode{SnapshotOnly: true}, h.pub, h.ck)
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := h.sourceOver(t, h.table, deniedReads{h.streams}, Mode{SnapshotOnly: true})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan error, 1)
@@ -102,13 +97,8 @@ func TestRestartDoesNotScanWhenTheStreamStoppedBeforeItsBacklog(t *testing.T) {
 		h.streams.mu.Unlock()
 		h.table.items = map[string]string{"a": "100000000000000000003", "b": "1", "c": "1"}
 
-		src, err := NewSource(getItemFails{h.table}, h.streams, h.def, ScanOptions{Name: "p", Segments: 1},
-			StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 1100 * time.Millisecond},
-			Mode{Restart: true}, h.pub, h.ck)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = src.Run(context.Background())
+		src := h.sourceOver(t, getItemFails{h.table}, h.streams, Mode{Restart: true})
+		err := src.Run(context.Background())
 		if err == nil {
 			t.Fatal("replicate --restart ended without the stream's error")
 		}

@@ -226,7 +226,14 @@ func newHarness() *harness {
 
 func (h *harness) source(t *testing.T, mode Mode) *Source {
 	t.Helper()
-	src, err := NewSource(h.table, h.streams, h.def, ScanOptions{Name: "p", Segments: 1},
+	return h.sourceOver(t, h.table, h.streams, mode)
+}
+
+// sourceOver is h.source reading the table through db and its stream
+// through streams: the harness's fakes wrapped to fail or block.
+func (h *harness) sourceOver(t *testing.T, db scanAPI, streams streamsAPI, mode Mode) *Source {
+	t.Helper()
+	src, err := NewSource(db, streams, h.def, ScanOptions{Name: "p", Segments: 1},
 		StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 1100 * time.Millisecond}, mode, h.pub, h.ck)
 	if err != nil {
 		t.Fatal(err)
