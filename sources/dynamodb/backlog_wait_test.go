@@ -34,10 +34,7 @@ func (deniedReads) GetRecords(context.Context, *dynamodbstreams.GetRecordsInput,
 func TestBackfillAgainEndsWhenItsStreamCannotBeRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness()
-		h.streams.addShard("s1", "", false)
-		h.streams.put("s1", "a", false)
-		h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
-			Shards: map[string]*shardState{"s1": {Seq: "100000000000000000001"}}})
+		h.readByTheRunBefore(t)
 		src := h.sourceOver(t, h.table, deniedReads{h.streams}, Mode{SnapshotOnly: true})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -82,10 +79,7 @@ func (getItemFails) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dy
 func TestRestartDoesNotScanWhenTheStreamStoppedBeforeItsBacklog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness()
-		h.streams.addShard("s1", "", false)
-		h.streams.put("s1", "a", false) // read by the run before
-		h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
-			Shards: map[string]*shardState{"s1": {Seq: "100000000000000000001"}}})
+		h.readByTheRunBefore(t)
 		h.scanned(t)
 		// While replicate was stopped: two updates of a, then a change of
 		// c whose record carries no image (it must be re-read).
