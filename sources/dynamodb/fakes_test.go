@@ -56,19 +56,31 @@ func (f *fakeStreams) addShard(id, parent string, closed bool) {
 }
 
 // put appends a record for item pk to a shard, with the next sequence
-// number of that shard (21 digits, as DynamoDB's are at least).
+// number of that shard, which is also the item's value.
 func (f *fakeStreams) put(shard, pk string, remove bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	seq := fmt.Sprintf("1%020d", len(f.records[shard])+1)
-	key := map[string]streamtypes.AttributeValue{"pk": &streamtypes.AttributeValueMemberS{Value: pk}}
 	created := time.Now().Add(f.age).Truncate(time.Minute) // rounded down, as DynamoDB Local does (DynamoDB: to the second)
-	r := streamtypes.Record{EventName: streamtypes.OperationTypeInsert,
-		Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String(seq), Keys: key, ApproximateCreationDateTime: &created}}
+	f.appendLocked(shard, streamtypes.OperationTypeInsert, pk, f.nextSeqLocked(shard), remove, created)
+}
+
+// nextSeqLocked is the sequence number of shard's next record (21 digits,
+// as DynamoDB's are at least). f.mu is held.
+func (f *fakeStreams) nextSeqLocked(shard string) string {
+	return fmt.Sprintf("1%020d", len(f.records[shard])+1)
+}
+
+// appendLocked appends to shard the record of a change of item pk made at
+// created, with the shard's next sequence number: a REMOVE if remove,
+// else an op whose new image holds value in v. f.mu is held.
+func (f *fakeStreams) appendLocked(shard string, op streamtypes.OperationType, pk, value string, remove bool, created time.Time) {
+	key := map[string]streamtypes.AttributeValue{"pk": &streamtypes.AttributeValueMemberS{Value: pk}}
+	r := streamtypes.Record{EventName: op,
+		Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String(f.nextSeqLocked(shard)), Keys: key, ApproximateCreationDateTime: &created}}
 	if remove {
 		r.EventName = streamtypes.OperationTypeRemove
 	} else {
-		r.Dynamodb.NewImage = map[string]streamtypes.AttributeValue{"pk": key["pk"], "v": &streamtypes.AttributeValueMemberS{Value: seq}}
+		r.Dynamodb.NewImage = map[string]streamtypes.AttributeValue{"pk": key["pk"], "v": &streamtypes.AttributeValueMemberS{Value: value}}
 	}
 	f.records[shard] = append(f.records[shard], r)
 }
