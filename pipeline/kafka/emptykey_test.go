@@ -47,15 +47,7 @@ func TestZeroLengthKeyIsNotANullKey(t *testing.T) {
 func TestEmptyKeyIsPublishedAndApplied(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq"}
-	cl, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p, err := NewPublisher(ctxT(t), cl, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg, opts)
 	empty := stringEvent("", 1, "the empty key's value")
 	nilKey := stringEvent("", 2, "nil is the empty key too")
 	nilKey.Key = nil
@@ -84,7 +76,7 @@ func TestEmptyKeyIsPublishedAndApplied(t *testing.T) {
 
 	sink := &memSink{store: map[string]pipeline.Event{}}
 	w, stop := runWorker(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
-	ends, err := EndOffsets(ctxT(t), cl, "events")
+	ends, err := EndOffsets(ctxT(t), mustConnect(t, cfg), "events")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,17 @@ func fakeCluster(t *testing.T, topics ...string) Config {
 	return Config{Brokers: c.ListenAddrs(), ClientID: t.Name()}
 }
 
+// newPublisher is a Publisher with opts on a producer connected to cfg,
+// closed when the test ends.
+func newPublisher(t *testing.T, cfg Config, opts PublisherOptions) *Publisher {
+	t.Helper()
+	p, err := NewPublisher(ctxT(t), mustConnect(t, cfg, ProducerOpts(opts)...), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func stringEvent(key string, micros uint64, value string) pipeline.Event {
 	return pipeline.Event{
 		Key: []byte(key), Op: pipeline.OpUpsert, Origin: pipeline.OriginSnapshot,
@@ -65,15 +76,7 @@ func consumeAll(t *testing.T, cfg Config, topic string, n int) []*kgo.Record {
 func TestPublisherDurableInOrderAndDeadLettersOversize(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq", MaxRecordBytes: 2000}
-	cl, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p, err := NewPublisher(ctxT(t), cl, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg, opts)
 
 	var mu sync.Mutex
 	var durable []int
