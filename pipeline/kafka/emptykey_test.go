@@ -75,17 +75,7 @@ func TestEmptyKeyIsPublishedAndApplied(t *testing.T) {
 	}
 
 	sink := &memSink{store: map[string]pipeline.Event{}}
-	w, stop := runWorker(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
-	ends, err := EndOffsets(ctxT(t), mustConnect(t, cfg), "events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
-		t.Fatalf("worker did not commit to the end: %v", err)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	w := runToEnd(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
 	if st := w.Stats(); st.DeadLettered != 0 || st.DecodeErrors != 0 {
 		t.Fatalf("worker stats = %+v: the empty key was dead-lettered", st)
 	}
@@ -122,17 +112,7 @@ func TestWorkerAppliesTheEmptyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &memSink{store: map[string]pipeline.Event{}}
-	w, stop := runWorker(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
-	ends, err := EndOffsets(ctxT(t), cl, "events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
-		t.Fatalf("worker did not commit to the end: %v", err)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	w := runToEnd(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
 	if st := w.Stats(); st.Applied != 2 || st.DecodeErrors != 1 || st.DeadLettered != 1 {
 		t.Fatalf("stats = %+v, want the empty key and k applied, the bad record dead-lettered", st)
 	}

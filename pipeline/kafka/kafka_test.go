@@ -240,17 +240,11 @@ func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
 	// A healthy worker in the same group applies everything; the decode
 	// failure and the rejected event land in the dead-letter topic.
 	sink := &memSink{store: map[string]pipeline.Event{}, rejects: map[string]bool{"k9": true}}
-	w2, stop2 := runWorker(t, cfg, opts, sink)
 	ends, err := EndOffsets(ctxT(t), pcl, "events")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w2.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
-		t.Fatalf("worker did not commit to the end: %v (committed %v, end %v)", err, w2.Progress().Committed(), ends)
-	}
-	if err := stop2(); err != nil {
-		t.Fatal(err)
-	}
+	w2 := runToEnd(t, cfg, opts, sink)
 	if len(sink.store) != 29 {
 		t.Fatalf("sink holds %d keys, want 29", len(sink.store))
 	}

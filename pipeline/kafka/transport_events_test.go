@@ -74,13 +74,7 @@ func publishAndApply(t *testing.T, batches [][]pipeline.Event) (*recordingSink, 
 		t.Fatal(err)
 	}
 	sink := &recordingSink{}
-	w, stop := runWorker(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
-	if err := w.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
-		t.Fatalf("worker did not commit to the end: %v (committed %v, end %v)", err, w.Progress().Committed(), ends)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	w := runToEnd(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
 	total := 0
 	for _, e := range ends {
 		total += int(e)
