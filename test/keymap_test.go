@@ -83,22 +83,7 @@ func TestKeyMapDynamoDBToRedisDeadLettersCollidingItems(t *testing.T) {
 	db := dynamoClient(t)
 	ctx := testCtx(t, 4*time.Minute)
 	table := stack.Unique("keymap")
-	stack.DropTables(t, db, table)
-	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(table),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	createTable(t, db, table, keyAttr{"pk", types.ScalarAttributeTypeS}, keyAttr{"sk", types.ScalarAttributeTypeS})
 	put := func(pk, sk, v string) {
 		t.Helper()
 		_, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
