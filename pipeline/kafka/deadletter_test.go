@@ -296,11 +296,7 @@ func TestPublisherDeadLetterOfAHugeKey(t *testing.T) {
 func TestPublisherBatchesFitTheTopic(t *testing.T) {
 	cfg := fakeClusterWith(t, map[string]string{"events": "", "events.dlq": ""})
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq", Partitions: 3}
-	cl, err := Connect(ctxT(t), cfg, append(ProducerOpts(opts), kgo.ProducerLinger(200*time.Millisecond))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := mustConnect(t, cfg, append(ProducerOpts(opts), kgo.ProducerLinger(200*time.Millisecond))...)
 	p, err := NewPublisher(ctxT(t), cl, opts)
 	if err != nil {
 		t.Fatal(err)

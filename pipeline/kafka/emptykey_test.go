@@ -15,11 +15,7 @@ import (
 // the empty key is hashed like any other key.
 func TestZeroLengthKeyIsNotANullKey(t *testing.T) {
 	cfg := fakeCluster(t, "raw")
-	cl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := mustConnect(t, cfg)
 	if err := cl.ProduceSync(ctxT(t),
 		&kgo.Record{Topic: "raw", Partition: 0, Key: []byte{}, Value: []byte("empty")},
 		&kgo.Record{Topic: "raw", Partition: 0, Key: nil, Value: []byte("null")},
@@ -92,11 +88,7 @@ func TestEmptyKeyIsPublishedAndApplied(t *testing.T) {
 // one record that cannot be decoded still only dead-letters itself.
 func TestWorkerAppliesTheEmptyKey(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
-	cl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := mustConnect(t, cfg)
 	v := pipeline.ClockVersion(0, 7, false).String()
 	empty := `{"v":1,"op":"r","key":"","version":"` + v + `","origin":"snapshot","after":{"type":"string","string":"dg=="},"source":{"connector":"redis","name":"t","db":0}}`
 	other := stringEvent("k", 7, "x")

@@ -189,11 +189,7 @@ func runWorker(t *testing.T, cfg Config, opts WorkerOptions, sink pipeline.Sink)
 
 func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
-	pcl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pcl.Close()
+	pcl := mustConnect(t, cfg)
 	var recs []*kgo.Record
 	for i := range 30 {
 		e := stringEvent(fmt.Sprintf("k%d", i), uint64(i+1), "v")
