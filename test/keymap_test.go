@@ -62,20 +62,9 @@ func deadLetterReasons(t *testing.T, name string, want int) map[string]string {
 // left out.
 func redisDataKeys(t *testing.T, dst *stack.Redis, db int) int {
 	t.Helper()
-	ctx := testCtx(t, time.Minute)
 	cl := goredis.NewClient(&goredis.Options{Addr: dst.Addr, DB: db})
 	defer cl.Close()
-	n := 0
-	iter := cl.Scan(ctx, 0, "", 1000).Iterator()
-	for iter.Next(ctx) {
-		if !strings.HasPrefix(iter.Val(), "cutover:v:") {
-			n++
-		}
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return dataKeys(t, cl, "")
 }
 
 func TestKeyMapDynamoDBToRedisDeadLettersCollidingItems(t *testing.T) {
