@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cutover/cutover/test/stack"
 )
@@ -32,26 +30,7 @@ import (
 // records, and returns each record's cutover.error header by record key.
 func deadLetterReasons(t *testing.T, name string, want int) map[string]string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.KafkaBrokers(t)...), kgo.ConsumeTopics("cutover."+name+".dlq"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out := map[string]string{}
-	n := 0
-	for n < want && ctx.Err() == nil {
-		for _, r := range cl.PollFetches(ctx).Records() {
-			n++
-			for _, h := range r.Headers {
-				if h.Key == "cutover.error" {
-					out[string(r.Key)] = string(h.Value)
-				}
-			}
-		}
-	}
+	out, n := readDeadLetters(t, name, want, "cutover.error", 30*time.Second)
 	if n != want {
 		t.Fatalf("dead-letter topic holds %d records, want %d: %v", n, want, out)
 	}
