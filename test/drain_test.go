@@ -115,42 +115,54 @@ func (a *ackedWrites) check(t *testing.T, before map[string]ackedWrite, read fun
 	}
 }
 
+// pacedWriters runs write from workers goroutines, g being the
+// goroutine and n its own count of writes, at perSecond writes a second
+// in all (in bursts of up to burst), until the returned function is
+// called; that function returns once every goroutine has stopped.
+func pacedWriters(workers int, perSecond float64, burst int, write func(ctx context.Context, g, n int)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	limit := rate.NewLimiter(rate.Limit(perSecond), burst)
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ctx.Err() == nil; n++ {
+				if limit.Wait(ctx) != nil {
+					return
+				}
+				write(ctx, g, n)
+			}
+		}()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
 // writeRedisAcked sets keys k0…k(keys-1) of cl to sequence numbers and
 // deletes a tenth of the time, from several connections, until the
 // returned function is called.
 func writeRedisAcked(t *testing.T, cl goredis.UniversalClient, keys int, perSecond float64) (*ackedWrites, func()) {
 	t.Helper()
 	a := newAckedWrites()
-	ctx, cancel := context.WithCancel(context.Background())
-	limit := rate.NewLimiter(rate.Limit(perSecond), 10)
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i, n := g, 0; ctx.Err() == nil; i, n = i+7, n+1 {
-				if limit.Wait(ctx) != nil {
-					return
-				}
-				key := fmt.Sprintf("d:%d", i%keys)
-				// Every seventh write a delete, of keys that are also set:
-				// by i, with keys a multiple of 10, the same keys would
-				// always be deleted and never set.
-				del := n%7 == 3
-				seq := a.begin(key, del)
-				var err error
-				if del {
-					err = cl.Del(ctx, key).Err()
-				} else {
-					err = cl.Set(ctx, key, seq, 0).Err()
-				}
-				if err == nil {
-					a.ack(key, seq, del)
-				}
-			}
-		}()
-	}
-	return a, func() { cancel(); wg.Wait() }
+	stop := pacedWriters(4, perSecond, 10, func(ctx context.Context, g, n int) {
+		i := g + 7*n
+		key := fmt.Sprintf("d:%d", i%keys)
+		// Every seventh write a delete, of keys that are also set:
+		// by i, with keys a multiple of 10, the same keys would
+		// always be deleted and never set.
+		del := n%7 == 3
+		seq := a.begin(key, del)
+		var err error
+		if del {
+			err = cl.Del(ctx, key).Err()
+		} else {
+			err = cl.Set(ctx, key, seq, 0).Err()
+		}
+		if err == nil {
+			a.ack(key, seq, del)
+		}
+	})
+	return a, stop
 }
 
 // drainOnce records the writes acknowledged so far, runs `cutover drain`,
@@ -375,35 +387,27 @@ func TestDrainDynamoDB(t *testing.T) {
 func writeTableAcked(t *testing.T, db *dynamodb.Client, o *datagen.Orders, keys int, perSecond float64) (*ackedWrites, func()) {
 	t.Helper()
 	a := newAckedWrites()
-	ctx, cancel := context.WithCancel(context.Background())
-	limit := rate.NewLimiter(rate.Limit(perSecond), 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i, n := 0, 0; ctx.Err() == nil; i, n = i+7, n+1 {
-			if limit.Wait(ctx) != nil {
-				return
+	stop := pacedWriters(1, perSecond, 1, func(ctx context.Context, _, n int) {
+		i := 7 * n
+		user := fmt.Sprintf("u%d", 1+i%keys)
+		key := "order:" + user + ":0"
+		itemKey := map[string]types.AttributeValue{
+			"userId": &types.AttributeValueMemberS{Value: user}, "orderId": &types.AttributeValueMemberN{Value: "0"}}
+		del := n%7 == 3 // see writeRedisAcked
+		seq := a.begin(key, del)
+		var err error
+		if del {
+			_, err = db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(o.Table), Key: itemKey})
+		} else {
+			item := map[string]types.AttributeValue{"seq": &types.AttributeValueMemberN{Value: strconv.FormatInt(seq, 10)}}
+			for k, v := range itemKey {
+				item[k] = v
 			}
-			user := fmt.Sprintf("u%d", 1+i%keys)
-			key := "order:" + user + ":0"
-			itemKey := map[string]types.AttributeValue{
-				"userId": &types.AttributeValueMemberS{Value: user}, "orderId": &types.AttributeValueMemberN{Value: "0"}}
-			del := n%7 == 3 // see writeRedisAcked
-			seq := a.begin(key, del)
-			var err error
-			if del {
-				_, err = db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(o.Table), Key: itemKey})
-			} else {
-				item := map[string]types.AttributeValue{"seq": &types.AttributeValueMemberN{Value: strconv.FormatInt(seq, 10)}}
-				for k, v := range itemKey {
-					item[k] = v
-				}
-				_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: item})
-			}
-			if err == nil {
-				a.ack(key, seq, del)
-			}
+			_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: item})
 		}
-	}()
-	return a, func() { cancel(); <-done }
+		if err == nil {
+			a.ack(key, seq, del)
+		}
+	})
+	return a, stop
 }

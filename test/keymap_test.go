@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cutover/cutover/test/stack"
 )
@@ -32,26 +30,7 @@ import (
 // records, and returns each record's cutover.error header by record key.
 func deadLetterReasons(t *testing.T, name string, want int) map[string]string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.KafkaBrokers(t)...), kgo.ConsumeTopics("cutover."+name+".dlq"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out := map[string]string{}
-	n := 0
-	for n < want && ctx.Err() == nil {
-		for _, r := range cl.PollFetches(ctx).Records() {
-			n++
-			for _, h := range r.Headers {
-				if h.Key == "cutover.error" {
-					out[string(r.Key)] = string(h.Value)
-				}
-			}
-		}
-	}
+	out, n := readDeadLetters(t, name, want, "cutover.error", 30*time.Second)
 	if n != want {
 		t.Fatalf("dead-letter topic holds %d records, want %d: %v", n, want, out)
 	}
@@ -62,20 +41,9 @@ func deadLetterReasons(t *testing.T, name string, want int) map[string]string {
 // left out.
 func redisDataKeys(t *testing.T, dst *stack.Redis, db int) int {
 	t.Helper()
-	ctx := testCtx(t, time.Minute)
 	cl := goredis.NewClient(&goredis.Options{Addr: dst.Addr, DB: db})
 	defer cl.Close()
-	n := 0
-	iter := cl.Scan(ctx, 0, "", 1000).Iterator()
-	for iter.Next(ctx) {
-		if !strings.HasPrefix(iter.Val(), "cutover:v:") {
-			n++
-		}
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return dataKeys(t, cl, "")
 }
 
 func TestKeyMapDynamoDBToRedisDeadLettersCollidingItems(t *testing.T) {
@@ -83,22 +51,7 @@ func TestKeyMapDynamoDBToRedisDeadLettersCollidingItems(t *testing.T) {
 	db := dynamoClient(t)
 	ctx := testCtx(t, 4*time.Minute)
 	table := stack.Unique("keymap")
-	stack.DropTables(t, db, table)
-	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(table),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	createTable(t, db, table, keyAttr{"pk", types.ScalarAttributeTypeS}, keyAttr{"sk", types.ScalarAttributeTypeS})
 	put := func(pk, sk, v string) {
 		t.Helper()
 		_, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{

@@ -301,15 +301,24 @@ func TestBigKeyLandsWholeOrNotAtAll(t *testing.T) {
 // least n records (or a minute passed) and returns each key's class.
 func deadLetters(t *testing.T, name string, n int) map[string]string {
 	t.Helper()
+	got, _ := readDeadLetters(t, name, n, "cutover.error.class", time.Minute)
+	return got
+}
+
+// readDeadLetters reads the pipeline's dead-letter topic until it has read
+// at least n records or d has passed. It returns each record key's header
+// and the number of records read.
+func readDeadLetters(t *testing.T, name string, n int, header string, d time.Duration) (map[string]string, int) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.KafkaBrokers(t)...), kgo.ConsumeTopics("cutover."+name+".dlq"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	got := map[string]string{}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	got := map[string]string{}
 	records := 0
 	for records < n {
 		f := cl.PollFetches(ctx)
@@ -319,13 +328,13 @@ func deadLetters(t *testing.T, name string, n int) map[string]string {
 		for _, rec := range f.Records() {
 			records++
 			for _, h := range rec.Headers {
-				if h.Key == "cutover.error.class" {
+				if h.Key == header {
 					got[string(rec.Key)] = string(h.Value)
 				}
 			}
 		}
 	}
-	return got
+	return got, records
 }
 
 // TestClockSteppedBackWhileReplicating: versions are the source server's

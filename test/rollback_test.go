@@ -14,6 +14,19 @@ import (
 	"github.com/cutover/cutover/test/stack"
 )
 
+// newRollBack sets up a roll-back after the switch: a table created as
+// docs/switch.md asks (named from name), which the application writes to
+// now, and the old Redis to return to, both empty.
+func newRollBack(t *testing.T, name string) (db *dynamodb.Client, table string, old *stack.Redis) {
+	t.Helper()
+	stack.LoadDynamoDB(t, 1)
+	db = dynamoClient(t)
+	old = stack.NewRedis(t)
+	table = stack.Unique(name)
+	createSwitchTable(t, db, table)
+	return db, table, old
+}
+
 func putGeneric(t *testing.T, db *dynamodb.Client, table string, item map[string]types.AttributeValue) {
 	t.Helper()
 	_, err := db.PutItem(testCtx(t, time.Minute), &dynamodb.PutItemInput{TableName: aws.String(table), Item: item})
@@ -37,11 +50,7 @@ func genericString(key, v string) map[string]types.AttributeValue {
 // deleted), and the roll-back's gate exits 4 until the items are fixed.
 func TestRollBackGateCountsUnreadableItems(t *testing.T) {
 	t.Parallel()
-	stack.LoadDynamoDB(t, 1)
-	db := dynamoClient(t)
-	old := stack.NewRedis(t)
-	table := stack.Unique("rollback-gate")
-	createSwitchTable(t, db, table)
+	db, table, old := newRollBack(t, "rollback-gate")
 	ctx := testCtx(t, time.Minute)
 	putGeneric(t, db, table, genericString("ok", "v"))
 	// The application, after the switch, created a key in the wrong shape.
@@ -82,11 +91,7 @@ func TestRollBackGateCountsUnreadableItems(t *testing.T) {
 // keys.
 func TestRollBackHealLeavesTheOldStoresOwnKeys(t *testing.T) {
 	t.Parallel()
-	stack.LoadDynamoDB(t, 1)
-	db := dynamoClient(t)
-	old := stack.NewRedis(t)
-	table := stack.Unique("rollback-heal")
-	createSwitchTable(t, db, table)
+	db, table, old := newRollBack(t, "rollback-heal")
 	ctx := testCtx(t, 5*time.Minute)
 	putGeneric(t, db, table, genericString("a", "1"))
 	must(t, old.Client.Set(ctx, "a", "1", 0).Err())

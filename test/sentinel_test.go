@@ -74,6 +74,17 @@ func waitTargetHolds(t *testing.T, proc *stack.Proc, target *goredis.Client, n i
 	}
 }
 
+// seedSentinelMaster fills the master the sentinels of src name now with
+// 3,000 datagen keys (a fifth with a TTL) from seed, and returns it.
+func seedSentinelMaster(ctx context.Context, t *testing.T, src *stack.RedisSentinel, seed uint64) *stack.Redis {
+	t.Helper()
+	master, err := src.Master(ctx)
+	must(t, err)
+	_, err = datagen.Seed(ctx, master.Client, datagen.Spec{Keys: 3000, Seed: seed, TTLFraction: 0.2, MaxElements: 5})
+	must(t, err)
+	return master
+}
+
 // TestSentinelFailoverOnSourceAndTarget replicates a Redis watched by
 // Sentinel into another, under a writer that follows the source's
 // failovers: the source fails over during the snapshot and again during
@@ -85,10 +96,7 @@ func TestSentinelFailoverOnSourceAndTarget(t *testing.T) {
 	t.Parallel()
 	src, dst := stack.NewRedisSentinel(t), stack.NewRedisSentinel(t)
 	ctx := testCtx(t, time.Minute)
-	first, err := src.Master(ctx)
-	must(t, err)
-	_, err = datagen.Seed(ctx, first.Client, datagen.Spec{Keys: 3000, Seed: 17, TTLFraction: 0.2, MaxElements: 5})
-	must(t, err)
+	first := seedSentinelMaster(ctx, t, src, 17)
 	dstMaster, err := dst.Master(ctx)
 	must(t, err)
 
@@ -148,10 +156,7 @@ func TestSentinelFailoverDuringBackfill(t *testing.T) {
 	t.Parallel()
 	src, dst := stack.NewRedisSentinel(t), stack.NewRedis(t)
 	ctx := testCtx(t, time.Minute)
-	first, err := src.Master(ctx)
-	must(t, err)
-	_, err = datagen.Seed(ctx, first.Client, datagen.Spec{Keys: 3000, Seed: 19, TTLFraction: 0.2, MaxElements: 5})
-	must(t, err)
+	first := seedSentinelMaster(ctx, t, src, 19)
 	p := newRedisPipeline(t, first, dst,
 		"--redis-sentinel-addrs", strings.Join(src.Addrs, ","), "--redis-master-name", stack.SentinelMaster)
 	// plan finds the master through the sentinels too.

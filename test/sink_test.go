@@ -249,23 +249,8 @@ func TestBackfillUnderThrottling(t *testing.T) {
 	stack.LoadDynamoDB(t, 2)
 	src := stack.NewRedis(t)
 	ctx := testCtx(t, 10*time.Minute)
-	if _, err := datagen.Seed(ctx, src.Client, datagen.Spec{Keys: 50_000, Seed: 51, MaxElements: 3}); err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := faultproxy.Start("127.0.0.1:0", stack.DynamoDBEndpoint(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	proxy.Set(faultproxy.Faults{Throttle: 0.3})
-	p := newPipeline(t, src, "--create-table", "--sink-concurrency", "32")
-	args := withFlags(p.args, "--dynamodb-endpoint", proxy.URL)
-	res := stack.Run(ctx, t, append([]string{"backfill"}, args...)...)
-	if res.Code != 0 {
-		t.Fatalf("backfill exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
-	}
+	p, proxy, res := backfillThroughFaults(ctx, t, src, datagen.Spec{Keys: 50_000, Seed: 51, MaxElements: 3}, faultproxy.Faults{Throttle: 0.3})
 	st := proxy.Stats()
-	t.Logf("proxy: %d requests, %d throttled\n%s", st.Requests, st.Throttled, res.Stdout)
 	if st.Throttled < 1000 {
 		t.Fatalf("the proxy throttled only %d writes", st.Throttled)
 	}
@@ -276,6 +261,32 @@ func TestBackfillUnderThrottling(t *testing.T) {
 	}
 	proxy.Set(faultproxy.Faults{})
 	waitConverged(t, p, time.Minute)
+}
+
+// backfillThroughFaults seeds src from spec and backfills it into a new
+// table with 32 sink workers whose DynamoDB calls go through a fault proxy
+// answering with faults. The backfill must exit 0; the proxy keeps running
+// (with its stats, and faults to lift) until the test ends.
+func backfillThroughFaults(ctx context.Context, t *testing.T, src *stack.Redis, spec datagen.Spec, faults faultproxy.Faults) (pipelineArgs, *faultproxy.Proxy, stack.Result) {
+	t.Helper()
+	if _, err := datagen.Seed(ctx, src.Client, spec); err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.Start("127.0.0.1:0", stack.DynamoDBEndpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	proxy.Set(faults)
+	p := newPipeline(t, src, "--create-table", "--sink-concurrency", "32")
+	args := withFlags(p.args, "--dynamodb-endpoint", proxy.URL)
+	res := stack.Run(ctx, t, append([]string{"backfill"}, args...)...)
+	if res.Code != 0 {
+		t.Fatalf("backfill exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	st := proxy.Stats()
+	t.Logf("proxy: %d requests, %d throttled\n%s", st.Requests, st.Throttled, res.Stdout)
+	return p, proxy, res
 }
 
 // TestSinkAdaptsToTableCapacity: a table that takes 40 writes/s and
@@ -293,23 +304,8 @@ func TestSinkAdaptsToTableCapacity(t *testing.T) {
 	stack.LoadDynamoDB(t, 1)
 	src := stack.NewRedis(t)
 	ctx := testCtx(t, 5*time.Minute)
-	if _, err := datagen.Seed(ctx, src.Client, datagen.Spec{Keys: 800, Seed: 52, MaxElements: 3}); err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := faultproxy.Start("127.0.0.1:0", stack.DynamoDBEndpoint(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	proxy.Set(faultproxy.Faults{Capacity: 40})
-	p := newPipeline(t, src, "--create-table", "--sink-concurrency", "32")
-	args := withFlags(p.args, "--dynamodb-endpoint", proxy.URL)
-	res := stack.Run(ctx, t, append([]string{"backfill"}, args...)...)
-	if res.Code != 0 {
-		t.Fatalf("backfill exited %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
-	}
+	p, proxy, res := backfillThroughFaults(ctx, t, src, datagen.Spec{Keys: 800, Seed: 52, MaxElements: 3}, faultproxy.Faults{Capacity: 40})
 	st := proxy.Stats()
-	t.Logf("proxy: %d requests, %d throttled\n%s", st.Requests, st.Throttled, res.Stdout)
 	if st.Throttled == 0 {
 		t.Fatalf("the table never throttled: the sink did not write faster than its capacity, so nothing here was tested\n%s", res.Stdout)
 	}

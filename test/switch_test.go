@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	goredis "github.com/redis/go-redis/v9"
-	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/test/datagen"
 	"github.com/cutover/cutover/test/stack"
@@ -112,87 +111,65 @@ func checkHolds(t *testing.T, store string, a *ackedWrites, exp *expiries, read 
 // expiry an hour ahead — and deletes a seventh of the time, until
 // the returned function is called.
 func writeRedisSwitch(cl *goredis.Client, a *ackedWrites, exp *expiries, perSecond float64) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	limit := rate.NewLimiter(rate.Limit(perSecond), 1)
-	var wg sync.WaitGroup
-	for g := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// n%7 picks the operation: switchKeys is prime to 7, so every
-			// key is set, set with an expiry and deleted in turn (a delete
-			// of a key never set would be no change at all).
-			for n := g; ctx.Err() == nil; n += 2 {
-				if limit.Wait(ctx) != nil {
-					return
-				}
-				key := fmt.Sprintf("d:%d", n*13%switchKeys)
-				del := n%7 == 3
-				seq := a.begin(key, del)
-				var ttl time.Duration
-				if n%7 == 1 || n%7 == 5 {
-					ttl = time.Hour
-				}
-				var err error
-				if del {
-					err = cl.Del(ctx, key).Err()
-				} else {
-					err = cl.Set(ctx, key, seq, ttl).Err()
-				}
-				if err == nil {
-					if ttl > 0 {
-						exp.set(seq, time.Now().Add(ttl))
-					}
-					a.ack(key, seq, del)
-				}
+	return pacedWriters(2, perSecond, 1, func(ctx context.Context, g, i int) {
+		n := g + 2*i // the writers' writes numbered in turn
+		// n%7 picks the operation: switchKeys is prime to 7, so every
+		// key is set, set with an expiry and deleted in turn (a delete
+		// of a key never set would be no change at all).
+		key := fmt.Sprintf("d:%d", n*13%switchKeys)
+		del := n%7 == 3
+		seq := a.begin(key, del)
+		var ttl time.Duration
+		if n%7 == 1 || n%7 == 5 {
+			ttl = time.Hour
+		}
+		var err error
+		if del {
+			err = cl.Del(ctx, key).Err()
+		} else {
+			err = cl.Set(ctx, key, seq, ttl).Err()
+		}
+		if err == nil {
+			if ttl > 0 {
+				exp.set(seq, time.Now().Add(ttl))
 			}
-		}()
-	}
-	return func() { cancel(); wg.Wait() }
+			a.ack(key, seq, del)
+		}
+	})
 }
 
 // writeTableSwitch is the application after the switch: the same keys as
 // items of table, in the shape cutover's generic mapping gave them (pk,
 // cutover_type, value, expire_at), put and deleted the same way, slowly.
 func writeTableSwitch(db *dynamodb.Client, table string, a *ackedWrites, exp *expiries, perSecond float64) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	limit := rate.NewLimiter(rate.Limit(perSecond), 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for n := 0; ctx.Err() == nil; n++ {
-			if limit.Wait(ctx) != nil {
-				return
+	return pacedWriters(1, perSecond, 1, func(ctx context.Context, _, n int) {
+		key := fmt.Sprintf("d:%d", (n*11+5)%switchKeys)
+		pk := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: key}}
+		del := n%7 == 3
+		seq := a.begin(key, del)
+		var at time.Time
+		var err error
+		if del {
+			_, err = db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: pk})
+		} else {
+			item := map[string]types.AttributeValue{
+				"pk":           pk["pk"],
+				"cutover_type": &types.AttributeValueMemberS{Value: "string"},
+				"value":        &types.AttributeValueMemberB{Value: []byte(strconv.FormatInt(seq, 10))},
 			}
-			key := fmt.Sprintf("d:%d", (n*11+5)%switchKeys)
-			pk := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: key}}
-			del := n%7 == 3
-			seq := a.begin(key, del)
-			var at time.Time
-			var err error
-			if del {
-				_, err = db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: pk})
-			} else {
-				item := map[string]types.AttributeValue{
-					"pk":           pk["pk"],
-					"cutover_type": &types.AttributeValueMemberS{Value: "string"},
-					"value":        &types.AttributeValueMemberB{Value: []byte(strconv.FormatInt(seq, 10))},
-				}
-				if n%7 == 1 || n%7 == 5 {
-					at = time.Now().Add(time.Hour).Truncate(time.Second)
-					item["expire_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(at.Unix(), 10)}
-				}
-				_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item})
+			if n%7 == 1 || n%7 == 5 {
+				at = time.Now().Add(time.Hour).Truncate(time.Second)
+				item["expire_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(at.Unix(), 10)}
 			}
-			if err == nil {
-				if !at.IsZero() {
-					exp.set(seq, at)
-				}
-				a.ack(key, seq, del)
-			}
+			_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item})
 		}
-	}()
-	return func() { cancel(); <-done }
+		if err == nil {
+			if !at.IsZero() {
+				exp.set(seq, at)
+			}
+			a.ack(key, seq, del)
+		}
+	})
 }
 
 // createSwitchTable creates the new store as docs/switch.md asks: the

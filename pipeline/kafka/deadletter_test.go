@@ -132,15 +132,7 @@ func rejectedEvent(t *testing.T, key string, micros uint64, valueBytes int) *kgo
 func TestPublisherDeadLettersAnInvalidEvent(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq"}
-	cl, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p, err := NewPublisher(ctxT(t), cl, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg, opts)
 	invalid := stringEvent("no-version", 1, "x")
 	invalid.Version = nil
 	durable := 0
@@ -271,15 +263,7 @@ func TestWorkerDeadLetterRefusedByASmallTopic(t *testing.T) {
 func TestPublisherDeadLetterOfAHugeKey(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq", MaxRecordBytes: 2000}
-	cl, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p, err := NewPublisher(ctxT(t), cl, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg, opts)
 	huge := strings.Repeat("k", 100_000)
 	b := pipeline.Batch{Events: []pipeline.Event{stringEvent(huge, 1, "v"), stringEvent("after", 1, "v")},
 		Rejects: []pipeline.Reject{{Key: []byte(huge), Class: pipeline.RejectBigKey, Err: fmt.Errorf("too many elements in %q", huge)}}}
@@ -312,11 +296,7 @@ func TestPublisherDeadLetterOfAHugeKey(t *testing.T) {
 func TestPublisherBatchesFitTheTopic(t *testing.T) {
 	cfg := fakeClusterWith(t, map[string]string{"events": "", "events.dlq": ""})
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq", Partitions: 3}
-	cl, err := Connect(ctxT(t), cfg, append(ProducerOpts(opts), kgo.ProducerLinger(200*time.Millisecond))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := mustConnect(t, cfg, append(ProducerOpts(opts), kgo.ProducerLinger(200*time.Millisecond))...)
 	p, err := NewPublisher(ctxT(t), cl, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -15,11 +15,7 @@ import (
 // the empty key is hashed like any other key.
 func TestZeroLengthKeyIsNotANullKey(t *testing.T) {
 	cfg := fakeCluster(t, "raw")
-	cl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := mustConnect(t, cfg)
 	if err := cl.ProduceSync(ctxT(t),
 		&kgo.Record{Topic: "raw", Partition: 0, Key: []byte{}, Value: []byte("empty")},
 		&kgo.Record{Topic: "raw", Partition: 0, Key: nil, Value: []byte("null")},
@@ -47,15 +43,7 @@ func TestZeroLengthKeyIsNotANullKey(t *testing.T) {
 func TestEmptyKeyIsPublishedAndApplied(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq"}
-	cl, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p, err := NewPublisher(ctxT(t), cl, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg, opts)
 	empty := stringEvent("", 1, "the empty key's value")
 	nilKey := stringEvent("", 2, "nil is the empty key too")
 	nilKey.Key = nil
@@ -83,17 +71,7 @@ func TestEmptyKeyIsPublishedAndApplied(t *testing.T) {
 	}
 
 	sink := &memSink{store: map[string]pipeline.Event{}}
-	w, stop := runWorker(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
-	ends, err := EndOffsets(ctxT(t), cl, "events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
-		t.Fatalf("worker did not commit to the end: %v", err)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	w := runToEnd(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
 	if st := w.Stats(); st.DeadLettered != 0 || st.DecodeErrors != 0 {
 		t.Fatalf("worker stats = %+v: the empty key was dead-lettered", st)
 	}
@@ -110,11 +88,7 @@ func TestEmptyKeyIsPublishedAndApplied(t *testing.T) {
 // one record that cannot be decoded still only dead-letters itself.
 func TestWorkerAppliesTheEmptyKey(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
-	cl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := mustConnect(t, cfg)
 	v := pipeline.ClockVersion(0, 7, false).String()
 	empty := `{"v":1,"op":"r","key":"","version":"` + v + `","origin":"snapshot","after":{"type":"string","string":"dg=="},"source":{"connector":"redis","name":"t","db":0}}`
 	other := stringEvent("k", 7, "x")
@@ -130,17 +104,7 @@ func TestWorkerAppliesTheEmptyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &memSink{store: map[string]pipeline.Event{}}
-	w, stop := runWorker(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
-	ends, err := EndOffsets(ctxT(t), cl, "events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
-		t.Fatalf("worker did not commit to the end: %v", err)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	w := runToEnd(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
 	if st := w.Stats(); st.Applied != 2 || st.DecodeErrors != 1 || st.DeadLettered != 1 {
 		t.Fatalf("stats = %+v, want the empty key and k applied, the bad record dead-lettered", st)
 	}

@@ -29,6 +29,17 @@ func fakeCluster(t *testing.T, topics ...string) Config {
 	return Config{Brokers: c.ListenAddrs(), ClientID: t.Name()}
 }
 
+// newPublisher is a Publisher with opts on a producer connected to cfg,
+// closed when the test ends.
+func newPublisher(t *testing.T, cfg Config, opts PublisherOptions) *Publisher {
+	t.Helper()
+	p, err := NewPublisher(ctxT(t), mustConnect(t, cfg, ProducerOpts(opts)...), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func stringEvent(key string, micros uint64, value string) pipeline.Event {
 	return pipeline.Event{
 		Key: []byte(key), Op: pipeline.OpUpsert, Origin: pipeline.OriginSnapshot,
@@ -65,15 +76,7 @@ func consumeAll(t *testing.T, cfg Config, topic string, n int) []*kgo.Record {
 func TestPublisherDurableInOrderAndDeadLettersOversize(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq", MaxRecordBytes: 2000}
-	cl, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p, err := NewPublisher(ctxT(t), cl, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg, opts)
 
 	var mu sync.Mutex
 	var durable []int
@@ -186,11 +189,7 @@ func runWorker(t *testing.T, cfg Config, opts WorkerOptions, sink pipeline.Sink)
 
 func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq")
-	pcl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pcl.Close()
+	pcl := mustConnect(t, cfg)
 	var recs []*kgo.Record
 	for i := range 30 {
 		e := stringEvent(fmt.Sprintf("k%d", i), uint64(i+1), "v")
@@ -237,17 +236,11 @@ func TestWorkerCommitsOnlyAfterApplyAndDeadLetters(t *testing.T) {
 	// A healthy worker in the same group applies everything; the decode
 	// failure and the rejected event land in the dead-letter topic.
 	sink := &memSink{store: map[string]pipeline.Event{}, rejects: map[string]bool{"k9": true}}
-	w2, stop2 := runWorker(t, cfg, opts, sink)
 	ends, err := EndOffsets(ctxT(t), pcl, "events")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w2.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
-		t.Fatalf("worker did not commit to the end: %v (committed %v, end %v)", err, w2.Progress().Committed(), ends)
-	}
-	if err := stop2(); err != nil {
-		t.Fatal(err)
-	}
+	w2 := runToEnd(t, cfg, opts, sink)
 	if len(sink.store) != 29 {
 		t.Fatalf("sink holds %d keys, want 29", len(sink.store))
 	}

@@ -26,11 +26,7 @@ import (
 func TestKeysKeepTheirPartitionWhenTheTopicGrows(t *testing.T) {
 	cfg := fakeCluster(t, "events", "events.dlq") // 3 partitions
 	opts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq"}
-	cl, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := mustConnect(t, cfg, ProducerOpts(opts)...)
 	// As cmd/cutover does: the count EnsureTopic reports at startup.
 	start := func(cl *kgo.Client) *Publisher {
 		t.Helper()
@@ -87,11 +83,7 @@ func TestKeysKeepTheirPartitionWhenTheTopicGrows(t *testing.T) {
 	publish(p, 2)
 
 	// A restarted publisher takes the topic as it is now.
-	cl2, err := Connect(ctxT(t), cfg, ProducerOpts(opts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl2.Close()
+	cl2 := mustConnect(t, cfg, ProducerOpts(opts)...)
 	publish(start(cl2), 3)
 
 	// Every truncate copy lies on the partition of the keys it covers, after

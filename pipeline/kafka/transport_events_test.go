@@ -51,16 +51,9 @@ func publishAndApply(t *testing.T, batches [][]pipeline.Event) (*recordingSink, 
 	t.Helper()
 	cfg := fakeCluster(t, "events", "events.dlq") // 3 partitions
 	popts := PublisherOptions{Topic: "events", DeadLetterTopic: "events.dlq"}
-	pcl, err := Connect(ctxT(t), cfg, ProducerOpts(popts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pcl.Close()
-	pub, err := NewPublisher(ctxT(t), pcl, popts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub := newPublisher(t, cfg, popts)
 	for _, b := range batches {
+		var err error
 		if len(b) == 1 && b[0].Op == pipeline.OpTruncate {
 			err = pub.Broadcast(ctxT(t), b[0], nil)
 		} else {
@@ -76,18 +69,12 @@ func publishAndApply(t *testing.T, batches [][]pipeline.Event) (*recordingSink, 
 	if st := pub.Stats(); st.DeadLettered != 0 {
 		t.Fatalf("publisher dead-lettered %d events", st.DeadLettered)
 	}
-	ends, err := EndOffsets(ctxT(t), pcl, "events")
+	ends, err := EndOffsets(ctxT(t), mustConnect(t, cfg), "events")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink := &recordingSink{}
-	w, stop := runWorker(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
-	if err := w.Progress().WaitFor(ctxT(t), ends, nil); err != nil {
-		t.Fatalf("worker did not commit to the end: %v (committed %v, end %v)", err, w.Progress().Committed(), ends)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	w := runToEnd(t, cfg, WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq"}, sink)
 	total := 0
 	for _, e := range ends {
 		total += int(e)

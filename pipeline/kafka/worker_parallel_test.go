@@ -85,11 +85,7 @@ func (s *gatedSink) release(key string) { close(s.hold[key]) }
 // produceEvents publishes events in order and returns each one's record.
 func produceEvents(t *testing.T, cfg Config, events []pipeline.Event) []*kgo.Record {
 	t.Helper()
-	cl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := mustConnect(t, cfg)
 	recs := make([]*kgo.Record, len(events))
 	for i := range events {
 		b, err := pipeline.Encode(nil, &events[i])
@@ -173,11 +169,7 @@ func TestAStuckKeyNeitherBlocksOthersNorIsCommittedPast(t *testing.T) {
 	opts := WorkerOptions{Topic: "events", Group: "g", DeadLetterTopic: "events.dlq", MaxBatch: 1}
 	w, stop := runWorker(t, cfg, opts, sink)
 
-	pcl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pcl.Close()
+	pcl := mustConnect(t, cfg)
 	ends, err := EndOffsets(ctxT(t), pcl, "events")
 	if err != nil {
 		t.Fatal(err)
@@ -262,11 +254,7 @@ func TestRevokedPartitionsCommitOnlyTheirFinishedPrefix(t *testing.T) {
 		}
 		return false
 	})
-	pcl, err := Connect(ctxT(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pcl.Close()
+	pcl := mustConnect(t, cfg)
 	committed, err := CommittedOffsets(ctxT(t), pcl, "g", "events")
 	if err != nil {
 		t.Fatal(err)

@@ -117,9 +117,7 @@ func TestStreamGroupMadeOnTargetBetweenPieces(t *testing.T) {
 	ctx := context.Background()
 	src, dst := stack.NewRedis(t), stack.NewRedis(t)
 	c := src.Client
-	for i := range 1200 {
-		must(t, c.Do(ctx, "XADD", "jobs", fmt.Sprintf("%d-0", i+1), "i", i).Err())
-	}
+	xaddNumbered(ctx, t, c, "jobs", 1200)
 	must(t, c.Do(ctx, "XGROUP", "CREATE", "jobs", "workers", "0").Err())
 	must(t, c.Do(ctx, "XGROUP", "CREATE", "jobs", "x-audit", "$").Err())
 	must(t, c.Do(ctx, "PEXPIRE", "jobs", "3600000").Err())

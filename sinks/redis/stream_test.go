@@ -173,6 +173,15 @@ func copyKeys(ctx context.Context, t *testing.T, src *stack.Redis, s *Sink, keys
 	return all
 }
 
+// xaddNumbered adds entries 1-0 … n-0 to stream key of c, entry i-0
+// holding field "i" = i-1.
+func xaddNumbered(ctx context.Context, t *testing.T, c *goredis.Client, key string, n int) {
+	t.Helper()
+	for i := range n {
+		must(t, c.Do(ctx, "XADD", key, fmt.Sprintf("%d-0", i+1), "i", i).Err())
+	}
+}
+
 func newStreamSink(ctx context.Context, t *testing.T, dst *stack.Redis) *Sink {
 	t.Helper()
 	s, err := New(dst.Client, Options{Addr: dst.Addr})
@@ -319,9 +328,7 @@ func TestStreamGoneMidRead(t *testing.T) {
 			ctx := context.Background()
 			src, dst := stack.NewRedis(t), stack.NewRedis(t)
 			c := src.Client
-			for i := range 2500 {
-				must(t, c.Do(ctx, "XADD", "big", fmt.Sprintf("%d-0", i+1), "i", i).Err())
-			}
+			xaddNumbered(ctx, t, c, "big", 2500)
 			s := newStreamSink(ctx, t, dst)
 			// An older full copy on the target.
 			copyKeys(ctx, t, src, s, []string{"big"}, redissrc.ReaderOptions{Name: "t", ChunkElements: 400})
@@ -359,9 +366,7 @@ func TestStreamOldPiecesAfterNewerWrite(t *testing.T) {
 	ctx := context.Background()
 	src, dst := stack.NewRedis(t), stack.NewRedis(t)
 	c := src.Client
-	for i := range 1200 {
-		must(t, c.Do(ctx, "XADD", "s", fmt.Sprintf("%d-0", i+1), "i", i).Err())
-	}
+	xaddNumbered(ctx, t, c, "s", 1200)
 	s := newStreamSink(ctx, t, dst)
 	old := copyKeys(ctx, t, src, s, []string{"s"}, redissrc.ReaderOptions{Name: "t", ChunkElements: 500})
 	must(t, c.Do(ctx, "XTRIM", "s", "MAXLEN", "3").Err())

@@ -111,6 +111,19 @@ func Run(t *testing.T, caps Caps, newTarget func(t *testing.T) Target) {
 			t.Fatalf("%q exists (%v), want it absent", key, f.Value)
 		}
 	}
+	// deleteStays deletes key at version at and checks that it is gone and
+	// that an upsert at the older version stale leaves it gone.
+	deleteStays := func(t *testing.T, tg Target, key string, at, stale uint64) {
+		t.Helper()
+		if got := apply(t, tg, del(key, at)); got[0] != pipeline.Applied {
+			t.Fatalf("delete of %q: %v", key, got)
+		}
+		absent(t, tg, key)
+		if got := apply(t, tg, upsert(key, stale, Str("stale"))); got[0] != pipeline.SkippedOlder {
+			t.Fatalf("stale upsert of %q after its delete: %v, want skipped-older", key, got)
+		}
+		absent(t, tg, key)
+	}
 
 	t.Run("apply twice changes nothing", func(t *testing.T) {
 		tg := newTarget(t)
@@ -151,14 +164,7 @@ func Run(t *testing.T, caps Caps, newTarget func(t *testing.T) Target) {
 	t.Run("a deleted key stays deleted", func(t *testing.T) {
 		tg := newTarget(t)
 		apply(t, tg, upsert("k", 10, Str("v")))
-		if got := apply(t, tg, del("k", 20)); got[0] != pipeline.Applied {
-			t.Fatalf("delete: %v", got)
-		}
-		absent(t, tg, "k")
-		if got := apply(t, tg, upsert("k", 15, Str("stale"))); got[0] != pipeline.SkippedOlder {
-			t.Fatalf("stale upsert after delete: %v, want skipped-older", got)
-		}
-		absent(t, tg, "k")
+		deleteStays(t, tg, "k", 20, 15)
 		// A delete for a key the target never had still leaves a tombstone.
 		apply(t, tg, del("never", 30))
 		apply(t, tg, upsert("never", 25, Str("stale")))
@@ -307,14 +313,7 @@ func Run(t *testing.T, caps Caps, newTarget func(t *testing.T) Target) {
 		if got := apply(t, tg, e); got[0] != pipeline.SkippedOlder {
 			t.Fatalf("the same event again: %v, want skipped-older", got)
 		}
-		if got := apply(t, tg, del("", 20)); got[0] != pipeline.Applied {
-			t.Fatalf("delete of the empty key: %v", got)
-		}
-		absent(t, tg, "")
-		if got := apply(t, tg, upsert("", 15, Str("stale"))); got[0] != pipeline.SkippedOlder {
-			t.Fatalf("stale upsert after the delete: %v, want skipped-older", got)
-		}
-		absent(t, tg, "")
+		deleteStays(t, tg, "", 20, 15)
 		expect(t, tg, "before", Str("b"))
 	})
 

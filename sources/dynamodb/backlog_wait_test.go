@@ -34,16 +34,8 @@ func (deniedReads) GetRecords(context.Context, *dynamodbstreams.GetRecordsInput,
 func TestBackfillAgainEndsWhenItsStreamCannotBeRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness()
-		h.streams.addShard("s1", "", false)
-		h.streams.put("s1", "a", false)
-		h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
-			Shards: map[string]*shardState{"s1": {Seq: "100000000000000000001"}}})
-		src, err := NewSource(h.table, deniedReads{h.streams}, h.def, ScanOptions{Name: "p", Segments: 1},
-			StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 1100 * time.Millisecond},
-			Mode{SnapshotOnly: true}, h.pub, h.ck)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h.readByTheRunBefore(t)
+		src := h.sourceOver(t, h.table, deniedReads{h.streams}, Mode{SnapshotOnly: true})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan error, 1)
@@ -87,10 +79,7 @@ func (getItemFails) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dy
 func TestRestartDoesNotScanWhenTheStreamStoppedBeforeItsBacklog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness()
-		h.streams.addShard("s1", "", false)
-		h.streams.put("s1", "a", false) // read by the run before
-		h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
-			Shards: map[string]*shardState{"s1": {Seq: "100000000000000000001"}}})
+		h.readByTheRunBefore(t)
 		h.scanned(t)
 		// While replicate was stopped: two updates of a, then a change of
 		// c whose record carries no image (it must be re-read).
@@ -102,13 +91,8 @@ func TestRestartDoesNotScanWhenTheStreamStoppedBeforeItsBacklog(t *testing.T) {
 		h.streams.mu.Unlock()
 		h.table.items = map[string]string{"a": "100000000000000000003", "b": "1", "c": "1"}
 
-		src, err := NewSource(getItemFails{h.table}, h.streams, h.def, ScanOptions{Name: "p", Segments: 1},
-			StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 1100 * time.Millisecond},
-			Mode{Restart: true}, h.pub, h.ck)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = src.Run(context.Background())
+		src := h.sourceOver(t, getItemFails{h.table}, h.streams, Mode{Restart: true})
+		err := src.Run(context.Background())
 		if err == nil {
 			t.Fatal("replicate --restart ended without the stream's error")
 		}

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 
 	"github.com/cutover/cutover/checkpoint"
@@ -17,17 +16,7 @@ import (
 func (f *fakeStreams) record(shard, pk, value string, remove bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	seq := fmt.Sprintf("1%020d", len(f.records[shard])+1)
-	key := map[string]streamtypes.AttributeValue{"pk": &streamtypes.AttributeValueMemberS{Value: pk}}
-	created := time.Now().Truncate(time.Second)
-	r := streamtypes.Record{EventName: streamtypes.OperationTypeModify,
-		Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String(seq), Keys: key, ApproximateCreationDateTime: &created}}
-	if remove {
-		r.EventName = streamtypes.OperationTypeRemove
-	} else {
-		r.Dynamodb.NewImage = map[string]streamtypes.AttributeValue{"pk": key["pk"], "v": &streamtypes.AttributeValueMemberS{Value: value}}
-	}
-	f.records[shard] = append(f.records[shard], r)
+	f.appendLocked(shard, streamtypes.OperationTypeModify, pk, value, remove, time.Now().Truncate(time.Second))
 }
 
 // TestSourceContract runs the source contract over a table and its

@@ -56,19 +56,31 @@ func (f *fakeStreams) addShard(id, parent string, closed bool) {
 }
 
 // put appends a record for item pk to a shard, with the next sequence
-// number of that shard (21 digits, as DynamoDB's are at least).
+// number of that shard, which is also the item's value.
 func (f *fakeStreams) put(shard, pk string, remove bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	seq := fmt.Sprintf("1%020d", len(f.records[shard])+1)
-	key := map[string]streamtypes.AttributeValue{"pk": &streamtypes.AttributeValueMemberS{Value: pk}}
 	created := time.Now().Add(f.age).Truncate(time.Minute) // rounded down, as DynamoDB Local does (DynamoDB: to the second)
-	r := streamtypes.Record{EventName: streamtypes.OperationTypeInsert,
-		Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String(seq), Keys: key, ApproximateCreationDateTime: &created}}
+	f.appendLocked(shard, streamtypes.OperationTypeInsert, pk, f.nextSeqLocked(shard), remove, created)
+}
+
+// nextSeqLocked is the sequence number of shard's next record (21 digits,
+// as DynamoDB's are at least). f.mu is held.
+func (f *fakeStreams) nextSeqLocked(shard string) string {
+	return fmt.Sprintf("1%020d", len(f.records[shard])+1)
+}
+
+// appendLocked appends to shard the record of a change of item pk made at
+// created, with the shard's next sequence number: a REMOVE if remove,
+// else an op whose new image holds value in v. f.mu is held.
+func (f *fakeStreams) appendLocked(shard string, op streamtypes.OperationType, pk, value string, remove bool, created time.Time) {
+	key := map[string]streamtypes.AttributeValue{"pk": &streamtypes.AttributeValueMemberS{Value: pk}}
+	r := streamtypes.Record{EventName: op,
+		Dynamodb: &streamtypes.StreamRecord{SequenceNumber: aws.String(f.nextSeqLocked(shard)), Keys: key, ApproximateCreationDateTime: &created}}
 	if remove {
 		r.EventName = streamtypes.OperationTypeRemove
 	} else {
-		r.Dynamodb.NewImage = map[string]streamtypes.AttributeValue{"pk": key["pk"], "v": &streamtypes.AttributeValueMemberS{Value: seq}}
+		r.Dynamodb.NewImage = map[string]streamtypes.AttributeValue{"pk": key["pk"], "v": &streamtypes.AttributeValueMemberS{Value: value}}
 	}
 	f.records[shard] = append(f.records[shard], r)
 }
@@ -226,7 +238,14 @@ func newHarness() *harness {
 
 func (h *harness) source(t *testing.T, mode Mode) *Source {
 	t.Helper()
-	src, err := NewSource(h.table, h.streams, h.def, ScanOptions{Name: "p", Segments: 1},
+	return h.sourceOver(t, h.table, h.streams, mode)
+}
+
+// sourceOver is h.source reading the table through db and its stream
+// through streams: the harness's fakes wrapped to fail or block.
+func (h *harness) sourceOver(t *testing.T, db scanAPI, streams streamsAPI, mode Mode) *Source {
+	t.Helper()
+	src, err := NewSource(db, streams, h.def, ScanOptions{Name: "p", Segments: 1},
 		StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 1100 * time.Millisecond}, mode, h.pub, h.ck)
 	if err != nil {
 		t.Fatal(err)

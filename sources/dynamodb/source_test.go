@@ -92,6 +92,16 @@ func (h *harness) savePositions(t *testing.T, pos streamPosition) {
 	}
 }
 
+// readByTheRunBefore gives the stream one shard, s1, with one change of
+// item a, that a run before read: the saved position is after it.
+func (h *harness) readByTheRunBefore(t *testing.T) {
+	t.Helper()
+	h.streams.addShard("s1", "", false)
+	h.streams.put("s1", "a", false)
+	h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
+		Shards: map[string]*shardState{"s1": {Seq: "100000000000000000001"}}})
+}
+
 // scanned marks the table's scan as finished (at epoch 0).
 func (h *harness) scanned(t *testing.T) {
 	t.Helper()
@@ -446,10 +456,7 @@ func TestBackfillCarriesChangesMadeWhileItRuns(t *testing.T) {
 func TestRestartScanDoesNotRaceTheStreamBacklog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness()
-		h.streams.addShard("s1", "", false)
-		h.streams.put("s1", "a", false) // read by the run before
-		h.savePositions(t, streamPosition{StreamARN: fakeTableDef.StreamARN, Updated: time.Now(),
-			Shards: map[string]*shardState{"s1": {Seq: "100000000000000000001"}}})
+		h.readByTheRunBefore(t)
 		h.scanned(t)
 		// While replicate was stopped: two updates of a; the table holds
 		// the second.

@@ -21,10 +21,6 @@ import (
 	"github.com/cutover/cutover/pipeline"
 )
 
-func stopTestOpts() StreamOptions {
-	return StreamOptions{Name: "p", PollInterval: time.Millisecond, RefreshEvery: 10 * time.Millisecond, Settle: 1100 * time.Millisecond}
-}
-
 // A backfill of a table with more than 16 open shards never returned:
 // Stream.Run's shard goroutines send on `finished` (cap 16) after Run's
 // loop has returned; wg.Wait in Run's defer waits for them forever.
@@ -118,10 +114,7 @@ func TestBackfillSurvivesStreamReenabledDuringScan(t *testing.T) {
 		h := newHarness()
 		h.streams.addShard("s1", "", false)
 		bt := &blockingTable{fakeTable: h.table, release: make(chan struct{}), entered: make(chan struct{})}
-		src, err := NewSource(bt, h.streams, h.def, ScanOptions{Name: "p", Segments: 1}, stopTestOpts(), Mode{SnapshotOnly: true}, h.pub, h.ck)
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := h.sourceOver(t, bt, h.streams, Mode{SnapshotOnly: true})
 		done := make(chan error, 1)
 		go func() { done <- src.Run(context.Background()) }()
 		<-bt.entered
@@ -141,20 +134,27 @@ func TestBackfillSurvivesStreamReenabledDuringScan(t *testing.T) {
 	})
 }
 
+// replicateScanned runs replicate until ctx ends over a table with a
+// stream of one shard, and returns once the table was scanned: the test
+// then turns the table's stream (bt.describe) as it likes. Run's error
+// arrives on done.
+func replicateScanned(ctx context.Context, t *testing.T) (bt *blockingTable, done <-chan error) {
+	t.Helper()
+	h := newHarness()
+	h.streams.addShard("s1", "", false)
+	bt = &blockingTable{fakeTable: h.table}
+	src := h.sourceOver(t, bt, h.streams, Mode{})
+	ran := make(chan error, 1)
+	go func() { ran <- src.Run(ctx) }()
+	waitFor(t, func() bool { return h.table.scanCount() == 1 })
+	return bt, ran
+}
+
 // Replicate follows a new stream whose view type is KEYS_ONLY:
 // followNewStream fails, Run calls stop(err), which waits on streamErr
 // that was already drained: Run never returned.
 func TestReplicateNewStreamWithBadViewReturns(t *testing.T) {
-	h := newHarness()
-	h.streams.addShard("s1", "", false)
-	bt := &blockingTable{fakeTable: h.table}
-	src, err := NewSource(bt, h.streams, h.def, ScanOptions{Name: "p", Segments: 1}, stopTestOpts(), Mode{}, h.pub, h.ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background()) }()
-	waitFor(t, func() bool { return h.table.scanCount() == 1 })
+	bt, done := replicateScanned(context.Background(), t)
 	bt.mu.Lock()
 	bt.describe = func() (string, string) { return "arn:stream/2", "KEYS_ONLY" }
 	bt.mu.Unlock()
@@ -171,18 +171,9 @@ func TestReplicateNewStreamWithBadViewReturns(t *testing.T) {
 // SIGTERM while followNewStream waits for a stream that is off
 // again: Run never returned.
 func TestSigtermWhileFollowingNewStreamThatIsOff(t *testing.T) {
-	h := newHarness()
-	h.streams.addShard("s1", "", false)
-	bt := &blockingTable{fakeTable: h.table}
-	src, err := NewSource(bt, h.streams, h.def, ScanOptions{Name: "p", Segments: 1}, stopTestOpts(), Mode{}, h.pub, h.ck)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	waitFor(t, func() bool { return h.table.scanCount() == 1 })
+	bt, done := replicateScanned(ctx, t)
 	var mu sync.Mutex
 	looks := 0
 	bt.mu.Lock()
@@ -267,10 +258,7 @@ func TestTrimHorizonEmptyPagesLoseNoRecords(t *testing.T) {
 		// Run 2: a backfill ("backfill again"); s1 is opened at its trim
 		// horizon and DynamoDB answers empty pages for a while.
 		ets := &emptyTrimHorizon{fakeStreams: h.streams, pages: -1}
-		src, err := NewSource(h.table, ets, h.def, ScanOptions{Name: "p", Segments: 1}, stopTestOpts(), Mode{SnapshotOnly: true}, h.pub, h.ck)
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := h.sourceOver(t, h.table, ets, Mode{SnapshotOnly: true})
 		if err := src.Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}

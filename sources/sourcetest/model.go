@@ -28,6 +28,15 @@ type target struct {
 
 func newTarget(s *Subject) *target { return &target{subject: s, keys: map[string]*entry{}} }
 
+// targetAfter is a new target that applied logs, one after the other.
+func targetAfter(s *Subject, logs ...[]pipeline.Event) *target {
+	m := newTarget(s)
+	for _, events := range logs {
+		m.apply(events)
+	}
+	return m
+}
+
 func (m *target) apply(events []pipeline.Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -75,9 +75,7 @@ func backfillCopiesEveryKey(t *testing.T, s *Subject) {
 	st := fill(t, s, "a", 200)
 	pub := newLog()
 	run(t, s, s.Backfill(t, pub, checkpoint.NewMemoryStore()))
-	m := newTarget(s)
-	m.apply(pub.all())
-	if d := m.diff(st.keys); d != "" {
+	if d := targetAfter(s, pub.all()).diff(st.keys); d != "" {
 		t.Fatalf("after a backfill the target differs from the store: %s", d)
 	}
 }
@@ -120,10 +118,7 @@ func backfillStoppedHalfway(t *testing.T, s *Subject) {
 
 	second := newLog()
 	run(t, s, s.Backfill(t, second, ck))
-	m := newTarget(s)
-	m.apply(first.all())
-	m.apply(second.all())
-	if d := m.diff(st.keys); d != "" {
+	if d := targetAfter(s, first.all(), second.all()).diff(st.keys); d != "" {
 		t.Fatalf("a backfill stopped halfway and run again left the target different from the store: %s", d)
 	}
 	// Counted are the snapshot's reads: a stream may hand over again the
@@ -133,10 +128,7 @@ func backfillStoppedHalfway(t *testing.T, s *Subject) {
 	}
 	// The unacknowledged events alone (a crash that lost them) must not
 	// matter either.
-	m = newTarget(s)
-	m.apply(first.all()[:first.durable])
-	m.apply(second.all())
-	if d := m.diff(st.keys); d != "" {
+	if d := targetAfter(s, first.all()[:first.durable], second.all()).diff(st.keys); d != "" {
 		t.Fatalf("without the first run's unacknowledged events the target differs from the store: %s", d)
 	}
 }
