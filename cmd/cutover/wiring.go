@@ -306,8 +306,19 @@ func (w *wiring) close() {
 
 // runWorker starts the sink worker; the returned channel gets its result.
 func (w *wiring) runWorker(ctx context.Context) <-chan error {
+	return runAsync(ctx, w.worker.Run)
+}
+
+// runAsync runs f in a goroutine. The returned channel gets its result
+// once, then is closed: more than one step of a command's shutdown reads
+// it (waitApplied, then finish), and a second read must get nil at once
+// rather than wait forever for a result already taken.
+func runAsync(ctx context.Context, f func(context.Context) error) <-chan error {
 	errc := make(chan error, 1)
-	go func() { errc <- w.worker.Run(ctx) }()
+	go func() {
+		errc <- f(ctx)
+		close(errc)
+	}()
 	return errc
 }
 
