@@ -31,8 +31,12 @@ func (p *planner) checkSource(ctx context.Context) bool {
 		return readable
 	}
 	r := cfg.Source.Redis
-	conn, ok := p.redisMaster(ctx, "source", redisconn.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4},
-		r.TLS, "source.redis.tls", r.Sentinel)
+	conn, err := r.Conn()
+	if err != nil {
+		p.rep.Add(pipeline.Failed("source redis", err))
+		return false
+	}
+	conn, ok := p.redisMaster(ctx, "source", conn, r.Sentinel)
 	if !ok {
 		return false
 	}
@@ -55,16 +59,10 @@ func (p *planner) checkSource(ctx context.Context) bool {
 	return readable
 }
 
-// redisMaster completes conn with its TLS settings (tlsKey names them)
-// and, with sentinels, the master they name now; who is "source" or
-// "target", for the checks' names. ok is false when it failed.
-func (p *planner) redisMaster(ctx context.Context, who string, conn redisconn.Conn, tlsCfg config.TLSConfig, tlsKey string,
-	sentinels config.SentinelConfig) (redisconn.Conn, bool) {
-	var err error
-	if conn.TLS, err = tlsCfg.Build(tlsKey); err != nil {
-		p.rep.Add(pipeline.Failed(who+" redis", err))
-		return conn, false
-	}
+// redisMaster completes conn, with sentinels, with the master they name
+// now; who is "source" or "target", for the checks' names. ok is false
+// when it failed.
+func (p *planner) redisMaster(ctx context.Context, who string, conn redisconn.Conn, sentinels config.SentinelConfig) (redisconn.Conn, bool) {
 	if sen := sentinels.Group(conn.TLS); sen != nil {
 		addr, err := sen.Master(ctx)
 		if err != nil {
@@ -126,8 +124,12 @@ func (p *planner) checkTarget(ctx context.Context) {
 	}
 	rs := cfg.Sink.Redis
 	p.rep.Target = fmt.Sprintf("redis %s db %d", rs.Addr, rs.DB)
-	conn, ok := p.redisMaster(ctx, "target", redisconn.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
-		AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}, rs.TLS, "sink.redis.tls", rs.Sentinel)
+	conn, err := rs.Conn()
+	if err != nil {
+		p.rep.Add(pipeline.Failed("target redis", err))
+		return
+	}
+	conn, ok := p.redisMaster(ctx, "target", conn, rs.Sentinel)
 	if !ok {
 		return
 	}

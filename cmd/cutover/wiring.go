@@ -112,8 +112,7 @@ func connect(ctx context.Context, cfg *config.Config, log *slog.Logger, p parts)
 		}
 	} else if p.source {
 		r := cfg.Source.Redis
-		w.rconn = redisconn.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
-		if w.rconn.TLS, err = r.TLS.Build("source.redis.tls"); err != nil {
+		if w.rconn, err = r.Conn(); err != nil {
 			return nil, err
 		}
 		srv, err := redisconn.Dial(ctx, w.rconn, r.Sentinel.Group(w.rconn.TLS), false)
@@ -387,16 +386,13 @@ func parseTypes(names []string) ([]pipeline.Type, error) {
 func newSink(ctx context.Context, cfg *config.Config, items *ddbsrc.Table, log *slog.Logger, closers *[]func()) (targetSink, error) {
 	if cfg.SinkKind() == "redis" {
 		rs := cfg.Sink.Redis
-		conn := redisconn.Conn{Addr: rs.Addr, Username: rs.Username, Password: rs.Password, DB: rs.DB, //nolint:gosec // names of flags, not credentials
-			PoolSize: rs.Concurrency + 4, AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}
-		tlsConf, err := rs.TLS.Build("sink.redis.tls")
+		conn, err := rs.Conn()
 		if err != nil {
 			return nil, err
 		}
-		conn.TLS = tlsConf
 		// Writes go to whichever server the sentinels name; one refused by
 		// a demoted master (READONLY) is retried by the sink on the new one.
-		srv, err := redisconn.Dial(ctx, conn, rs.Sentinel.Group(tlsConf), true)
+		srv, err := redisconn.Dial(ctx, conn, rs.Sentinel.Group(conn.TLS), true)
 		if err != nil {
 			return nil, err
 		}

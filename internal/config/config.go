@@ -188,6 +188,25 @@ func (c SentinelConfig) Group(tlsConf *tls.Config) *redisconn.Sentinel {
 	return &redisconn.Sentinel{Addrs: c.Addrs, MasterName: c.MasterName, Username: c.Username, Password: c.Password, TLS: tlsConf}
 }
 
+// Conn is how to reach the source Redis, TLS included; with sentinels,
+// the caller asks them for the master's address.
+func (r RedisSourceConfig) Conn() (redisconn.Conn, error) {
+	conn := redisconn.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.Readers + 4}
+	var err error
+	conn.TLS, err = r.TLS.Build("source.redis.tls")
+	return conn, err
+}
+
+// Conn is how to reach the target Redis, TLS included, like
+// RedisSourceConfig.Conn; its errors name the target's flags.
+func (r RedisSinkConfig) Conn() (redisconn.Conn, error) {
+	conn := redisconn.Conn{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, //nolint:gosec // names of flags, not credentials
+		PoolSize: r.Concurrency + 4, AddrFlag: "--target-redis-addr", PasswordFlag: "--target-redis-password"}
+	var err error
+	conn.TLS, err = r.TLS.Build("sink.redis.tls")
+	return conn, err
+}
+
 // TLSConfig turns on TLS for a connection.
 type TLSConfig struct {
 	Enabled bool `yaml:"enabled"`
