@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -145,10 +146,11 @@ flags overriding it and ${VAR} in the file read from the environment.`,
 	var stopProfile func()
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		var err error
-		if stopProfile, err = profile.Start(cpuProfile, heapProfile); err != nil {
-			return &usageError{err}
+		stopProfile, err = profile.Start(cpuProfile, heapProfile)
+		if _, bad := errors.AsType[*fs.PathError](err); bad {
+			return &usageError{err} // a file that cannot be written
 		}
-		return nil
+		return err
 	}
 	root.PersistentPostRun = func(*cobra.Command, []string) {
 		if stopProfile != nil {
