@@ -12,6 +12,8 @@ SHELL := /bin/bash
 GO        ?= go
 BIN       := bin/cutover
 STACK     := deploy/local/stack
+# Benchmarks and chaos runs need a DynamoDB Local no other run has slowed.
+FRESH_DDB := CUTOVER_REQUIRE_FRESH=1 $(STACK) fresh dynamodb
 LINT_VERSION := v2.15.0
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 
@@ -69,10 +71,10 @@ bench: up build ## measure speed against direct copies in the same run, latency 
 	rm -f bench-report.md bench-report.jsonl
 	@printf '# cutover benchmarks\n\n' >bench-report.md
 	@# DynamoDB Local slows down with use: a fresh one for each benchmark that needs it.
-	$(STACK) fresh dynamodb
+	$(FRESH_DDB)
 	$(LOCAL_AWS) CUTOVER_BENCH_REPORT=$(CURDIR)/bench-report.md CUTOVER_BENCH_JSON=$(CURDIR)/bench-report.jsonl \
 	  $(GO) test -run '^$$' -bench 'BenchmarkLatency' -benchtime 1x -timeout 20m ./test/
-	$(STACK) fresh dynamodb
+	$(FRESH_DDB)
 	$(LOCAL_AWS) CUTOVER_BENCH_REPORT=$(CURDIR)/bench-report.md CUTOVER_BENCH_JSON=$(CURDIR)/bench-report.jsonl \
 	  $(GO) test -run '^$$' -bench 'BenchmarkBackfillDynamoDB|BenchmarkBackfillRedis|BenchmarkReconcileRedis' \
 	  -benchtime 1x -timeout 60m ./test/
@@ -89,24 +91,24 @@ bench: up build ## measure speed against direct copies in the same run, latency 
 bench-sink: up build ## measure the DynamoDB sink at 5 ms per call: a latency proxy with a direct copy, and one worker against a stub (about 3 minutes; appends to bench-report.md and .jsonl)
 	@printf '## 8. the DynamoDB sink at 5 ms per call\n\n' >>bench-report.md
 	@# DynamoDB Local slows down with use: a fresh one. The stub benchmark does not use it.
-	$(STACK) fresh dynamodb
+	$(FRESH_DDB)
 	$(LOCAL_AWS) CUTOVER_BENCH_REPORT=$(CURDIR)/bench-report.md CUTOVER_BENCH_JSON=$(CURDIR)/bench-report.jsonl \
 	  $(GO) test -run '^$$' -bench 'BenchmarkSinkLatencyDynamoDB|BenchmarkSinkCeilingDynamoDB' -benchtime 1x -timeout 20m ./test/
 
 .PHONY: chaos
 chaos: up build ## prove the guarantees under faults: every chaos scenario at full size and the workflow checker long, about 40 minutes (report: chaos-report.md, log: chaos.log)
-	$(STACK) fresh dynamodb
+	$(FRESH_DDB)
 	@printf '| scenario | faults | events | keys | lost | regressions | resurrected | differences | took | every guarantee kept |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n' >chaos-report.md
 	@# The DynamoDB source alone first: DynamoDB Local slows down with use.
 	CUTOVER_CHAOS=full CUTOVER_CHAOS_REPORT=$(CURDIR)/chaos-report.md $(LOCAL_AWS) \
 	  $(GO) test -count=1 -timeout 10m -v -run 'TestTableSourceSurvivesSIGKILL' ./test/ | \
 	  tee chaos.log | grep --line-buffered -E '^ +[a-z_]+_test.go:[0-9]+: |^--- |^(ok|FAIL)'
-	$(STACK) fresh dynamodb
+	$(FRESH_DDB)
 	CUTOVER_CHAOS=full CUTOVER_CHAOS_REPORT=$(CURDIR)/chaos-report.md $(LOCAL_AWS) \
 	  $(GO) test -count=1 -timeout 40m -v -run 'TestChaos' ./test/ | \
 	  tee -a chaos.log | grep --line-buffered -E '^ +[a-z_]+_test.go:[0-9]+: |^--- |^(ok|FAIL)'
 	@# The workflow checker, long: random sequences of commands, stops and faults.
-	$(STACK) fresh dynamodb
+	$(FRESH_DDB)
 	CUTOVER_WORKFLOW_BUDGET=10m $(LOCAL_AWS) \
 	  $(GO) test -count=1 -timeout 60m -v -run 'TestWorkflows' ./test/ | \
 	  tee -a chaos.log | grep --line-buffered -E '^ +[a-z_]+_test.go:[0-9]+: |^--- |^(ok|FAIL)'
@@ -115,7 +117,7 @@ chaos: up build ## prove the guarantees under faults: every chaos scenario at fu
 .PHONY: mutate
 mutate: up ## prove the chaos checker: with a sink's version check switched off, these scenarios must fail (about 5 minutes)
 	test/chaos/mutate.sh redis 'TestChaosReplayFromZero$$|TestChaosHotKeys$$|TestChaosSinkSIGSTOP$$|TestWorkflows/redis'
-	$(STACK) fresh dynamodb
+	$(FRESH_DDB)
 	test/chaos/mutate.sh dynamodb 'TestChaosAmbiguousSuccess$$'
 
 .PHONY: docs
