@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -37,9 +36,7 @@ not touch the source or the target. Secrets are never printed.`,
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return report.WriteJSON(cmd.OutOrStdout(), rep)
 			}
 			report.PrintStatus(cmd.OutOrStdout(), rep)
 			return nil
