@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -88,20 +87,7 @@ func TestWaitGroupIdleRefusesABusyGroup(t *testing.T) {
 	if err := waitGroupIdle(ctx, cl, "sinks", time.Hour, time.Hour, time.Hour, log); err != nil {
 		t.Fatalf("an empty group: %v", err)
 	}
-	cfg := Config{Brokers: cl.OptValue(kgo.SeedBrokers).([]string)}
-	member := mustConnect(t, cfg, kgo.ConsumerGroup("sinks"), kgo.ConsumeTopics("events"), kgo.ClientID("worker-1"))
-	for {
-		members, err := GroupMembers(ctx, cl, "sinks")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(members) == 1 {
-			break
-		}
-		pollCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		member.PollFetches(pollCtx) // joins the group
-		cancel()
-	}
+	t.Cleanup(joinGroup(ctx, t, cl, "sinks").Close)
 	err := waitGroupIdle(ctx, cl, "sinks", 100*time.Millisecond, 0, 10*time.Millisecond, log)
 	var busy *GroupBusyError
 	if !errors.As(err, &busy) || len(busy.Members) != 1 || busy.Group != "sinks" {
