@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +12,6 @@ import (
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/report"
 	"github.com/cutover/cutover/pipeline/kafka"
-	"github.com/cutover/cutover/pipeline/plan"
-	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
 func newDrainCmd() *cobra.Command {
@@ -87,12 +84,10 @@ func runDrain(ctx context.Context, cfg *config.Config, timeout time.Duration, ou
 		return err
 	}
 	if err != nil {
-		rep.Problem = drainProblem(cfg, st)
+		rep.Problem = report.DrainProblem(cfg, st)
 	}
 	if output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := report.WriteJSON(out, rep); err != nil {
 			return err
 		}
 	} else {
@@ -109,24 +104,3 @@ func runDrain(ctx context.Context, cfg *config.Config, timeout time.Duration, ou
 }
 
 var errDrainTimeout = errors.New("--timeout passed")
-
-// drainProblem says what a drain that did not finish waits for.
-func drainProblem(cfg *config.Config, st kafka.DrainStatus) string {
-	if st.Expected == 0 || st.Barriers < st.Expected {
-		hint := ""
-		if cfg.SourceKind() == "redis" {
-			hint = fmt.Sprintf(" and its Redis user may use channel %s", redissrc.DrainChannel(cfg.Name))
-		}
-		return fmt.Sprintf("no drain barrier from the source on partitions %s (requests sent: %d, on topic %s): "+
-			"is `cutover replicate` of pipeline %q running (not a backfill)%s? Its log says why it did not answer",
-			st.Missing(), st.Requests, kafka.ControlTopic(cfg.Kafka.Topic), cfg.Name, hint)
-	}
-	var behind int64
-	for _, p := range st.Partitions {
-		if !p.CaughtUp {
-			behind += p.Lag
-		}
-	}
-	return fmt.Sprintf("the sink group %s has not applied everything up to the barriers: %d of %d partitions caught up, %s records to go "+
-		"(are its workers running? the report shows who owns each partition)", cfg.Kafka.Group, st.CaughtUp, len(st.Partitions), plan.FormatCount(behind))
-}

@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/report"
 	"github.com/cutover/cutover/pipeline/kafka"
-	"github.com/cutover/cutover/pipeline/plan"
 )
 
 type replayTarget struct {
@@ -77,6 +74,14 @@ moves the offsets, for sink workers to apply.`,
 }
 
 func runReplay(ctx context.Context, cfg *config.Config, rt replayTarget, out io.Writer) error {
+	to := kafka.ReplayTarget{Beginning: rt.beginning, Offsets: rt.offsets}
+	if rt.at != "" {
+		at, err := time.Parse(time.RFC3339, rt.at)
+		if err != nil {
+			return &usageError{fmt.Errorf("--to-time %q: %w (want RFC 3339, e.g. 2026-11-20T14:00:00Z)", rt.at, err)}
+		}
+		to.At = at
+	}
 	log := setup(cfg)
 	start := time.Now()
 	kcfg, err := (&wiring{cfg: cfg, log: log}).kafkaConfig(ctx)
@@ -91,69 +96,27 @@ func runReplay(ctx context.Context, cfg *config.Config, rt replayTarget, out io.
 	defer admin.Close()
 	grp, topic := cfg.Kafka.Group, cfg.Kafka.Topic
 
-	members, err := kafka.GroupMembers(ctx, admin, grp)
-	if err != nil {
+	if err := kafka.WaitGroupIdle(ctx, admin, grp, cfg.Kafka.SessionTimeout, log); err != nil {
 		return err
 	}
-	if len(members) > 0 {
-		// A worker that was just stopped (or killed) may still be listed:
-		// give it the session timeout to go before refusing.
-		log.Info("waiting for sink workers to leave the group", "group", grp, "members", len(members), "up_to", cfg.Kafka.SessionTimeout)
-		if members, err = kafka.WaitGroupEmpty(ctx, admin, grp, cfg.Kafka.SessionTimeout+2*time.Second, 500*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	if len(members) > 0 {
-		return fmt.Errorf("%d sink workers of group %s are running (%s), still there after the session timeout (kafka.session_timeout, %s): "+
-			"stop them first — a running worker would commit over the replayed offsets",
-			len(members), grp, strings.Join(members, ", "), cfg.Kafka.SessionTimeout)
-	}
-	committed, err := kafka.CommittedOffsets(ctx, admin, grp, topic)
-	if err != nil {
-		return err
-	}
-	end, err := kafka.EndOffsets(ctx, admin, topic)
-	if err != nil {
-		return err
-	}
-	var target map[int32]int64
-	switch {
-	case rt.beginning:
-		target, err = kafka.StartOffsets(ctx, admin, topic)
-	case rt.at != "":
-		var at time.Time
-		if at, err = time.Parse(time.RFC3339, rt.at); err != nil {
-			return &usageError{fmt.Errorf("--to-time %q: %w (want RFC 3339, e.g. 2026-11-20T14:00:00Z)", rt.at, err)}
-		}
-		target, err = kafka.OffsetsAt(ctx, admin, topic, at)
-	default:
-		target, err = parseOffsets(rt.offsets, end)
+	moves, err := kafka.PlanReplay(ctx, admin, grp, topic, to)
+	var oe *kafka.OffsetsError
+	if errors.As(err, &oe) {
+		// kafka's message starts with "offsets": it becomes the flag's.
+		return &usageError{fmt.Errorf("--to-%w", err)}
 	}
 	if err != nil {
 		return err
 	}
-
-	partitions := make([]int32, 0, len(target))
-	for p := range target {
-		partitions = append(partitions, p)
-	}
-	slices.Sort(partitions)
-	fmt.Fprintf(out, "replay of topic %s for group %s\n  %-9s %12s %12s %12s %12s\n", topic, grp, "partition", "committed", "replay from", "end", "to re-apply")
-	var total int64
-	for _, p := range partitions {
-		from := target[p]
-		total += end[p] - from
-		fmt.Fprintf(out, "  %-9d %12s %12s %12s %12s\n", p, group64(committed, p), plan.FormatCount(from), plan.FormatCount(end[p]), plan.FormatCount(end[p]-from))
-	}
-	fmt.Fprintf(out, "  %s events to apply again\n", plan.FormatCount(total))
+	report.PrintReplay(out, topic, grp, moves)
 	if rt.dryRun {
 		fmt.Fprintln(out, "\n--dry-run: nothing changed")
 		return nil
 	}
-	if err := kafka.CommitGroupOffsets(ctx, admin, grp, topic, target); err != nil {
+	if err := kafka.CommitGroupOffsets(ctx, admin, grp, topic, moves.From); err != nil {
 		return err
 	}
-	log.Info("group moved", "group", grp, "events_to_apply", total)
+	log.Info("group moved", "group", grp, "events_to_apply", moves.ToApply())
 	if rt.noApply {
 		fmt.Fprintln(out, "\noffsets moved; start sink workers to apply")
 		return nil
@@ -183,33 +146,4 @@ func runReplay(ctx context.Context, cfg *config.Config, rt replayTarget, out io.
 		return err
 	}
 	return summary(rep, out, "replay")
-}
-
-// parseOffsets reads "partition:offset,…"; partitions not named are left
-// out (they keep their committed offsets).
-func parseOffsets(s string, end map[int32]int64) (map[int32]int64, error) {
-	out := map[int32]int64{}
-	for _, part := range strings.Split(s, ",") {
-		p, o, ok := strings.Cut(strings.TrimSpace(part), ":")
-		pn, err1 := strconv.ParseInt(p, 10, 32)
-		on, err2 := strconv.ParseInt(o, 10, 64)
-		if !ok || err1 != nil || err2 != nil || on < 0 {
-			return nil, &usageError{fmt.Errorf("--to-offsets %q: want partition:offset,… with non-negative numbers", s)}
-		}
-		if _, exists := end[int32(pn)]; !exists {
-			return nil, &usageError{fmt.Errorf("--to-offsets: the topic has no partition %d", pn)}
-		}
-		if on > end[int32(pn)] {
-			return nil, &usageError{fmt.Errorf("--to-offsets: partition %d ends at offset %d, not %d", pn, end[int32(pn)], on)}
-		}
-		out[int32(pn)] = on
-	}
-	return out, nil
-}
-
-func group64(m map[int32]int64, p int32) string {
-	if v, ok := m[p]; ok {
-		return plan.FormatCount(v)
-	}
-	return "-"
 }

@@ -2,15 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/cutover/cutover/checkpoint"
 	"github.com/cutover/cutover/internal/config"
@@ -42,9 +36,7 @@ not touch the source or the target. Secrets are never printed.`,
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return report.WriteJSON(cmd.OutOrStdout(), rep)
 			}
 			report.PrintStatus(cmd.OutOrStdout(), rep)
 			return nil
@@ -63,24 +55,8 @@ func pipelineStatus(ctx context.Context, cfg *config.Config) (*report.Status, er
 	if err != nil {
 		return nil, err
 	}
-	names, err := store.List(ctx, cfg.Name+"/")
-	if err != nil {
-		return nil, fmt.Errorf("list checkpoints in %s: %w", cfg.Checkpoint.Dir, err)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		raw, err := store.Load(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		saved, err := store.Modified(n)
-		if err != nil {
-			return nil, err
-		}
-		if !json.Valid(raw) {
-			raw, _ = json.Marshal(fmt.Sprintf("%d bytes", len(raw)))
-		}
-		rep.Checkpoints = append(rep.Checkpoints, report.CheckpointStatus{Name: n, Saved: saved.UTC(), AgeSecs: time.Since(saved).Seconds(), State: raw})
+	if err := rep.ReadCheckpoints(ctx, store); err != nil {
+		return nil, err
 	}
 	w := &wiring{cfg: cfg, log: setup(cfg)}
 	kcfg, err := w.kafkaConfig(ctx)
@@ -95,35 +71,13 @@ func pipelineStatus(ctx context.Context, cfg *config.Config) (*report.Status, er
 	if rep.Workers, err = kafka.GroupMembers(ctx, cl, cfg.Kafka.Group); err != nil {
 		return nil, err
 	}
-	end, err := offsetsIfAny(kafka.EndOffsets(ctx, cl, cfg.Kafka.Topic))
+	lag, err := kafka.GroupLag(ctx, cl, cfg.Kafka.Group, cfg.Kafka.Topic)
 	if err != nil {
 		return nil, err
 	}
-	committed, err := kafka.CommittedOffsets(ctx, cl, cfg.Kafka.Group, cfg.Kafka.Topic)
-	if err != nil {
+	rep.SetLag(lag)
+	if rep.DeadLetters, err = kafka.HeldRecords(ctx, cl, cfg.Kafka.DeadLetterTopic); err != nil {
 		return nil, err
-	}
-	for _, p := range slices.Sorted(maps.Keys(end)) {
-		c, ok := committed[p]
-		ps := report.PartitionStatus{Partition: p, End: end[p], Committed: c}
-		if !ok {
-			ps.Committed = -1
-			c = 0
-		}
-		ps.Lag = max(0, end[p]-c)
-		rep.Lag += ps.Lag
-		rep.Partitions = append(rep.Partitions, ps)
-	}
-	dlEnd, err := offsetsIfAny(kafka.EndOffsets(ctx, cl, cfg.Kafka.DeadLetterTopic))
-	if err != nil {
-		return nil, err
-	}
-	dlStart, err := offsetsIfAny(kafka.StartOffsets(ctx, cl, cfg.Kafka.DeadLetterTopic))
-	if err != nil {
-		return nil, err
-	}
-	for p, e := range dlEnd {
-		rep.DeadLetters += e - dlStart[p]
 	}
 	return rep, nil
 }
@@ -146,15 +100,6 @@ func outputProblem(output string) string {
 		return fmt.Sprintf("--output: %q must be text or json", output)
 	}
 	return ""
-}
-
-// offsetsIfAny treats a topic that does not exist yet (the pipeline never
-// ran) as one without records.
-func offsetsIfAny(offsets map[int32]int64, err error) (map[int32]int64, error) {
-	if errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return map[int32]int64{}, nil
-	}
-	return offsets, err
 }
 
 // sentinelMaster is the master a Sentinel group names now ("" without

@@ -5,8 +5,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/pipeline/kafka"
 	"github.com/cutover/cutover/pipeline/plan"
+	redissrc "github.com/cutover/cutover/sources/redis"
 )
 
 // Drain is what `cutover drain` prints.
@@ -18,6 +20,28 @@ type Drain struct {
 	TookSecs float64 `json:"took_seconds"`
 	// Problem says why the drain did not finish ("" when it did).
 	Problem string `json:"problem,omitempty"`
+}
+
+// DrainProblem says what a drain of cfg's pipeline that did not finish
+// waits for: the source's barriers, or the sink group.
+func DrainProblem(cfg *config.Config, st kafka.DrainStatus) string {
+	if st.Expected == 0 || st.Barriers < st.Expected {
+		hint := ""
+		if cfg.SourceKind() == "redis" {
+			hint = fmt.Sprintf(" and its Redis user may use channel %s", redissrc.DrainChannel(cfg.Name))
+		}
+		return fmt.Sprintf("no drain barrier from the source on partitions %s (requests sent: %d, on topic %s): "+
+			"is `cutover replicate` of pipeline %q running (not a backfill)%s? Its log says why it did not answer",
+			st.Missing(), st.Requests, kafka.ControlTopic(cfg.Kafka.Topic), cfg.Name, hint)
+	}
+	var behind int64
+	for _, p := range st.Partitions {
+		if !p.CaughtUp {
+			behind += p.Lag
+		}
+	}
+	return fmt.Sprintf("the sink group %s has not applied everything up to the barriers: %d of %d partitions caught up, %s records to go "+
+		"(are its workers running? the report shows who owns each partition)", cfg.Kafka.Group, st.CaughtUp, len(st.Partitions), plan.FormatCount(behind))
 }
 
 // PrintDrain prints rep as text; its Problem is left to the command's

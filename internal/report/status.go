@@ -1,12 +1,15 @@
 package report
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/cutover/cutover/pipeline/kafka"
 	"github.com/cutover/cutover/pipeline/plan"
 )
 
@@ -40,6 +43,51 @@ type PartitionStatus struct {
 	End       int64 `json:"end_offset"`
 	Committed int64 `json:"committed_offset"` // -1: nothing committed
 	Lag       int64 `json:"lag"`
+}
+
+// CheckpointDir is the checkpoint store status reads: a directory of
+// saved positions (checkpoint.FileStore).
+type CheckpointDir interface {
+	Dir() string
+	List(ctx context.Context, prefix string) ([]string, error)
+	Load(ctx context.Context, name string) ([]byte, error)
+	Modified(name string) (time.Time, error)
+}
+
+// ReadCheckpoints sets rep's checkpoints to those of rep.Pipeline in
+// store, by name, each with when it was saved and its state: the JSON it
+// holds, or its size when it is not JSON.
+func (rep *Status) ReadCheckpoints(ctx context.Context, store CheckpointDir) error {
+	names, err := store.List(ctx, rep.Pipeline+"/")
+	if err != nil {
+		return fmt.Errorf("list checkpoints in %s: %w", store.Dir(), err)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		raw, err := store.Load(ctx, n)
+		if err != nil {
+			return err
+		}
+		saved, err := store.Modified(n)
+		if err != nil {
+			return err
+		}
+		if !json.Valid(raw) {
+			raw, _ = json.Marshal(fmt.Sprintf("%d bytes", len(raw)))
+		}
+		rep.Checkpoints = append(rep.Checkpoints, CheckpointStatus{Name: n, Saved: saved.UTC(), AgeSecs: time.Since(saved).Seconds(), State: raw})
+	}
+	return nil
+}
+
+// SetLag sets rep's partitions, and its total lag, to the sink group's
+// position.
+func (rep *Status) SetLag(lag []kafka.PartitionLag) {
+	rep.Partitions, rep.Lag = nil, 0
+	for _, p := range lag {
+		rep.Partitions = append(rep.Partitions, PartitionStatus(p))
+		rep.Lag += p.Lag
+	}
 }
 
 // PrintStatus prints rep as text.
