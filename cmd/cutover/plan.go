@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/report"
 	"github.com/cutover/cutover/pipeline/plan"
 	ddbsink "github.com/cutover/cutover/sinks/dynamodb"
 	redissink "github.com/cutover/cutover/sinks/redis"
@@ -159,9 +159,7 @@ func runPlan(ctx context.Context, cfg *config.Config, f *planFlags, out io.Write
 	p.rep.Limits = plan.Limits(cfg.SinkKind() == "dynamodb", len(p.rep.Filters) > 0, p.whole)
 	p.rep.Ready = !p.rep.Failed()
 	if f.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(p.rep); err != nil {
+		if err := report.WriteJSON(out, p.rep); err != nil {
 			return err
 		}
 	} else {

@@ -135,7 +135,8 @@ func connect(ctx context.Context, cfg *config.Config, log *slog.Logger, p parts)
 			return nil, err
 		}
 		w.closers = append(w.closers, w.pcl.Close)
-		topicPartitions, err := ensureTopics(ctx, w.pcl, cfg, log)
+		topicPartitions, err := kafka.EnsureTopics(ctx, w.pcl, kafka.TopicSpec{Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor},
+			log, cfg.Kafka.Topic, cfg.Kafka.DeadLetterTopic)
 		if err != nil {
 			return nil, err
 		}
@@ -344,29 +345,6 @@ func (w *wiring) waitApplied(ctx context.Context, workerErr <-chan error) (map[i
 		}
 		return end, fmt.Errorf("sink stopped before applying everything: %w (run the same command again: the sink resumes from its committed offsets)", err)
 	}
-}
-
-// ensureTopics creates the event and dead-letter topics if missing and
-// returns the event topic's partition count.
-func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config, log *slog.Logger) (int32, error) {
-	var partitions int32
-	for _, name := range []string{cfg.Kafka.Topic, cfg.Kafka.DeadLetterTopic} {
-		st, err := kafka.EnsureTopic(ctx, cl, kafka.TopicSpec{Name: name, Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
-		if err != nil {
-			return 0, err
-		}
-		if st.Created {
-			rf := any(cfg.Kafka.ReplicationFactor)
-			if cfg.Kafka.ReplicationFactor == -1 {
-				rf = "the cluster's default"
-			}
-			log.Info("created topic", "topic", name, "partitions", st.Partitions, "replication_factor", rf)
-		}
-		if name == cfg.Kafka.Topic {
-			partitions = st.Partitions
-		}
-	}
-	return partitions, nil
 }
 
 func parseTypes(names []string) ([]pipeline.Type, error) {

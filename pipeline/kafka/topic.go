@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -21,6 +22,31 @@ type TopicSpec struct {
 	// Configs are topic configs such as retention.ms; nil keeps the
 	// broker's defaults.
 	Configs map[string]*string
+}
+
+// EnsureTopics creates the topics named, each like spec, if missing,
+// logging each one it creates, and returns the first one's partition
+// count: a pipeline's event topic, then its dead-letter topic.
+func EnsureTopics(ctx context.Context, cl *kgo.Client, spec TopicSpec, log *slog.Logger, names ...string) (int32, error) {
+	var partitions int32
+	for i, name := range names {
+		spec.Name = name
+		st, err := EnsureTopic(ctx, cl, spec)
+		if err != nil {
+			return 0, err
+		}
+		if st.Created {
+			rf := any(spec.ReplicationFactor)
+			if spec.ReplicationFactor == -1 {
+				rf = "the cluster's default"
+			}
+			log.Info("created topic", "topic", name, "partitions", st.Partitions, "replication_factor", rf)
+		}
+		if i == 0 {
+			partitions = st.Partitions
+		}
+	}
+	return partitions, nil
 }
 
 // TopicState is what EnsureTopic found or made.
